@@ -1,0 +1,1 @@
+"""Human agents: queue, assignment, replies, suggestions."""

@@ -1,0 +1,1 @@
+"""The answer / clarify / hand-off policy and conversation states."""

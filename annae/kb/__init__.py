@@ -1,0 +1,1 @@
+"""Knowledge base: entries, example questions, revisions, importers and exporters."""

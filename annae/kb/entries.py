@@ -1,0 +1,268 @@
+"""Reading and writing knowledge-base entries; the only code that touches the KB tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from annae.store.tables.kb import KBEntry, KBExample, KBRevision
+
+OOS = "oos"
+
+
+class KBError(ValueError):
+    """A knowledge-base operation that cannot be done (unknown id, duplicate key, empty text)."""
+
+
+@dataclass
+class EntryData:
+    """An entry as importers produce it and exporters consume it."""
+
+    key: str
+    question: str
+    answer: str
+    language: str = "en"
+    tags: list[str] = field(default_factory=list)
+    active: bool = True
+    examples: list[str] = field(default_factory=list)
+    # where each example came from, parallel to ``examples`` (e.g. "import:faq.csv:12")
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class KBData:
+    """A whole knowledge base: entries plus out-of-scope example questions."""
+
+    entries: list[EntryData] = field(default_factory=list)
+    oos_examples: list[str] = field(default_factory=list)
+    oos_sources: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One labelled question for the classifier; ``label`` is an entry key or ``"oos"``."""
+
+    text: str
+    label: str
+    example_id: int | None = None
+
+
+def current_revision(session: Session) -> int:
+    """The latest KB revision number (0 for an empty knowledge base)."""
+    return session.scalar(select(func.max(KBRevision.id))) or 0
+
+
+def bump_revision(session: Session, summary: str, author: str = "system") -> int:
+    """Record a change to the KB and return its revision number."""
+    rev = KBRevision(summary=summary[:2000], author=author)
+    session.add(rev)
+    session.flush()
+    return rev.id
+
+
+def list_entries(session: Session, *, active_only: bool = False) -> list[KBEntry]:
+    stmt = select(KBEntry).options(selectinload(KBEntry.examples)).order_by(KBEntry.id)
+    if active_only:
+        stmt = stmt.where(KBEntry.active.is_(True))
+    return list(session.scalars(stmt))
+
+
+def get_entry(session: Session, entry_id: int) -> KBEntry:
+    entry = session.get(KBEntry, entry_id)
+    if entry is None:
+        raise KBError(f"no knowledge-base entry with id {entry_id}")
+    return entry
+
+
+def get_entry_by_key(session: Session, key: str) -> KBEntry | None:
+    return session.scalar(select(KBEntry).where(KBEntry.key == key))
+
+
+def _clean(text: str, what: str) -> str:
+    if text is None or not str(text).strip():
+        raise KBError(f"{what} is empty")
+    return str(text).strip()
+
+
+def add_entry(
+    session: Session,
+    *,
+    key: str,
+    question: str,
+    answer: str,
+    language: str = "en",
+    tags: Sequence[str] = (),
+    examples: Sequence[str] = (),
+    source: str = "manual",
+    author: str = "system",
+) -> KBEntry:
+    """Create an entry (its question is also its first example) and bump the revision."""
+    key = _clean(key, "key")
+    if key == OOS:
+        raise KBError(f"'{OOS}' is reserved for out-of-scope examples")
+    if get_entry_by_key(session, key) is not None:
+        raise KBError(f"an entry with key {key!r} already exists")
+    entry = KBEntry(
+        key=key,
+        question=_clean(question, "question"),
+        answer=_clean(answer, "answer"),
+        language=language,
+        tags=list(tags),
+        active=True,
+    )
+    session.add(entry)
+    session.flush()
+    texts = [entry.question, *examples]
+    _add_examples(session, entry.id, texts, language, [source] * len(texts))
+    bump_revision(session, f"added entry {key}", author)
+    return entry
+
+
+def update_entry(session: Session, entry_id: int, *, author: str = "system", **changes) -> KBEntry:
+    """Change an entry's question, answer, language, tags or active flag."""
+    entry = get_entry(session, entry_id)
+    allowed = {"question", "answer", "language", "tags", "active"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise KBError(f"cannot change {', '.join(sorted(unknown))}")
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name in {"question", "answer"}:
+            value = _clean(value, name)
+        setattr(entry, name, value)
+    bump_revision(session, f"updated entry {entry.key}", author)
+    return entry
+
+
+def add_examples(
+    session: Session,
+    entry_id: int | None,
+    texts: Iterable[str],
+    *,
+    source: str = "manual",
+    language: str | None = None,
+    author: str = "system",
+) -> list[KBExample]:
+    """Add example questions to an entry (``entry_id=None`` for out-of-scope examples)."""
+    lang = language
+    if entry_id is not None:
+        entry = get_entry(session, entry_id)
+        lang = lang or entry.language
+    texts = [_clean(t, "example question") for t in texts]
+    added = _add_examples(session, entry_id, texts, lang or "en", [source] * len(texts))
+    bump_revision(session, f"added {len(added)} example(s)", author)
+    return added
+
+
+def _add_examples(session, entry_id, texts, language, sources) -> list[KBExample]:
+    rows = [
+        KBExample(entry_id=entry_id, text=text, language=language, source=src[:500])
+        for text, src in zip(texts, sources, strict=True)
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def delete_example(session: Session, example_id: int, *, author: str = "system") -> None:
+    row = session.get(KBExample, example_id)
+    if row is None:
+        raise KBError(f"no example with id {example_id}")
+    session.delete(row)
+    bump_revision(session, f"deleted example {example_id}", author)
+
+
+def load_kb(session: Session, data: KBData, *, replace: bool = False, author: str = "import", summary: str = "import") -> int:
+    """Write a parsed knowledge base in the caller's transaction; returns the new revision.
+
+    Entries whose key exists are updated (examples appended, duplicates skipped);
+    with ``replace=True`` everything not in ``data`` is deleted first.
+    """
+    if replace:
+        for example in session.scalars(select(KBExample)):
+            session.delete(example)
+        for entry in session.scalars(select(KBEntry)):
+            session.delete(entry)
+        session.flush()
+    for item in data.entries:
+        entry = get_entry_by_key(session, item.key)
+        if entry is None:
+            entry = KBEntry(key=item.key, question=item.question, answer=item.answer,
+                            language=item.language, tags=list(item.tags), active=item.active)
+            session.add(entry)
+            session.flush()
+            existing: set[str] = set()
+        else:
+            entry.question, entry.answer = item.question, item.answer
+            entry.language, entry.tags, entry.active = item.language, list(item.tags), item.active
+            existing = {e.text for e in entry.examples}
+        sources = item.sources or ["import"] * len(item.examples)
+        new = [(t, s) for t, s in zip(item.examples, sources, strict=True) if t not in existing]
+        if item.question not in existing and item.question not in {t for t, _ in new}:
+            new.insert(0, (item.question, sources[0] if sources else "import"))
+        if new:
+            _add_examples(session, entry.id, [t for t, _ in new], item.language, [s for _, s in new])
+    if data.oos_examples:
+        have = set(session.scalars(select(KBExample.text).where(KBExample.entry_id.is_(None))))
+        srcs = data.oos_sources or ["import"] * len(data.oos_examples)
+        new = [(t, s) for t, s in zip(data.oos_examples, srcs, strict=True) if t not in have]
+        if new:
+            _add_examples(session, None, [t for t, _ in new], "en", [s for _, s in new])
+    return bump_revision(session, summary, author)
+
+
+def dump_kb(session: Session, *, active_only: bool = False) -> KBData:
+    """The stored knowledge base as plain data (what exporters write)."""
+    data = KBData()
+    for entry in list_entries(session, active_only=active_only):
+        data.entries.append(
+            EntryData(
+                key=entry.key, question=entry.question, answer=entry.answer,
+                language=entry.language, tags=list(entry.tags or []), active=entry.active,
+                examples=[e.text for e in entry.examples],
+                sources=[e.source for e in entry.examples],
+            )
+        )
+    oos = session.scalars(select(KBExample).where(KBExample.entry_id.is_(None)).order_by(KBExample.id))
+    for row in oos:
+        data.oos_examples.append(row.text)
+        data.oos_sources.append(row.source)
+    return data
+
+
+def training_examples(session: Session) -> list[TrainingExample]:
+    """Every example of every active entry, plus the out-of-scope examples."""
+    stmt = (
+        select(KBExample.id, KBExample.text, KBEntry.key, KBEntry.active)
+        .join(KBEntry, KBExample.entry_id == KBEntry.id, isouter=True)
+        .order_by(KBExample.id)
+    )
+    out = []
+    for ex_id, text, key, active in session.execute(stmt):
+        if key is None:
+            out.append(TrainingExample(text, OOS, ex_id))
+        elif active:
+            out.append(TrainingExample(text, key, ex_id))
+    return out
+
+
+def answers(session: Session) -> dict[str, dict]:
+    """Entry key → {id, question, answer, language} for active entries (what the engine answers with)."""
+    return {
+        e.key: {"id": e.id, "question": e.question, "answer": e.answer, "language": e.language}
+        for e in list_entries(session, active_only=True)
+    }
+
+
+def data_hash(examples: Sequence[TrainingExample]) -> str:
+    """A stable hash of training data (ids, texts and labels)."""
+    h = hashlib.sha256()
+    for ex in examples:
+        h.update(json.dumps([ex.example_id, ex.text, ex.label], ensure_ascii=False).encode())
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Learning from agents: feedback to labels, unanswered clustering, retrain and promote."""

@@ -1,0 +1,1 @@
+"""Natural-language understanding: normalisation, features, classifier, calibration, evaluation."""

@@ -1,0 +1,1 @@
+"""Privacy: PII redaction, consent, export and erasure, retention, audit."""

@@ -1,0 +1,1 @@
+"""Product recommendations from purchases, views and conversations."""

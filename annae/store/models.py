@@ -1,0 +1,9 @@
+"""Imports every capability's tables so that ``Base.metadata`` is complete.
+
+Add a line here when a capability gains a ``annae/store/tables/<name>.py``.
+"""
+
+from annae.store.db import Base
+from annae.store.tables import kb  # noqa: F401
+
+__all__ = ["Base"]

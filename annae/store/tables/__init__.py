@@ -1,0 +1,1 @@
+"""Table definitions, one module per capability (see ``annae/store/models.py``)."""

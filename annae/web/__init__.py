@@ -1,0 +1,1 @@
+"""The FastAPI service: API routers, WebSocket, templates and static files."""
