@@ -1,5 +1,211 @@
 """`annae kb ...`: import, export and list the knowledge base."""
 
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from annae.kb import entries
+from annae.kb.demo import demo_path
+from annae.kb.exporters import KBExportError, export_kb
+from annae.kb.importers import FORMATS, KBImportError, parse_file
 
 app = typer.Typer(help="Import, export and list the knowledge base.", no_args_is_help=True)
+out = Console()
+err = Console(stderr=True)
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format", "-f", help=f"One of {', '.join(FORMATS)} (default: from the file name)."
+    ),
+]
+
+
+def _engine():
+    """The configured database (``ANNAE_DATABASE_URL`` or a SQLite file in ``ANNAE_HOME``), migrated."""
+    from annae.settings import get_settings
+    from annae.store.db import get_engine, init_db
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return init_db(get_engine(settings.database))
+
+
+def _counts(data: entries.KBData) -> tuple[set[str], int, int]:
+    return (
+        {e.key for e in data.entries},
+        sum(len(e.examples) for e in data.entries),
+        len(data.oos_examples),
+    )
+
+
+def _show_problems(error: KBImportError) -> None:
+    table = Table(
+        title=f"Cannot import {error.path.name}: nothing was written", title_justify="left"
+    )
+    table.add_column("where", style="cyan", no_wrap=True)
+    table.add_column("problem", style="red")
+    for where, reason in error.problems[:50]:
+        table.add_row(where or error.path.name, reason)
+    if len(error.problems) > 50:
+        table.add_row("...", f"and {len(error.problems) - 50} more")
+    err.print(table)
+
+
+def _import(
+    path: Path, *, answers: Path | None, fmt: str | None, replace: bool, author: str
+) -> None:
+    try:
+        data = parse_file(path, answers=answers, fmt=fmt)
+    except KBImportError as e:
+        _show_problems(e)
+        raise typer.Exit(1) from None
+    from annae.store.db import session_scope
+
+    try:
+        with session_scope(_engine()) as session:
+            before_keys, before_ex, before_oos = _counts(entries.dump_kb(session))
+            revision = entries.load_kb(
+                session, data, replace=replace, author=author, summary=f"import {path.name}"
+            )
+            session.flush()
+            session.expire_all()
+            _, after_ex, after_oos = _counts(entries.dump_kb(session))
+    except (entries.KBError, SQLAlchemyError) as e:
+        err.print(f"[red]Import of {path.name} failed, nothing was written:[/red] {e}")
+        raise typer.Exit(1) from None
+    keys = {e.key for e in data.entries}
+    table = Table(title=f"Imported {path.name}", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("entries added", str(len(keys - before_keys)))
+    table.add_row("entries updated", str(len(keys & before_keys)))
+    if replace:
+        table.add_row("entries removed", str(len(before_keys - keys)))
+    table.add_row("example questions", f"{after_ex:,} ({after_ex - before_ex:+,})")
+    table.add_row("out-of-scope examples", f"{after_oos:,} ({after_oos - before_oos:+,})")
+    languages = ", ".join(f"{lang}: {n}" for lang, n in sorted(_by_language(data).items()))
+    table.add_row("languages in file", languages or "-")
+    table.add_row("KB revision", str(revision))
+    out.print(table)
+
+
+def _by_language(data: entries.KBData) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for e in data.entries:
+        counts[e.language] = counts.get(e.language, 0) + 1
+    return counts
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path | None, typer.Argument(help="CSV, JSON, XLSX or Rasa file (or Rasa folder).")
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option("--answers", "-a", help="Answers for text,label CSVs; domain.yml for Rasa."),
+    ] = None,
+    fmt: FormatOpt = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Delete entries that are not in the file.")
+    ] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load the bundled Annae Gift Shop demo KB.")
+    ] = False,
+    author: Annotated[str, typer.Option(help="Recorded in the KB revision.")] = "import",
+) -> None:
+    """Validate a file, then write it to the knowledge base in one transaction."""
+    if demo == (file is not None):
+        err.print("[red]Give a FILE or --demo (not both).[/red]")
+        raise typer.Exit(2)
+    _import(file or demo_path(), answers=answers, fmt=fmt, replace=replace, author=author)
+
+
+@app.command()
+def demo(
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Delete entries that are not in the demo.")
+    ] = False,
+) -> None:
+    """Load the bundled demo knowledge base (Annae Gift Shop, English and Korean)."""
+    _import(demo_path(), answers=None, fmt="json", replace=replace, author="demo")
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(help="Where to write (for rasa: a folder or nlu.yml).")],
+    fmt: FormatOpt = None,
+    active_only: Annotated[
+        bool, typer.Option("--active-only", help="Leave out inactive entries.")
+    ] = False,
+) -> None:
+    """Write the knowledge base to a file that `annae kb import` reads back."""
+    from annae.store.db import session_scope
+
+    with session_scope(_engine()) as session:
+        data = entries.dump_kb(session, active_only=active_only)
+    try:
+        written = export_kb(data, file, fmt)
+    except (KBExportError, OSError) as e:
+        err.print(f"[red]Cannot export:[/red] {e}")
+        raise typer.Exit(1) from None
+    _, n_ex, n_oos = _counts(data)
+    files = ", ".join(str(p) for p in written)
+    out.print(
+        f"Wrote {len(data.entries)} entries, {n_ex} example questions, {n_oos} out-of-scope examples to {files}"
+    )
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    language: Annotated[
+        str | None, typer.Option("--language", "-l", help="Only entries in this language.")
+    ] = None,
+) -> None:
+    """Show the knowledge-base entries."""
+    from annae.store.db import session_scope
+
+    with session_scope(_engine()) as session:
+        rows = [
+            {
+                "id": e.id,
+                "key": e.key,
+                "language": e.language,
+                "question": e.question,
+                "answer": e.answer,
+                "tags": list(e.tags or []),
+                "examples": len(e.examples),
+                "active": e.active,
+            }
+            for e in entries.list_entries(session)
+            if language is None or e.language == language
+        ]
+        revision = entries.current_revision(session)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(
+        title=f"Knowledge base: {len(rows)} entries, revision {revision}", title_justify="left"
+    )
+    for name, kw in (("id", {"justify": "right"}), ("key", {}), ("lang", {}), ("question", {"ratio": 1}),
+                     ("examples", {"justify": "right"}), ("active", {})):  # fmt: skip
+        table.add_column(name, **kw)
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["key"],
+            r["language"],
+            r["question"],
+            str(r["examples"]),
+            "yes" if r["active"] else "no",
+        )
+    out.print(table)
