@@ -1,0 +1,487 @@
+/* The customer chat: /chat and the widget's iframe (/chat?embed=1). See docs/api.md. */
+(function () {
+  "use strict";
+  const A = window.Annae;
+  const { t, el, api } = A;
+  const STORE = "annae.conversation";
+  const API = "/api/v1/conversations";
+
+  const log = document.getElementById("chat-log");
+  const form = document.getElementById("composer");
+  const input = document.getElementById("chat-input");
+  const sendBtn = document.getElementById("chat-send");
+  const humanBtn = document.getElementById("chat-human");
+  const statusBar = document.getElementById("chat-status");
+  const errorBox = document.getElementById("chat-error");
+  const connLabel = document.getElementById("chat-conn");
+  const embedded = !!A.config.embed;
+
+  /** Conversation state: id/token (kept in sessionStorage so a reload continues), messages by id. */
+  const state = {
+    conv: loadConversation(),
+    chatState: "bot",
+    items: [], // {key, msg, node}
+    byId: new Map(),
+    pending: [], // optimistic customer bubbles waiting for their stored id
+    sending: false,
+    socket: null,
+    lastId: 0,
+    queuedShown: false,
+  };
+
+  function loadConversation() {
+    try {
+      const raw = sessionStorage.getItem(STORE);
+      const conv = raw ? JSON.parse(raw) : null;
+      return conv && conv.id && conv.token ? conv : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function saveConversation(conv) {
+    state.conv = conv;
+    try {
+      if (conv) sessionStorage.setItem(STORE, JSON.stringify(conv));
+      else sessionStorage.removeItem(STORE);
+    } catch (e) {
+      /* private mode: the conversation lasts until reload */
+    }
+  }
+
+  function notifyParent(kind, extra) {
+    if (embedded && window.parent !== window) {
+      window.parent.postMessage(Object.assign({ annae: kind }, extra || {}), "*");
+    }
+  }
+
+  // ---- rendering -------------------------------------------------------------------------
+
+  function whoLabel(sender, msg) {
+    if (sender === "customer") return t("chat_you");
+    if (sender === "agent") return msg.author ? t("chat_agent") + " · " + msg.author : t("chat_agent");
+    return t("chat_bot");
+  }
+
+  const SYSTEM_TEXT = {
+    assigned: "chat_agent_joined",
+    resolved: "chat_resolved",
+    handback: "chat_handback",
+  };
+
+  function renderItem(msg) {
+    const sender = msg.sender;
+    if (sender === "system") {
+      const key = SYSTEM_TEXT[msg.text];
+      if (!key && msg.text === "reopened") return null;
+      const cls = msg.text === "assigned" ? "sys joined" : "sys";
+      return el("div", { class: cls, text: key ? t(key) : msg.text });
+    }
+    if (msg.type === "handoff") {
+      return el("div", { class: "sys handoff", text: t("chat_connecting") });
+    }
+    if (msg.type === "queued") {
+      return el("div", { class: "sys", text: t("chat_queued") });
+    }
+    const bubble = el("div", { class: "bubble", text: msg.text || "" });
+    const node = el("div", { class: "msg " + (sender || "bot") }, [
+      el("span", { class: "who", text: whoLabel(sender, msg) }),
+      bubble,
+    ]);
+    if (msg.type === "clarify" && Array.isArray(msg.options) && msg.options.length) {
+      const latest = msg === latestClarify();
+      const opts = el("div", { class: "options", role: "group", "aria-label": t("chat_clarify") });
+      for (const opt of msg.options) {
+        const chosen = msg.chosen === opt.entry_id;
+        opts.append(
+          el("button", {
+            type: "button",
+            class: "chip" + (chosen ? " chosen" : ""),
+            text: opt.question || opt.text || String(opt.entry_id),
+            disabled: !latest || msg.chosen !== undefined || state.sending,
+            "aria-pressed": chosen ? "true" : undefined,
+            dataset: { entryId: String(opt.entry_id) },
+            onclick: () => choose(msg, opt),
+          })
+        );
+      }
+      node.append(opts);
+    }
+    return node;
+  }
+
+  function latestClarify() {
+    for (let i = state.items.length - 1; i >= 0; i--) {
+      const m = state.items[i].msg;
+      if (m.sender === "customer") return null;
+      if (m.type === "clarify") return m;
+    }
+    return null;
+  }
+
+  function scrollDown() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function append(msg) {
+    const node = renderItem(msg);
+    const item = { msg, node };
+    state.items.push(item);
+    if (node) log.insertBefore(node, typingNode.isConnected ? typingNode : null);
+    refreshClarifyButtons();
+    scrollDown();
+    return item;
+  }
+
+  function rerenderAll() {
+    for (const item of state.items) {
+      const node = renderItem(item.msg);
+      if (item.node && node) item.node.replaceWith(node);
+      else if (node) log.insertBefore(node, typingNode.isConnected ? typingNode : null);
+      else if (item.node) item.node.remove();
+      item.node = node;
+    }
+    showState(state.chatState);
+  }
+
+  function refreshClarifyButtons() {
+    const latest = latestClarify();
+    log.querySelectorAll(".options .chip").forEach((b) => {
+      const item = state.items.find((i) => i.node && i.node.contains(b));
+      const m = item && item.msg;
+      b.disabled = !m || m !== latest || m.chosen !== undefined || state.sending;
+    });
+  }
+
+  /** Add a stored message (from a POST reply, the transcript or the WebSocket) unless already shown. */
+  function addStored(msg) {
+    if (msg.id !== null && msg.id !== undefined) {
+      if (state.byId.has(msg.id)) return;
+      state.lastId = Math.max(state.lastId, msg.id);
+    }
+    if (msg.sender === "customer") {
+      const idx = state.pending.findIndex(
+        (p) =>
+          p.msg.type === msg.type &&
+          (p.msg.text === msg.text || (msg.entry_id != null && p.msg.entry_id === msg.entry_id))
+      );
+      if (idx >= 0) {
+        const item = state.pending.splice(idx, 1)[0];
+        item.msg.id = msg.id;
+        state.byId.set(msg.id, item);
+        return;
+      }
+      if (msg.type === "choice") {
+        // a choice made on another tab: mark it on the latest clarify
+        const c = latestClarify();
+        if (c) {
+          const opt = (c.options || []).find((o) => o.entry_id === msg.entry_id);
+          if (opt) c.chosen = opt.entry_id;
+        }
+      }
+    }
+    if (msg.sender === "agent" || msg.sender === "bot") notifyParent("message", { sender: msg.sender });
+    const item = append(msg);
+    if (msg.id !== null && msg.id !== undefined) state.byId.set(msg.id, item);
+  }
+
+  // typing indicator ("…" while the bot thinks)
+  const typingNode = el("div", { class: "typing", "aria-label": t("chat_typing"), role: "status" }, [
+    el("span", { class: "dots", "aria-hidden": "true" }, [el("i"), el("i"), el("i")]),
+  ]);
+
+  function setSending(on) {
+    state.sending = on;
+    sendBtn.disabled = on;
+    humanBtn.disabled = on;
+    input.setAttribute("aria-busy", on ? "true" : "false");
+    if (on) {
+      typingNode.setAttribute("aria-label", t("chat_typing"));
+      log.append(typingNode);
+      scrollDown();
+    } else {
+      typingNode.remove();
+    }
+    refreshClarifyButtons();
+  }
+
+  function showError(key) {
+    if (!key) {
+      errorBox.hidden = true;
+      errorBox.textContent = "";
+      return;
+    }
+    errorBox.textContent = t(key);
+    errorBox.hidden = false;
+  }
+
+  function showState(s, reason) {
+    state.chatState = s || "bot";
+    document.body.dataset.state = state.chatState;
+    statusBar.classList.toggle("agent", state.chatState === "agent");
+    if (state.chatState === "waiting") {
+      statusBar.textContent = t("chat_connecting");
+      statusBar.hidden = false;
+    } else if (state.chatState === "agent") {
+      statusBar.textContent = t("chat_agent_joined");
+      statusBar.hidden = false;
+    } else {
+      statusBar.hidden = true;
+      state.queuedShown = false;
+    }
+    humanBtn.hidden = state.chatState === "waiting" || state.chatState === "agent";
+    if (reason !== undefined) document.body.dataset.reason = reason || "";
+  }
+
+  // ---- talking to the API ----------------------------------------------------------------
+
+  async function ensureConversation() {
+    if (state.conv) return state.conv;
+    const created = await api("POST", API, { language: A.lang });
+    saveConversation({ id: created.id, token: created.token });
+    showState(created.state || "bot");
+    openSocket();
+    return state.conv;
+  }
+
+  function errorKey(err) {
+    if (err.status === 0) return "chat_error_offline";
+    if (err.status === 429) return "chat_error_busy";
+    if (err.status === 413) return "chat_error_too_long";
+    if (err.status === 422 && /long|4000|length/i.test(err.message)) return "chat_error_too_long";
+    return "chat_error";
+  }
+
+  /** POST one body ({text} | {choice} | {handoff}) and show the reply; retries once on a lost conversation. */
+  async function post(body, retried) {
+    const conv = await ensureConversation();
+    try {
+      return await api("POST", API + "/" + conv.id + "/messages", body, { token: conv.token });
+    } catch (err) {
+      if (!retried && [401, 403, 404].includes(err.status)) {
+        forgetConversation();
+        return post(body, true);
+      }
+      throw err;
+    }
+  }
+
+  function handleReply(reply, pendingItem) {
+    if (pendingItem && reply.message_id !== null && reply.message_id !== undefined) {
+      const i = state.pending.indexOf(pendingItem);
+      if (i >= 0) state.pending.splice(i, 1);
+      if (!state.byId.has(reply.message_id)) {
+        pendingItem.msg.id = reply.message_id;
+        state.byId.set(reply.message_id, pendingItem);
+        state.lastId = Math.max(state.lastId, reply.message_id);
+      }
+    }
+    if (reply.type === "queued") {
+      if (!state.queuedShown) {
+        append({ sender: "system", type: "queued" });
+        state.queuedShown = true;
+      }
+    } else {
+      addStored({
+        id: reply.id,
+        sender: "bot",
+        type: reply.type,
+        text: reply.text,
+        entry_id: reply.entry_id,
+        confidence: reply.confidence,
+        options: reply.options,
+        created_at: reply.created_at,
+      });
+    }
+    if (reply.state) showState(reply.state, reply.reason);
+  }
+
+  async function send(text) {
+    const clean = text.trim();
+    if (!clean || state.sending) return;
+    showError(null);
+    const item = append({ sender: "customer", type: "text", text: clean });
+    state.pending.push(item);
+    input.value = "";
+    autosize();
+    setSending(true);
+    try {
+      handleReply(await post({ text: clean }), item);
+    } catch (err) {
+      if (item.node) item.node.classList.add("failed");
+      removePending(item);
+      input.value = clean;
+      autosize();
+      showError(errorKey(err));
+    } finally {
+      setSending(false);
+      input.focus();
+    }
+  }
+
+  function removePending(item) {
+    const i = state.pending.indexOf(item);
+    if (i >= 0) state.pending.splice(i, 1);
+    const j = state.items.indexOf(item);
+    if (j >= 0) state.items.splice(j, 1);
+    if (item.node) item.node.remove();
+  }
+
+  async function choose(clarifyMsg, opt) {
+    if (state.sending || clarifyMsg.chosen !== undefined) return;
+    showError(null);
+    clarifyMsg.chosen = opt.entry_id;
+    const item = append({ sender: "customer", type: "choice", text: opt.question, entry_id: opt.entry_id });
+    state.pending.push(item);
+    rerenderItem(clarifyMsg);
+    setSending(true);
+    try {
+      handleReply(await post({ choice: opt.entry_id }), item);
+    } catch (err) {
+      delete clarifyMsg.chosen;
+      removePending(item);
+      rerenderItem(clarifyMsg);
+      showError(errorKey(err));
+    } finally {
+      setSending(false);
+    }
+  }
+
+  function rerenderItem(msg) {
+    const item = state.items.find((i) => i.msg === msg);
+    if (!item || !item.node) return;
+    const node = renderItem(msg);
+    item.node.replaceWith(node);
+    item.node = node;
+    refreshClarifyButtons();
+  }
+
+  async function askForHuman() {
+    if (state.sending) return;
+    showError(null);
+    setSending(true);
+    try {
+      handleReply(await post({ handoff: true }), null);
+    } catch (err) {
+      showError(errorKey(err));
+    } finally {
+      setSending(false);
+    }
+  }
+
+  // ---- live updates ----------------------------------------------------------------------
+
+  function openSocket() {
+    if (state.socket || !state.conv || !("WebSocket" in window)) return;
+    const conv = state.conv;
+    let opened = false;
+    state.socket = A.liveSocket(
+      () => A.wsUrl(API + "/" + conv.id + "/ws?token=" + encodeURIComponent(conv.token)),
+      onEvent,
+      (open, code) => {
+        connLabel.textContent = open ? "" : t("chat_reconnecting");
+        if (open && opened) sync(); // catch up on anything missed while disconnected
+        if (open) opened = true;
+        if (!open && [4401, 4403, 4404].includes(code)) {
+          connLabel.textContent = "";
+          forgetConversation();
+        }
+      },
+      (code) => ![4401, 4403, 4404, 1008].includes(code)
+    );
+  }
+
+  function onEvent(ev) {
+    if (ev.event === "message" && ev.message) {
+      addStored(ev.message);
+    } else if (ev.event === "state" || ev.event === "hello") {
+      showState(ev.state, ev.reason);
+    }
+  }
+
+  async function sync() {
+    const conv = state.conv;
+    if (!conv) return;
+    const q = state.lastId ? "?after=" + state.lastId : "";
+    const data = await api("GET", API + "/" + conv.id + "/messages" + q, undefined, { token: conv.token });
+    for (const m of data.messages || []) {
+      if (m.sender === "customer" && m.type === "choice") markChoice(m);
+      addStored(m);
+    }
+    showState(data.state, data.reason);
+  }
+
+  function markChoice(m) {
+    // in a restored transcript, the clarify before this choice was answered
+    for (let i = state.items.length - 1; i >= 0; i--) {
+      const prev = state.items[i].msg;
+      if (prev.type === "clarify") {
+        if (prev.chosen === undefined) {
+          prev.chosen = m.entry_id;
+          rerenderItem(prev);
+        }
+        return;
+      }
+    }
+  }
+
+  function forgetConversation() {
+    if (state.socket) state.socket.close();
+    state.socket = null;
+    saveConversation(null);
+  }
+
+  function newConversation() {
+    forgetConversation();
+    state.items.forEach((i) => i.node && i.node.remove());
+    state.items = [];
+    state.byId.clear();
+    state.pending = [];
+    state.lastId = 0;
+    showError(null);
+    showState("bot");
+    input.focus();
+  }
+
+  // ---- wiring ----------------------------------------------------------------------------
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight + 2, 140) + "px";
+  }
+
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    send(input.value);
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send(input.value);
+    }
+  });
+  input.addEventListener("input", autosize);
+  humanBtn.addEventListener("click", askForHuman);
+  document.querySelectorAll("[data-new-chat]").forEach((b) => b.addEventListener("click", newConversation));
+  document.querySelectorAll("[data-close-chat]").forEach((b) =>
+    b.addEventListener("click", () => notifyParent("close"))
+  );
+  document.addEventListener("annae:lang", rerenderAll);
+  window.addEventListener("message", (e) => {
+    if (e.data && e.data.annae === "focus") input.focus();
+  });
+
+  async function start() {
+    if (state.conv) {
+      try {
+        await sync();
+        openSocket();
+      } catch (err) {
+        if ([401, 403, 404].includes(err.status)) forgetConversation();
+        else showError(errorKey(err));
+      }
+    }
+    document.body.dataset.ready = "1";
+  }
+  start();
+})();

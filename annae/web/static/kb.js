@@ -1,0 +1,276 @@
+/* The knowledge-base editor (/console/kb, admins): browse, search, edit, examples, retrain. */
+(function () {
+  "use strict";
+  const A = window.Annae;
+  const { t, el, api } = A;
+  const $ = (id) => document.getElementById(id);
+  const ADMIN = "/api/v1/admin";
+
+  const ui = {
+    list: $("entry-list"),
+    count: $("entry-count"),
+    q: $("kb-q"),
+    newBtn: $("kb-new"),
+    placeholder: $("kb-placeholder"),
+    form: $("entry-form"),
+    title: $("entry-title"),
+    msg: $("entry-msg"),
+    key: $("f-key"),
+    language: $("f-language"),
+    question: $("f-question"),
+    answer: $("f-answer"),
+    tags: $("f-tags"),
+    active: $("f-active"),
+    save: $("entry-save"),
+    examples: $("examples"),
+    exampleList: $("example-list"),
+    exampleCount: $("example-count"),
+    exampleInput: $("f-example"),
+    exampleAdd: $("example-add"),
+    model: $("model-version"),
+    retrain: $("retrain-btn"),
+    retrainStatus: $("retrain-status"),
+  };
+
+  const state = { entries: [], current: null };
+
+  function flash(kind, text) {
+    ui.msg.className = "notice notice-" + kind;
+    ui.msg.textContent = text;
+    ui.msg.hidden = !text;
+  }
+
+  function matches(entry, q) {
+    if (!q) return true;
+    const hay = [entry.key, entry.question, entry.answer, ...(entry.tags || []), ...(entry.examples || []).map((e) => e.text)]
+      .join("\n")
+      .toLowerCase();
+    return q
+      .toLowerCase()
+      .split(/\s+/)
+      .filter(Boolean)
+      .every((w) => hay.includes(w));
+  }
+
+  function renderList() {
+    const q = ui.q.value.trim();
+    const shown = state.entries.filter((e) => matches(e, q));
+    ui.list.replaceChildren(
+      ...shown.map((e) =>
+        el("li", {}, [
+          el(
+            "button",
+            {
+              type: "button",
+              class: "conv-item" + (e.active ? "" : " off"),
+              "aria-current": state.current && state.current.id === e.id ? "true" : "false",
+              dataset: { entryId: String(e.id), key: e.key },
+              onclick: () => select(e.id),
+            },
+            [
+              el("div", { class: "row" }, [
+                el("span", { class: "cid", text: e.key }),
+                el("span", { class: "tags" }, [
+                  e.active ? null : el("span", { class: "tag tag-danger", text: t("kb_disabled") }),
+                  el("span", { class: "tag", text: e.language }),
+                ]),
+              ]),
+              el("div", { class: "preview", text: e.question }),
+            ]
+          ),
+        ])
+      )
+    );
+    ui.count.textContent = q ? shown.length + "/" + state.entries.length : String(state.entries.length);
+  }
+
+  async function loadEntries() {
+    const data = await api("GET", ADMIN + "/entries");
+    state.entries = data.entries || [];
+    renderList();
+  }
+
+  function fill(entry) {
+    state.current = entry;
+    ui.placeholder.hidden = true;
+    ui.form.hidden = false;
+    flash("info", "");
+    const isNew = !entry.id;
+    ui.title.textContent = isNew ? t("kb_new") : entry.key;
+    ui.key.value = entry.key || "";
+    ui.key.readOnly = !isNew;
+    ui.language.value = entry.language || A.lang;
+    ui.question.value = entry.question || "";
+    ui.answer.value = entry.answer || "";
+    ui.tags.value = (entry.tags || []).join(", ");
+    ui.active.checked = entry.active !== false;
+    ui.examples.hidden = isNew;
+    const examples = entry.examples || [];
+    ui.exampleCount.textContent = String(examples.length);
+    ui.exampleList.replaceChildren(
+      ...examples.map((ex) =>
+        el("li", {}, [
+          el("span", { text: ex.text }),
+          ex.source ? el("span", { class: "tag", text: ex.source.split(":")[0], title: ex.source }) : null,
+          el("button", {
+            type: "button",
+            class: "btn btn-quiet btn-small",
+            text: t("kb_delete"),
+            "aria-label": t("kb_delete") + ": " + ex.text,
+            onclick: () => deleteExample(ex.id),
+          }),
+        ])
+      )
+    );
+    if (!isNew) history.replaceState(null, "", "#e=" + entry.id);
+    renderList();
+  }
+
+  async function select(id) {
+    try {
+      fill(await api("GET", ADMIN + "/entries/" + id));
+    } catch (err) {
+      flash("error", err.message);
+    }
+  }
+
+  function replaceEntry(entry) {
+    const i = state.entries.findIndex((e) => e.id === entry.id);
+    if (i >= 0) state.entries[i] = entry;
+    else state.entries.push(entry);
+  }
+
+  ui.form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = {
+      question: ui.question.value,
+      answer: ui.answer.value,
+      language: ui.language.value,
+      tags: ui.tags.value
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+      active: ui.active.checked,
+    };
+    ui.save.disabled = true;
+    try {
+      let entry;
+      if (state.current && state.current.id) {
+        entry = await api("PATCH", ADMIN + "/entries/" + state.current.id, body);
+      } else {
+        const { active, ...rest } = body;
+        entry = await api("POST", ADMIN + "/entries", { key: ui.key.value.trim(), ...rest });
+        if (!active) entry = await api("PATCH", ADMIN + "/entries/" + entry.id, { active: false });
+      }
+      replaceEntry(entry);
+      fill(entry);
+      flash("ok", t("kb_saved"));
+    } catch (err) {
+      flash("error", err.message);
+    } finally {
+      ui.save.disabled = false;
+    }
+  });
+
+  async function addExample() {
+    const text = ui.exampleInput.value.trim();
+    if (!text || !state.current || !state.current.id) return;
+    ui.exampleAdd.disabled = true;
+    try {
+      await api("POST", ADMIN + "/entries/" + state.current.id + "/examples", { texts: [text] });
+      ui.exampleInput.value = "";
+      const entry = await api("GET", ADMIN + "/entries/" + state.current.id);
+      replaceEntry(entry);
+      fill(entry);
+      flash("ok", t("kb_saved"));
+      ui.exampleInput.focus();
+    } catch (err) {
+      flash("error", err.message);
+    } finally {
+      ui.exampleAdd.disabled = false;
+    }
+  }
+
+  async function deleteExample(id) {
+    try {
+      await api("DELETE", ADMIN + "/examples/" + id);
+      const entry = await api("GET", ADMIN + "/entries/" + state.current.id);
+      replaceEntry(entry);
+      fill(entry);
+    } catch (err) {
+      flash("error", err.message);
+    }
+  }
+
+  ui.exampleAdd.addEventListener("click", addExample);
+  ui.exampleInput.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.isComposing) {
+      e.preventDefault();
+      addExample();
+    }
+  });
+  ui.q.addEventListener("input", renderList);
+  ui.newBtn.addEventListener("click", () => {
+    history.replaceState(null, "", location.pathname);
+    fill({ key: "", question: "", answer: "", language: A.lang, tags: [], active: true, examples: [] });
+    ui.key.focus();
+  });
+
+  // ---- model and retraining ------------------------------------------------------------------
+
+  async function showModel() {
+    try {
+      const m = await api("GET", ADMIN + "/model");
+      ui.model.textContent = m.version || "—";
+    } catch (err) {
+      ui.model.textContent = "?";
+    }
+  }
+
+  function showRetrain(r) {
+    const running = r.status === "running";
+    ui.retrain.disabled = running;
+    ui.retrain.textContent = running ? t("kb_retraining") : t("kb_retrain");
+    document.body.dataset.retrain = r.status;
+    if (r.status === "done" && r.version) ui.retrainStatus.textContent = t("kb_retrained", { version: r.version });
+    else if (r.status === "failed") ui.retrainStatus.textContent = "⚠ " + (r.error || "failed");
+    else if (running) ui.retrainStatus.textContent = t("kb_retraining");
+    else ui.retrainStatus.textContent = "";
+    ui.retrainStatus.className = "small" + (r.status === "failed" ? " notice notice-error" : "");
+  }
+
+  async function poll() {
+    const r = await api("GET", ADMIN + "/retrain");
+    showRetrain(r);
+    if (r.status === "running") setTimeout(() => poll().catch(() => {}), 1000);
+    else showModel();
+  }
+
+  ui.retrain.addEventListener("click", async () => {
+    ui.retrain.disabled = true;
+    try {
+      showRetrain(await api("POST", ADMIN + "/retrain"));
+    } catch (err) {
+      if (err.status !== 409) {
+        ui.retrainStatus.textContent = "⚠ " + err.message;
+        ui.retrain.disabled = false;
+        return;
+      }
+    }
+    poll().catch(() => {});
+  });
+
+  document.addEventListener("annae:lang", () => {
+    renderList();
+    if (state.current) fill(state.current);
+    poll().catch(() => {});
+  });
+
+  async function start() {
+    await Promise.all([loadEntries(), showModel(), poll()]).catch((err) => flash("error", err.message));
+    const m = /^#e=(\d+)$/.exec(location.hash);
+    if (m) await select(Number(m[1]));
+    document.body.dataset.ready = "1";
+  }
+  start();
+})();
