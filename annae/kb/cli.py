@@ -14,11 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from annae.kb import entries
 from annae.kb.demo import demo_path
 from annae.kb.exporters import KBExportError, export_kb
-from annae.kb.importers import FORMATS, KBImportError, parse_file
+from annae.kb.importers import FORMATS, KBImportError, import_kb
 
 app = typer.Typer(help="Import, export and list the knowledge base.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
 
 FormatOpt = Annotated[
     str | None,
@@ -38,12 +36,8 @@ def _engine():
     return init_db(get_engine(settings.database))
 
 
-def _counts(data: entries.KBData) -> tuple[set[str], int, int]:
-    return (
-        {e.key for e in data.entries},
-        sum(len(e.examples) for e in data.entries),
-        len(data.oos_examples),
-    )
+def _counts(data: entries.KBData) -> tuple[int, int]:
+    return sum(len(e.examples) for e in data.entries), len(data.oos_examples)
 
 
 def _show_problems(error: KBImportError) -> None:
@@ -56,52 +50,37 @@ def _show_problems(error: KBImportError) -> None:
         table.add_row(where or error.path.name, reason)
     if len(error.problems) > 50:
         table.add_row("...", f"and {len(error.problems) - 50} more")
-    err.print(table)
+    Console(stderr=True).print(table)
 
 
 def _import(
     path: Path, *, answers: Path | None, fmt: str | None, replace: bool, author: str
 ) -> None:
     try:
-        data = parse_file(path, answers=answers, fmt=fmt)
+        r = import_kb(_engine(), path, answers=answers, fmt=fmt, replace=replace, author=author)
     except KBImportError as e:
         _show_problems(e)
         raise typer.Exit(1) from None
-    from annae.store.db import session_scope
-
-    try:
-        with session_scope(_engine()) as session:
-            before_keys, before_ex, before_oos = _counts(entries.dump_kb(session))
-            revision = entries.load_kb(
-                session, data, replace=replace, author=author, summary=f"import {path.name}"
-            )
-            session.flush()
-            session.expire_all()
-            _, after_ex, after_oos = _counts(entries.dump_kb(session))
     except (entries.KBError, SQLAlchemyError) as e:
-        err.print(f"[red]Import of {path.name} failed, nothing was written:[/red] {e}")
+        Console(stderr=True).print(
+            f"[red]Import of {path.name} failed, nothing was written:[/red] {e}"
+        )
         raise typer.Exit(1) from None
-    keys = {e.key for e in data.entries}
     table = Table(title=f"Imported {path.name}", title_justify="left", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("entries added", str(len(keys - before_keys)))
-    table.add_row("entries updated", str(len(keys & before_keys)))
+    table.add_row("entries added", str(len(r.added)))
+    table.add_row("entries updated", str(len(r.updated)))
     if replace:
-        table.add_row("entries removed", str(len(before_keys - keys)))
-    table.add_row("example questions", f"{after_ex:,} ({after_ex - before_ex:+,})")
-    table.add_row("out-of-scope examples", f"{after_oos:,} ({after_oos - before_oos:+,})")
-    languages = ", ".join(f"{lang}: {n}" for lang, n in sorted(_by_language(data).items()))
+        table.add_row("entries removed", str(len(r.removed)))
+    table.add_row(
+        "example questions", f"{r.examples_after:,} ({r.examples_after - r.examples_before:+,})"
+    )
+    table.add_row("out-of-scope examples", f"{r.oos_after:,} ({r.oos_after - r.oos_before:+,})")
+    languages = ", ".join(f"{lang}: {n}" for lang, n in sorted(r.languages.items()))
     table.add_row("languages in file", languages or "-")
-    table.add_row("KB revision", str(revision))
-    out.print(table)
-
-
-def _by_language(data: entries.KBData) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for e in data.entries:
-        counts[e.language] = counts.get(e.language, 0) + 1
-    return counts
+    table.add_row("KB revision", str(r.revision))
+    Console().print(table)
 
 
 @app.command("import")
@@ -124,7 +103,7 @@ def import_(
 ) -> None:
     """Validate a file, then write it to the knowledge base in one transaction."""
     if demo == (file is not None):
-        err.print("[red]Give a FILE or --demo (not both).[/red]")
+        Console(stderr=True).print("[red]Give a FILE or --demo (not both).[/red]")
         raise typer.Exit(2)
     _import(file or demo_path(), answers=answers, fmt=fmt, replace=replace, author=author)
 
@@ -155,11 +134,11 @@ def export(
     try:
         written = export_kb(data, file, fmt)
     except (KBExportError, OSError) as e:
-        err.print(f"[red]Cannot export:[/red] {e}")
+        Console(stderr=True).print(f"[red]Cannot export:[/red] {e}")
         raise typer.Exit(1) from None
-    _, n_ex, n_oos = _counts(data)
+    n_ex, n_oos = _counts(data)
     files = ", ".join(str(p) for p in written)
-    out.print(
+    Console().print(
         f"Wrote {len(data.entries)} entries, {n_ex} example questions, {n_oos} out-of-scope examples to {files}"
     )
 
@@ -208,4 +187,4 @@ def list_(
             str(r["examples"]),
             "yes" if r["active"] else "no",
         )
-    out.print(table)
+    Console().print(table)

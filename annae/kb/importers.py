@@ -840,8 +840,8 @@ def _parse_rasa(b: _Builder, answers: Path | None) -> None:
         intent = b.key(block["intent"], b.loc(line, nlu_path))
         if intent is None:
             continue
-        if isinstance(block.get("metadata"), dict):
-            metas.setdefault(intent, (block["metadata"], line))
+        meta = block.get("metadata")
+        metas.setdefault(intent, (meta if isinstance(meta, dict) else {}, line))
         for text, ex_line in _rasa_examples(block.get("examples"), _child(bnode, "examples"), line):
             where = b.loc(ex_line, nlu_path)
             clean = b.text(_RASA_ENTITY.sub(r"\1", text), "example", where)
@@ -852,9 +852,7 @@ def _parse_rasa(b: _Builder, answers: Path | None) -> None:
             else:
                 groups.setdefault(intent, []).append((clean, ex_line))
     for intent, items in groups.items():
-        _rasa_entry(
-            intent, items, metas.get(intent, ({}, items[0][1])), responses, nlu_path, domain_path, b
-        )
+        _rasa_entry(intent, items, metas[intent], responses, nlu_path, domain_path, b)
 
 
 def _rasa_examples(value, node, line: int) -> list[tuple[str, int]]:
@@ -950,3 +948,66 @@ def parse_file(
         if table is not None:
             _from_table(table, b, answers)
     return b.result()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass
+class ImportResult:
+    """What an import changed in the knowledge base."""
+
+    added: list[str]
+    updated: list[str]
+    removed: list[str]
+    examples_before: int
+    examples_after: int
+    oos_before: int
+    oos_after: int
+    revision: int
+    languages: dict[str, int]
+
+
+def _counts(data: KBData) -> tuple[set[str], int, int]:
+    return (
+        {e.key for e in data.entries},
+        sum(len(e.examples) for e in data.entries),
+        len(data.oos_examples),
+    )
+
+
+def import_kb(
+    engine,
+    path: Path | str,
+    *,
+    answers: Path | str | None = None,
+    fmt: str | None = None,
+    replace: bool = False,
+    author: str = "import",
+) -> ImportResult:
+    """Parse and validate ``path``, then write it in one transaction (all or nothing)."""
+    from annae.kb.entries import dump_kb, load_kb
+    from annae.store.db import session_scope
+
+    path = Path(path)
+    data = parse_file(path, answers=answers, fmt=fmt)
+    with session_scope(engine) as session:
+        before_keys, ex_before, oos_before = _counts(dump_kb(session))
+        revision = load_kb(
+            session, data, replace=replace, author=author, summary=f"import {path.name}"
+        )
+        session.flush()
+        session.expire_all()
+        _, ex_after, oos_after = _counts(dump_kb(session))
+    keys = [e.key for e in data.entries]
+    languages: dict[str, int] = {}
+    for e in data.entries:
+        languages[e.language] = languages.get(e.language, 0) + 1
+    return ImportResult(
+        added=[k for k in keys if k not in before_keys],
+        updated=[k for k in keys if k in before_keys],
+        removed=sorted(before_keys - set(keys)) if replace else [],
+        examples_before=ex_before, examples_after=ex_after,
+        oos_before=oos_before, oos_after=oos_after,
+        revision=revision, languages=languages,
+    )  # fmt: skip
