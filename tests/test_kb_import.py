@@ -226,6 +226,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, dict, str, str]]:
     """name -> (file, parse kwargs, expected location, expected words in the reason)."""
     d = tmp_path / "bad"
     (d / "r").mkdir(parents=True)
+    (d / "solo").mkdir()
     cp949 = d / "cp949.csv"
     cp949.write_bytes("question,answer\nhello,hi\n배송,빠름\n".encode("cp949"))
     big = "x" * 100_000
@@ -368,6 +369,24 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, dict, str, str]]:
             "intent 'greet' has no response 'utter_greet' in domain.yml",
         ),
         "missing file": (d / "nope.csv", {}, "nope.csv", "file not found"),
+        "deeply nested json": (
+            write(d / "deep.json", "[" * 100_000),
+            {},
+            "deep.json",
+            "nested too deeply",
+        ),
+        "broken xlsx": (
+            write(d / "broken.xlsx", "question,answer\nq,a\n"),
+            {},
+            "broken.xlsx",
+            "not a readable .xlsx",
+        ),
+        "rasa without domain": (
+            write(d / "solo" / "nlu.yml", RASA_NLU),
+            {},
+            "nlu.yml:3",
+            "none found; pass it with --answers",
+        ),
     }
 
 

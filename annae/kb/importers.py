@@ -516,10 +516,8 @@ def _read_answers(path: Path, b: _Builder) -> dict[str, _Answer]:
         text = _read_text(path, b)
         if text is None:
             return answers
-        try:
-            data = _load_json(text)
-        except json.JSONDecodeError as e:
-            b.problem(b.loc(e.lineno, path), f"invalid JSON: {e.msg} (column {e.colno})")
+        data = _json(text, path, b)
+        if data is _INVALID:
             return answers
         if not isinstance(data, dict):
             b.problem(b.loc(None, path), "expected a JSON object mapping each label to its answer")
@@ -614,6 +612,20 @@ def _load_json(text: str):
     return dec.decode(text)
 
 
+_INVALID = object()
+
+
+def _json(text: str, path: Path, b: _Builder):
+    """Parsed JSON with line numbers, or ``_INVALID`` after recording why it cannot be read."""
+    try:
+        return _load_json(text)
+    except json.JSONDecodeError as e:
+        b.problem(b.loc(e.lineno, path), f"invalid JSON: {e.msg} (column {e.colno})")
+    except RecursionError:
+        b.problem(b.loc(None, path), "invalid JSON: nested too deeply")
+    return _INVALID
+
+
 ENTRY_FIELDS = {
     "key",
     "id",
@@ -633,10 +645,8 @@ def _parse_json(b: _Builder) -> None:
     text = _read_text(b.path, b)
     if text is None:
         return
-    try:
-        data = _load_json(text)
-    except json.JSONDecodeError as e:
-        b.problem(b.loc(e.lineno), f"invalid JSON: {e.msg} (column {e.colno})")
+    data = _json(text, b.path, b)
+    if data is _INVALID:
         return
     oos: list = []
     oos_sources: list | None = None
@@ -745,7 +755,12 @@ def _yaml(path: Path, b: _Builder):
     if text is None:
         return None, None
     try:
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+        node = yaml.compose(text, Loader=loader)
+        return yaml.load(text, Loader=loader), node
+    except RecursionError:
+        b.problem(b.loc(None, path), "invalid YAML: nested too deeply")
+        return None, None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         b.problem(
