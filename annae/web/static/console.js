@@ -294,7 +294,7 @@
       c.reason ? el("span", { class: "tag tag-warn", text: reasonLabel(c.reason) }) : null,
       c.language ? el("span", { class: "tag", text: c.language }) : null,
       c.customer_id ? el("span", { class: "tag", text: c.customer_id }) : null,
-      c.agent ? el("span", { class: "muted", text: "👤 " + c.agent }) : null,
+      c.agent ? el("span", { class: "muted", text: t("chat_agent") + ": " + c.agent }) : null,
       c.state === "waiting" ? el("span", { class: "muted", dataset: { waitFor: c.id } }) : null,
     ];
     ui.meta.replaceChildren(...meta.filter(Boolean));

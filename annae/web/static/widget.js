@@ -36,7 +36,8 @@
     "border:0;background:" + color + ";color:#fff;cursor:pointer;box-shadow:0 6px 20px rgba(16,24,40,.25);" +
     "display:flex;align-items:center;justify-content:center;transition:transform .15s}" +
     ".btn:hover{transform:scale(1.05)}.btn:focus-visible{outline:3px solid rgba(36,87,214,.45);outline-offset:3px}" +
-    ".btn svg{width:28px;height:28px}" +
+    ".btn svg{width:28px;height:28px}.btn .i-close,.btn[aria-expanded=true] .i-open{display:none}" +
+    ".btn[aria-expanded=true] .i-close{display:block}" +
     ".badge{position:absolute;top:2px;right:2px;min-width:18px;height:18px;border-radius:9px;background:#d92d20;" +
     "color:#fff;font:700 11px/18px system-ui,sans-serif;text-align:center;padding:0 5px;display:none}" +
     ".badge.on{display:block}" +
@@ -50,8 +51,10 @@
     "</style>" +
     '<div class="panel" role="dialog" aria-modal="false"></div>' +
     '<button class="btn" type="button" aria-expanded="false">' +
-    '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" ' +
+    '<svg class="i-open" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" ' +
     'stroke-linejoin="round" aria-hidden="true"><path d="M21 12a8 8 0 0 1-11.6 7.1L4 21l1.9-5.4A8 8 0 1 1 21 12z"/></svg>' +
+    '<svg class="i-close" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" ' +
+    'aria-hidden="true"><path d="M6 6l12 12M18 6L6 18"/></svg>' +
     '<span class="badge" aria-hidden="true"></span></button>';
 
   const panel = root.querySelector(".panel");
@@ -60,6 +63,7 @@
   panel.setAttribute("aria-label", LABELS.title);
   button.setAttribute("aria-label", LABELS.open);
   let frame = null;
+  let loaded = false;
   let isOpen = false;
   let unread = 0;
 
@@ -69,6 +73,10 @@
     frame.title = LABELS.title;
     frame.src = base + "/chat?embed=1&lang=" + lang;
     frame.setAttribute("allow", "clipboard-write");
+    frame.addEventListener("load", () => {
+      loaded = true;
+      if (isOpen) focusFrame();
+    });
     panel.append(frame);
   }
 
@@ -92,7 +100,11 @@
     } catch (e) {
       /* ignore */
     }
-    if (frame.contentWindow) frame.contentWindow.postMessage({ annae: "focus" }, origin);
+    if (loaded) focusFrame();
+  }
+
+  function focusFrame() {
+    frame.contentWindow.postMessage({ annae: "focus" }, origin);
   }
 
   function close() {

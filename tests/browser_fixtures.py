@@ -1,0 +1,228 @@
+"""A real Annae service (demo KB trained, staff accounts) and Debian's chromium for the browser tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from annae.agents.users import create_user
+from annae.kb.demo import demo_path
+from annae.kb.entries import load_kb
+from annae.kb.importers import parse_file
+from annae.settings import Settings
+from annae.store.db import get_engine, init_db, session_scope
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PG_ADMIN_URL = os.environ.get(
+    "ANNAE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """An ``annae`` service process on a free port, with one agent and one admin account."""
+
+    url: str
+    home: Path
+    database: str
+    agent: tuple[str, str]
+    admin: tuple[str, str]
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _pg_database() -> tuple[str, callable]:
+    """A throw-away PostgreSQL database (URL, dropper)."""
+    name = f"annae_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        get_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+def _env(home: Path, database: str, encoder: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANNAE_HOME=str(home),
+        ANNAE_DATABASE_URL=database,
+        ANNAE_ENCODER=encoder,
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    env.pop("ANNAE_REDIS_URL", None)
+    return env
+
+
+def prepare_home(
+    home: Path, database: str, encoder: str
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Migrate, load and train the demo KB, create the staff accounts; returns (agent, admin) logins."""
+    from annae.nlu.registry import ModelRegistry
+
+    engine = init_db(get_engine(database))
+    with session_scope(engine) as session:
+        load_kb(session, parse_file(demo_path()), author="test", summary="demo")
+    settings = Settings(home=home, database_url=database, encoder=encoder)
+    ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
+    agent = ("mina", secrets.token_urlsafe(12))
+    admin = ("boss", secrets.token_urlsafe(12))
+    create_user(engine, agent[0], "agent", agent[1])
+    create_user(engine, admin[0], "admin", admin[1])
+    engine.dispose()
+    return agent, admin
+
+
+def start_server(home: Path, database: str, encoder: str) -> LiveServer:
+    """Prepare ``home`` and run the service in a child process until it reports ready."""
+    agent, admin = prepare_home(home, database, encoder)
+    port = free_port()
+    log = open(home / "server.log", "wb")  # noqa: SIM115 (closed with the process)
+    cmd = [sys.executable, "-m", "uvicorn", "annae.web.app:create_app", "--factory"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(
+        cmd, env=_env(home, database, encoder), stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {(home / 'server.log').read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"server not ready: {(home / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.3)
+    return LiveServer(url, home, database, agent, admin, proc)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live_server(request, tmp_path_factory) -> Iterator[LiveServer]:
+    """The service on SQLite, then on PostgreSQL (demo KB trained)."""
+    home = tmp_path_factory.mktemp(f"annae-{request.param}")
+    drop = None
+    if request.param == "sqlite":
+        database = f"sqlite:///{home / 'annae.db'}"
+    else:
+        database, drop = _pg_database()
+    encoder = os.environ.get("ANNAE_TEST_ENCODER", "bundled")
+    server = start_server(home, database, encoder)
+    yield server
+    server.stop()
+    if drop:
+        drop()
+
+
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """One service on SQLite, for the checks that do not depend on the database."""
+    home = tmp_path_factory.mktemp("annae-ui")
+    encoder = os.environ.get("ANNAE_TEST_ENCODER", "bundled")
+    server = start_server(home, f"sqlite:///{home / 'annae.db'}", encoder)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make chromium`")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def shop_site(tmp_path) -> Iterator[callable]:
+    """A static 'shop' on another origin; call it with the Annae URL to get a page embedding the widget."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def page(annae_url: str, lang: str = "en") -> str:
+        (root / "index.html").write_text(
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            "<title>Gift shop</title></head><body style='font-family:sans-serif;margin:40px'>"
+            "<h1>Annae Gift Shop</h1><p>Handmade presents, wrapped with care.</p>"
+            f"<script src='{annae_url}/widget.js' data-annae-url='{annae_url}' data-lang='{lang}'></script>"
+            "</body></html>",
+            encoding="utf-8",
+        )
+        return f"http://127.0.0.1:{server.server_address[1]}/index.html"
+
+    yield page
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args) -> None:  # noqa: A002
+        pass
+
+
+def screenshot(page, name: str, *, full_page: bool = False) -> None:
+    """Save docs/screenshots/NAME.png when ANNAE_SCREENSHOTS=1 (the README and docs/ui.md show them)."""
+    if os.environ.get("ANNAE_SCREENSHOTS") != "1":
+        return
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

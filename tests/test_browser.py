@@ -1,0 +1,363 @@
+# ruff: noqa: F811  (pytest fixtures imported from browser_fixtures are used as arguments)
+"""The web pages in a real browser: Debian's chromium driven by Playwright against `annae` in a child process.
+
+Set ANNAE_SCREENSHOTS=1 to refresh docs/screenshots/*.png while the tests run.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from browser_fixtures import (  # noqa: F401  (fixtures)
+    LiveServer,
+    browser,
+    live_server,
+    screenshot,
+    shop_site,
+    sqlite_server,
+)
+from playwright.sync_api import Page, expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 375, "height": 667}
+HANGUL = re.compile(r"[가-힣]")
+
+
+def login(page: Page, server: LiveServer, who: tuple[str, str], target: str = "/console") -> None:
+    """Open a console page, get sent to the sign-in form, sign in, land back on ``target``."""
+    page.goto(server.url + target)
+    expect(page).to_have_url(re.compile(r"/console/login\?next="))
+    page.fill("#username", who[0])
+    page.fill("#password", who[1])
+    page.click("#login-form button[type=submit]")
+    expect(page).to_have_url(server.url + target)
+
+
+def ask(page: Page, text: str) -> None:
+    page.fill("#chat-input", text)
+    page.press("#chat-input", "Enter")
+
+
+def last_bot_bubble(page: Page):
+    return page.locator(".msg.bot:not(.welcome) .bubble").last
+
+
+def test_answer_handoff_and_live_agent_reply(browser, live_server: LiveServer) -> None:
+    """A customer gets an answer, is handed off, an agent sends a suggested answer, the customer sees it live."""
+    server = live_server
+    shots = server.database.startswith("sqlite")
+    agent_ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
+    cust_ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
+    try:
+        agent = agent_ctx.new_page()
+        login(agent, server, server.agent)
+        expect(agent.locator("#live")).to_have_attribute("data-state", "on")
+        expect(agent.locator("#queue-empty")).to_be_visible()
+
+        # someone else asked for a person first (through the API): the queue is oldest first
+        earlier = httpx.post(server.url + "/api/v1/conversations", json={"language": "ko"}).json()
+        httpx.post(
+            f"{server.url}/api/v1/conversations/{earlier['id']}/messages",
+            json={"handoff": True},
+            headers={"Authorization": f"Bearer {earlier['token']}"},
+        ).raise_for_status()
+        expect(agent.locator("#queue-list .conv-item")).to_have_count(1)
+
+        chat = cust_ctx.new_page()
+        chat.goto(server.url + "/chat?lang=en")
+        ask(chat, "How long does delivery take?")
+        expect(last_bot_bubble(chat)).to_contain_text("business days")
+        expect(chat.locator("#chat-status")).to_be_hidden()
+
+        ask(chat, "Can you recommend a good dentist in Busan?")
+        expect(chat.locator(".sys.handoff")).to_have_text("Connecting you to a person…")
+        expect(chat.locator("#chat-status")).to_have_text("Connecting you to a person…")
+        expect(chat.locator("#chat-human")).to_be_hidden()
+
+        # the console updates live: a second item, oldest first, a beep and a title badge
+        items = agent.locator("#queue-list .conv-item")
+        expect(items).to_have_count(2)
+        expect(items.nth(0)).to_have_attribute("data-conv-id", earlier["id"])
+        expect(items.nth(1)).to_contain_text("dentist")
+        expect(agent.locator("#queue-count")).to_have_text("2")
+        expect(agent).to_have_title(re.compile(r"^\(2\) "))
+        assert int(agent.evaluate("document.body.dataset.beeps || '0'")) >= 1
+        wait = items.nth(1).locator(".wait")
+        expect(wait).to_have_text(re.compile(r"^waiting \d+s$"))
+        first = wait.inner_text()
+        expect(wait).not_to_have_text(first, timeout=3000)  # the waiting time ticks
+        if shots:
+            screenshot(agent, "console-queue")
+
+        items.nth(1).click()
+        expect(agent.locator("#transcript")).to_contain_text("dentist in Busan")
+        expect(agent.locator("#conv-meta")).to_contain_text("waiting")
+        suggestion = agent.locator("#sugg-list .sugg").first
+        expect(suggestion).to_be_visible()
+        expect(suggestion.locator(".foot")).to_contain_text("%")
+        draft = suggestion.locator(".a").text_content()
+        assert draft
+        suggestion.locator(".use-suggestion").click()
+        expect(agent.locator("#reply-input")).to_have_value(draft)
+        if shots:
+            screenshot(agent, "console-conversation")
+        agent.click("#reply-send")
+        expect(agent.locator("#transcript .line.agent .text")).to_have_text(draft)
+        expect(agent.locator("#conv-meta")).to_contain_text("with agent")
+        expect(agent.locator("#queue-list .conv-item")).to_have_count(1)
+        expect(agent.locator("#mine-list .conv-item")).to_have_count(1)
+
+        # the customer sees the agent's reply live, over the WebSocket
+        expect(chat.locator(".msg.agent .bubble")).to_have_text(draft)
+        expect(chat.locator("#chat-status")).to_have_text("An agent has joined the conversation.")
+        expect(chat.locator(".msg.agent .who")).to_have_text(f"Agent · {server.agent[0]}")
+        if shots:
+            screenshot(chat, "chat-desktop")
+
+        # a reload continues the same conversation (id and token kept in sessionStorage)
+        chat.reload()
+        expect(chat.locator(".msg.agent .bubble")).to_have_text(draft)
+        expect(chat.locator(".msg.customer .bubble")).to_have_count(2)
+
+        # the customer writes while with the agent: the bot stays silent, the agent sees it live
+        ask(chat, "Thanks, and is the box recyclable?")
+        expect(chat.locator(".sys", has_text="in the queue")).to_have_count(1)
+        expect(agent.locator("#transcript")).to_contain_text("is the box recyclable?")
+
+        # hand back to the bot: the customer is told and gets bot answers again
+        agent.click("#btn-handback")
+        expect(agent.locator("#conv-meta")).to_contain_text("with bot")
+        expect(chat.locator(".sys", has_text="assistant again")).to_be_visible()
+        expect(chat.locator("#chat-status")).to_be_hidden()
+        ask(chat, "How much is shipping?")
+        expect(last_bot_bubble(chat)).to_contain_text("₩")
+    finally:
+        agent_ctx.close()
+        cust_ctx.close()
+
+
+def test_resolve_closes_and_customer_can_reopen(browser, sqlite_server: LiveServer) -> None:
+    server = sqlite_server
+    agent_ctx = browser.new_context(viewport=DESKTOP)
+    cust_ctx = browser.new_context(viewport=DESKTOP)
+    try:
+        chat = cust_ctx.new_page()
+        chat.goto(server.url + "/chat?lang=en")
+        chat.click("#chat-human")
+        expect(chat.locator("#chat-status")).to_have_text("Connecting you to a person…")
+
+        conv_id = chat.evaluate("JSON.parse(sessionStorage.getItem('annae.conversation')).id")
+        agent = agent_ctx.new_page()
+        login(agent, server, server.agent)
+        agent.locator(f"#queue-list .conv-item[data-conv-id='{conv_id}']").click()
+        agent.click("#btn-assign")
+        expect(agent.locator("#conv-meta")).to_contain_text("with agent")
+        expect(chat.locator("#chat-status")).to_have_text("An agent has joined the conversation.")
+        agent.click("#btn-resolve")
+        expect(agent.locator("#conv-meta")).to_contain_text("resolved")
+        expect(agent.locator("#reply-input")).to_be_disabled()
+        expect(chat.locator(".sys", has_text="conversation was closed")).to_be_visible()
+
+        ask(chat, "Do you offer gift wrapping?")
+        expect(last_bot_bubble(chat)).to_contain_text("wrap")
+    finally:
+        agent_ctx.close()
+        cust_ctx.close()
+
+
+def test_korean_interface_language_choice_and_toggle(browser, sqlite_server: LiveServer) -> None:
+    """The browser's language picks Korean; Korean questions get Korean answers; the toggle switches."""
+    ctx = browser.new_context(viewport=DESKTOP, locale="ko-KR")
+    try:
+        chat = ctx.new_page()
+        chat.goto(sqlite_server.url + "/chat")
+        expect(chat.locator("html")).to_have_attribute("lang", "ko")
+        expect(chat.locator("h1")).to_have_text("고객센터")
+        expect(chat.locator("#chat-input")).to_have_attribute("placeholder", "질문을 입력하세요…")
+        expect(chat.locator("#chat-send")).to_have_text("보내기")
+
+        ask(chat, "배송은 얼마나 걸리나요?")
+        expect(last_bot_bubble(chat)).to_have_text(HANGUL)
+        expect(chat.locator(".msg.customer .who")).to_have_text("나")
+
+        chat.click("#chat-human")
+        expect(chat.locator("#chat-status")).to_have_text("상담원을 연결하고 있어요…")
+
+        chat.click("[data-lang-toggle]")
+        expect(chat.locator("html")).to_have_attribute("lang", "en")
+        expect(chat.locator("#chat-input")).to_have_attribute("placeholder", "Type your question…")
+        expect(chat.locator("#chat-status")).to_have_text("Connecting you to a person…")
+        expect(chat.locator(".sys.handoff")).to_have_text("Connecting you to a person…")
+
+        # ?lang= wins over the browser's language
+        chat.goto(sqlite_server.url + "/chat?lang=ko")
+        expect(chat.locator("h1")).to_have_text("고객센터")
+    finally:
+        ctx.close()
+
+
+def test_phone_viewport_has_no_horizontal_scroll(browser, sqlite_server: LiveServer) -> None:
+    ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="ko-KR")
+    try:
+        chat = ctx.new_page()
+        chat.goto(sqlite_server.url + "/chat?lang=ko")
+        ask(
+            chat,
+            "선물 포장 되나요? 포장비는 얼마이고 메시지 카드도 함께 넣을 수 있는지 궁금합니다.",
+        )
+        expect(last_bot_bubble(chat)).to_have_text(HANGUL)
+        ask(
+            chat,
+            "https://example.com/a/very/long/link/without/any/spaces/that/should/wrap/inside/the/bubble",
+        )
+        expect(chat.locator(".msg.customer")).to_have_count(2)
+        chat.wait_for_selector(".typing", state="detached")
+        widths = chat.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+            " document.body.scrollWidth]"
+        )
+        assert widths[0] <= widths[1] and widths[2] <= widths[1], widths
+        for selector in ("#chat-send", "#chat-input", ".chat-head .tools"):
+            box = chat.locator(selector).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
+                selector,
+                box,
+            )
+        screenshot(chat, "chat-phone")
+    finally:
+        ctx.close()
+
+
+def test_widget_on_another_origin(browser, sqlite_server: LiveServer, shop_site) -> None:
+    """The script tag adds a chat button to a shop page on another origin; the chat runs in an iframe."""
+    shop = shop_site(sqlite_server.url, "en")
+    ctx = browser.new_context(viewport=DESKTOP)
+    try:
+        page = ctx.new_page()
+        page.goto(shop)
+        button = page.locator("#annae-widget button.btn")
+        expect(button).to_have_attribute("aria-label", "Chat with us")
+        expect(page.locator("#annae-widget iframe")).to_have_count(0)  # loaded on first open
+        button.click()
+        expect(button).to_have_attribute("aria-expanded", "true")
+        frame = page.frame_locator("#annae-widget iframe")
+        frame.locator("#chat-input").fill("Do you offer gift wrapping?")
+        frame.locator("#chat-input").press("Enter")
+        expect(frame.locator(".msg.bot:not(.welcome) .bubble").last).to_contain_text("wrap")
+        screenshot(page, "widget")
+        frame.locator("[data-close-chat]").click()
+        expect(page.locator("#annae-widget .panel")).to_be_hidden()
+        expect(button).to_have_attribute("aria-expanded", "false")
+    finally:
+        ctx.close()
+
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    try:
+        page = phone.new_page()
+        page.goto(shop)
+        page.locator("#annae-widget button.btn").click()
+        box = page.locator("#annae-widget .panel").bounding_box()
+        assert (
+            box
+            and round(box["width"]) == PHONE["width"]
+            and round(box["height"]) == PHONE["height"]
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        phone.close()
+
+
+def test_widget_script_is_served_for_any_site(sqlite_server: LiveServer) -> None:
+    r = httpx.get(sqlite_server.url + "/widget.js")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/javascript")
+    assert r.headers["access-control-allow-origin"] == "*"
+    assert "data-annae-url" in r.text
+    chat = httpx.get(sqlite_server.url + "/chat?embed=1")
+    assert "frame-ancestors *" in chat.headers["content-security-policy"]
+    console = httpx.get(sqlite_server.url + "/console/login")
+    assert console.headers["x-frame-options"] == "DENY"
+
+
+def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServer) -> None:
+    """Agents get a 403 page; an admin edits an entry, adds an example, retrains, the bot uses it."""
+    server = sqlite_server
+    agent_ctx = browser.new_context(viewport=DESKTOP)
+    admin_ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
+    cust_ctx = browser.new_context(viewport=DESKTOP)
+    try:
+        agent = agent_ctx.new_page()
+        login(agent, server, server.agent)
+        response = agent.goto(server.url + "/console/kb")
+        assert response.status == 403
+        expect(agent.locator("h1")).to_have_text("Not allowed")
+        expect(agent.locator(".topnav a", has_text="Knowledge base")).to_have_count(0)
+
+        admin = admin_ctx.new_page()
+        login(admin, server, server.admin, "/console/kb")
+        expect(admin.locator("#entry-count")).to_have_text("60")
+        old_version = admin.locator("#model-version").inner_text()
+        assert re.match(r"^v\d+$", old_version), old_version
+        admin.fill("#kb-q", "gift wrap")
+        expect(admin.locator("#entry-list .conv-item")).to_have_count(2)
+        admin.locator("#entry-list .conv-item[data-key=gift_wrapping_en]").click()
+        expect(admin.locator("#f-key")).to_have_value("gift_wrapping_en")
+        expect(admin.locator("#f-key")).to_have_attribute("readonly", "")
+
+        count = int(admin.locator("#example-count").inner_text())
+        admin.fill("#f-example", "could you make it look like a present")
+        admin.click("#example-add")
+        expect(admin.locator("#example-count")).to_have_text(str(count + 1))
+        expect(admin.locator("#example-list")).to_contain_text(
+            "could you make it look like a present"
+        )
+
+        answer = admin.locator("#f-answer").input_value() + " Ribbons come in red or gold."
+        admin.fill("#f-answer", answer)
+        admin.click("#entry-save")
+        expect(admin.locator("#entry-msg")).to_have_text("Saved. Retrain to use the change.")
+        screenshot(admin, "kb-admin")
+
+        admin.click("#retrain-btn")
+        expect(admin.locator("body")).to_have_attribute("data-retrain", "done", timeout=120_000)
+        expect(admin.locator("#model-version")).not_to_have_text(old_version)
+        expect(admin.locator("#retrain-status")).to_contain_text("is live")
+
+        # the new answer is served without a restart
+        chat = cust_ctx.new_page()
+        chat.goto(server.url + "/chat?lang=en")
+        ask(chat, "Do you offer gift wrapping?")
+        expect(last_bot_bubble(chat)).to_contain_text(
+            "Ribbons come in red or gold.", timeout=15_000
+        )
+    finally:
+        agent_ctx.close()
+        admin_ctx.close()
+        cust_ctx.close()
+
+
+def test_login_rejects_wrong_password(browser, sqlite_server: LiveServer) -> None:
+    ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
+    try:
+        page = ctx.new_page()
+        page.goto(sqlite_server.url + "/console")
+        page.fill("#username", sqlite_server.agent[0])
+        page.fill("#password", "not-the-password")
+        page.click("#login-form button[type=submit]")
+        expect(page).to_have_url(re.compile(r"/console/login\?error=invalid"))
+        expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
+        # sign in, then sign out again
+        page.fill("#username", sqlite_server.agent[0])
+        page.fill("#password", sqlite_server.agent[1])
+        page.click("#login-form button[type=submit]")
+        expect(page).to_have_url(sqlite_server.url + "/console")
+        page.click("form[action='/auth/logout'] button")
+        expect(page).to_have_url(re.compile(r"/console/login"))
+        page.goto(sqlite_server.url + "/console")
+        expect(page).to_have_url(re.compile(r"/console/login\?next="))
+    finally:
+        ctx.close()
