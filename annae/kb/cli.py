@@ -41,16 +41,20 @@ def _counts(data: entries.KBData) -> tuple[int, int]:
 
 
 def _show_problems(error: KBImportError) -> None:
-    table = Table(
-        title=f"Cannot import {error.path.name}: nothing was written", title_justify="left"
+    console = Console(stderr=True)
+    n = len(error.problems)
+    plural = "s" if n != 1 else ""
+    console.print(
+        f"[bold red]Cannot import {error.path.name}: {n} problem{plural}, nothing was written[/]"
     )
+    table = Table()
     table.add_column("where", style="cyan", no_wrap=True)
     table.add_column("problem", style="red")
     for where, reason in error.problems[:50]:
         table.add_row(where or error.path.name, reason)
     if len(error.problems) > 50:
         table.add_row("...", f"and {len(error.problems) - 50} more")
-    Console(stderr=True).print(table)
+    console.print(table)
 
 
 def _import(
@@ -172,9 +176,9 @@ def list_(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table(
-        title=f"Knowledge base: {len(rows)} entries, revision {revision}", title_justify="left"
-    )
+    scope = f" ({language})" if language else ""
+    title = f"Knowledge base{scope}: {len(rows)} entries, revision {revision}"
+    table = Table(title=title, title_justify="left")
     for name, kw in (("id", {"justify": "right"}), ("key", {}), ("lang", {}), ("question", {"ratio": 1}),
                      ("examples", {"justify": "right"}), ("active", {})):  # fmt: skip
         table.add_column(name, **kw)
