@@ -1,0 +1,239 @@
+"""The ``annae`` command: everything the web UI does, from a terminal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from annae.kb.cli import app as kb_app
+from annae.privacy.cli import app as privacy_app
+from annae.recommend.cli import app as rec_app
+from annae.settings import get_settings
+from annae.web import cli as web_cli
+
+app = typer.Typer(help="Annae (안내): a self-hosted contact-center assistant.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+app.add_typer(kb_app, name="kb")
+app.add_typer(rec_app, name="rec")
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(web_cli.user_app, name="user")
+web_cli.register(app)
+
+out = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def progress_bar():
+    """A Rich progress bar on stderr; yields ``update(stage, done, total)``."""
+    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+def db():
+    """The settings' database, migrated to the current schema."""
+    from annae.store.db import get_engine, init_db
+
+    return init_db(get_engine())
+
+
+def registry():
+    from annae.nlu.registry import ModelRegistry
+
+    return ModelRegistry(get_settings().models_dir)
+
+
+@app.command()
+def init() -> None:
+    """Create ANNAE_HOME and the database schema."""
+    settings = get_settings()
+    db()
+    out.print(f"database ready: {settings.database}")
+
+
+@app.command()
+def train(
+    no_live: bool = typer.Option(False, "--no-live", help="Save the model without making it live."),
+) -> None:
+    """Train a model on the knowledge base and save it as a new version."""
+    from annae.nlu.classifier import TrainingError
+
+    engine = db()
+    try:
+        with progress_bar() as update:
+            info = registry().train_from_db(engine, author="cli", progress=update, make_live=not no_live)
+    except TrainingError as exc:
+        fail(f"cannot train: {exc}. Import a knowledge base first (annae kb import FILE, or annae kb import --demo).")
+    m = info.manifest
+    metrics = m["metrics"]
+    out.print(f"[bold green]model {info.version}[/] saved to {info.path}" + ("" if no_live else " (live)"))
+    out.print(
+        f"KB revision {m['kb_revision']}, {m['data']['n_examples']} examples, {metrics['n_entries']} entries; "
+        f"cross-validated accuracy {metrics['cv_accuracy']:.3f}; answer threshold {m['threshold']:.3f} "
+        f"(expected precision {metrics['expected_precision']:.3f} at {metrics['oos_share_assumed']:.0%} "
+        f"out-of-scope traffic); fit {metrics['total_fit_seconds']:.1f} s"
+    )
+
+
+def _live_engine():
+    engine = registry().load_live()
+    if engine is None:
+        fail("no trained model yet: run `annae train` first")
+    return engine
+
+
+@app.command()
+def ask(text: str = typer.Argument(..., help="The customer's question.")) -> None:
+    """Print the decision for one question as JSON."""
+    decision = _live_engine().decide(text)
+    out.print_json(json.dumps(decision.to_dict(), ensure_ascii=False))
+
+
+@app.command()
+def chat() -> None:
+    """A terminal chat with the live model (Ctrl-D or 'quit' to leave)."""
+    engine = _live_engine()
+    out.print(f"[dim]model {engine.version} — ask a question (quit to leave)[/]")
+    while True:
+        try:
+            text = out.input("[bold cyan]you>[/] ")
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            break
+        if text.strip().lower() in {"quit", "exit", "q"}:
+            break
+        d = engine.decide(text)
+        if d.type == "answer":
+            out.print(f"[bold green]bot>[/] {d.answer} [dim]({d.entry_key}, {d.confidence:.2f})[/]")
+        elif d.type == "clarify":
+            out.print("[bold yellow]bot>[/] Did you mean:")
+            for i, c in enumerate(d.candidates[:3], 1):
+                out.print(f"   {i}. {c.question} [dim]({c.confidence:.2f})[/]")
+        else:
+            out.print(f"[bold red]bot>[/] Let me connect you to a person. [dim](hand-off: {d.reason})[/]")
+
+
+def _read_labelled(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
+    if not path.exists():
+        fail(f"{path}: no such file")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            cols = reader.fieldnames or []
+            missing = [c for c in (text_col, label_col) if c not in cols]
+            if missing:
+                fail(f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(cols) or 'no header'}")
+            texts, labels = [], []
+            for line, row in enumerate(reader, start=2):
+                text, label = (row.get(text_col) or "").strip(), (row.get(label_col) or "").strip()
+                if not text or not label:
+                    fail(f"{path}:{line}: empty {'text' if not text else 'label'}")
+                texts.append(text)
+                labels.append(label)
+    except UnicodeDecodeError as exc:
+        fail(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})")
+    if not texts:
+        fail(f"{path}: no rows")
+    return texts, labels
+
+
+@app.command("eval")
+def eval_(
+    train_file: Path = typer.Option(..., "--train", help="Training CSV."),
+    test_file: Path = typer.Option(..., "--test", help="Test CSV."),
+    text_col: str = typer.Option("text", "--text-col"),
+    label_col: str = typer.Option("label", "--label-col"),
+    oos_label: str = typer.Option("oos", "--oos-label"),
+    target_precision: float = typer.Option(None, "--target-precision", min=0.01, max=0.999),
+    oos_share: float = typer.Option(None, "--oos-share", min=0.0, max=0.99),
+    encoder: str = typer.Option(None, "--encoder", help="'bundled', 'none' or a sentence-transformers model."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object last."),
+) -> None:
+    """Train a fresh model on TRAIN only (nothing saved) and score every TEST row."""
+    from annae.nlu.classifier import TrainingError
+    from annae.nlu.evaluate import evaluate
+    from annae.nlu.features import FeatureConfig
+
+    settings = get_settings()
+    tr_x, tr_y = _read_labelled(train_file, text_col, label_col)
+    te_x, te_y = _read_labelled(test_file, text_col, label_col)
+    try:
+        with progress_bar() as update:
+            result = evaluate(tr_x, tr_y, te_x, te_y, oos_label=oos_label,
+                              target_precision=target_precision or settings.target_precision,
+                              oos_share=settings.oos_share if oos_share is None else oos_share,
+                              features=FeatureConfig(encoder=encoder or settings.encoder), progress=update)
+    except TrainingError as exc:
+        fail(f"cannot train on {train_file}: {exc}")
+    if result["unseen_test_labels"]:
+        err.print(f"[yellow]note:[/] {len(result['unseen_test_labels'])} test label(s) never seen in training "
+                  "count as out of scope: " + ", ".join(result["unseen_test_labels"][:10]))
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+        return
+    table = Table("metric", "value", title=f"annae eval: {train_file.name} → {test_file.name}")
+    for key, value in result.items():
+        if key != "unseen_test_labels":
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List saved model versions with their metrics."""
+    reg = registry()
+    live = reg.live_version()
+    table = Table("version", "live", "created", "KB rev", "examples", "cv acc", "threshold", "exp. precision")
+    for version in reg.versions():
+        m = reg.manifest(version)
+        met = m.get("metrics", {})
+        table.add_row(version, "●" if version == live else "", m.get("created_at", ""), str(m.get("kb_revision", "")),
+                      str(m.get("data", {}).get("n_examples", "")), f"{met.get('cv_accuracy', 0):.3f}",
+                      f"{m.get('threshold', 0):.3f}", f"{met.get('expected_precision', 0):.3f}")
+    out.print(table)
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    terminal: bool = typer.Option(False, "--terminal", help="Chat in the terminal instead of serving."),
+) -> None:
+    """Load the demo gift-shop knowledge base, train, create accounts and serve it."""
+    from annae.demo import prepare_demo
+
+    prepare_demo(out, progress_bar)
+    if terminal or not hasattr(web_cli, "serve_forever"):
+        chat()
+    else:
+        out.print(f"[bold]Annae is on http://{host}:{port}/chat[/] (agent console: http://{host}:{port}/console)")
+        web_cli.serve_forever(host, port, 1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""The intent classifier: a linear SVM over stacked features, temperature-calibrated,
+with answer and clarify thresholds chosen by cross-validation on the training data.
+
+scikit-learn conventions: ``fit(texts, labels)``, ``predict_proba(texts)``,
+``top_k(texts, k)``. Texts are expected already normalised (``annae.nlu.text.normalize``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.svm import LinearSVC
+
+from annae.nlu import calibration
+from annae.nlu.features import FeatureConfig, LexicalFeatures, morphemes, stack
+
+OOS = "oos"
+Progress = Callable[[str, int, int], None]
+
+
+class TrainingError(ValueError):
+    """The training data cannot produce a model (too few entries, empty texts)."""
+
+
+@dataclass
+class Fitted:
+    lexical: LexicalFeatures
+    svm: LinearSVC
+    classes: np.ndarray  # indices into IntentClassifier.classes_
+
+    def scores(self, lex_texts, tokens, emb, weight, n_classes) -> np.ndarray:
+        x = stack(self.lexical.transform(lex_texts, tokens), emb, weight)
+        raw = self.svm.decision_function(x)
+        if raw.ndim == 1:  # two classes: sklearn returns one column
+            raw = np.stack([-raw, raw], axis=1)
+        out = np.full((x.shape[0], n_classes), -np.inf, dtype=np.float64)
+        out[:, self.classes] = raw
+        return out
+
+
+@dataclass
+class IntentClassifier:
+    """Calibrated linear classifier over entries (``oos`` is a class of its own when present)."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    C: float = 0.3
+    target_precision: float = 0.95
+    oos_share: float = 0.20
+    folds: int = 3
+    random_state: int = 0
+
+    classes_: np.ndarray = field(init=False, default=None)
+    temperature_: float = field(init=False, default=1.0)
+    threshold_: float = field(init=False, default=1.0)
+    clarify_threshold_: float = field(init=False, default=1.0)
+    metrics_: dict = field(init=False, default_factory=dict)
+    _model: Fitted | None = field(init=False, default=None, repr=False)
+
+    # ---- training -------------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        embeddings: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> IntentClassifier:
+        """Fit on normalised ``texts``; ``embeddings`` (one row per text) if the encoder is on."""
+        start = time.perf_counter()
+        texts = list(texts)
+        labels = np.asarray(labels, dtype=object)
+        if len(texts) != len(labels):
+            raise TrainingError("texts and labels differ in length")
+        if any(not t.strip() for t in texts):
+            raise TrainingError("training data contains empty texts")
+        self.classes_ = np.array(sorted(set(labels)), dtype=object)
+        in_scope = [c for c in self.classes_ if c != OOS]
+        if len(in_scope) < 2:
+            raise TrainingError(f"need at least two entries to tell apart, got {len(in_scope)}")
+        y = np.searchsorted(self.classes_, labels)
+        tokens = [morphemes(t) for t in texts] if self.features.morphemes else None
+        oos_idx = self._oos_index()
+        step = _stepper(progress, 2 * self.folds + 1)
+
+        # 1. out-of-fold scores: how the model does on questions it has not seen
+        oof = np.full((len(texts), len(self.classes_)), -np.inf)
+        for train, test in self._folds(y):
+            model = self._fit_subset(texts, tokens, embeddings, y, train)
+            oof[test] = model.scores(_take(texts, test), _take(tokens, test), _rows(embeddings, test),
+                                     self.features.embedding_weight, len(self.classes_))
+            step("cross-validation")
+        # 2. pseudo out-of-scope: score each entry's examples with a model that never saw that entry
+        pseudo = []
+        for held in self._class_groups(in_scope):
+            held_idx = np.searchsorted(self.classes_, held)
+            train = np.flatnonzero(~np.isin(y, held_idx))
+            test = np.flatnonzero(np.isin(y, held_idx))
+            model = self._fit_subset(texts, tokens, embeddings, y, train)
+            pseudo.append(model.scores(_take(texts, test), _take(tokens, test), _rows(embeddings, test),
+                                       self.features.embedding_weight, len(self.classes_)))
+            step("out-of-scope simulation")
+        # 3. calibrate and choose thresholds
+        self.temperature_ = calibration.fit_temperature(oof, y)
+        self._choose_thresholds(oof, y, np.concatenate(pseudo) if pseudo else np.zeros((0, len(self.classes_))),
+                                oos_idx)
+        # 4. the model that serves: all the data
+        self._model = self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
+        step("final fit")
+        self.metrics_["fit_seconds"] = round(time.perf_counter() - start, 2)
+        self.metrics_["n_train"] = len(texts)
+        self.metrics_["n_entries"] = len(in_scope)
+        return self
+
+    def _oos_index(self) -> int | None:
+        hits = np.flatnonzero(self.classes_ == OOS)
+        return int(hits[0]) if len(hits) else None
+
+    def _fit_subset(self, texts, tokens, emb, y, idx) -> Fitted:
+        sub_texts, sub_tokens = _take(texts, idx), _take(tokens, idx)
+        lexical = LexicalFeatures(self.features).fit(sub_texts, sub_tokens)
+        x = stack(lexical.transform(sub_texts, sub_tokens), _rows(emb, idx), self.features.embedding_weight)
+        present = np.unique(y[idx])
+        if len(present) < 2:
+            raise TrainingError("a cross-validation fold holds a single entry; add more examples")
+        svm = LinearSVC(C=self.C, tol=1e-3, random_state=self.random_state, max_iter=5000)
+        svm.fit(x, y[idx])
+        return Fitted(lexical, svm, svm.classes_)
+
+    def _folds(self, y: np.ndarray):
+        """Stratified folds; an entry with fewer examples than folds appears in fewer test folds."""
+        rng = np.random.default_rng(self.random_state)
+        fold_of = np.empty(len(y), dtype=int)
+        offset = 0
+        for cls in np.unique(y):
+            idx = np.flatnonzero(y == cls)
+            rng.shuffle(idx)
+            fold_of[idx] = (np.arange(len(idx)) + offset) % self.folds
+            offset += len(idx)
+        for k in range(self.folds):
+            test = np.flatnonzero(fold_of == k)
+            train = np.flatnonzero(fold_of != k)
+            if len(test) and len(np.unique(y[train])) >= 2:
+                yield train, test
+
+    def _class_groups(self, in_scope: list[str]) -> list[list[str]]:
+        rng = np.random.default_rng(self.random_state + 1)
+        order = list(in_scope)
+        rng.shuffle(order)
+        n = min(self.folds, len(order) - 1)  # each model must keep at least two entries
+        return [order[i::n] for i in range(n)] if n >= 1 else []
+
+    def _choose_thresholds(self, oof, y, pseudo, oos_idx) -> None:
+        probs = calibration.probabilities(oof, self.temperature_)
+        in_mask = y != (oos_idx if oos_idx is not None else -1)
+        top_in, top_conf = self._top_in_scope(probs)
+        correct = top_in == y
+        oos_conf = []
+        if oos_idx is not None and (~in_mask).any():
+            oos_conf.append(top_conf[~in_mask])
+        if len(pseudo):
+            oos_conf.append(self._top_in_scope(calibration.probabilities(pseudo, self.temperature_))[1])
+        conf_oos = np.concatenate(oos_conf) if oos_conf else np.zeros(0)
+        choice = calibration.choose_threshold(top_conf[in_mask], correct[in_mask], conf_oos,
+                                              target=self.target_precision, oos_share=self.oos_share)
+        self.threshold_ = choice.threshold
+        self.clarify_threshold_ = self._choose_clarify(probs[in_mask], y[in_mask], choice.threshold)
+        self.metrics_.update(
+            cv_accuracy=round(float(correct[in_mask].mean()), 4),
+            expected_precision=round(choice.expected_precision, 4),
+            expected_coverage=round(choice.expected_coverage, 4),
+            threshold_reached_target=choice.reached_target,
+            temperature=round(self.temperature_, 4),
+            n_oos_examples=int((~in_mask).sum()),
+            n_pseudo_oos=int(len(pseudo)),
+            oos_share_assumed=self.oos_share,
+            target_precision=self.target_precision,
+        )
+
+    def _choose_clarify(self, probs, y, threshold) -> float:
+        """Lowest per-option confidence at which offered clarify sets hold the right entry ≥ 90 % of the time."""
+        probs = self._mask_oos(probs)
+        order = np.argsort(-probs, axis=1)[:, :3]
+        top = np.take_along_axis(probs, order, axis=1)
+        hits = order == y[:, None]
+        for c in (0.1, 0.15, 0.2, 0.25, 0.3):
+            offered, hit = calibration.clarify_precision(top, hits, threshold, c)
+            if offered.sum() >= 5 and hit[offered].mean() >= 0.9:
+                return c
+        return 1.0  # never clarify
+
+    # ---- prediction -----------------------------------------------------------------------
+    def _mask_oos(self, probs: np.ndarray) -> np.ndarray:
+        idx = self._oos_index()
+        if idx is None:
+            return probs
+        probs = probs.copy()
+        probs[:, idx] = -1.0
+        return probs
+
+    def _top_in_scope(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        masked = self._mask_oos(probs)
+        top = masked.argmax(1)
+        return top, masked[np.arange(len(top)), top]
+
+    def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probabilities, one column per class in ``classes_`` (``oos`` included)."""
+        if self._model is None:
+            raise RuntimeError("the classifier is not fitted")
+        texts = list(texts)
+        tokens = [morphemes(t) for t in texts] if self._model.lexical.morph is not None else None
+        scores = self._model.scores(texts, tokens, embeddings, self.features.embedding_weight, len(self.classes_))
+        return calibration.probabilities(scores, self.temperature_)
+
+    def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[tuple[str, float]]]:
+        """The ``k`` most likely in-scope entries per row, as ``(label, confidence)``."""
+        masked = self._mask_oos(probs)
+        k = min(k, len(self.classes_) - (self._oos_index() is not None))
+        order = np.argsort(-masked, axis=1)[:, :k]
+        return [[(str(self.classes_[j]), float(masked[i, j])) for j in row] for i, row in enumerate(order)]
+
+
+def _take(items, idx):
+    if items is None:
+        return None
+    return [items[i] for i in idx]
+
+
+def _rows(matrix: np.ndarray | None, idx):
+    return None if matrix is None else matrix[idx]
+
+
+def _stepper(progress: Progress | None, total: int):
+    done = [0]
+
+    def step(stage: str) -> None:
+        done[0] += 1
+        if progress:
+            progress(stage, done[0], total)
+
+    return step
+
+
+__all__ = ["IntentClassifier", "TrainingError", "OOS"]

