@@ -1,0 +1,141 @@
+"""The append-only audit log of admin actions: who did what to which target, and when.
+
+``details`` is for ids, counts and versions, never for customer text: keys such as
+``text`` or ``message`` are refused, strings are capped at 200 characters and any
+personal data left in them is redacted before the event is stored.
+
+>>> record(session, "admin", "kb.import", "faq.csv", {"added": 12, "updated": 3})
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from annae.privacy.redact import redact_text
+from annae.store.tables.privacy import AuditEvent, AuditLogIsAppendOnly
+
+__all__ = ["AuditError", "AuditLogIsAppendOnly", "record", "query", "to_dict"]
+
+CONTENT_KEYS = frozenset(
+    {"text", "content", "message", "messages", "body", "transcript", "question", "answer", "reply"}
+)
+MAX_STRING = 200
+MAX_DETAILS = 50
+_ACTION = re.compile(r"^[a-z][a-z0-9_.:-]{0,99}$")
+
+
+class AuditError(ValueError):
+    """An audit event that cannot be recorded as given."""
+
+
+def _clean_value(key: str, value: object) -> object:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise AuditError(
+                f"details[{key!r}] is longer than {MAX_STRING} characters: no content in the audit log"
+            )
+        return redact_text(value)
+    if isinstance(value, list | tuple):
+        if len(value) > MAX_DETAILS:
+            raise AuditError(f"details[{key!r}] has more than {MAX_DETAILS} items")
+        return [_clean_value(key, v) for v in value if not isinstance(v, list | tuple | dict)]
+    raise AuditError(
+        f"details[{key!r}] must be a number, string, boolean, null or list, not {type(value).__name__}"
+    )
+
+
+def _clean_details(details: dict | None) -> dict:
+    if details is None:
+        return {}
+    if not isinstance(details, dict):
+        raise AuditError(f"details must be a dict, got {type(details).__name__}")
+    if len(details) > MAX_DETAILS:
+        raise AuditError(f"details has more than {MAX_DETAILS} keys")
+    out = {}
+    for key, value in details.items():
+        if not isinstance(key, str):
+            raise AuditError(f"details keys must be strings, got {key!r}")
+        if key.lower() in CONTENT_KEYS:
+            raise AuditError(
+                f"details[{key!r}] looks like content; the audit log keeps no customer text"
+            )
+        out[key] = _clean_value(key, value)
+    return out
+
+
+def record(
+    session: Session,
+    actor: str,
+    action: str,
+    target: str = "",
+    details: dict | None = None,
+) -> AuditEvent:
+    """Append one event; ``action`` is a dotted lower-case name such as ``privacy.erase``."""
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > 200:
+        raise AuditError(
+            f"actor must be a non-empty string of at most 200 characters, got {actor!r}"
+        )
+    if not isinstance(action, str) or not _ACTION.match(action):
+        raise AuditError(f"action must look like 'kb.import' (lower case, dots), got {action!r}")
+    if not isinstance(target, str) or len(target) > 500:
+        raise AuditError("target must be a string of at most 500 characters")
+    event = AuditEvent(
+        actor=actor.strip(), action=action, target=target, details=_clean_details(details)
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def query(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Events newest first, filtered; ``action`` ending in ``.`` matches a prefix (``kb.``)."""
+    if not isinstance(limit, int) or limit < 1:
+        raise AuditError(f"limit must be a positive integer, got {limit!r}")
+    stmt = select(AuditEvent)
+    if actor is not None:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if action is not None:
+        if action.endswith("."):
+            stmt = stmt.where(AuditEvent.action.startswith(action, autoescape=True))
+        else:
+            stmt = stmt.where(AuditEvent.action == action)
+    if target is not None:
+        stmt = stmt.where(AuditEvent.target == target)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= _aware(since))
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < _aware(until))
+    stmt = stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def _aware(at: datetime) -> datetime:
+    """Aware UTC (SQLite returns naive datetimes, which are UTC here)."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def to_dict(event: AuditEvent) -> dict:
+    """A JSON-ready view of one event."""
+    return {
+        "id": event.id,
+        "at": _aware(event.at).isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "target": event.target,
+        "details": event.details,
+    }
