@@ -422,6 +422,34 @@ def test_bad_files_change_nothing_in_the_database(engine, tmp_path):
             assert entries.current_revision(s) == rev, name
 
 
+def test_example_already_stored_under_another_entry(engine, tmp_path):
+    import_kb(engine, demo_path())
+    with session_scope(engine) as s:
+        before = entries.dump_kb(s)
+    f = write(
+        tmp_path / "faq.csv", 'key,question,answer,examples\nfees,Fees?,"₩3,000",배송비얼마\n'
+    )
+    with pytest.raises(KBImportError) as info:
+        import_kb(engine, f)
+    assert info.value.problems == [
+        ("faq.csv:2", "'배송비얼마' is already an example of the stored entry 'shipping_cost_ko'")
+    ]
+    g = write(tmp_path / "oos.csv", "key,question,answer\noos,배송비얼마,\n")
+    with pytest.raises(
+        KBImportError, match="already an example of the stored entry 'shipping_cost_ko'"
+    ):
+        import_kb(engine, g)
+    with session_scope(engine) as s:
+        assert entries.dump_kb(s) == before
+    # the same text under the same entry is just skipped, and --replace starts afresh
+    h = write(
+        tmp_path / "same.csv",
+        'key,question,answer,examples\nshipping_cost_ko,배송비는 얼마인가요?,"3,000원",배송비얼마\n',
+    )
+    assert import_kb(engine, h).updated == ["shipping_cost_ko"]
+    assert import_kb(engine, f, replace=True).added == ["fees"]
+
+
 def test_failure_while_writing_rolls_everything_back(engine, tmp_path, monkeypatch):
     import_kb(engine, demo_path())
     with session_scope(engine) as s:

@@ -241,8 +241,7 @@ class _Builder:
                 )
 
     def result(self) -> KBData:
-        if not self.problems:
-            self.check_conflicts()
+        self.check_conflicts()
         if not self.problems and not self.drafts and not self.oos:
             self.problem(self.loc(None), "no entries found")
         if self.problems:
@@ -991,6 +990,37 @@ def _counts(data: KBData) -> tuple[set[str], int, int]:
     )
 
 
+def _where(source: str, path: Path) -> str:
+    return source.removeprefix("import:") if source.startswith("import:") else path.name
+
+
+def conflicts_with_stored(stored: KBData, data: KBData, path: Path) -> list[Problem]:
+    """Example questions in ``data`` that the stored KB already has under another entry."""
+    owner: dict[str, str] = {}
+    for e in stored.entries:
+        for text in e.examples:
+            owner.setdefault(_norm(text), e.key)
+    for text in stored.oos_examples:
+        owner.setdefault(_norm(text), OOS)
+    incoming = [
+        (e.key, t, s) for e in data.entries for t, s in zip(e.examples, e.sources, strict=False)
+    ]
+    incoming += list(
+        zip([OOS] * len(data.oos_examples), data.oos_examples, data.oos_sources, strict=False)
+    )
+    problems = []
+    for key, text, source in incoming:
+        other = owner.get(_norm(text))
+        if other is not None and other != key:
+            problems.append(
+                (
+                    _where(source, path),
+                    f"{text[:60]!r} is already an example of the stored entry {other!r}",
+                )
+            )
+    return problems
+
+
 def import_kb(
     engine,
     path: Path | str,
@@ -1000,14 +1030,21 @@ def import_kb(
     replace: bool = False,
     author: str = "import",
 ) -> ImportResult:
-    """Parse and validate ``path``, then write it in one transaction (all or nothing)."""
+    """Parse and validate ``path``, then write it in one transaction (all or nothing).
+
+    Without ``replace``, an example question that the stored KB already has under a
+    different entry is a problem too (the classifier would learn it both ways).
+    """
     from annae.kb.entries import dump_kb, load_kb
     from annae.store.db import session_scope
 
     path = Path(path)
     data = parse_file(path, answers=answers, fmt=fmt)
     with session_scope(engine) as session:
-        before_keys, ex_before, oos_before = _counts(dump_kb(session))
+        stored = dump_kb(session)
+        if not replace and (problems := conflicts_with_stored(stored, data, path)):
+            raise KBImportError(path, problems)
+        before_keys, ex_before, oos_before = _counts(stored)
         revision = load_kb(
             session, data, replace=replace, author=author, summary=f"import {path.name}"
         )
