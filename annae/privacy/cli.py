@@ -165,11 +165,11 @@ def audit_log(
         return
     table = Table(title=f"audit log ({len(events)} newest)", title_justify="left")
     for col in ("id", "at", "actor", "action", "target", "details"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("id", "at"))
     for e in events:
         table.add_row(
             str(e["id"]),
-            e["at"][:19],
+            e["at"][:19].replace("T", " "),
             e["actor"],
             e["action"],
             e["target"],
