@@ -64,8 +64,9 @@ class Redaction:
 
 DASH = "\\-\u2010\u2011\u2013\u2014\uff0d"  # - ‐ ‑ – — －
 _D = f"[{DASH}]"
-# A number must not continue a token: no digit/letter right before, nor "digit-" / "digit.".
-_L = rf"(?<![\dA-Za-z_])(?<![\dA-Za-z][{DASH}.])"
+# A number must not continue a token: no digit/letter right before, nor "1-", "1." or "ORD-"
+# ("Tel.02-123-4567" and "M.010-..." are fine).
+_L = rf"(?<![\dA-Za-z_])(?<!\d[{DASH}.])(?<![A-Za-z][{DASH}])"
 _R = rf"(?![\dA-Za-z_])(?![{DASH}.]\d)"
 # Order, tracking, invoice ... numbers named right before a digit group are never PII.
 _NOT_PII_BEFORE = re.compile(

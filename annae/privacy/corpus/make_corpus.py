@@ -595,6 +595,9 @@ ko|pii|IP [[IP|198.51.100.7]]:8080 으로 웹훅 보내주세요
 ko|pii|국제전화 [[PHONE|+82 2 2345 6789]] 로 걸어주세요
 ko|pii|[[PHONE|0505-123-4567]] 안심번호로 연락 주세요
 ko|pii|인터넷전화 [[PHONE|070-8765-4321]] 입니다
+ko|pii|명함에 Tel.[[PHONE|02-555-0123]] / M.[[PHONE|010-4455-6677]] 라고 적혀 있어요
+ko|pii|연락처([[PHONE|010-2020-3030]]) 남겨요
+ko|near-miss|상품코드 SKU-01012345678 재고 있나요?
 en|pii|Ping me: [[EMAIL|dev.ops+alerts@example.io]] or [[PHONE|+1 415-555-0132]]
 en|pii|Card [[CARD|5500 0000 0000 0004]] declined at checkout.
 en|pii|Server [[IP|203.0.113.9]] is sending spam to our bot.
