@@ -297,3 +297,23 @@ def test_cli_redact() -> None:
     assert out.output.strip() == "card [CARD]"
     out = runner.invoke(app, ["redact", "--types", "NAME", "x"])
     assert out.exit_code != 0 and "unknown PII type" in out.output
+
+
+def test_logging_filter_redacts_records(caplog) -> None:
+    import logging
+
+    from annae.privacy.redact import RedactingFilter
+
+    logger = logging.getLogger("annae.test.redact")
+    caplog.set_level(logging.INFO, logger="annae.test.redact")
+    caplog.handler.addFilter(RedactingFilter())
+    try:
+        logger.info("customer %s wrote from %s", "minji.kim@example.com", "010-1234-5678")
+        logger.info("nothing personal in %d messages", 3)
+    finally:
+        caplog.handler.filters.clear()
+    assert [r.getMessage() for r in caplog.records] == [
+        "customer [EMAIL] wrote from [PHONE]",
+        "nothing personal in 3 messages",
+    ]
+    assert "minji" not in caplog.text and "5678" not in caplog.text

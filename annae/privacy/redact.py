@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import calendar
 import ipaddress
+import logging
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
@@ -438,3 +439,18 @@ def redact(text: str, *, types: Iterable[str] = ALL) -> Redaction:
 def redact_text(text: str, *, types: Iterable[str] = ALL) -> str:
     """``redact(text).text``: the text with personal data replaced by placeholders."""
     return redact(text, types=types).text
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts personal data from every record it passes.
+
+    ``logging.getLogger().addFilter(RedactingFilter())`` only covers records logged on the root
+    logger itself; attach it to handlers (``handler.addFilter(...)``) to cover every logger.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
