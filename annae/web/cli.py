@@ -1,9 +1,169 @@
 """`annae serve` and `annae user ...`."""
 
-import typer
+from __future__ import annotations
 
-user_app = typer.Typer(help="Agent and admin accounts.", no_args_is_help=True)
+import os
+import sys
+import tempfile
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+user_app = typer.Typer(help="Agent and admin accounts, and API keys for channels.", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys for server-to-server channels (X-API-Key).", no_args_is_help=True)
+user_app.add_typer(apikey_app, name="apikey")
+console = Console()
+
+
+def _db():
+    from annae.settings import get_settings
+    from annae.store.db import get_engine, init_db
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return init_db(get_engine(settings.database))
+
+
+def serve_forever(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
+    """Migrate the database, then run uvicorn with ``workers`` processes until interrupted."""
+    import uvicorn
+
+    _db()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # one scrape of /metrics sums every worker (prometheus-client multiprocess mode)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="annae-metrics-")
+    uvicorn.run(
+        "annae.web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=True,
+        access_log=False,
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add the service's commands (serve) to the top-level app."""
+
+    @app.command()
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        port: int = typer.Option(8000, help="Port to listen on."),
+        workers: int = typer.Option(1, min=1, max=64, help="Worker processes (use PostgreSQL and Redis for >1)."),
+        log_level: str = typer.Option("info", help="uvicorn log level."),
+    ) -> None:
+        """Run the chat, console and API service (FastAPI + uvicorn)."""
+        serve_forever(host, port, workers, log_level)
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_app.command("add")
+def add(
+    name: str,
+    role: str = typer.Option("agent", help="agent or admin"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Create an account."""
+    from annae.agents.users import UserError, create_user
+
+    try:
+        user_id = create_user(_db(), name, role, _read_password(password_stdin))
+    except UserError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"created {role} {name} (id {user_id})")
+
+
+@user_app.command("list")
+def list_() -> None:
+    """List accounts."""
+    from annae.agents.users import list_users
+    from annae.store.db import session_scope
+
+    table = Table("id", "username", "role", "active", "last login")
+    with session_scope(_db()) as session:
+        for u in list_users(session):
+            table.add_row(str(u.id), u.username, u.role, "yes" if u.active else "no", str(u.last_login_at or "-"))
+    console.print(table)
+
+
+def _change(name: str, fn, done: str) -> None:
+    from annae.agents.users import UserError
+    from annae.store.db import session_scope
+
+    try:
+        with session_scope(_db()) as session:
+            fn(session)
+    except UserError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{name}: {done}")
+
+
+@user_app.command("passwd")
+def passwd(name: str, password_stdin: bool = typer.Option(False, "--password-stdin")) -> None:
+    """Set a new password (logs the user out everywhere)."""
+    from annae.agents.users import set_password
+
+    password = _read_password(password_stdin)
+    _change(name, lambda s: set_password(s, name, password), "password changed")
+
+
+@user_app.command("disable")
+def disable(name: str) -> None:
+    """Disable an account (logs it out everywhere)."""
+    from annae.agents.users import set_active
+
+    _change(name, lambda s: set_active(s, name, False), "disabled")
+
+
+@user_app.command("enable")
+def enable(name: str) -> None:
+    """Enable a disabled account."""
+    from annae.agents.users import set_active
+
+    _change(name, lambda s: set_active(s, name, True), "enabled")
+
+
+@apikey_app.command("create")
+def apikey_create(name: str) -> None:
+    """Create an API key for a channel; it is printed once."""
+    from annae.agents.users import UserError, create_api_key
+    from annae.store.db import session_scope
+
+    try:
+        with session_scope(_db()) as session:
+            key = create_api_key(session, name)
+    except UserError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(key)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List API keys (names only; keys are stored hashed)."""
+    from annae.agents.users import list_api_keys
+    from annae.store.db import session_scope
+
+    table = Table("id", "name", "active", "created")
+    with session_scope(_db()) as session:
+        for k in list_api_keys(session):
+            table.add_row(str(k.id), k.name, "yes" if k.active else "no", str(k.created_at))
+    console.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: str) -> None:
+    """Revoke an API key."""
+    from annae.agents.users import revoke_api_key
+
+    _change(name, lambda s: revoke_api_key(s, name), "revoked")

@@ -55,7 +55,7 @@ class Conversation(Base):
     __tablename__ = "conversations"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    token_hash: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
     customer_id: Mapped[str | None] = mapped_column(String(200), index=True, nullable=True)
     channel: Mapped[str] = mapped_column(String(100), default="web")
     state: Mapped[str] = mapped_column(String(16), index=True, default="bot")

@@ -75,6 +75,7 @@ def upgrade() -> None:
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
     )
+    op.create_index("ix_conversations_token_hash", "conversations", ["token_hash"])
     op.create_index("ix_conversations_customer_id", "conversations", ["customer_id"])
     op.create_index("ix_conversations_state", "conversations", ["state"])
     op.create_index("ix_conversations_assigned_agent_id", "conversations", ["assigned_agent_id"])
@@ -111,6 +112,7 @@ def downgrade() -> None:
     op.drop_index("ix_conversations_assigned_agent_id", "conversations")
     op.drop_index("ix_conversations_state", "conversations")
     op.drop_index("ix_conversations_customer_id", "conversations")
+    op.drop_index("ix_conversations_token_hash", "conversations")
     op.drop_table("conversations")
     op.drop_index("ix_api_keys_key_hash", "api_keys")
     op.drop_index("ix_api_keys_name", "api_keys")

@@ -1,0 +1,405 @@
+"""Conversations: the bot → waiting → agent → resolved state machine, messages and customer turns.
+
+Functions work in the caller's session (one transaction per request) and return the live events
+to publish *after* commit as ``(channel, payload)`` pairs: ``conv:<id>`` for the customer's
+sockets, ``agents`` for the console.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from annae.agents.users import hash_secret, new_secret
+from annae.store.db import utcnow
+from annae.store.tables.service import Conversation, Message, User
+
+STATES = ("bot", "waiting", "agent", "resolved")
+SILENT = ("waiting", "agent")  # the bot does not answer in these states
+MAX_TEXT = 4000
+
+Event = tuple[str, dict]
+
+TEXTS = {
+    "handoff": {
+        "en": "Connecting you to a person… please wait a moment.",
+        "ko": "상담원에게 연결해 드릴게요. 잠시만 기다려 주세요.",
+    },
+    "clarify": {"en": "Did you mean one of these?", "ko": "혹시 다음 중 하나를 찾으시나요?"},
+    "queued": {
+        "en": "Thanks, a person will reply here shortly.",
+        "ko": "메시지를 전달했어요. 상담원이 곧 답변드릴게요.",
+    },
+}
+
+
+class ConversationError(Exception):
+    """A conversation operation that cannot be done; ``status``/``code`` map to the HTTP error."""
+
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(ConversationError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ConversationError):
+    status, code = 409, "conflict"
+
+
+class Invalid(ConversationError):
+    status, code = 400, "bad_request"
+
+
+class DecisionLike(Protocol):
+    type: str
+    reason: str | None
+    entry_id: int | None
+    answer: str | None
+    confidence: float
+    candidates: list
+    language: str
+
+    def to_dict(self) -> dict: ...
+
+
+class EngineLike(Protocol):
+    version: str
+
+    def decide(self, text: str) -> DecisionLike: ...
+
+
+@dataclass
+class Outcome:
+    """What a customer turn produced: the reply for the caller and the events to publish."""
+
+    reply: dict
+    events: list[Event] = field(default_factory=list)
+    decision: Any = None
+
+
+def aware(dt: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+def iso(dt: datetime | None) -> str | None:
+    dt = aware(dt)
+    return dt.isoformat() if dt else None
+
+
+def text_for(kind: str, language: str | None) -> str:
+    table = TEXTS[kind]
+    return table.get(language or "en", table["en"])
+
+
+# --- creating and reading -------------------------------------------------------------------
+
+
+def create(
+    session: Session, *, language: str | None = None, customer_id: str | None = None, channel: str = "web"
+) -> tuple[Conversation, str]:
+    """A new conversation in state ``bot`` and its customer token (returned once, stored hashed)."""
+    token = new_secret()
+    now = utcnow()
+    conv = Conversation(
+        id=uuid.uuid4().hex,
+        token_hash=hash_secret(token),
+        customer_id=customer_id,
+        channel=channel,
+        state="bot",
+        language=language,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(conv)
+    session.flush()
+    return conv, token
+
+
+def get(session: Session, conv_id: str, *, lock: bool = False) -> Conversation:
+    """The conversation or :class:`NotFound`."""
+    if not conv_id or len(conv_id) > 32:
+        raise NotFound(f"no conversation with id {conv_id!r}")
+    stmt = select(Conversation).where(Conversation.id == conv_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    conv = session.scalar(stmt)
+    if conv is None:
+        raise NotFound(f"no conversation with id {conv_id!r}")
+    return conv
+
+
+def token_matches(conv: Conversation, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(conv.token_hash, hash_secret(token))
+
+
+def message_dict(msg: Message, author: str | None = None, *, with_decision: bool = False) -> dict:
+    out = {
+        "id": msg.id,
+        "conversation_id": msg.conversation_id,
+        "sender": msg.sender,
+        "type": msg.type,
+        "text": msg.text,
+        "entry_id": msg.entry_id,
+        "confidence": msg.confidence,
+        "options": msg.options or [],
+        "author": author,
+        "created_at": iso(msg.created_at),
+    }
+    if with_decision:
+        out["decision"] = msg.decision
+    return out
+
+
+def messages(session: Session, conv_id: str, *, after: int | None = None, with_decision: bool = False) -> list[dict]:
+    """The transcript, oldest first (only messages with id > ``after`` when given)."""
+    stmt = (
+        select(Message, User.username)
+        .join(User, User.id == Message.agent_id, isouter=True)
+        .where(Message.conversation_id == conv_id)
+        .order_by(Message.id)
+    )
+    if after is not None:
+        stmt = stmt.where(Message.id > after)
+    return [message_dict(m, name, with_decision=with_decision) for m, name in session.execute(stmt)]
+
+
+def agent_name(session: Session, conv: Conversation) -> str | None:
+    if conv.assigned_agent_id is None:
+        return None
+    return session.scalar(select(User.username).where(User.id == conv.assigned_agent_id))
+
+
+def waiting_seconds(conv: Conversation) -> float | None:
+    if conv.state != "waiting" or conv.waiting_since is None:
+        return None
+    return round((utcnow() - aware(conv.waiting_since)).total_seconds(), 1)
+
+
+def public_dict(conv: Conversation) -> dict:
+    """What the customer may see about their conversation."""
+    return {
+        "id": conv.id,
+        "state": conv.state,
+        "reason": conv.handoff_reason,
+        "language": conv.language,
+        "created_at": iso(conv.created_at),
+        "updated_at": iso(conv.updated_at),
+    }
+
+
+def summary_dict(session: Session, conv: Conversation) -> dict:
+    """What an agent sees in lists."""
+    return {
+        **public_dict(conv),
+        "agent": agent_name(session, conv),
+        "customer_id": conv.customer_id,
+        "channel": conv.channel,
+        "waiting_since": iso(conv.waiting_since),
+        "waiting_seconds": waiting_seconds(conv),
+    }
+
+
+def queue_length(session: Session) -> int:
+    """How many conversations wait for an agent."""
+    return session.scalar(select(func.count()).select_from(Conversation).where(Conversation.state == "waiting")) or 0
+
+
+# --- state changes --------------------------------------------------------------------------
+
+
+def add_message(session: Session, conv: Conversation, sender: str, type_: str, text: str, **fields) -> Message:
+    msg = Message(conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields)
+    session.add(msg)
+    session.flush()
+    return msg
+
+
+def transition(
+    session: Session, conv: Conversation, to_state: str, from_states: tuple[str, ...], **values
+) -> None:
+    """Move ``conv`` to ``to_state`` if it is still in one of ``from_states`` (checked in the UPDATE,
+    so two processes racing for the same conversation cannot both win)."""
+    now = utcnow()
+    values = {"state": to_state, "updated_at": now, **values}
+    if to_state == "waiting":
+        values.setdefault("waiting_since", now)
+    elif to_state != "waiting":
+        values.setdefault("waiting_since", None)
+    if to_state == "resolved":
+        values.setdefault("resolved_at", now)
+    result = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conv.id, Conversation.state.in_(from_states))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        session.refresh(conv)
+        raise Conflict(f"conversation {conv.id} is {conv.state}, cannot become {to_state}")
+    session.refresh(conv)
+
+
+def state_event(session: Session, conv: Conversation) -> dict:
+    return {
+        "event": "state",
+        "conversation_id": conv.id,
+        "state": conv.state,
+        "reason": conv.handoff_reason,
+        "agent": agent_name(session, conv),
+    }
+
+
+def message_events(conv: Conversation, msgs: list[Message], author: str | None = None) -> list[Event]:
+    """Every new message goes to the customer's channel; to agents while people handle it."""
+    events: list[Event] = []
+    for msg in msgs:
+        payload = {"event": "message", "conversation_id": conv.id, "message": message_dict(msg, author)}
+        events.append((f"conv:{conv.id}", payload))
+        if conv.state in SILENT:
+            events.append(("agents", payload))
+    return events
+
+
+# --- the customer's turn --------------------------------------------------------------------
+
+
+def _options(decision: DecisionLike) -> list[dict]:
+    return [
+        {"entry_id": c.entry_id, "key": c.key, "question": c.question, "confidence": round(float(c.confidence), 4)}
+        for c in decision.candidates
+    ]
+
+
+def _reply(msg: Message | None, customer_msg: Message, conv: Conversation, **fields) -> dict:
+    base = {
+        "id": None,
+        "message_id": customer_msg.id,
+        "type": "queued",
+        "text": "",
+        "entry_id": None,
+        "confidence": None,
+        "options": [],
+        "created_at": iso(customer_msg.created_at),
+    }
+    if msg is not None:
+        base.update(
+            id=msg.id,
+            type=msg.type,
+            text=msg.text,
+            entry_id=msg.entry_id,
+            confidence=msg.confidence,
+            options=msg.options or [],
+            created_at=iso(msg.created_at),
+        )
+    base.update(fields)
+    base["state"], base["reason"] = conv.state, conv.handoff_reason
+    return base
+
+
+def _last_clarify(session: Session, conv: Conversation) -> Message | None:
+    return session.scalar(
+        select(Message)
+        .where(Message.conversation_id == conv.id, Message.sender == "bot")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def post_customer(
+    session: Session,
+    conv: Conversation,
+    *,
+    text: str | None = None,
+    choice: int | None = None,
+    handoff: bool = False,
+    engine: EngineLike | None = None,
+    entry_answer=None,
+) -> Outcome:
+    """Store a customer turn and the bot's reply (or stay silent while people handle it).
+
+    ``text`` is a question, ``choice`` an ``entry_id`` from the latest clarify options,
+    ``handoff`` the customer asking for a person. ``entry_answer(session, entry_id) -> str``
+    looks up an entry's answer for a choice.
+    """
+    events: list[Event] = []
+    new: list[Message] = []
+    if conv.state == "resolved":
+        transition(session, conv, "bot", ("resolved",), resolved_at=None, handoff_reason=None, assigned_agent_id=None)
+        new.append(add_message(session, conv, "system", "system", "reopened"))
+        events.append((f"conv:{conv.id}", state_event(session, conv)))
+        events.append(("agents", state_event(session, conv)))
+
+    language = conv.language
+    decision = None
+    if choice is not None:
+        clarify = _last_clarify(session, conv)
+        offered = {o.get("entry_id") for o in (clarify.options or [])} if clarify and clarify.type == "clarify" else set()
+        if choice not in offered:
+            raise Invalid(f"entry {choice} was not offered in the latest clarify reply")
+        option = next(o for o in clarify.options if o.get("entry_id") == choice)
+        chosen_text = option.get("question") or str(choice)
+        customer = add_message(
+            session, conv, "customer", "choice", chosen_text, entry_id=choice,
+            confidence=option.get("confidence"), decision={"clarify_message_id": clarify.id},
+        )
+    elif handoff:
+        customer = add_message(session, conv, "customer", "text", "[asked for a person]",
+                               decision={"handoff_requested": True})
+    else:
+        decision = engine.decide(text) if engine is not None else None
+        if decision is not None and not language:
+            language = decision.language
+        customer = add_message(
+            session, conv, "customer", "text", text,
+            decision=decision.to_dict() if decision is not None else {"model_version": None},
+        )
+    new.append(customer)
+    if language and conv.language != language:
+        conv.language = language
+    conv.updated_at = utcnow()
+
+    reply_msg: Message | None = None
+    if conv.state in SILENT:
+        events += message_events(conv, new)
+        return Outcome(_reply(None, customer, conv, text=text_for("queued", language)), events, decision)
+
+    if choice is not None:
+        answer = entry_answer(session, choice) if entry_answer else None
+        if not answer:
+            raise Invalid(f"entry {choice} has no answer any more")
+        reply_msg = add_message(session, conv, "bot", "answer", answer, entry_id=choice,
+                                confidence=customer.confidence)
+    elif handoff or decision is None or decision.type == "handoff":
+        reason = "customer_request" if handoff else ("no_model" if decision is None else decision.reason or "low_confidence")
+        transition(session, conv, "waiting", ("bot",), handoff_reason=reason)
+        reply_msg = add_message(
+            session, conv, "bot", "handoff", text_for("handoff", language),
+            confidence=float(decision.confidence) if decision is not None else None,
+        )
+        st = state_event(session, conv)
+        events.append((f"conv:{conv.id}", st))
+        events.append(("agents", {**st, "event": "handoff", "queue_length": queue_length(session)}))
+    elif decision.type == "clarify":
+        reply_msg = add_message(
+            session, conv, "bot", "clarify", text_for("clarify", language),
+            confidence=float(decision.confidence), options=_options(decision),
+        )
+    else:
+        reply_msg = add_message(
+            session, conv, "bot", "answer", decision.answer or "",
+            entry_id=decision.entry_id, confidence=float(decision.confidence),
+        )
+    new.append(reply_msg)
+    events += message_events(conv, new)
+    return Outcome(_reply(reply_msg, customer, conv), events, decision)

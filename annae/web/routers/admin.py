@@ -1,0 +1,206 @@
+"""The admin API behind the knowledge-base page: entries, examples, retraining, users."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from annae.agents import users
+from annae.agents.users import Identity, UserError
+from annae.kb import entries as kb
+from annae.kb.entries import KBError
+from annae.store.db import session_scope
+from annae.web.auth import require_role
+from annae.web.routers.deps import ApiError, RetrainState, services
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+admin = require_role("admin")
+
+
+class EntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(min_length=1, max_length=200)
+    question: str = Field(min_length=1, max_length=4000)
+    answer: str = Field(min_length=1, max_length=20000)
+    language: Literal["ko", "en"] = "en"
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    examples: list[str] = Field(default_factory=list, max_length=500)
+
+
+class EntryPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str | None = Field(None, min_length=1, max_length=4000)
+    answer: str | None = Field(None, min_length=1, max_length=20000)
+    language: Literal["ko", "en"] | None = None
+    tags: list[str] | None = Field(None, max_length=50)
+    active: bool | None = None
+
+
+class ExamplesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    texts: list[str] = Field(min_length=1, max_length=500)
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=100)
+    role: Literal["agent", "admin"] = "agent"
+    password: str = Field(min_length=8, max_length=1000)
+
+
+def entry_dict(entry) -> dict:
+    return {
+        "id": entry.id,
+        "key": entry.key,
+        "question": entry.question,
+        "answer": entry.answer,
+        "language": entry.language,
+        "tags": list(entry.tags or []),
+        "active": entry.active,
+        "examples": [{"id": e.id, "text": e.text, "source": e.source} for e in entry.examples],
+        "updated_at": entry.updated_at.isoformat() if entry.updated_at else None,
+    }
+
+
+def _kb_error(exc: KBError) -> ApiError:
+    message = str(exc)
+    if message.startswith("no "):
+        return ApiError(404, "not_found", message)
+    if "already exists" in message:
+        return ApiError(409, "conflict", message)
+    return ApiError(422, "invalid", message)
+
+
+def _kb(request: Request, fn):
+    try:
+        with session_scope(services(request).db) as session:
+            return fn(session)
+    except KBError as exc:
+        raise _kb_error(exc) from exc
+
+
+@router.get("/entries")
+def list_entries(request: Request, q: str | None = None, active: bool | None = None, user: Identity = Depends(admin)) -> dict:
+    """Every entry with its examples (``q`` filters on key, question and answer)."""
+
+    def read(session: Session) -> list[dict]:
+        rows = kb.list_entries(session)
+        if active is not None:
+            rows = [e for e in rows if e.active == active]
+        if q:
+            needle = q.lower()
+            rows = [e for e in rows if needle in f"{e.key}\n{e.question}\n{e.answer}".lower()]
+        return [entry_dict(e) for e in rows]
+
+    return {"entries": _kb(request, read)}
+
+
+@router.post("/entries", status_code=201)
+def add_entry(body: EntryIn, request: Request, user: Identity = Depends(admin)) -> dict:
+    return _kb(
+        request,
+        lambda s: entry_dict(
+            kb.add_entry(
+                s, key=body.key, question=body.question, answer=body.answer, language=body.language,
+                tags=body.tags, examples=body.examples, source=f"admin:{user.username}", author=user.username,
+            )
+        ),
+    )
+
+
+@router.get("/entries/{entry_id}")
+def get_entry(entry_id: int, request: Request, user: Identity = Depends(admin)) -> dict:
+    return _kb(request, lambda s: entry_dict(kb.get_entry(s, entry_id)))
+
+
+@router.patch("/entries/{entry_id}")
+def update_entry(entry_id: int, body: EntryPatch, request: Request, user: Identity = Depends(admin)) -> dict:
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        raise ApiError(422, "invalid", "nothing to change")
+    return _kb(request, lambda s: entry_dict(kb.update_entry(s, entry_id, author=user.username, **changes)))
+
+
+@router.post("/entries/{entry_id}/examples", status_code=201)
+def add_examples(entry_id: int, body: ExamplesIn, request: Request, user: Identity = Depends(admin)) -> dict:
+    def write(session: Session) -> dict:
+        rows = kb.add_examples(session, entry_id, body.texts, source=f"admin:{user.username}", author=user.username)
+        return {"examples": [{"id": e.id, "text": e.text, "source": e.source} for e in rows]}
+
+    return _kb(request, write)
+
+
+@router.delete("/examples/{example_id}", status_code=204)
+def delete_example(example_id: int, request: Request, user: Identity = Depends(admin)) -> Response:
+    _kb(request, lambda s: kb.delete_example(s, example_id, author=user.username))
+    return Response(status_code=204)
+
+
+@router.get("/oos")
+def list_oos(request: Request, user: Identity = Depends(admin)) -> dict:
+    """Out-of-scope example questions (what the bot should hand off)."""
+    data = _kb(request, lambda s: kb.dump_kb(s))
+    return {"examples": [{"text": t, "source": src} for t, src in zip(data.oos_examples, data.oos_sources, strict=False)]}
+
+
+@router.post("/oos", status_code=201)
+def add_oos(body: ExamplesIn, request: Request, user: Identity = Depends(admin)) -> dict:
+    def write(session: Session) -> dict:
+        rows = kb.add_examples(session, None, body.texts, source=f"admin:{user.username}", author=user.username)
+        return {"examples": [{"id": e.id, "text": e.text, "source": e.source} for e in rows]}
+
+    return _kb(request, write)
+
+
+@router.post("/retrain", status_code=202)
+def retrain(request: Request, user: Identity = Depends(admin)) -> dict:
+    """Train on the current KB in the background; serving switches to the new model when done."""
+    svc = services(request)
+
+    def announce(state: RetrainState) -> None:
+        if state.status == "done":
+            svc.broker.publish("agents", {"event": "model", "version": state.version})
+
+    if not svc.holder.start_retrain(svc.db, user.username, on_done=announce):
+        raise ApiError(409, "conflict", "a retrain is already running")
+    return svc.holder.retrain.to_dict()
+
+
+@router.get("/retrain")
+def retrain_status(request: Request, user: Identity = Depends(admin)) -> dict:
+    return services(request).holder.retrain.to_dict()
+
+
+@router.get("/model")
+def model(request: Request, user: Identity = Depends(admin)) -> dict:
+    engine = services(request).holder.get()
+    if engine is None:
+        return {"version": None, "manifest": None}
+    return {"version": engine.version, "manifest": getattr(engine, "manifest", None)}
+
+
+@router.get("/users")
+def list_users(request: Request, user: Identity = Depends(admin)) -> dict:
+    with session_scope(services(request).db) as session:
+        rows = users.list_users(session)
+        return {
+            "users": [
+                {"id": u.id, "username": u.username, "role": u.role, "active": u.active,
+                 "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
+                for u in rows
+            ]
+        }
+
+
+@router.post("/users", status_code=201)
+def add_user(body: UserIn, request: Request, user: Identity = Depends(admin)) -> dict:
+    try:
+        with session_scope(services(request).db) as session:
+            new = users.add_user(session, body.username, body.role, body.password)
+            return {"id": new.id, "username": new.username, "role": new.role, "active": new.active}
+    except UserError as exc:
+        status = 409 if "already exists" in str(exc) else 422
+        raise ApiError(status, "conflict" if status == 409 else "invalid", str(exc)) from exc

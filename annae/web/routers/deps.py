@@ -1,0 +1,189 @@
+"""What every router needs: the JSON error type, the database, the live engine, events, limits."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import Engine
+from starlette.requests import HTTPConnection
+
+from annae.store.db import utcnow
+from annae.web.events import LocalBroker
+from annae.web.ratelimit import LocalLimiter, retry_after
+
+log = logging.getLogger("annae.web")
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": {"code", "message"}}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+@dataclass
+class RetrainState:
+    status: str = "idle"
+    version: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "version": self.version,
+            "error": self.error,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+class EngineHolder:
+    """The engine serving this process; swapped atomically when the registry's live version changes.
+
+    ``get()`` is cheap: at most once per ``check_every`` seconds it reads the live version and, if it
+    changed, loads the new engine in a background thread while requests keep using the old one.
+    """
+
+    def __init__(self, settings, check_every: float = 1.0) -> None:
+        self.settings = settings
+        self.check_every = check_every
+        self._engine = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+        self._registry = None
+        self.retrain = RetrainState()
+        self._retrain_lock = threading.Lock()
+        self.load_error: str | None = None
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from annae.nlu.registry import ModelRegistry
+
+            self._registry = ModelRegistry(self.settings.models_dir)
+        return self._registry
+
+    @property
+    def version(self) -> str | None:
+        engine = self._engine
+        return engine.version if engine is not None else None
+
+    def get(self):
+        """The current engine (None when nothing is trained yet)."""
+        now = time.monotonic()
+        if now - self._checked >= self.check_every:
+            self._checked = now
+            self._check(background=True)
+        return self._engine
+
+    def load_now(self) -> None:
+        """Load the live version synchronously (at start-up and after a retrain)."""
+        self._check(background=False)
+
+    def _check(self, background: bool) -> None:
+        try:
+            live = self.registry.live_version()
+        except Exception as exc:  # no registry module or unreadable folder
+            self.load_error = f"model registry unavailable: {exc}"
+            return
+        if live is None or live == self.version:
+            return
+        if background:
+            threading.Thread(target=self._load, name="annae-engine-load", daemon=True).start()
+        else:
+            self._load()
+
+    def _load(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            return  # another thread is loading it already
+        try:
+            live = self.registry.live_version()
+            if live is not None and live != self.version:
+                engine = self.registry.load_live()
+                if engine is not None:
+                    self._engine = engine  # one reference assignment: requests see old or new
+                    self.load_error = None
+                    log.info("serving model %s", engine.version)
+        except Exception as exc:
+            self.load_error = f"could not load model: {exc}"
+            log.exception("could not load the live model")
+        finally:
+            self._lock.release()
+
+    def start_retrain(self, db: Engine, author: str, on_done=None) -> bool:
+        """Train on the KB in a background thread; False if one is already running here."""
+        if not self._retrain_lock.acquire(blocking=False):
+            return False
+        self.retrain = RetrainState(status="running", started_at=utcnow())
+
+        def work() -> None:
+            try:
+                info = self.registry.train_from_db(db, settings=self.settings, author=author)
+                self.retrain.version = info.version
+                self.load_now()
+                self.retrain.status = "done"
+            except Exception as exc:
+                log.exception("retrain failed")
+                self.retrain.status, self.retrain.error = "failed", str(exc)[:500]
+            finally:
+                self.retrain.finished_at = utcnow()
+                self._retrain_lock.release()
+                if on_done is not None:
+                    on_done(self.retrain)
+
+        threading.Thread(target=work, name="annae-retrain", daemon=True).start()
+        return True
+
+
+@dataclass
+class Services:
+    """Per-process service objects, kept on ``app.state.services``."""
+
+    db: Engine
+    settings: Any
+    holder: EngineHolder
+    broker: LocalBroker
+    limiter: LocalLimiter
+    extra: dict = field(default_factory=dict)
+
+
+def services(conn: HTTPConnection) -> Services:
+    return conn.app.state.services
+
+
+def client_ip(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+def limit(conn: HTTPConnection, kind: str, key: str) -> None:
+    """Take a token from the ``kind`` bucket for ``key`` or raise 429 with Retry-After."""
+    wait = services(conn).limiter.hit(kind, key)
+    if wait > 0:
+        secs = retry_after(wait)
+        raise ApiError(429, "rate_limited", f"too many requests; retry in {secs} s", {"Retry-After": str(secs)})
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def is_unsafe(request: Request) -> bool:
+    return request.method not in ("GET", "HEAD", "OPTIONS")
