@@ -6,6 +6,7 @@ Add a line here when a capability gains a ``annae/store/tables/<name>.py``.
 from annae.store.db import Base
 from annae.store.tables import kb  # noqa: F401
 from annae.store.tables import privacy  # noqa: F401
+from annae.store.tables import recommend  # noqa: F401
 from annae.store.tables import service  # noqa: F401
 
 __all__ = ["Base"]

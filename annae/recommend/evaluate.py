@@ -1,0 +1,156 @@
+"""Time-split evaluation: train before a date, score what known customers bought after it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from annae.recommend.matrix import Interactions
+from annae.recommend.models import Recommender, top_k
+
+
+@dataclass
+class Split:
+    """Training data plus, per known test customer (by code), the products bought after the date."""
+
+    train: Interactions
+    users: np.ndarray  # codes of known customers who bought something in the test period
+    truth: sp.csr_matrix  # len(users) × n_items, 1 where bought in the test period
+    history: sp.csr_matrix  # len(users) × n_items, 1 where bought before the date
+    new_customers: int  # test-period customers never seen before the date
+    test_customers: int
+
+
+def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
+    """Split a cleaned interactions frame at ``split_date`` (UTC); the catalogue is the training one."""
+    cut = pd.Timestamp(split_date)
+    if cut.tzinfo is None:
+        cut = cut.tz_localize("UTC")
+    times = frame["time"]
+    before = frame[times < cut]
+    after = frame[times >= cut]
+    if before.empty or after.empty:
+        raise ValueError(f"split date {cut.date()} leaves an empty training or test period")
+    train = Interactions.from_frame(before)
+    user_index = pd.Index(train.user_ids)
+    item_index = pd.Index(train.item_ids)
+    u = user_index.get_indexer(after["customer"].astype(str))
+    i = item_index.get_indexer(after["product"].astype(str))
+    test_customers = after["customer"].nunique()
+    known = u >= 0
+    new_customers = int(after.loc[~known, "customer"].nunique())
+    users = np.unique(u[known])
+    row = pd.Index(users).get_indexer(u[known & (i >= 0)])
+    truth = sp.csr_matrix(
+        (np.ones(len(row), np.float32), (row, i[known & (i >= 0)])), shape=(len(users), train.n_items)
+    )
+    truth.data[:] = 1.0
+    # items bought after the date but not in the training catalogue cannot be recommended;
+    # they still count as relevant (they lower recall), so keep their number per customer.
+    unseen = pd.Series(known & (i < 0)).groupby(u).sum() if (known & (i < 0)).any() else None
+    truth = truth.tocsr()
+    truth.sum_duplicates()
+    truth.data[:] = 1.0
+    split = Split(train=train, users=users, truth=truth, history=None, new_customers=new_customers,  # type: ignore[arg-type]
+                  test_customers=int(test_customers))
+    hist = train.counts()[users]
+    hist.data[:] = 1.0
+    split.history = hist.tocsr()
+    split.unseen = unseen  # type: ignore[attr-defined]
+    return split
+
+
+def _dcg_discounts(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
+    """Per-row recall, precision and NDCG of ``ranked`` (rows × ≥k product codes) against ``truth``."""
+    ranked = ranked[:, :k]
+    hits = np.asarray(truth[np.arange(ranked.shape[0])[:, None], ranked].todense()) > 0
+    n_rel = np.asarray(truth.sum(axis=1)).ravel()
+    disc = _dcg_discounts(k)
+    dcg = (hits * disc[: hits.shape[1]]).sum(axis=1)
+    ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "recall": np.where(n_rel > 0, hits.sum(axis=1) / np.maximum(n_rel, 1), 0.0),
+            "precision": hits.sum(axis=1) / k,
+            "ndcg": np.where(n_rel > 0, dcg / ideal, 0.0),
+        }
+
+
+def score_model(
+    rank: Callable[[np.ndarray, bool], np.ndarray], split: Split, k: int = 10, batch: int = 512
+) -> dict[str, dict[str, float]]:
+    """Both settings for one model; ``rank(users, novel)`` returns ≥k product codes per customer."""
+    out: dict[str, dict[str, float]] = {}
+    for setting, novel in (("novel", True), ("repeat", False)):
+        truth = split.truth
+        if novel:
+            truth = (truth - truth.multiply(split.history)).tocsr()
+            truth.eliminate_zeros()
+        rows = np.flatnonzero(np.asarray(truth.sum(axis=1)).ravel() > 0)
+        metrics: dict[str, list[np.ndarray]] = {"recall": [], "precision": [], "ndcg": []}
+        shown: set[int] = set()
+        for start in range(0, len(rows), batch):
+            sel = rows[start : start + batch]
+            ranked = rank(split.users[sel], novel)
+            shown.update(np.unique(ranked[:, :k]).tolist())
+            for name, vals in ranking_metrics(ranked, truth[sel], k).items():
+                metrics[name].append(vals)
+        out[setting] = {f"{name}@{k}": round(float(np.concatenate(v).mean()), 4) for name, v in metrics.items()}
+        out[setting][f"coverage@{k}"] = round(len(shown) / split.train.n_items, 4)
+        out[setting]["customers"] = len(rows)
+    return out
+
+
+def model_ranker(model: Recommender, split: Split, k: int) -> Callable[[np.ndarray, bool], np.ndarray]:
+    """A ``rank`` function for :func:`score_model` from a fitted model (novel: hide the past)."""
+    hist_all = split.train.counts()
+
+    def rank(users: np.ndarray, novel: bool) -> np.ndarray:
+        scores = model.score(users).astype(np.float32, copy=True)
+        if novel:
+            h = hist_all[users]
+            scores[h.nonzero()] = -np.inf
+        return top_k(scores, k)
+
+    return rank
+
+
+def evaluate(
+    frame: pd.DataFrame,
+    split_date: str,
+    models: dict[str, Callable[[], Recommender]],
+    k: int = 10,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict]:
+    """Fit and score each model on the same split; returns name → metrics (+ fit_seconds)."""
+    split = time_split(frame, split_date)
+    results: dict[str, dict] = {}
+    with threadpool_limits(1):
+        for name, factory in models.items():
+            if progress:
+                progress(name)
+            model = factory()
+            start = time.perf_counter()
+            model.fit(split.train)
+            fit_s = time.perf_counter() - start
+            res = score_model(model_ranker(model, split, k), split, k)
+            res["fit_seconds"] = round(fit_s, 2)
+            results[name] = res
+    results["_split"] = {
+        "n_customers": int(len(split.users)),
+        "test_customers": split.test_customers,
+        "new_customers": split.new_customers,
+        "n_products": split.train.n_items,
+        "train_interactions": int(len(split.train.users)),
+    }
+    return results

@@ -1,0 +1,285 @@
+"""Recommendations as the API and the chat show them: two lists, reasons, consent, catalogue filter."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from annae.recommend.hybrid import FEATURES, Hybrid
+from annae.recommend.models import Recommender, top_k
+from annae.recommend.registry import SavedModel
+from annae.recommend.store import (
+    RecommendError,
+    entry_products,
+    get_customer,
+    has_marketing_consent,
+    products_by_id,
+)
+from annae.store.tables.recommend import RecInteraction, RecProduct
+
+LISTS = ("mixed", "buy_again", "also_like")
+MAX_K = 100
+NO_CONSENT = "no marketing consent: this customer has not agreed to product recommendations"
+REASON_BEFORE = "you bought this before"
+REASON_WEEK = "popular this week"
+REASON_POPULAR = "popular with customers"
+
+_GROUPS = {
+    "together": ("ease", "ease_recent", "knn", "als"),
+    "content": ("content",),
+    "week": ("pop7",),
+    "popular": ("pop", "pop30", "activity"),
+}
+
+
+@dataclass
+class Item:
+    """One recommended product, ready for JSON."""
+
+    product_id: str
+    name: str
+    price: float | None
+    score: float
+    list: str  # "buy_again" | "also_like" | "popular"
+    reason: str
+    because: str | None = None  # the product that explains it, when there is one
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_k(k: object) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise RecommendError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return k
+
+
+def _scores(model: Recommender, user: int, mode: str) -> np.ndarray:
+    if isinstance(model, Hybrid):
+        return np.asarray(model.score(np.array([user]), mode)[0], dtype=np.float64)
+    scores = np.asarray(model.score(np.array([user]))[0], dtype=np.float64)
+    hist = model.history_[user].indices
+    if mode == "novel":
+        scores[hist] = -np.inf
+    else:  # a plain model gets the customer's own products as a boost for "buy again"
+        scores[hist] += np.abs(scores).max() + 1.0
+    return scores
+
+
+def _name(model: Recommender, code: int) -> str:
+    names = getattr(model, "item_names_", None)
+    name = str(names[code]) if names is not None and len(names) > code else ""
+    return name or str(model.item_ids_[code])
+
+
+def _best_neighbour(model: Recommender, history: np.ndarray, item: int, kind: str) -> int | None:
+    """The customer's past product that most explains ``item`` (co-purchase or description)."""
+    if not len(history):
+        return None
+    if isinstance(model, Hybrid):
+        sim = model.content_.similarity_ if kind == "content" else model.knn_.similarity_
+        vals = np.asarray(sim[history][:, item].todense()).ravel()
+        if kind != "content" and not vals.any() and model.ease_.fallback_ is None:
+            vals = model.ease_.weights_[history, item]
+    elif hasattr(model, "item_factors_"):
+        f = model.item_factors_
+        vals = f[history] @ f[item] / (np.linalg.norm(f[history], axis=1) * np.linalg.norm(f[item]) + 1e-9)
+    else:
+        return None
+    return int(history[int(np.argmax(vals))]) if np.max(vals) > 0 else None
+
+
+def explain(model: Recommender, user: int, item: int, mode: str) -> tuple[str, str | None]:
+    """A short reason for recommending ``item`` to customer code ``user`` (and the product behind it)."""
+    history = model.history_[user].indices
+    if item in set(history.tolist()):
+        return REASON_BEFORE, None
+    group = "together"
+    if isinstance(model, Hybrid):
+        contrib = model.contributions(user, np.array([item]), mode)[0]
+        sums = {g: sum(contrib[FEATURES.index(f)] for f in feats) for g, feats in _GROUPS.items()}
+        group = max(sums, key=sums.get)
+    if group == "week":
+        return REASON_WEEK, None
+    if group == "popular":
+        return REASON_POPULAR, None
+    best = _best_neighbour(model, history, item, group)
+    if best is None:
+        return REASON_POPULAR, None
+    pid = str(model.item_ids_[best])
+    if group == "content":
+        return f"similar to {_name(model, best)}, which you bought", pid
+    return f"bought by customers who bought {_name(model, best)}", pid
+
+
+def _active(session: Session, ids: list[str]) -> dict[str, RecProduct]:
+    return {pid: p for pid, p in products_by_id(session, ids).items() if p.active}
+
+
+def _take(session: Session, model: Recommender, scores: np.ndarray, k: int,
+          allowed: np.ndarray | None = None) -> list[tuple[int, float, RecProduct]]:
+    """The k best-scoring products that still exist in the catalogue (deleted ones are skipped)."""
+    scores = scores.copy()
+    if allowed is not None:
+        mask = np.full(len(scores), -np.inf)
+        mask[allowed] = 0.0
+        scores = scores + mask
+    want = k + 10
+    while True:
+        codes = [int(c) for c in top_k(scores, min(want, len(scores)))[0] if np.isfinite(scores[c])]
+        live = _active(session, [str(model.item_ids_[c]) for c in codes])
+        picked = [(c, float(scores[c]), live[str(model.item_ids_[c])]) for c in codes if str(model.item_ids_[c]) in live]
+        if len(picked) >= k or want >= len(scores) or len(codes) < want:
+            return picked[:k]
+        want *= 4
+
+
+def popular(session: Session, saved: SavedModel | None, k: int) -> list[Item]:
+    """Popular products (last 7 days of the data when a model exists, else from the database)."""
+    model = saved.model if saved else None
+    if model is not None and hasattr(model, "pop7_"):
+        scores = model.pop7_ + 1e-3 * model.pop_
+        return [Item(p.id, p.name, p.price, round(s, 4), "popular", REASON_WEEK)
+                for _c, s, p in _take(session, model, scores.astype(np.float64), k)]
+    last = session.scalar(select(func.max(RecInteraction.at)))
+    if last is None:
+        return []
+    from datetime import timedelta
+
+    stmt = (
+        select(RecInteraction.product_id, func.count(func.distinct(RecInteraction.customer_id)).label("n"))
+        .join(RecProduct, RecProduct.id == RecInteraction.product_id)
+        .where(RecInteraction.at >= last - timedelta(days=7), RecProduct.active.is_(True))
+        .group_by(RecInteraction.product_id)
+        .order_by(func.count(func.distinct(RecInteraction.customer_id)).desc(), RecInteraction.product_id)
+        .limit(k)
+    )
+    rows = session.execute(stmt).all()
+    products = products_by_id(session, [r[0] for r in rows])
+    return [Item(pid, products[pid].name, products[pid].price, float(n), "popular", REASON_WEEK) for pid, n in rows]
+
+
+def recommend(session: Session, saved: SavedModel | None, customer_id: str, k: int = 10,
+              list_: str = "mixed") -> dict:
+    """Recommendations for one customer: ``{"customer_id", "consent", "personalised", "list",
+    "model_version", "reason", "items": [...]}``.
+
+    - customer not in the database: popular products (no personal data is used);
+    - customer without marketing consent: no products, ``consent: false`` and the reason;
+    - customer the model has not seen yet: popular products;
+    - otherwise ``mixed`` (the repeat-inclusive ranking, each item tagged ``buy_again`` or
+      ``also_like``), ``buy_again`` (own past products) or ``also_like`` (products new to them).
+    """
+    k = _check_k(k)
+    if list_ not in LISTS:
+        raise RecommendError(f"list must be one of {', '.join(LISTS)}, got {list_!r}")
+    customer = get_customer(session, customer_id)
+    out = {"customer_id": str(customer_id).strip(), "list": list_, "consent": None, "personalised": False,
+           "model_version": saved.version if saved else None, "reason": None, "items": []}
+    if customer is None:
+        out["reason"] = "unknown customer: popular products"
+        out["items"] = [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
+        return out
+    out["consent"] = has_marketing_consent(session, customer.id)
+    if not out["consent"]:
+        out["reason"] = NO_CONSENT
+        return out
+    model = saved.model if saved else None
+    user = model.user_code(customer.id) if model is not None else None
+    if model is None or user is None:
+        out["reason"] = "no purchase history in the current model yet: popular products"
+        out["items"] = [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
+        return out
+    out["personalised"] = True
+    history = model.history_[user].indices
+    if list_ == "buy_again":
+        picked = _take(session, model, _scores(model, user, "repeat"), k, allowed=history)
+        mode = "repeat"
+    elif list_ == "also_like":
+        picked = _take(session, model, _scores(model, user, "novel"), k)
+        mode = "novel"
+    else:
+        picked = _take(session, model, _scores(model, user, "repeat"), k)
+        mode = "repeat"
+    seen = set(history.tolist())
+    items = []
+    for code, score, product in picked:
+        reason, because = explain(model, user, code, mode)
+        items.append(Item(product.id, product.name, product.price, round(score, 4),
+                          "buy_again" if code in seen else "also_like", reason, because))
+    out["items"] = [i.to_dict() for i in items]
+    return out
+
+
+def similar(session: Session, saved: SavedModel | None, product_id: str, k: int = 10) -> dict:
+    """Products bought by the same customers (co-purchase), or with a similar description for
+    products the model has not seen; deleted products never appear."""
+    k = _check_k(k)
+    product = products_by_id(session, [str(product_id).strip()]).get(str(product_id).strip())
+    if product is None:
+        raise RecommendError(f"no product with id {product_id!r}")
+    out = {"product_id": product.id, "name": product.name, "model_version": saved.version if saved else None,
+           "items": []}
+    model = saved.model if saved else None
+    if model is None:
+        return out
+    code = model.item_code(product.id)
+    content = getattr(model, "content_", None)
+    if code is None:
+        if content is None:
+            return out
+        scores = content.text_similarity(f"{product.name} {product.description}").astype(np.float64)
+        reason = f"similar description to {product.name}"
+        picked = _take(session, model, np.where(scores > 0, scores, -np.inf), k)
+        out["items"] = [Item(p.id, p.name, p.price, round(s, 4), "also_like", reason, product.id).to_dict()
+                        for _c, s, p in picked]
+        return out
+    together = np.zeros(model.n_items_, np.float64)
+    described = np.zeros(model.n_items_, np.float64)
+    if isinstance(model, Hybrid):
+        together = model.knn_.similarity_[code].toarray().ravel().astype(np.float64)
+        described = content.similarity_[code].toarray().ravel().astype(np.float64)
+    elif hasattr(model, "item_factors_"):
+        f = model.item_factors_
+        together = (f @ f[code]) / (np.linalg.norm(f, axis=1) * np.linalg.norm(f[code]) + 1e-9)
+    scores = together + 0.3 * described
+    scores[code] = -np.inf
+    scores[scores <= 0] = -np.inf
+    items = []
+    for c, s, p in _take(session, model, scores, k):
+        reason = (f"bought by customers who bought {product.name or product.id}" if together[c] >= 0.3 * described[c]
+                  else f"similar description to {product.name or product.id}")
+        items.append(Item(p.id, p.name, p.price, round(s, 4), "also_like", reason, product.id).to_dict())
+    out["items"] = items
+    return out
+
+
+def recommend_for_entry(session: Session, saved: SavedModel | None, entry_id: int, customer_id: str | None,
+                        k: int = 3) -> list[dict]:
+    """Product cards for the chat after an answer about ``entry_id``: the entry's linked products
+    first (ranked for the customer when the model knows them), then similar ones; empty without
+    marketing consent or when the entry has no linked products."""
+    k = _check_k(k)
+    linked = entry_products(session, entry_id)
+    if not linked or customer_id is None or not has_marketing_consent(session, customer_id):
+        return []
+    live = _active(session, linked)
+    linked = [p for p in linked if p in live]
+    model = saved.model if saved else None
+    user = model.user_code(customer_id) if model is not None else None
+    order = linked
+    if model is not None and user is not None:
+        scores = _scores(model, user, "repeat")
+        order = sorted(linked, key=lambda p: -scores[c] if (c := model.item_code(p)) is not None else np.inf)
+    cards = [Item(p, live[p].name, live[p].price, 1.0, "also_like", "about your question").to_dict()
+             for p in order[:k]]
+    if len(cards) < k and model is not None and linked:
+        for extra in similar(session, saved, linked[0], k=k)["items"]:
+            if len(cards) >= k:
+                break
+            if extra["product_id"] not in {c["product_id"] for c in cards}:
+                cards.append(extra)
+    return cards

@@ -1,0 +1,272 @@
+"""Database side of recommendations: bulk import, catalogue, consent, interactions, entry links.
+
+Other capabilities call these functions; they never touch the ``rec_*`` tables directly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from annae.recommend.data import KINDS, ImportFileError, ImportReport
+from annae.store.db import utcnow
+from annae.store.tables.recommend import (
+    RecCustomer,
+    RecEntryProduct,
+    RecInteraction,
+    RecProduct,
+)
+
+CHUNK = 20_000
+Progress = Callable[[int, int], None]
+
+
+class RecommendError(ValueError):
+    """A recommendation request or change that cannot be done (unknown id, bad kind)."""
+
+
+# -- import -------------------------------------------------------------------------------------
+def _none(value):
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA else value
+
+
+def import_frame(engine: Engine, frame: pd.DataFrame, report: ImportReport, *, replace: bool = False,
+                 progress: Progress | None = None) -> ImportReport:
+    """Write a cleaned frame (see :func:`annae.recommend.data.clean_interactions`) in one transaction.
+
+    New customers and products are added (existing ones keep their data, products get a
+    missing name/price filled in); interactions are appended, tagged with ``report.source``.
+    Importing the same source twice is refused unless ``replace`` deletes its earlier rows.
+    """
+    start = time.perf_counter()
+    source = (report.source or "import")[:200]
+    with engine.begin() as conn:
+        already = conn.scalar(select(func.count()).select_from(RecInteraction).where(RecInteraction.source == source))
+        if already and not replace:
+            raise ImportFileError(f"{source} was already imported ({already} interactions); use --replace to import it again")
+        if already:
+            conn.execute(delete(RecInteraction).where(RecInteraction.source == source))
+        now = utcnow()
+        have_c = set(conn.scalars(select(RecCustomer.id)))
+        customers = [c for c in pd.unique(frame["customer"].astype(str)) if c not in have_c]
+        for i in range(0, len(customers), CHUNK):
+            conn.execute(insert(RecCustomer), [
+                {"id": c[:100], "name": None, "country": None, "marketing_consent": False, "created_at": now}
+                for c in customers[i : i + CHUNK]
+            ])
+        report.new_customers = len(customers)
+
+        have_p = set(conn.scalars(select(RecProduct.id)))
+        products = _product_table(frame)
+        new = products[~products["product"].isin(have_p)]
+        rows = [
+            {"id": str(r.product)[:100], "name": str(_none(r.name) or "")[:500],
+             "description": str(_none(r.description) or ""), "price": _none(r.price),
+             "category": (str(r.category)[:200] if _none(r.category) is not None else None),
+             "active": True, "created_at": now, "updated_at": now}
+            for r in new.itertuples(index=False)
+        ]
+        for i in range(0, len(rows), CHUNK):
+            conn.execute(insert(RecProduct), rows[i : i + CHUNK])
+        report.new_products = len(rows)
+
+        total = len(frame)
+        cust = frame["customer"].astype(str).str.slice(0, 100).to_numpy()
+        prod = frame["product"].astype(str).str.slice(0, 100).to_numpy()
+        times = pd.to_datetime(frame["time"], utc=True).dt.to_pydatetime()
+        qty = frame["quantity"].to_numpy()
+        kind = frame["kind"].astype(str).to_numpy()
+        done = 0
+        for i in range(0, total, CHUNK):
+            sl = slice(i, i + CHUNK)
+            conn.execute(insert(RecInteraction), [
+                {"customer_id": c, "product_id": p, "at": t, "quantity": int(q), "kind": k, "source": source}
+                for c, p, t, q, k in zip(cust[sl], prod[sl], times[sl], qty[sl], kind[sl], strict=True)
+            ])
+            done = min(total, i + CHUNK)
+            if progress:
+                progress(done, total)
+        report.interactions_written = done
+    report.seconds = round(time.perf_counter() - start, 2)
+    return report
+
+
+def _product_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per product: its latest name/description/category and median price."""
+    cols = ["product", "name", "description", "category"]
+    last = frame[cols].copy()
+    for c in ("name", "description", "category"):
+        last[c] = last[c].astype(object)
+    last = last.groupby("product", sort=False).last().reset_index()
+    price = frame.groupby("product", sort=False)["price"].median()
+    last["price"] = last["product"].map(price).astype(float)
+    last["product"] = last["product"].astype(str)
+    return last
+
+
+# -- reading for training ------------------------------------------------------------------------
+def interactions_frame(session: Session) -> pd.DataFrame:
+    """Every stored interaction with the product's name and description (for training)."""
+    stmt = (
+        select(RecInteraction.customer_id, RecInteraction.product_id, RecInteraction.at,
+               RecInteraction.quantity, RecInteraction.kind, RecProduct.name, RecProduct.description)
+        .join(RecProduct, RecProduct.id == RecInteraction.product_id)
+    )
+    rows = session.execute(stmt).all()
+    frame = pd.DataFrame(rows, columns=["customer", "product", "time", "quantity", "kind", "name", "description"])
+    if not frame.empty:
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
+
+
+# -- catalogue -----------------------------------------------------------------------------------
+def upsert_product(session: Session, product_id: str, *, name: str = "", description: str = "",
+                   price: float | None = None, category: str | None = None, active: bool = True) -> RecProduct:
+    """Create or update a product."""
+    product_id = _id(product_id, "product id")
+    row = session.get(RecProduct, product_id)
+    if row is None:
+        row = RecProduct(id=product_id, name=name, description=description, price=price, category=category,
+                         active=active)
+        session.add(row)
+    else:
+        row.name, row.description, row.price, row.category, row.active = name or row.name, \
+            description or row.description, price if price is not None else row.price, category or row.category, active
+    session.flush()
+    return row
+
+
+def delete_product(session: Session, product_id: str) -> None:
+    """Mark a product deleted: it stays in history but is never recommended again."""
+    row = session.get(RecProduct, _id(product_id, "product id"))
+    if row is None:
+        raise RecommendError(f"no product with id {product_id!r}")
+    row.active = False
+    session.flush()
+
+
+def products_by_id(session: Session, ids: Iterable[str]) -> dict[str, RecProduct]:
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return {}
+    return {p.id: p for p in session.scalars(select(RecProduct).where(RecProduct.id.in_(ids)))}
+
+
+def counts(session: Session) -> dict[str, int]:
+    """How many customers, products (active) and interactions are stored."""
+    return {
+        "customers": session.scalar(select(func.count()).select_from(RecCustomer)) or 0,
+        "products": session.scalar(select(func.count()).select_from(RecProduct)) or 0,
+        "active_products": session.scalar(
+            select(func.count()).select_from(RecProduct).where(RecProduct.active.is_(True))) or 0,
+        "interactions": session.scalar(select(func.count()).select_from(RecInteraction)) or 0,
+    }
+
+
+# -- customers and consent ---------------------------------------------------------------------------
+def _id(value: object, what: str) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+        raise RecommendError(f"{what} must be a non-empty string, got {value!r}")
+    text = str(value).strip()
+    if len(text) > 100:
+        raise RecommendError(f"{what} is longer than 100 characters")
+    return text
+
+
+def get_customer(session: Session, customer_id: str) -> RecCustomer | None:
+    return session.get(RecCustomer, _id(customer_id, "customer id"))
+
+
+def ensure_customer(session: Session, customer_id: str, *, name: str | None = None) -> RecCustomer:
+    """The customer, created (without marketing consent) if new."""
+    row = get_customer(session, customer_id)
+    if row is None:
+        row = RecCustomer(id=_id(customer_id, "customer id"), name=name, marketing_consent=False)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def has_marketing_consent(session: Session, customer_id: str) -> bool:
+    """Whether recommendations may be shown to this customer (no record means no).
+
+    The one place to swap for the privacy capability's consent check.
+    """
+    row = get_customer(session, customer_id)
+    return bool(row and row.marketing_consent)
+
+
+def set_marketing_consent(session: Session, customer_id: str, granted: bool) -> None:
+    """Record that a customer gave (or withdrew) consent to marketing recommendations."""
+    if not isinstance(granted, bool):
+        raise RecommendError(f"granted must be true or false, got {granted!r}")
+    ensure_customer(session, customer_id).marketing_consent = granted
+    session.flush()
+
+
+def set_marketing_consent_bulk(session: Session, granted: bool, customer_ids: Iterable[str] | None = None) -> int:
+    """Set the flag for many customers at once (all when ``customer_ids`` is None); returns the count."""
+    stmt = update(RecCustomer).values(marketing_consent=granted)
+    if customer_ids is not None:
+        stmt = stmt.where(RecCustomer.id.in_([_id(c, "customer id") for c in customer_ids]))
+    return session.execute(stmt).rowcount or 0
+
+
+# -- interactions from the chat ---------------------------------------------------------------------
+def record_interaction(session: Session, customer_id: str, product_id: str, *, kind: str = "click",
+                       quantity: int = 1, at: datetime | None = None, source: str = "chat") -> RecInteraction:
+    """Store one interaction (a click on a product card, a mention in a conversation ...)."""
+    if kind not in KINDS:
+        raise RecommendError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
+        raise RecommendError(f"quantity must be a positive integer, got {quantity!r}")
+    product = session.get(RecProduct, _id(product_id, "product id"))
+    if product is None:
+        raise RecommendError(f"no product with id {product_id!r}")
+    ensure_customer(session, customer_id)
+    row = RecInteraction(customer_id=str(customer_id).strip(), product_id=product.id, at=at or utcnow(),
+                         quantity=quantity, kind=kind, source=str(source)[:200])
+    session.add(row)
+    session.flush()
+    return row
+
+
+# -- knowledge-base entries ↔ products -----------------------------------------------------------------
+def link_entry(session: Session, entry_id: int, product_ids: Iterable[str]) -> list[str]:
+    """Link a KB entry to products (replacing its links); returns the linked ids."""
+    from annae.kb.entries import KBError, get_entry
+
+    try:
+        get_entry(session, int(entry_id))
+    except (KBError, TypeError, ValueError) as exc:
+        raise RecommendError(str(exc)) from exc
+    ids = [_id(p, "product id") for p in product_ids]
+    found = products_by_id(session, ids)
+    missing = [p for p in ids if p not in found]
+    if missing:
+        raise RecommendError(f"no product with id {', '.join(map(repr, missing[:5]))}")
+    session.execute(delete(RecEntryProduct).where(RecEntryProduct.entry_id == int(entry_id)))
+    for pid in dict.fromkeys(ids):
+        session.add(RecEntryProduct(entry_id=int(entry_id), product_id=pid))
+    session.flush()
+    return list(dict.fromkeys(ids))
+
+
+def entry_products(session: Session, entry_id: int) -> list[str]:
+    """Products linked to a KB entry, in link order."""
+    stmt = select(RecEntryProduct.product_id).where(RecEntryProduct.entry_id == int(entry_id)).order_by(RecEntryProduct.id)
+    return list(session.scalars(stmt))
+
+
+def record_entry_interest(session: Session, entry_id: int, customer_id: str) -> int:
+    """An answered question about a linked entry counts as interest in its products; returns how many."""
+    products = entry_products(session, entry_id)
+    for pid in products:
+        record_interaction(session, customer_id, pid, kind="conversation", source=f"entry:{int(entry_id)}")
+    return len(products)
