@@ -117,3 +117,29 @@ def test_usage_errors(annae_home, tmp_path):
     assert result.exit_code == 1 and "Cannot export" in result.output
     missing = kb("import", str(tmp_path / "missing.csv"))
     assert missing.exit_code == 1 and "file not found" in missing.output
+
+
+def test_dry_run_counts_but_writes_nothing(annae_home):
+    assert kb("demo").exit_code == 0
+    before = listed()
+    result = kb("import", "--demo", "--replace", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing was written" in result.output and "(would be)" in result.output
+    assert listed() == before
+    fresh = kb("list")
+    assert "revision 1" in fresh.output
+
+
+def test_texts_that_look_like_rich_markup(annae_home, tmp_path):
+    f = tmp_path / "faq[1].csv"
+    f.write_text(
+        "key,question,answer\n[draft],[b]Bold?[/x],Yes\n[other],Other?,\n", encoding="utf-8"
+    )
+    bad = kb("import", str(f))
+    assert bad.exit_code == 1 and "faq[1].csv:3" in bad.output and "empty answer" in bad.output
+    f.write_text("key,question,answer\n[draft],[b]Bold?[/x],Yes\n", encoding="utf-8")
+    good = kb("import", str(f))
+    assert good.exit_code == 0, good.output
+    assert "Imported faq[1].csv" in good.output
+    table = kb("list")
+    assert table.exit_code == 0 and "[b]Bold?[/x]" in table.output and "[draft]" in table.output

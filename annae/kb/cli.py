@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
 from annae.kb import entries
@@ -45,32 +47,51 @@ def _show_problems(error: KBImportError) -> None:
     n = len(error.problems)
     plural = "s" if n != 1 else ""
     console.print(
-        f"[bold red]Cannot import {error.path.name}: {n} problem{plural}, nothing was written[/]"
+        f"[bold red]Cannot import {escape(error.path.name)}: {n} problem{plural}, nothing was written[/]"
     )
     table = Table()
     table.add_column("where", style="cyan", no_wrap=True)
     table.add_column("problem", style="red")
     for where, reason in error.problems[:50]:
-        table.add_row(where or error.path.name, reason)
+        table.add_row(Text(where or error.path.name), Text(reason))
     if len(error.problems) > 50:
         table.add_row("...", f"and {len(error.problems) - 50} more")
     console.print(table)
 
 
 def _import(
-    path: Path, *, answers: Path | None, fmt: str | None, replace: bool, author: str
+    path: Path,
+    *,
+    answers: Path | None,
+    fmt: str | None,
+    replace: bool,
+    author: str,
+    dry_run: bool = False,
 ) -> None:
     try:
-        r = import_kb(_engine(), path, answers=answers, fmt=fmt, replace=replace, author=author)
+        r = import_kb(
+            _engine(),
+            path,
+            answers=answers,
+            fmt=fmt,
+            replace=replace,
+            author=author,
+            dry_run=dry_run,
+        )
     except KBImportError as e:
         _show_problems(e)
         raise typer.Exit(1) from None
     except (entries.KBError, SQLAlchemyError) as e:
         Console(stderr=True).print(
-            f"[red]Import of {path.name} failed, nothing was written:[/red] {e}"
+            f"[red]Import of {escape(path.name)} failed, nothing was written:[/red] {escape(str(e))}"
         )
         raise typer.Exit(1) from None
-    table = Table(title=f"Imported {path.name}", title_justify="left", show_header=False)
+    title = (
+        f"Checked {path.name} (dry run: nothing was written)"
+        if dry_run
+        else f"Imported {path.name}"
+    )
+    table = Table(show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("entries added", str(len(r.added)))
@@ -83,8 +104,10 @@ def _import(
     table.add_row("out-of-scope examples", f"{r.oos_after:,} ({r.oos_after - r.oos_before:+,})")
     languages = ", ".join(f"{lang}: {n}" for lang, n in sorted(r.languages.items()))
     table.add_row("languages in file", languages or "-")
-    table.add_row("KB revision", str(r.revision))
-    Console().print(table)
+    table.add_row("KB revision", f"{r.revision} (would be)" if dry_run else str(r.revision))
+    console = Console()
+    console.print(f"[bold]{escape(title)}[/]")
+    console.print(table)
 
 
 @app.command("import")
@@ -104,12 +127,22 @@ def import_(
         bool, typer.Option("--demo", help="Load the bundled Annae Gift Shop demo KB.")
     ] = False,
     author: Annotated[str, typer.Option(help="Recorded in the KB revision.")] = "import",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and count the changes, write nothing.")
+    ] = False,
 ) -> None:
     """Validate a file, then write it to the knowledge base in one transaction."""
     if demo == (file is not None):
         Console(stderr=True).print("[red]Give a FILE or --demo (not both).[/red]")
         raise typer.Exit(2)
-    _import(file or demo_path(), answers=answers, fmt=fmt, replace=replace, author=author)
+    _import(
+        file or demo_path(),
+        answers=answers,
+        fmt=fmt,
+        replace=replace,
+        author=author,
+        dry_run=dry_run,
+    )
 
 
 @app.command()
@@ -138,12 +171,14 @@ def export(
     try:
         written = export_kb(data, file, fmt)
     except (KBExportError, OSError) as e:
-        Console(stderr=True).print(f"[red]Cannot export:[/red] {e}")
+        Console(stderr=True).print(f"[red]Cannot export:[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
     n_ex, n_oos = _counts(data)
     files = ", ".join(str(p) for p in written)
     Console().print(
-        f"Wrote {len(data.entries)} entries, {n_ex} example questions, {n_oos} out-of-scope examples to {files}"
+        Text(
+            f"Wrote {len(data.entries)} entries, {n_ex} example questions, {n_oos} out-of-scope examples to {files}"
+        )
     )
 
 
@@ -185,9 +220,9 @@ def list_(
     for r in rows:
         table.add_row(
             str(r["id"]),
-            r["key"],
+            Text(r["key"]),
             r["language"],
-            r["question"],
+            Text(r["question"]),
             str(r["examples"]),
             "yes" if r["active"] else "no",
         )

@@ -980,6 +980,7 @@ class ImportResult:
     oos_after: int
     revision: int
     languages: dict[str, int]
+    dry_run: bool = False
 
 
 def _counts(data: KBData) -> tuple[set[str], int, int]:
@@ -1029,8 +1030,11 @@ def import_kb(
     fmt: str | None = None,
     replace: bool = False,
     author: str = "import",
+    dry_run: bool = False,
 ) -> ImportResult:
     """Parse and validate ``path``, then write it in one transaction (all or nothing).
+
+    With ``dry_run`` the changes are made, counted and rolled back.
 
     Without ``replace``, an example question that the stored KB already has under a
     different entry is a problem too (the classifier would learn it both ways).
@@ -1051,6 +1055,8 @@ def import_kb(
         session.flush()
         session.expire_all()
         _, ex_after, oos_after = _counts(dump_kb(session))
+        if dry_run:
+            session.rollback()
     keys = [e.key for e in data.entries]
     languages: dict[str, int] = {}
     for e in data.entries:
@@ -1061,5 +1067,5 @@ def import_kb(
         removed=sorted(before_keys - set(keys)) if replace else [],
         examples_before=ex_before, examples_after=ex_after,
         oos_before=oos_before, oos_after=oos_after,
-        revision=revision, languages=languages,
+        revision=revision, languages=languages, dry_run=dry_run,
     )  # fmt: skip
