@@ -1,4 +1,4 @@
-"""`annae kb import/demo/export/list` through Typer's CliRunner, on SQLite and PostgreSQL."""
+"""`annae kb import/demo/export/list` through the top-level `annae` app, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from annae.kb.cli import app
+from annae.cli import app
 from annae.kb.importers import parse_file
 
 runner = CliRunner()
 
 
 def kb(*args: str):
-    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+    return runner.invoke(app, ["kb", *args], env={"COLUMNS": "200"})
 
 
 def listed(*args: str) -> list[dict]:
