@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -102,16 +103,23 @@ def _env(home: Path, database: str, encoder: str) -> dict[str, str]:
 
 
 def prepare_home(
-    home: Path, database: str, encoder: str
+    home: Path, database: str, encoder: str, models: Path | None = None
 ) -> tuple[tuple[str, str], tuple[str, str]]:
-    """Migrate, load and train the demo KB, create the staff accounts; returns (agent, admin) logins."""
+    """Migrate, load and train the demo KB, create the staff accounts; returns (agent, admin) logins.
+
+    With ``models`` (a models folder trained on the same demo KB) the trained versions are copied
+    instead of training again: the same KB loaded into a fresh database gets the same entry ids.
+    """
     from annae.nlu.registry import ModelRegistry
 
     engine = init_db(get_engine(database))
     with session_scope(engine) as session:
         load_kb(session, parse_file(demo_path()), author="test", summary="demo")
     settings = Settings(home=home, database_url=database, encoder=encoder)
-    ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
+    if models is not None:
+        shutil.copytree(models, settings.models_dir)
+    else:
+        ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
     agent = ("mina", secrets.token_urlsafe(12))
     admin = ("boss", secrets.token_urlsafe(12))
     create_user(engine, agent[0], "agent", agent[1])
@@ -120,9 +128,9 @@ def prepare_home(
     return agent, admin
 
 
-def start_server(home: Path, database: str, encoder: str) -> LiveServer:
+def start_server(home: Path, database: str, encoder: str, models: Path | None = None) -> LiveServer:
     """Prepare ``home`` and run the service in a child process until it reports ready."""
-    agent, admin = prepare_home(home, database, encoder)
+    agent, admin = prepare_home(home, database, encoder, models)
     port = free_port()
     log = open(home / "server.log", "wb")  # noqa: SIM115 (closed with the process)
     cmd = [sys.executable, "-m", "uvicorn", "annae.web.app:create_app", "--factory"]
@@ -147,10 +155,23 @@ def start_server(home: Path, database: str, encoder: str) -> LiveServer:
     return LiveServer(url, home, database, agent, admin, proc)
 
 
+ENCODER = os.environ.get("ANNAE_TEST_ENCODER", "bundled")
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory) -> Path:
+    """The demo KB trained once per test session (a models folder to copy into each server's home)."""
+    home = tmp_path_factory.mktemp("annae-train")
+    database = f"sqlite:///{home / 'annae.db'}"
+    prepare_home(home, database, ENCODER)
+    get_engine(database).dispose()
+    return home / "models"
+
+
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-def live_server(request, tmp_path_factory) -> Iterator[LiveServer]:
+def live_server(request, tmp_path_factory, demo_models) -> Iterator[LiveServer]:
     """The service on SQLite, then on PostgreSQL (demo KB trained)."""
     home = tmp_path_factory.mktemp(f"annae-{request.param}")
     drop = None
@@ -158,8 +179,7 @@ def live_server(request, tmp_path_factory) -> Iterator[LiveServer]:
         database = f"sqlite:///{home / 'annae.db'}"
     else:
         database, drop = _pg_database()
-    encoder = os.environ.get("ANNAE_TEST_ENCODER", "bundled")
-    server = start_server(home, database, encoder)
+    server = start_server(home, database, ENCODER, demo_models)
     yield server
     server.stop()
     if drop:
@@ -167,11 +187,10 @@ def live_server(request, tmp_path_factory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def sqlite_server(tmp_path_factory) -> Iterator[LiveServer]:
+def sqlite_server(tmp_path_factory, demo_models) -> Iterator[LiveServer]:
     """One service on SQLite, for the checks that do not depend on the database."""
     home = tmp_path_factory.mktemp("annae-ui")
-    encoder = os.environ.get("ANNAE_TEST_ENCODER", "bundled")
-    server = start_server(home, f"sqlite:///{home / 'annae.db'}", encoder)
+    server = start_server(home, f"sqlite:///{home / 'annae.db'}", ENCODER, demo_models)
     yield server
     server.stop()
 

@@ -13,6 +13,7 @@ import pytest
 from browser_fixtures import (  # noqa: F401  (fixtures)
     LiveServer,
     browser,
+    demo_models,
     live_server,
     screenshot,
     shop_site,
@@ -21,6 +22,8 @@ from browser_fixtures import (  # noqa: F401  (fixtures)
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+# the first Korean question loads the tokenizer and the machine is shared: be patient
+expect.set_options(timeout=15_000)
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 667}
