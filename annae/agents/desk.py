@@ -117,7 +117,8 @@ def reply(session: Session, conv_id: str, agent: Identity, text: str) -> tuple[d
     events: list[Event] = []
     if conv.state in ("waiting", "bot"):
         convs.transition(session, conv, "agent", ("waiting", "bot"), assigned_agent_id=agent.id)
-        events += _state_events(session, conv)
+        assigned = convs.add_message(session, conv, "system", "system", "assigned", agent_id=agent.id)
+        events += _state_events(session, conv, [assigned])
     msg = convs.add_message(session, conv, "agent", "agent", text, agent_id=agent.id)
     conv.updated_at = msg.created_at
     events += convs.message_events(conv, [msg], agent.username)

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annae import __version__
+from annae.dialogue.conversations import ConversationError
 from annae.settings import Settings, get_settings
 from annae.store.db import get_engine
 from annae.web import metrics
@@ -154,6 +155,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(ConversationError)
+    async def _conversation_error(request: Request, exc: ConversationError) -> JSONResponse:
+        return JSONResponse(error_body(exc.status, str(exc), code=exc.code), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

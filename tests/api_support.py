@@ -1,0 +1,86 @@
+"""Helpers for the service API tests: a model trained once on the demo KB, and a ready app."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from annae.agents.users import create_user
+from annae.kb.demo import demo_path
+from annae.kb.importers import import_kb
+from annae.settings import Settings, get_settings
+from annae.store.db import get_engine, init_db
+
+PASSWORD = "correct-horse-battery"
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def demo_model(tmp_path_factory) -> Path:
+    """The demo model, trained once per test session and shared by the API test modules."""
+    if "demo" not in _TRAINED:
+        _TRAINED["demo"] = train_demo_model(tmp_path_factory.mktemp("demo-model"))
+    return _TRAINED["demo"]
+
+
+def train_demo_model(folder: Path) -> Path:
+    """Train on the demo KB (lexical encoder, fast) in ``folder``; returns its models folder."""
+    from annae.nlu.registry import ModelRegistry
+
+    settings = Settings(home=folder, encoder="none", database_url=f"sqlite:///{folder / 'train.db'}")
+    engine = init_db(get_engine(settings.database))
+    import_kb(engine, demo_path(), author="test")
+    ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
+    get_engine(settings.database).dispose()
+    return settings.models_dir
+
+
+@dataclass
+class Api:
+    """A running app with the demo KB, a trained model, an agent and an admin."""
+
+    client: TestClient
+    home: Path
+    db_url: str
+
+    def customer(self, **body) -> tuple[str, dict]:
+        r = self.client.post("/api/v1/conversations", json=body or None)
+        assert r.status_code == 201, r.text
+        return r.json()["id"], {"Authorization": f"Bearer {r.json()['token']}"}
+
+    def say(self, conv_id: str, headers: dict, text: str) -> dict:
+        r = self.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": text}, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def login(self, username: str) -> dict:
+        r = self.client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['token']}"}
+
+    def transcript(self, conv_id: str, headers: dict) -> list[dict]:
+        r = self.client.get(f"/api/v1/conversations/{conv_id}/messages", headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()["messages"]
+
+
+def make_api(home: Path, db_url: str, models: Path | None, monkeypatch, **env) -> Api:
+    """Load the demo KB into the test's fresh database, install ``models`` and build the app."""
+    monkeypatch.setenv("ANNAE_ENCODER", "none")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    engine = get_engine(db_url)
+    import_kb(engine, demo_path(), author="test")
+    if models is not None:
+        shutil.copytree(models, home / "models")
+    create_user(engine, "alice", "agent", PASSWORD)
+    create_user(engine, "bob", "agent", PASSWORD)
+    create_user(engine, "root", "admin", PASSWORD)
+    from annae.web.app import create_app
+
+    return Api(TestClient(create_app(get_settings())), home, db_url)
