@@ -122,7 +122,8 @@ def test_tree_ensemble_matches_sklearn():
 
 @pytest.fixture(scope="module")
 def hybrid(shop) -> Hybrid:
-    return Hybrid(val_days=20, candidates=20, serve_candidates=10, trees=20).fit(shop)
+    return Hybrid(val_days=20, candidates=20, serve_candidates=10, trees=20, min_val_customers=10,
+                  min_rerank_customers=10).fit(shop)
 
 
 def test_hybrid_learns_on_its_own_validation_period(hybrid):
@@ -154,6 +155,14 @@ def test_hybrid_novel_mode_never_returns_past_products(hybrid, shop):
 
 def test_hybrid_without_a_validation_period_uses_default_weights():
     frame = synthetic_frame(customers=10)
-    model = Hybrid(val_days=10_000, rerank=False).fit(Interactions.from_frame(frame))
+    model = Hybrid(val_days=10_000).fit(Interactions.from_frame(frame))
     assert model.weights_source_ == "default"
     assert model.rerankers_ == {}
+
+
+def test_hybrid_with_too_few_validation_customers_keeps_the_defaults(shop):
+    model = Hybrid(val_days=20, min_val_customers=1000).fit(shop)
+    assert model.weights_source_ == "default" and model.rerankers_ == {}
+    assert model.validation_["note"] == "too few to learn from"
+    model = Hybrid(val_days=20, min_val_customers=10, min_rerank_customers=1000).fit(shop)
+    assert model.weights_source_ == "validation" and model.rerankers_ == {}

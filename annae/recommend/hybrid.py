@@ -65,7 +65,10 @@ class Hybrid(Recommender):
     def __init__(self, val_days: float = 30.0, max_val_users: int = 2000, candidates: int = 200,
                  serve_candidates: int = 50, ease_max_items: int = 12000, als_factors: int = 64,
                  recency_days: float = 30.0, learn: bool = True, rerank: bool = True,
-                 negatives: float = 0.3, trees: int = 80, random_state: int = 0) -> None:
+                 negatives: float = 0.3, trees: int = 80, min_val_customers: int = 50,
+                 min_rerank_customers: int = 300, random_state: int = 0) -> None:
+        self.min_val_customers = min_val_customers
+        self.min_rerank_customers = min_rerank_customers
         self.val_days = val_days
         self.max_val_users = max_val_users
         self.candidates = candidates
@@ -133,8 +136,9 @@ class Hybrid(Recommender):
         seen = np.bincount(part.users, minlength=data.n_users) > 0
         late = data.subset(~early)
         val_users = np.unique(late.users[seen[late.users]])
-        if len(val_users) < 20:
+        if len(val_users) < self.min_val_customers:
             log.info("hybrid: %d validation customers, using default weights", len(val_users))
+            self.validation_ = {"customers": int(len(val_users)), "note": "too few to learn from"}
             return
         self.timings_["validation_components"] = round(time.perf_counter() - t0, 2)
         rng = np.random.default_rng(self.random_state)
@@ -153,7 +157,7 @@ class Hybrid(Recommender):
             self.weights_[mode] = w
             report = {"customers": int(keep.sum()), "ndcg@10_default_blend": round(before, 4),
                       "ndcg@10_learnt_blend": round(after, 4)}
-            if self.rerank:
+            if self.rerank and keep.sum() >= self.min_rerank_customers:
                 ens = self._fit_reranker(feats, labels, rng)
                 self.rerankers_[mode] = ens
                 raw = ens.decision(feats.reshape(-1, feats.shape[2])).reshape(feats.shape[:2])
