@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from annae.settings import get_settings
-from annae.store.db import get_engine, init_db
+from annae.store.db import _engine_for, get_engine, init_db
 
 PG_ADMIN_URL = os.environ.get("ANNAE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -26,7 +26,7 @@ def _pg_database() -> tuple[str, callable]:
 
     def drop() -> None:
         get_engine(url).dispose()
-        get_engine.cache_clear()
+        _engine_for.cache_clear()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -112,8 +112,8 @@ def decide(
     """Turn ranked, calibrated candidates into a decision.
 
     - ``answer`` when the top confidence reaches the model's threshold;
-    - ``clarify`` when it does not, but the top two or three together do and each
-      reaches ``clarify_threshold`` (the customer picks one);
+    - ``clarify`` when it does not, but the two or three best together reach
+      ``clarify_threshold`` (the customer picks one of them);
     - ``handoff`` otherwise (reason ``low_confidence``), or when ``reason`` is given.
     """
     top = candidates[0] if candidates else None
@@ -126,8 +126,9 @@ def decide(
         return Decision(type="handoff", reason=reason or "low_confidence", **base)
     if top.confidence >= config.threshold:
         return Decision(type="answer", entry_key=top.key, entry_id=top.entry_id, answer=top.answer, **base)
-    close = [c for c in candidates[: config.clarify_max] if c.confidence >= config.clarify_threshold]
-    if len(close) >= 2 and sum(c.confidence for c in close) >= config.threshold:
-        return Decision(type="clarify", reason="ambiguous", **{**base, "candidates": close + [
-            c for c in candidates if c not in close]})
+    options = candidates[: config.clarify_max]
+    if len(options) >= 2 and sum(c.confidence for c in options) >= config.clarify_threshold:
+        # offer the options that matter: drop a third one that adds next to nothing
+        options = [c for i, c in enumerate(options) if i < 2 or c.confidence >= 0.05]
+        return Decision(type="clarify", reason="ambiguous", **{**base, "candidates": options})
     return Decision(type="handoff", reason="low_confidence", **base)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from annae.nlu.text import detect_language
 from annae.store.tables.kb import KBEntry, KBExample, KBRevision
 
 OOS = "oos"
@@ -213,7 +214,8 @@ def load_kb(session: Session, data: KBData, *, replace: bool = False, author: st
         srcs = data.oos_sources or ["import"] * len(data.oos_examples)
         new = [(t, s) for t, s in zip(data.oos_examples, srcs, strict=True) if t not in have]
         if new:
-            _add_examples(session, None, [t for t, _ in new], "en", [s for _, s in new])
+            for text, src in new:
+                _add_examples(session, None, [text], detect_language(text), [src])
     return bump_revision(session, summary, author)
 
 

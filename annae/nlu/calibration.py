@@ -89,9 +89,3 @@ def choose_threshold(
             break
     return best
 
-
-def clarify_precision(probs_top: np.ndarray, hit_sets: np.ndarray, threshold: float, c: float, k: int = 3):
-    """For questions below ``threshold``: how often a clarify set (top-``k`` with conf ≥ ``c``) is offered."""
-    close = probs_top[:, :k] >= c
-    offered = (close.sum(1) >= 2) & ((probs_top[:, :k] * close).sum(1) >= threshold) & (probs_top[:, 0] < threshold)
-    return offered, (hit_sets[:, :k] & close).any(1)

@@ -49,7 +49,7 @@ class IntentClassifier:
     C: float = 0.3
     target_precision: float = 0.95
     oos_share: float = 0.20
-    folds: int = 3
+    folds: int | None = None  # None: 5 below 2,000 examples, else 3
     random_state: int = 0
 
     classes_: np.ndarray = field(init=False, default=None)
@@ -66,8 +66,13 @@ class IntentClassifier:
         labels: Sequence[str],
         embeddings: np.ndarray | None = None,
         progress: Progress | None = None,
+        anchor: Sequence[bool] | None = None,
     ) -> IntentClassifier:
-        """Fit on normalised ``texts``; ``embeddings`` (one row per text) if the encoder is on."""
+        """Fit on normalised ``texts``; ``embeddings`` (one row per text) if the encoder is on.
+
+        ``anchor`` marks texts that describe an entry rather than ask about it (its
+        answer): they are always trained on and never scored in cross-validation.
+        """
         start = time.perf_counter()
         texts = list(texts)
         labels = np.asarray(labels, dtype=object)
@@ -80,13 +85,16 @@ class IntentClassifier:
         if len(in_scope) < 2:
             raise TrainingError(f"need at least two entries to tell apart, got {len(in_scope)}")
         y = np.searchsorted(self.classes_, labels)
+        anchor = np.zeros(len(texts), bool) if anchor is None else np.asarray(anchor, bool)
         tokens = [morphemes(t) for t in texts] if self.features.morphemes else None
+        if self.folds is None:
+            self.folds = 5 if len(texts) < 2000 else 3
         oos_idx = self._oos_index()
         step = _stepper(progress, 2 * self.folds + 1)
 
         # 1. out-of-fold scores: how the model does on questions it has not seen
         oof = np.full((len(texts), len(self.classes_)), -np.inf)
-        for train, test in self._folds(y):
+        for train, test in self._folds(y, anchor):
             model = self._fit_subset(texts, tokens, embeddings, y, train)
             oof[test] = model.scores(_take(texts, test), _take(tokens, test), _rows(embeddings, test),
                                      self.features.embedding_weight, len(self.classes_))
@@ -96,15 +104,16 @@ class IntentClassifier:
         for held in self._class_groups(in_scope):
             held_idx = np.searchsorted(self.classes_, held)
             train = np.flatnonzero(~np.isin(y, held_idx))
-            test = np.flatnonzero(np.isin(y, held_idx))
+            test = np.flatnonzero(np.isin(y, held_idx) & ~anchor)
             model = self._fit_subset(texts, tokens, embeddings, y, train)
             pseudo.append(model.scores(_take(texts, test), _take(tokens, test), _rows(embeddings, test),
                                        self.features.embedding_weight, len(self.classes_)))
             step("out-of-scope simulation")
         # 3. calibrate and choose thresholds
         self.temperature_ = calibration.fit_temperature(oof, y)
-        self._choose_thresholds(oof, y, np.concatenate(pseudo) if pseudo else np.zeros((0, len(self.classes_))),
-                                oos_idx)
+        questions = ~anchor
+        self._choose_thresholds(oof[questions], y[questions],
+                                np.concatenate(pseudo) if pseudo else np.zeros((0, len(self.classes_))), oos_idx)
         # 4. the model that serves: all the data
         self._model = self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
         step("final fit")
@@ -128,19 +137,19 @@ class IntentClassifier:
         svm.fit(x, y[idx])
         return Fitted(lexical, svm, svm.classes_)
 
-    def _folds(self, y: np.ndarray):
+    def _folds(self, y: np.ndarray, anchor: np.ndarray):
         """Stratified folds; an entry with fewer examples than folds appears in fewer test folds."""
         rng = np.random.default_rng(self.random_state)
-        fold_of = np.empty(len(y), dtype=int)
+        fold_of = np.full(len(y), -1, dtype=int)
         offset = 0
         for cls in np.unique(y):
-            idx = np.flatnonzero(y == cls)
+            idx = np.flatnonzero((y == cls) & ~anchor)
             rng.shuffle(idx)
             fold_of[idx] = (np.arange(len(idx)) + offset) % self.folds
             offset += len(idx)
         for k in range(self.folds):
             test = np.flatnonzero(fold_of == k)
-            train = np.flatnonzero(fold_of != k)
+            train = np.flatnonzero(fold_of != k)  # anchors (-1) are always in training
             if len(test) and len(np.unique(y[train])) >= 2:
                 yield train, test
 
@@ -159,13 +168,19 @@ class IntentClassifier:
         oos_conf = []
         if oos_idx is not None and (~in_mask).any():
             oos_conf.append(top_conf[~in_mask])
+        oos_sets = []
+        if oos_idx is not None and (~in_mask).any():
+            oos_sets.append(self._set_confidence(probs[~in_mask])[0])
         if len(pseudo):
-            oos_conf.append(self._top_in_scope(calibration.probabilities(pseudo, self.temperature_))[1])
+            pseudo_probs = calibration.probabilities(pseudo, self.temperature_)
+            oos_conf.append(self._top_in_scope(pseudo_probs)[1])
+            oos_sets.append(self._set_confidence(pseudo_probs)[0])
         conf_oos = np.concatenate(oos_conf) if oos_conf else np.zeros(0)
+        conf_oos_sets = np.concatenate(oos_sets) if oos_sets else np.zeros(0)
         choice = calibration.choose_threshold(top_conf[in_mask], correct[in_mask], conf_oos,
                                               target=self.target_precision, oos_share=self.oos_share)
         self.threshold_ = choice.threshold
-        self.clarify_threshold_ = self._choose_clarify(probs[in_mask], y[in_mask], choice.threshold)
+        self.clarify_threshold_ = self._choose_clarify(probs, in_mask, y, conf_oos_sets)
         self.metrics_.update(
             cv_accuracy=round(float(correct[in_mask].mean()), 4),
             expected_precision=round(choice.expected_precision, 4),
@@ -178,17 +193,21 @@ class IntentClassifier:
             target_precision=self.target_precision,
         )
 
-    def _choose_clarify(self, probs, y, threshold) -> float:
-        """Lowest per-option confidence at which offered clarify sets hold the right entry ≥ 90 % of the time."""
-        probs = self._mask_oos(probs)
-        order = np.argsort(-probs, axis=1)[:, :3]
-        top = np.take_along_axis(probs, order, axis=1)
-        hits = order == y[:, None]
-        for c in (0.1, 0.15, 0.2, 0.25, 0.3):
-            offered, hit = calibration.clarify_precision(top, hits, threshold, c)
-            if offered.sum() >= 5 and hit[offered].mean() >= 0.9:
-                return c
-        return 1.0  # never clarify
+    def _set_confidence(self, probs: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """Summed confidence of the top-``k`` entries, and those entries, per row."""
+        masked = self._mask_oos(probs)
+        order = np.argsort(-masked, axis=1)[:, :k]
+        return np.take_along_axis(masked, order, axis=1).sum(1), order
+
+    def _choose_clarify(self, probs, in_mask, y, conf_oos_sets) -> float:
+        """The summed top-3 confidence at which a clarify question holds the right entry
+        with the target precision (the same estimate as the answer threshold)."""
+        sets, order = self._set_confidence(probs[in_mask])
+        hit = (order == y[in_mask][:, None]).any(1)
+        choice = calibration.choose_threshold(sets, hit, conf_oos_sets, target=self.target_precision,
+                                              oos_share=self.oos_share)
+        self.metrics_["clarify_expected_precision"] = round(choice.expected_precision, 4)
+        return choice.threshold if choice.reached_target else 1.0
 
     # ---- prediction -----------------------------------------------------------------------
     def _mask_oos(self, probs: np.ndarray) -> np.ndarray:

@@ -72,6 +72,7 @@ class Engine:
         labels: Sequence[str],
         answers: dict[str, dict] | None = None,
         *,
+        documents: dict[str, list[str]] | None = None,
         features: FeatureConfig | None = None,
         target_precision: float = 0.95,
         oos_share: float = 0.20,
@@ -90,6 +91,12 @@ class Engine:
         start = time.perf_counter()
         set_threads(train_threads or os.cpu_count() or 1)
         try:
+            labels = list(labels)
+            n_questions = len(labels)
+            for label, docs in (documents or {}).items():
+                texts = [*texts, *docs]
+                labels += [label] * len(docs)
+            anchor = [i >= n_questions for i in range(len(labels))]
             norm = [normalize(t)[:MAX_CHARS] for t in texts]
             embeddings = None
             if features.uses_encoder:
@@ -103,7 +110,7 @@ class Engine:
 
                 embeddings = encoder.encode(norm, progress=tick)
             clf = IntentClassifier(features=features, target_precision=target_precision, oos_share=oos_share)
-            clf.fit(norm, labels, embeddings, progress=progress)
+            clf.fit(norm, labels, embeddings, progress=progress, anchor=anchor)
         finally:
             set_threads(threads)
         answers = dict(answers or {})

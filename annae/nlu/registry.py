@@ -111,6 +111,7 @@ class ModelRegistry:
             [e.text for e in examples],
             [e.label for e in examples],
             answers,
+            documents={key: [info["answer"]] for key, info in answers.items()},
             features=FeatureConfig(encoder=settings.encoder),
             target_precision=settings.target_precision,
             oos_share=settings.oos_share,

@@ -32,15 +32,19 @@ def utcnow() -> datetime:
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per URL (default: the settings' database)."""
+    """One engine per URL (default: the settings' database, read each call)."""
     if url is None:
         from annae.settings import get_settings
 
         settings = get_settings()
         settings.home.mkdir(parents=True, exist_ok=True)
         url = settings.database
+    return _engine_for(url)
+
+
+@lru_cache(maxsize=16)
+def _engine_for(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     kwargs: dict = {"future": True}
