@@ -7,7 +7,13 @@ import gzip
 import pandas as pd
 import pytest
 
-from annae.recommend.data import PRESETS, ImportFileError, clean_interactions, load_interactions, read_table
+from annae.recommend.data import (
+    PRESETS,
+    ImportFileError,
+    clean_interactions,
+    load_interactions,
+    read_table,
+)
 from annae.recommend.sample import retail_slice, write_synthetic_csv
 
 RETAIL = "online-retail/online_retail.csv.gz"
@@ -15,7 +21,9 @@ RETAIL = "online-retail/online_retail.csv.gz"
 
 @pytest.fixture(scope="module")
 def retail(datasets, tmp_path_factory):
-    return retail_slice(datasets / RETAIL, tmp_path_factory.mktemp("retail") / "slice.csv.gz", every=20)
+    return retail_slice(
+        datasets / RETAIL, tmp_path_factory.mktemp("retail") / "slice.csv.gz", every=20
+    )
 
 
 def test_online_retail_preset_counts_what_it_drops(retail):
@@ -27,9 +35,25 @@ def test_online_retail_preset_counts_what_it_drops(retail):
     assert report.cancellations == int(cancel.sum()) > 0
     assert report.missing_customer == int(no_customer.sum()) > 0
     assert report.non_product_codes > 0
-    assert set(report.non_product_examples) <= {"POST", "M", "DOT", "C2", "BANK CHARGES", "PADS", "D", "CRUK"}
-    assert report.rows_kept == len(frame) == report.rows_read - report.cancellations - report.missing_customer \
-        - report.non_positive_quantity - report.non_product_codes
+    assert set(report.non_product_examples) <= {
+        "POST",
+        "M",
+        "DOT",
+        "C2",
+        "BANK CHARGES",
+        "PADS",
+        "D",
+        "CRUK",
+    }
+    assert (
+        report.rows_kept
+        == len(frame)
+        == report.rows_read
+        - report.cancellations
+        - report.missing_customer
+        - report.non_positive_quantity
+        - report.non_product_codes
+    )
     assert (frame["quantity"] > 0).all()
     assert not frame["product"].isin(["POST", "M", "DOT"]).any()
     # float-formatted ids are cleaned: "17850.0" -> "17850"
@@ -38,16 +62,27 @@ def test_online_retail_preset_counts_what_it_drops(retail):
 
 
 def test_non_product_patterns_and_negative_quantities():
-    raw = pd.DataFrame({
-        "InvoiceNo": ["1", "2", "3", "4", "5", "C6", "7"],
-        "StockCode": ["85123A", "gift_0001_10", "BANK CHARGES", "AMAZONFEE", "85123A", "85123A", "22423"],
-        "Description": ["heart", "voucher", "fee", "fee", "heart", "heart", "cake stand"],
-        "Quantity": ["6", "1", "1", "1", "-2", "-6", "3"],
-        "InvoiceDate": ["2011-01-01 10:00"] * 7,
-        "UnitPrice": ["2.5", "10", "15", "100", "2.5", "2.5", "12.75"],
-        "CustomerID": ["17850.0", "17850", "17850", "17850", "12345", "17850", "12345"],
-        "Country": ["UK"] * 7,
-    }, dtype="string")
+    raw = pd.DataFrame(
+        {
+            "InvoiceNo": ["1", "2", "3", "4", "5", "C6", "7"],
+            "StockCode": [
+                "85123A",
+                "gift_0001_10",
+                "BANK CHARGES",
+                "AMAZONFEE",
+                "85123A",
+                "85123A",
+                "22423",
+            ],
+            "Description": ["heart", "voucher", "fee", "fee", "heart", "heart", "cake stand"],
+            "Quantity": ["6", "1", "1", "1", "-2", "-6", "3"],
+            "InvoiceDate": ["2011-01-01 10:00"] * 7,
+            "UnitPrice": ["2.5", "10", "15", "100", "2.5", "2.5", "12.75"],
+            "CustomerID": ["17850.0", "17850", "17850", "17850", "12345", "17850", "12345"],
+            "Country": ["UK"] * 7,
+        },
+        dtype="string",
+    )
     frame, report = clean_interactions(raw, PRESETS["online-retail"], "t.csv")
     assert report.cancellations == 1
     assert report.non_positive_quantity == 1
@@ -73,9 +108,14 @@ def test_default_mapping_and_overrides(tmp_path):
     [
         ("", "cannot read"),
         ("customer_id,timestamp\nC1,2024-01-01\n", "missing column(s) 'product_id'"),
-        ("customer_id,product_id,timestamp,quantity\nC1,P1,2024-01-01,1\nC2,P2,not a date,1\n",
-         "line 3: timestamp 'not a date'"),
-        ("customer_id,product_id,timestamp,quantity\nC1,P1,2024-01-01,one\n", "line 2: quantity 'one'"),
+        (
+            "customer_id,product_id,timestamp,quantity\nC1,P1,2024-01-01,1\nC2,P2,not a date,1\n",
+            "line 3: timestamp 'not a date'",
+        ),
+        (
+            "customer_id,product_id,timestamp,quantity\nC1,P1,2024-01-01,one\n",
+            "line 2: quantity 'one'",
+        ),
         ("customer_id,product_id,timestamp,kind\nC1,P1,2024-01-01,stolen\n", "kind 'stolen'"),
     ],
 )

@@ -11,7 +11,16 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from annae.recommend.evaluate import ranking_metrics, time_split
 from annae.recommend.hybrid import Hybrid
 from annae.recommend.matrix import Interactions
-from annae.recommend.models import ALS, BPR, EASE, ContentKNN, ItemKNN, Popularity, Repurchase, top_k
+from annae.recommend.models import (
+    ALS,
+    BPR,
+    EASE,
+    ContentKNN,
+    ItemKNN,
+    Popularity,
+    Repurchase,
+    top_k,
+)
 from annae.recommend.sample import synthetic_frame
 from annae.recommend.trees import TreeEnsemble
 
@@ -39,7 +48,9 @@ def test_popularity_counts_distinct_buyers_and_recent_window(shop):
     assert pop.counts_[buyers.idxmax()] == buyers.max()
     week = Popularity(days=7).fit(shop)
     assert str(shop.item_ids[week.predict(np.array([0]), k=1)[0, 0]]) == "HOT"
-    assert week.counts_.sum() == week.counts_[code(shop, "HOT")]  # nothing else sold in the last week
+    assert (
+        week.counts_.sum() == week.counts_[code(shop, "HOT")]
+    )  # nothing else sold in the last week
 
 
 def test_repurchase_puts_own_products_first(shop):
@@ -52,8 +63,13 @@ def test_repurchase_puts_own_products_first(shop):
 
 @pytest.mark.parametrize(
     ("factory", "min_hits"),
-    [(ItemKNN, 12), (EASE, 12), (ContentKNN, 12), (lambda: ALS(factors=8, iterations=10), 10),
-     (lambda: BPR(factors=8, iterations=200), 9)],
+    [
+        (ItemKNN, 12),
+        (EASE, 12),
+        (ContentKNN, 12),
+        (lambda: ALS(factors=8, iterations=10), 10),
+        (lambda: BPR(factors=8, iterations=200), 9),
+    ],
 )
 def test_models_recommend_from_the_customers_group(shop, factory, min_hits):
     """Customers buy within group A or B: new products for them should come from their group
@@ -103,7 +119,9 @@ def test_ranking_metrics_by_hand():
 def test_time_split_keeps_test_period_out_of_training():
     frame = synthetic_frame()
     split = time_split(frame, "2024-03-01")
-    assert pd.Timestamp(split.train.end_time, unit="s", tz="UTC") < pd.Timestamp("2024-03-01", tz="UTC")
+    assert pd.Timestamp(split.train.end_time, unit="s", tz="UTC") < pd.Timestamp(
+        "2024-03-01", tz="UTC"
+    )
     assert split.truth.shape == (len(split.users), split.train.n_items)
     assert split.truth.nnz > 0
     with pytest.raises(ValueError, match="empty"):
@@ -122,8 +140,14 @@ def test_tree_ensemble_matches_sklearn():
 
 @pytest.fixture(scope="module")
 def hybrid(shop) -> Hybrid:
-    return Hybrid(val_days=20, candidates=20, serve_candidates=10, trees=20, min_val_customers=10,
-                  min_rerank_customers=10).fit(shop)
+    return Hybrid(
+        val_days=20,
+        candidates=20,
+        serve_candidates=10,
+        trees=20,
+        min_val_customers=10,
+        min_rerank_customers=10,
+    ).fit(shop)
 
 
 def test_hybrid_learns_on_its_own_validation_period(hybrid):
@@ -150,7 +174,9 @@ def test_hybrid_novel_mode_never_returns_past_products(hybrid, shop):
         top = top_k(hybrid.score(np.array([u]), "novel"), 5)[0]
         assert not own & set(top)
         repeat = top_k(hybrid.score(np.array([u]), "repeat"), 3)[0]
-        assert own & set(repeat), "the repeat ranking should lead with some of the customer's own products"
+        assert own & set(repeat), (
+            "the repeat ranking should lead with some of the customer's own products"
+        )
 
 
 def test_hybrid_without_a_validation_period_uses_default_weights():

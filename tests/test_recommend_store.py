@@ -10,7 +10,13 @@ from annae.kb.entries import add_entry
 from annae.recommend.data import PRESETS, ImportFileError, load_interactions
 from annae.recommend.registry import list_models, registry_for
 from annae.recommend.sample import retail_slice, write_synthetic_csv
-from annae.recommend.service import NO_CONSENT, REASON_BEFORE, recommend, recommend_for_entry, similar
+from annae.recommend.service import (
+    NO_CONSENT,
+    REASON_BEFORE,
+    recommend,
+    recommend_for_entry,
+    similar,
+)
 from annae.recommend.store import (
     RecommendError,
     counts,
@@ -41,7 +47,9 @@ def _import(engine, path, preset="default", **kw):
 
 
 def test_online_retail_slice_imports_with_its_report(engine, datasets, tmp_path):
-    path = retail_slice(datasets / "online-retail/online_retail.csv.gz", tmp_path / "r.csv.gz", every=40)
+    path = retail_slice(
+        datasets / "online-retail/online_retail.csv.gz", tmp_path / "r.csv.gz", every=40
+    )
     report = _import(engine, path, "online-retail")
     with session_scope(engine) as s:
         c = counts(s)
@@ -100,7 +108,10 @@ def test_record_interaction_validates(engine, shop_file):
         row = record_interaction(s, "new-customer", "A01", kind="click")
         assert row.id and row.kind == "click"
         assert not has_marketing_consent(s, "new-customer")
-        for bad, msg in ((dict(kind="stare"), "kind must be"), (dict(quantity=0), "positive integer")):
+        for bad, msg in (
+            (dict(kind="stare"), "kind must be"),
+            (dict(quantity=0), "positive integer"),
+        ):
             with pytest.raises(RecommendError, match=msg):
                 record_interaction(s, "C000", "A01", **bad)
         with pytest.raises(RecommendError, match="no product"):
@@ -112,7 +123,9 @@ def test_record_interaction_validates(engine, shop_file):
 def test_entry_links_and_conversation_interest(engine, shop_file):
     _import(engine, shop_file)
     with session_scope(engine) as s:
-        entry = add_entry(s, key="lanterns", question="Do you sell garden lanterns?", answer="Yes, in red.")
+        entry = add_entry(
+            s, key="lanterns", question="Do you sell garden lanterns?", answer="Yes, in red."
+        )
         assert link_entry(s, entry.id, ["A01", "A02", "A01"]) == ["A01", "A02"]
         with pytest.raises(RecommendError, match="no product"):
             link_entry(s, entry.id, ["A01", "ZZZ"])
@@ -168,8 +181,12 @@ def test_recommendations_with_reasons_and_lists(engine, trained):
         assert (item["list"] == "buy_again") == (item["product_id"] in own)
     # C000 buys group A: a co-purchase or description reason names one of their A products
     explained = [i for i in new["items"] if i["because"]]
-    assert explained and all(i["because"] in own and i["because"].startswith("A") for i in explained)
-    assert all(i["reason"].startswith(("bought by customers who bought", "similar to")) for i in explained)
+    assert explained and all(
+        i["because"] in own and i["because"].startswith("A") for i in explained
+    )
+    assert all(
+        i["reason"].startswith(("bought by customers who bought", "similar to")) for i in explained
+    )
 
 
 def test_deleted_products_are_never_recommended(engine, trained):
@@ -180,9 +197,13 @@ def test_deleted_products_are_never_recommended(engine, trained):
         delete_product(s, "HOT")
     with session_scope(engine) as s:
         for list_ in ("mixed", "buy_again", "also_like"):
-            ids = [i["product_id"] for i in recommend(s, trained, "C000", k=20, list_=list_)["items"]]
+            ids = [
+                i["product_id"] for i in recommend(s, trained, "C000", k=20, list_=list_)["items"]
+            ]
             assert first not in ids and "HOT" not in ids
-        assert "HOT" not in [i["product_id"] for i in recommend(s, trained, "stranger", k=5)["items"]]
+        assert "HOT" not in [
+            i["product_id"] for i in recommend(s, trained, "stranger", k=5)["items"]
+        ]
         assert first not in [i["product_id"] for i in similar(s, trained, "A01", k=30)["items"]]
 
 

@@ -44,9 +44,17 @@ def _db():
 def import_cmd(
     path: Path = typer.Argument(..., help="CSV (optionally .gz) or Parquet file of interactions."),
     preset: str = typer.Option("default", help="Column mapping: 'default' or 'online-retail'."),
-    map_: list[str] = typer.Option(None, "--map", help="Override one mapping field: customer=CustID (repeatable)."),
-    replace: bool = typer.Option(False, help="Re-import a file imported before (its old rows are deleted)."),
-    consent_all: bool = typer.Option(False, "--consent-all", help="Mark every customer as consenting to marketing (demo data only)."),
+    map_: list[str] = typer.Option(
+        None, "--map", help="Override one mapping field: customer=CustID (repeatable)."
+    ),
+    replace: bool = typer.Option(
+        False, help="Re-import a file imported before (its old rows are deleted)."
+    ),
+    consent_all: bool = typer.Option(
+        False,
+        "--consent-all",
+        help="Mark every customer as consenting to marketing (demo data only).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
 ) -> None:
     """Import customers, products and interactions (one transaction; a bad file imports nothing)."""
@@ -59,10 +67,22 @@ def import_cmd(
         with console.status(f"reading {path.name}"):
             frame, report = load_interactions(path, mapping)
         engine = _db()
-        with Progress(TextColumn("writing"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-                      TimeElapsedColumn(), console=console, disable=as_json) as bar:
+        with Progress(
+            TextColumn("writing"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json,
+        ) as bar:
             task = bar.add_task("rows", total=len(frame))
-            import_frame(engine, frame, report, replace=replace, progress=lambda d, _t: bar.update(task, completed=d))
+            import_frame(
+                engine,
+                frame,
+                report,
+                replace=replace,
+                progress=lambda d, _t: bar.update(task, completed=d),
+            )
         if consent_all:
             with session_scope(engine) as session:
                 set_marketing_consent_bulk(session, True)
@@ -79,8 +99,12 @@ def import_cmd(
 
 @app.command()
 def train(
-    engine_kind: str = typer.Option("local", "--engine", help="'local' (hybrid, in process) or 'spark' (MLlib ALS)."),
-    spark_master: str = typer.Option("local[2]", "--master", help="Spark master URL for --engine spark."),
+    engine_kind: str = typer.Option(
+        "local", "--engine", help="'local' (hybrid, in process) or 'spark' (MLlib ALS)."
+    ),
+    spark_master: str = typer.Option(
+        "local[2]", "--master", help="Spark master URL for --engine spark."
+    ),
 ) -> None:
     """Train on the stored interactions and make the new model live."""
     from annae.recommend.store import RecommendError
@@ -90,25 +114,51 @@ def train(
     settings = get_settings()
     try:
         with console.status("training") as status:
-            saved = train_from_db(_db(), settings.models_dir, engine_kind=engine_kind, spark_master=spark_master,
-                                  progress=lambda msg: status.update(msg))
+            saved = train_from_db(
+                _db(),
+                settings.models_dir,
+                engine_kind=engine_kind,
+                spark_master=spark_master,
+                progress=lambda msg: status.update(msg),
+            )
     except RecommendError as exc:
         _fail(str(exc))
     m = saved.manifest
-    out.print(f"model {saved.version} ({m['kind']}, engine {m['engine']}) is live: {m['n_customers']:,} customers, "
-              f"{m['n_products']:,} products, {m['n_interactions']:,} interactions, fit {m['fit_seconds']} s")
+    out.print(
+        f"model {saved.version} ({m['kind']}, engine {m['engine']}) is live: {m['n_customers']:,} customers, "
+        f"{m['n_products']:,} products, {m['n_interactions']:,} interactions, fit {m['fit_seconds']} s"
+    )
     out.print(f"saved in {saved.path}")
 
 
 @app.command("eval")
 def eval_cmd(
-    interactions: Path = typer.Option(..., "--interactions", help="Interactions file (read directly; no database)."),
-    split_date: str = typer.Option(..., "--split-date", help="Train before this date, test on and after it."),
+    interactions: Path = typer.Option(
+        ..., "--interactions", help="Interactions file (read directly; no database)."
+    ),
+    split_date: str = typer.Option(
+        ..., "--split-date", help="Train before this date, test on and after it."
+    ),
     k: int = typer.Option(10, "--k", min=1, max=100),
     preset: str = typer.Option("online-retail", help="Column mapping preset."),
-    map_: list[str] = typer.Option(None, "--map", help="Override one mapping field: customer=CustID."),
-    baselines: str = typer.Option(",".join(("popularity", "popularity_7d", "repurchase_popularity", "item_knn", "ease",
-                                             "als", "bpr", "content")), help="Comma-separated baselines."),
+    map_: list[str] = typer.Option(
+        None, "--map", help="Override one mapping field: customer=CustID."
+    ),
+    baselines: str = typer.Option(
+        ",".join(
+            (
+                "popularity",
+                "popularity_7d",
+                "repurchase_popularity",
+                "item_knn",
+                "ease",
+                "als",
+                "bpr",
+                "content",
+            )
+        ),
+        help="Comma-separated baselines.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Hybrid vs baselines on a time split: NDCG, recall, precision, coverage, fit time, latency."""
@@ -119,23 +169,43 @@ def eval_cmd(
     try:
         mapping = _mapping(preset, map_)
         with console.status("evaluating") as status:
-            result = evaluate_file(interactions, mapping, split_date, k,
-                                   baselines=tuple(b for b in baselines.split(",") if b),
-                                   progress=lambda msg: status.update(msg))
+            result = evaluate_file(
+                interactions,
+                mapping,
+                split_date,
+                k,
+                baselines=tuple(b for b in baselines.split(",") if b),
+                progress=lambda msg: status.update(msg),
+            )
     except (ImportFileError, RecommendError, ValueError) as exc:
         _fail(str(exc))
     if as_json:
         out.print_json(json.dumps(result))
         return
     table = Table(title=f"split {split_date}, {result['n_customers']:,} known customers, k={k}")
-    for col in ("model", f"novel ndcg@{k}", f"novel recall@{k}", f"repeat ndcg@{k}", f"repeat recall@{k}",
-                f"coverage@{k}", "fit s", "p99 ms"):
+    for col in (
+        "model",
+        f"novel ndcg@{k}",
+        f"novel recall@{k}",
+        f"repeat ndcg@{k}",
+        f"repeat recall@{k}",
+        f"coverage@{k}",
+        "fit s",
+        "p99 ms",
+    ):
         table.add_column(col)
     rows = [("hybrid", result)] + list(result["baselines"].items())
     for name, r in rows:
-        table.add_row(name, f"{r['novel'][f'ndcg@{k}']:.4f}", f"{r['novel'][f'recall@{k}']:.4f}",
-                      f"{r['repeat'][f'ndcg@{k}']:.4f}", f"{r['repeat'][f'recall@{k}']:.4f}",
-                      f"{r['novel'][f'coverage@{k}']:.3f}", f"{r['fit_seconds']:.1f}", f"{r['latency_ms_p99']:.2f}")
+        table.add_row(
+            name,
+            f"{r['novel'][f'ndcg@{k}']:.4f}",
+            f"{r['novel'][f'recall@{k}']:.4f}",
+            f"{r['repeat'][f'ndcg@{k}']:.4f}",
+            f"{r['repeat'][f'recall@{k}']:.4f}",
+            f"{r['novel'][f'coverage@{k}']:.3f}",
+            f"{r['fit_seconds']:.1f}",
+            f"{r['latency_ms_p99']:.2f}",
+        )
     out.print(table)
 
 
@@ -245,5 +315,7 @@ def status() -> None:
         models = list_models(session)
     out.print(", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in c.items()))
     for m in models:
-        out.print(f"{'*' if m.live else ' '} {m.version} {m.kind}/{m.engine} {m.n_customers:,} customers "
-                  f"{m.n_products:,} products fit {m.fit_seconds:.1f}s {m.created_at:%Y-%m-%d %H:%M}")
+        out.print(
+            f"{'*' if m.live else ' '} {m.version} {m.kind}/{m.engine} {m.n_customers:,} customers "
+            f"{m.n_products:,} products fit {m.fit_seconds:.1f}s {m.created_at:%Y-%m-%d %H:%M}"
+        )

@@ -40,7 +40,9 @@ class ColumnMap:
         known = set(asdict(self)) - {"non_products"}
         bad = set(overrides) - known
         if bad:
-            raise ImportFileError(f"unknown mapping field(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}")
+            raise ImportFileError(
+                f"unknown mapping field(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}"
+            )
         values = asdict(self)
         for key, value in overrides.items():
             values[key] = value or None
@@ -49,8 +51,21 @@ class ColumnMap:
 
 
 ONLINE_RETAIL_NON_PRODUCTS = (
-    "POST", "D", "DOT", "M", "m", "BANK CHARGES", "C2", "PADS", "AMAZONFEE", "CRUK", "S", "B",
-    "re:^gift_", "re:^DCGSSBOY$", "re:^DCGSSGIRL$",
+    "POST",
+    "D",
+    "DOT",
+    "M",
+    "m",
+    "BANK CHARGES",
+    "C2",
+    "PADS",
+    "AMAZONFEE",
+    "CRUK",
+    "S",
+    "B",
+    "re:^gift_",
+    "re:^DCGSSBOY$",
+    "re:^DCGSSGIRL$",
 )
 
 PRESETS: dict[str, ColumnMap] = {
@@ -129,23 +144,38 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             frame = pd.read_parquet(path)
             return frame.astype("string")
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], encoding_errors="replace")
+        return pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[""], encoding_errors="replace"
+        )
     except ImportFileError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many kinds
-        raise ImportFileError(f"{path.name}: cannot read the file ({type(exc).__name__}: {str(exc)[:200]})") from exc
+        raise ImportFileError(
+            f"{path.name}: cannot read the file ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
 
 
-def clean_interactions(raw: pd.DataFrame, mapping: ColumnMap, source: str = "") -> tuple[pd.DataFrame, ImportReport]:
+def clean_interactions(
+    raw: pd.DataFrame, mapping: ColumnMap, source: str = ""
+) -> tuple[pd.DataFrame, ImportReport]:
     """Validate and clean a raw table into ``customer, product, time, quantity, price, name,
     description, category, kind`` rows; raise :class:`ImportFileError` if it is malformed."""
     report = ImportReport(source=source, rows_read=len(raw))
     if raw.empty:
         raise ImportFileError(f"{source or 'file'}: no rows")
     needed = {"customer": mapping.customer, "product": mapping.product, "time": mapping.time}
-    optional = {k: getattr(mapping, k) for k in ("quantity", "price", "name", "description", "category", "kind", "invoice")}
-    missing = [f"{col!r} (for {field_})" for field_, col in needed.items() if col not in raw.columns]
-    missing += [f"{col!r} (for {field_})" for field_, col in optional.items() if col and col not in raw.columns]
+    optional = {
+        k: getattr(mapping, k)
+        for k in ("quantity", "price", "name", "description", "category", "kind", "invoice")
+    }
+    missing = [
+        f"{col!r} (for {field_})" for field_, col in needed.items() if col not in raw.columns
+    ]
+    missing += [
+        f"{col!r} (for {field_})"
+        for field_, col in optional.items()
+        if col and col not in raw.columns
+    ]
     if missing:
         raise ImportFileError(
             f"{source or 'file'}: missing column(s) {', '.join(missing)}; the file has {', '.join(map(repr, raw.columns[:20]))}"
@@ -155,19 +185,25 @@ def clean_interactions(raw: pd.DataFrame, mapping: ColumnMap, source: str = "") 
     out["product"] = raw[mapping.product].astype("string").str.strip()
     times = pd.to_datetime(raw[mapping.time], errors="coerce", utc=True, format="mixed")
     if times.isna().any():
-        raise ImportFileError(f"{source or 'file'}: not a date/time at {_first_bad(raw[mapping.time], times)}")
+        raise ImportFileError(
+            f"{source or 'file'}: not a date/time at {_first_bad(raw[mapping.time], times)}"
+        )
     out["time"] = times
     if mapping.quantity:
         qty = pd.to_numeric(raw[mapping.quantity], errors="coerce")
         if qty.isna().any():
-            raise ImportFileError(f"{source or 'file'}: not a number at {_first_bad(raw[mapping.quantity], qty)}")
+            raise ImportFileError(
+                f"{source or 'file'}: not a number at {_first_bad(raw[mapping.quantity], qty)}"
+            )
         out["quantity"] = qty.round().astype("int64")
     else:
         out["quantity"] = 1
     if mapping.price:
         price = pd.to_numeric(raw[mapping.price], errors="coerce")
         if (price.isna() & raw[mapping.price].notna()).any():
-            raise ImportFileError(f"{source or 'file'}: not a price at {_first_bad(raw[mapping.price], price)}")
+            raise ImportFileError(
+                f"{source or 'file'}: not a price at {_first_bad(raw[mapping.price], price)}"
+            )
         out["price"] = price
     else:
         out["price"] = np.nan
@@ -186,11 +222,18 @@ def clean_interactions(raw: pd.DataFrame, mapping: ColumnMap, source: str = "") 
     else:
         out["kind"] = "purchase"
     if out["product"].isna().all():
-        raise ImportFileError(f"{source or 'file'}: the product column {mapping.product!r} is empty")
+        raise ImportFileError(
+            f"{source or 'file'}: the product column {mapping.product!r} is empty"
+        )
 
     keep = out["product"].notna()
     if mapping.invoice and mapping.cancel_prefix:
-        cancel = raw[mapping.invoice].astype("string").str.startswith(mapping.cancel_prefix).fillna(False)
+        cancel = (
+            raw[mapping.invoice]
+            .astype("string")
+            .str.startswith(mapping.cancel_prefix)
+            .fillna(False)
+        )
         report.cancellations = int((cancel & keep).sum())
         keep &= ~cancel
     no_customer = out["customer"].isna()
@@ -203,7 +246,9 @@ def clean_interactions(raw: pd.DataFrame, mapping: ColumnMap, source: str = "") 
         nonprod = _is_non_product(out["product"], mapping.non_products)
         dropped = out.loc[nonprod & keep, "product"]
         report.non_product_codes = len(dropped)
-        report.non_product_examples = {str(k): int(v) for k, v in dropped.value_counts().head(15).items()}
+        report.non_product_examples = {
+            str(k): int(v) for k, v in dropped.value_counts().head(15).items()
+        }
         keep &= ~nonprod
     clean = out[keep].reset_index(drop=True)
     report.rows_kept = len(clean)
@@ -215,7 +260,9 @@ def clean_interactions(raw: pd.DataFrame, mapping: ColumnMap, source: str = "") 
     return clean, report
 
 
-def load_interactions(path: str | Path, mapping: ColumnMap | None = None) -> tuple[pd.DataFrame, ImportReport]:
+def load_interactions(
+    path: str | Path, mapping: ColumnMap | None = None
+) -> tuple[pd.DataFrame, ImportReport]:
     """Read and clean an interactions file."""
     mapping = mapping or PRESETS["default"]
     raw = read_table(path)

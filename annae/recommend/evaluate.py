@@ -48,7 +48,8 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
     users = np.unique(u[known])
     row = pd.Index(users).get_indexer(u[known & (i >= 0)])
     truth = sp.csr_matrix(
-        (np.ones(len(row), np.float32), (row, i[known & (i >= 0)])), shape=(len(users), train.n_items)
+        (np.ones(len(row), np.float32), (row, i[known & (i >= 0)])),
+        shape=(len(users), train.n_items),
     )
     truth.data[:] = 1.0
     # items bought after the date but not in the training catalogue cannot be recommended;
@@ -57,8 +58,14 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
     truth = truth.tocsr()
     truth.sum_duplicates()
     truth.data[:] = 1.0
-    split = Split(train=train, users=users, truth=truth, history=None, new_customers=new_customers,  # type: ignore[arg-type]
-                  test_customers=int(test_customers))
+    split = Split(
+        train=train,
+        users=users,
+        truth=truth,
+        history=None,
+        new_customers=new_customers,  # type: ignore[arg-type]
+        test_customers=int(test_customers),
+    )
     hist = train.counts()[users]
     hist.data[:] = 1.0
     split.history = hist.tocsr()
@@ -105,13 +112,17 @@ def score_model(
             shown.update(np.unique(ranked[:, :k]).tolist())
             for name, vals in ranking_metrics(ranked, truth[sel], k).items():
                 metrics[name].append(vals)
-        out[setting] = {f"{name}@{k}": round(float(np.concatenate(v).mean()), 4) for name, v in metrics.items()}
+        out[setting] = {
+            f"{name}@{k}": round(float(np.concatenate(v).mean()), 4) for name, v in metrics.items()
+        }
         out[setting][f"coverage@{k}"] = round(len(shown) / split.train.n_items, 4)
         out[setting]["customers"] = len(rows)
     return out
 
 
-def model_ranker(model: Recommender, split: Split, k: int) -> Callable[[np.ndarray, bool], np.ndarray]:
+def model_ranker(
+    model: Recommender, split: Split, k: int
+) -> Callable[[np.ndarray, bool], np.ndarray]:
     """A ``rank`` function for :func:`score_model` from a fitted model (novel: hide the past)."""
     hist_all = split.train.counts()
 

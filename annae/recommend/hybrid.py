@@ -26,16 +26,42 @@ log = logging.getLogger(__name__)
 # Signals for any product ("you may also like").
 NOVEL = ("ease", "ease_recent", "knn", "als", "content", "pop", "pop7", "pop30", "activity")
 # Signals about the customer's own past products ("buy again"); zero elsewhere.
-REPEAT = ("hist", "hist_count", "hist_logcount", "hist_share", "hist_recency", "hist_recency7",
-          "hist_recency90", "hist_pop7", "hist_rate", "hist_last")
+REPEAT = (
+    "hist",
+    "hist_count",
+    "hist_logcount",
+    "hist_share",
+    "hist_recency",
+    "hist_recency7",
+    "hist_recency90",
+    "hist_pop7",
+    "hist_rate",
+    "hist_last",
+)
 FEATURES = NOVEL + REPEAT
 F = {name: j for j, name in enumerate(FEATURES)}
 
-_BASE = {"ease": 1.0, "ease_recent": 0.3, "knn": 0.2, "als": 0.3, "content": 0.1, "pop7": 0.5, "pop30": 0.2}
+_BASE = {
+    "ease": 1.0,
+    "ease_recent": 0.3,
+    "knn": 0.2,
+    "als": 0.3,
+    "content": 0.1,
+    "pop7": 0.5,
+    "pop30": 0.2,
+}
 DEFAULT_WEIGHTS = {
     "novel": _BASE,
-    "repeat": {**_BASE, "hist": 1.0, "hist_count": 1.0, "hist_logcount": 0.5, "hist_share": 0.5,
-               "hist_recency": 0.5, "hist_pop7": 0.5, "hist_rate": 0.5},
+    "repeat": {
+        **_BASE,
+        "hist": 1.0,
+        "hist_count": 1.0,
+        "hist_logcount": 0.5,
+        "hist_share": 0.5,
+        "hist_recency": 0.5,
+        "hist_pop7": 0.5,
+        "hist_rate": 0.5,
+    },
 }
 GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 MODES = ("novel", "repeat")
@@ -62,11 +88,23 @@ class Hybrid(Recommender):
 
     name = "hybrid"
 
-    def __init__(self, val_days: float = 30.0, max_val_users: int = 2000, candidates: int = 200,
-                 serve_candidates: int = 50, ease_max_items: int = 12000, als_factors: int = 64,
-                 recency_days: float = 30.0, learn: bool = True, rerank: bool = True,
-                 negatives: float = 0.3, trees: int = 80, min_val_customers: int = 50,
-                 min_rerank_customers: int = 300, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        val_days: float = 30.0,
+        max_val_users: int = 2000,
+        candidates: int = 200,
+        serve_candidates: int = 50,
+        ease_max_items: int = 12000,
+        als_factors: int = 64,
+        recency_days: float = 30.0,
+        learn: bool = True,
+        rerank: bool = True,
+        negatives: float = 0.3,
+        trees: int = 80,
+        min_val_customers: int = 50,
+        min_rerank_customers: int = 300,
+        random_state: int = 0,
+    ) -> None:
         self.min_val_customers = min_val_customers
         self.min_rerank_customers = min_rerank_customers
         self.val_days = val_days
@@ -85,8 +123,10 @@ class Hybrid(Recommender):
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, data: Interactions) -> None:
         start = time.perf_counter()
-        self.weights_ = {m: np.array([DEFAULT_WEIGHTS[m].get(f, 0.0) for f in FEATURES], np.float32)
-                         for m in MODES}
+        self.weights_ = {
+            m: np.array([DEFAULT_WEIGHTS[m].get(f, 0.0) for f in FEATURES], np.float32)
+            for m in MODES
+        }
         self.rerankers_: dict[str, TreeEnsemble] = {}
         self.weights_source_ = "default"
         self.validation_: dict = {}
@@ -108,8 +148,10 @@ class Hybrid(Recommender):
         self.pop7_ = _log_scale(Popularity(days=7).fit(data).counts_)
         self.pop30_ = _log_scale(Popularity(days=30).fit(data).counts_)
         days = data.last_seen()
-        if not (np.array_equal(days.indptr, self.history_.indptr)
-                and np.array_equal(days.indices, self.history_.indices)):  # pragma: no cover
+        if not (
+            np.array_equal(days.indptr, self.history_.indptr)
+            and np.array_equal(days.indices, self.history_.indices)
+        ):  # pragma: no cover
             raise AssertionError("history and recency matrices differ in structure")
         self.days_ = days.data
         hist = self.history_
@@ -117,7 +159,9 @@ class Hybrid(Recommender):
         repeaters = np.bincount(hist.indices[hist.data > 1], minlength=data.n_items)
         self.item_rate_ = (repeaters / np.maximum(buyers, 1)).astype(np.float32)
         user_day = np.unique(data.users.astype(np.int64) * 100_000 + data.times // int(DAY))
-        self.user_days_ = np.bincount(user_day // 100_000, minlength=data.n_users).astype(np.float32)
+        self.user_days_ = np.bincount(user_day // 100_000, minlength=data.n_users).astype(
+            np.float32
+        )
         self.item_ids_ = data.item_ids
         self.item_names_ = data.item_names
         self.user_ids_ = data.user_ids
@@ -131,8 +175,13 @@ class Hybrid(Recommender):
             log.info("hybrid: no validation period, using default weights")
             return
         part = data.subset(early)
-        inner = Hybrid(learn=False, ease_max_items=self.ease_max_items, als_factors=self.als_factors,
-                       recency_days=self.recency_days, random_state=self.random_state).fit(part)
+        inner = Hybrid(
+            learn=False,
+            ease_max_items=self.ease_max_items,
+            als_factors=self.als_factors,
+            recency_days=self.recency_days,
+            random_state=self.random_state,
+        ).fit(part)
         seen = np.bincount(part.users, minlength=data.n_users) > 0
         late = data.subset(~early)
         val_users = np.unique(late.users[seen[late.users]])
@@ -144,8 +193,10 @@ class Hybrid(Recommender):
         rng = np.random.default_rng(self.random_state)
         if len(val_users) > self.max_val_users:
             val_users = np.sort(rng.choice(val_users, self.max_val_users, replace=False))
-        truth = sp.csr_matrix((np.ones(len(late.users), np.float32), (late.users, late.items)),
-                              shape=(data.n_users, data.n_items))[val_users]
+        truth = sp.csr_matrix(
+            (np.ones(len(late.users), np.float32), (late.users, late.items)),
+            shape=(data.n_users, data.n_items),
+        )[val_users]
         truth.data[:] = 1.0
         for mode in MODES:
             t1 = time.perf_counter()
@@ -155,8 +206,11 @@ class Hybrid(Recommender):
             active = [f in NOVEL or mode == "repeat" for f in FEATURES]
             w, before, after = coordinate_ascent(feats, labels, n_rel, self.weights_[mode], active)
             self.weights_[mode] = w
-            report = {"customers": int(keep.sum()), "ndcg@10_default_blend": round(before, 4),
-                      "ndcg@10_learnt_blend": round(after, 4)}
+            report = {
+                "customers": int(keep.sum()),
+                "ndcg@10_default_blend": round(before, 4),
+                "ndcg@10_learnt_blend": round(after, 4),
+            }
             if self.rerank and keep.sum() >= self.min_rerank_customers:
                 ens = self._fit_reranker(feats, labels, rng)
                 self.rerankers_[mode] = ens
@@ -167,22 +221,31 @@ class Hybrid(Recommender):
         self.weights_source_ = "validation"
         self.validation_["days"] = self.val_days
 
-    def _fit_reranker(self, feats: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> TreeEnsemble:
+    def _fit_reranker(
+        self, feats: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+    ) -> TreeEnsemble:
         """Gradient-boosted trees over the candidates' signals (all positives, some negatives)."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         x = feats.reshape(-1, feats.shape[2])
         y = labels.ravel()
         keep = y | (rng.random(len(y)) < self.negatives)
-        model = HistGradientBoostingClassifier(max_iter=self.trees, learning_rate=0.1, max_leaf_nodes=31,
-                                               max_depth=6, min_samples_leaf=50, early_stopping=False,
-                                               random_state=self.random_state)
+        model = HistGradientBoostingClassifier(
+            max_iter=self.trees,
+            learning_rate=0.1,
+            max_leaf_nodes=31,
+            max_depth=6,
+            min_samples_leaf=50,
+            early_stopping=False,
+            random_state=self.random_state,
+        )
         with threadpool_limits(1):
             model.fit(x[keep], y[keep])
         return TreeEnsemble.from_sklearn(model)
 
-    def _candidates(self, users: np.ndarray, truth: sp.csr_matrix, *, novel: bool,
-                    batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _candidates(
+        self, users: np.ndarray, truth: sp.csr_matrix, *, novel: bool, batch: int = 256
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per customer the top ``candidates`` products by the default blend: features, labels,
         and the number of relevant products (relevant ones outside the candidates count too)."""
         m = min(self.candidates, self.n_items_)
@@ -212,11 +275,17 @@ class Hybrid(Recommender):
         out = np.zeros((len(users), self.n_items_, len(FEATURES)), np.float32)
         hist = self.history_[users]
         ptr = self.history_.indptr
-        days = np.concatenate([self.days_[ptr[u]:ptr[u + 1]] for u in users]) if len(users) else np.zeros(0)
+        days = (
+            np.concatenate([self.days_[ptr[u] : ptr[u + 1]] for u in users])
+            if len(users)
+            else np.zeros(0)
+        )
         rows, cols = np.repeat(np.arange(len(users)), np.diff(hist.indptr)), hist.indices
         binary = binarize(hist)
-        recent = sp.csr_matrix((np.exp(-days / self.recency_days).astype(np.float32), hist.indices, hist.indptr),
-                               shape=hist.shape)
+        recent = sp.csr_matrix(
+            (np.exp(-days / self.recency_days).astype(np.float32), hist.indices, hist.indptr),
+            shape=hist.shape,
+        )
         ease = self.ease_
         if ease.fallback_ is None:
             out[:, :, F["ease"]] = _scale_rows(np.asarray(binary @ ease.weights_))
@@ -238,18 +307,21 @@ class Hybrid(Recommender):
             first = np.minimum.reduceat(days, hist.indptr[:-1][np.diff(hist.indptr) > 0])
             last_rows = np.zeros(len(users), np.float32)
             last_rows[np.diff(hist.indptr) > 0] = first
-            out[rows, cols, len(NOVEL):] = np.stack([
-                np.ones_like(counts),
-                np.log1p(counts) / np.log1p(np.maximum(peak_rows[rows], 1.0)),
-                np.log1p(counts) / 3.0,
-                counts / np.maximum(self.user_days_[users][rows], 1.0),
-                np.exp(-days / self.recency_days),
-                np.exp(-days / 7.0),
-                np.exp(-days / 90.0),
-                self.pop7_[cols],
-                self.item_rate_[cols],
-                (days <= last_rows[rows] + 0.5).astype(np.float32),
-            ], axis=1)
+            out[rows, cols, len(NOVEL) :] = np.stack(
+                [
+                    np.ones_like(counts),
+                    np.log1p(counts) / np.log1p(np.maximum(peak_rows[rows], 1.0)),
+                    np.log1p(counts) / 3.0,
+                    counts / np.maximum(self.user_days_[users][rows], 1.0),
+                    np.exp(-days / self.recency_days),
+                    np.exp(-days / 7.0),
+                    np.exp(-days / 90.0),
+                    self.pop7_[cols],
+                    self.item_rate_[cols],
+                    (days <= last_rows[rows] + 0.5).astype(np.float32),
+                ],
+                axis=1,
+            )
         return out
 
     def score(self, users: np.ndarray, mode: str = "repeat") -> np.ndarray:
@@ -282,8 +354,15 @@ class Hybrid(Recommender):
         ease = self.ease_
         if ease.fallback_ is None:
             two = sp.csr_matrix(
-                (np.concatenate([np.ones(len(idx), np.float32), np.exp(-days / self.recency_days)]),
-                 np.concatenate([idx, idx]), np.array([0, len(idx), 2 * len(idx)])), shape=(2, n))
+                (
+                    np.concatenate(
+                        [np.ones(len(idx), np.float32), np.exp(-days / self.recency_days)]
+                    ),
+                    np.concatenate([idx, idx]),
+                    np.array([0, len(idx), 2 * len(idx)]),
+                ),
+                shape=(2, n),
+            )
             both = two @ ease.weights_
             novel[F["ease"]], novel[F["ease_recent"]] = both[0], both[1]
         else:
@@ -301,7 +380,7 @@ class Hybrid(Recommender):
         novel[F["activity"]] = np.log1p(self.user_days_[user]) / 5.0
         hist = self._history_block(counts, days, idx, user)
         linear = w[: len(NOVEL)] @ novel
-        linear[idx] += hist @ w[len(NOVEL):]
+        linear[idx] += hist @ w[len(NOVEL) :]
         if mode == "novel":
             linear[idx] = -np.inf
         ens = self.rerankers_.get(mode)
@@ -311,27 +390,36 @@ class Hybrid(Recommender):
         x = np.zeros((len(cand), len(FEATURES)), np.float32)
         x[:, : len(NOVEL)] = novel[:, cand].T
         pos = np.searchsorted(idx, cand)
-        inside = (pos < len(idx)) & (idx[np.minimum(pos, len(idx) - 1)] == cand) if len(idx) else np.zeros(len(cand), bool)
-        x[inside, len(NOVEL):] = hist[pos[inside]]
+        inside = (
+            (pos < len(idx)) & (idx[np.minimum(pos, len(idx) - 1)] == cand)
+            if len(idx)
+            else np.zeros(len(cand), bool)
+        )
+        x[inside, len(NOVEL) :] = hist[pos[inside]]
         return _place_on_top(linear[None, :], cand[None, :], ens.decision(x)[None, :])[0]
 
-    def _history_block(self, counts: np.ndarray, days: np.ndarray, cols: np.ndarray, user) -> np.ndarray:
+    def _history_block(
+        self, counts: np.ndarray, days: np.ndarray, cols: np.ndarray, user
+    ) -> np.ndarray:
         """The REPEAT signals for one customer's past products (rows in ``cols`` order)."""
         if not len(cols):
             return np.zeros((0, len(REPEAT)), np.float32)
         peak = counts.max()
-        return np.stack([
-            np.ones_like(counts),
-            np.log1p(counts) / np.log1p(max(peak, 1.0)),
-            np.log1p(counts) / 3.0,
-            counts / max(self.user_days_[user], 1.0),
-            np.exp(-days / self.recency_days),
-            np.exp(-days / 7.0),
-            np.exp(-days / 90.0),
-            self.pop7_[cols],
-            self.item_rate_[cols],
-            (days <= days.min() + 0.5).astype(np.float32),
-        ], axis=1).astype(np.float32)
+        return np.stack(
+            [
+                np.ones_like(counts),
+                np.log1p(counts) / np.log1p(max(peak, 1.0)),
+                np.log1p(counts) / 3.0,
+                counts / max(self.user_days_[user], 1.0),
+                np.exp(-days / self.recency_days),
+                np.exp(-days / 7.0),
+                np.exp(-days / 90.0),
+                self.pop7_[cols],
+                self.item_rate_[cols],
+                (days <= days.min() + 0.5).astype(np.float32),
+            ],
+            axis=1,
+        ).astype(np.float32)
 
     def contributions(self, user: int, items: np.ndarray, mode: str = "repeat") -> np.ndarray:
         """(len(items), len(FEATURES)) weight × signal for one customer: which signal drove each product."""
@@ -339,7 +427,10 @@ class Hybrid(Recommender):
         return feats * self.weights_[mode]
 
     def weights(self) -> dict[str, dict[str, float]]:
-        return {m: {f: round(float(v), 3) for f, v in zip(FEATURES, w, strict=True)} for m, w in self.weights_.items()}
+        return {
+            m: {f: round(float(v), 3) for f, v in zip(FEATURES, w, strict=True)}
+            for m, w in self.weights_.items()
+        }
 
 
 def _sum_rows(mat: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
@@ -371,8 +462,14 @@ def ndcg_at(scores: np.ndarray, labels: np.ndarray, n_rel: np.ndarray, k: int = 
     return float((dcg / ideal).mean()) if len(dcg) else 0.0
 
 
-def coordinate_ascent(feats: np.ndarray, labels: np.ndarray, n_rel: np.ndarray, start: np.ndarray,
-                      active: list[bool], rounds: int = 2) -> tuple[np.ndarray, float, float]:
+def coordinate_ascent(
+    feats: np.ndarray,
+    labels: np.ndarray,
+    n_rel: np.ndarray,
+    start: np.ndarray,
+    active: list[bool],
+    rounds: int = 2,
+) -> tuple[np.ndarray, float, float]:
     """Greedy per-weight grid search maximising NDCG@10 (RankLib's coordinate ascent)."""
     w = start.astype(np.float32).copy()
     w[~np.asarray(active)] = 0.0

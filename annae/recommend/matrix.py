@@ -60,12 +60,20 @@ class Interactions:
         names = np.array([""] * len(item_ids), dtype=object)
         text = np.array([""] * len(item_ids), dtype=object)
         if "name" in frame:
-            last = frame.loc[keep, ["product", "name"]].dropna().drop_duplicates("product", keep="last")
+            last = (
+                frame.loc[keep, ["product", "name"]]
+                .dropna()
+                .drop_duplicates("product", keep="last")
+            )
             pos = item_index.get_indexer(last["product"].astype(str))
             names[pos] = last["name"].astype(str).to_numpy()
             text[pos] = names[pos]
         if "description" in frame and frame["description"].notna().any():
-            last = frame.loc[keep, ["product", "description"]].dropna().drop_duplicates("product", keep="last")
+            last = (
+                frame.loc[keep, ["product", "description"]]
+                .dropna()
+                .drop_duplicates("product", keep="last")
+            )
             pos = item_index.get_indexer(last["product"].astype(str))
             text[pos] = text[pos] + " " + last["description"].astype(str).to_numpy()
         weights = None
@@ -86,9 +94,14 @@ class Interactions:
     def subset(self, mask: np.ndarray) -> Interactions:
         """The same coding (customers and catalogue) restricted to some rows."""
         return Interactions(
-            users=self.users[mask], items=self.items[mask], times=self.times[mask],
-            user_ids=self.user_ids, item_ids=self.item_ids, item_names=self.item_names,
-            item_text=self.item_text, weights=None if self.weights is None else self.weights[mask],
+            users=self.users[mask],
+            items=self.items[mask],
+            times=self.times[mask],
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            item_names=self.item_names,
+            item_text=self.item_text,
+            weights=None if self.weights is None else self.weights[mask],
         )
 
     def counts(self) -> sp.csr_matrix:

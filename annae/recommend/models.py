@@ -177,7 +177,8 @@ def keep_top(mat: sp.csr_matrix, k: int) -> sp.csr_matrix:
     if not rows:
         return sp.csr_matrix(mat.shape, dtype=np.float32)
     return sp.csr_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=mat.shape
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+        shape=mat.shape,
     )
 
 
@@ -197,14 +198,18 @@ class EASE(Recommender):
     def _fit(self, data: Interactions) -> None:
         self.fallback_: ALS | None = None
         if data.n_items > self.max_items:
-            log.warning("EASE: %d products > max_items=%d, using ALS instead", data.n_items, self.max_items)
+            log.warning(
+                "EASE: %d products > max_items=%d, using ALS instead", data.n_items, self.max_items
+            )
             self.fallback_ = ALS().fit(data)
             return
         x = binarize(self.history_)
         gram = np.asarray((x.T @ x).todense(), dtype=np.float32)
         gram[np.diag_indices_from(gram)] += self.l2
         factor = sla.cho_factor(gram, lower=True, overwrite_a=True, check_finite=False)
-        precision = sla.cho_solve(factor, np.eye(gram.shape[0], dtype=np.float32), check_finite=False)
+        precision = sla.cho_solve(
+            factor, np.eye(gram.shape[0], dtype=np.float32), check_finite=False
+        )
         weights = -precision / np.diag(precision)[None, :]
         np.fill_diagonal(weights, 0.0)
         self.weights_ = np.ascontiguousarray(weights, dtype=np.float32)
@@ -240,8 +245,14 @@ class ALS(_Factors):
 
     name = "als"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.1, iterations: int = 15,
-                 alpha: float = 10.0, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.1,
+        iterations: int = 15,
+        alpha: float = 10.0,
+        random_state: int = 0,
+    ) -> None:
         self.factors = factors
         self.regularization = regularization
         self.iterations = iterations
@@ -252,8 +263,13 @@ class ALS(_Factors):
         from implicit.cpu.als import AlternatingLeastSquares
 
         model = AlternatingLeastSquares(
-            factors=self.factors, regularization=self.regularization, iterations=self.iterations,
-            alpha=1.0, num_threads=1, random_state=self.random_state, calculate_training_loss=False,
+            factors=self.factors,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            alpha=1.0,
+            num_threads=1,
+            random_state=self.random_state,
+            calculate_training_loss=False,
         )
         with threadpool_limits(1):
             model.fit(_confidence(self.history_, self.alpha), show_progress=False)
@@ -266,8 +282,14 @@ class BPR(_Factors):
 
     name = "bpr"
 
-    def __init__(self, factors: int = 64, learning_rate: float = 0.05, regularization: float = 0.01,
-                 iterations: int = 100, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.05,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        random_state: int = 0,
+    ) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
@@ -278,8 +300,12 @@ class BPR(_Factors):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         model = BayesianPersonalizedRanking(
-            factors=self.factors, learning_rate=self.learning_rate, regularization=self.regularization,
-            iterations=self.iterations, num_threads=1, random_state=self.random_state,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            num_threads=1,
+            random_state=self.random_state,
         )
         with threadpool_limits(1):
             model.fit(binarize(self.history_), show_progress=False)
@@ -299,12 +325,19 @@ class ContentKNN(Recommender):
         self.neighbours = neighbours
 
     def _fit(self, data: Interactions) -> None:
-        texts = [str(t or "") for t in data.item_text] if len(data.item_text) else [""] * data.n_items
+        texts = (
+            [str(t or "") for t in data.item_text] if len(data.item_text) else [""] * data.n_items
+        )
         if not any(t.strip() for t in texts):
             self.similarity_ = sp.csr_matrix((data.n_items, data.n_items), dtype=np.float32)
             return
-        vec = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), min_df=1, sublinear_tf=True,
-                              token_pattern=r"(?u)\b\w+\b")
+        vec = TfidfVectorizer(
+            analyzer="word",
+            ngram_range=(1, 2),
+            min_df=1,
+            sublinear_tf=True,
+            token_pattern=r"(?u)\b\w+\b",
+        )
         tfidf = vec.fit_transform(texts).astype(np.float32)
         self.vectorizer_, self.tfidf_ = vec, tfidf.tocsr()
         sim = (tfidf @ tfidf.T).tocsr()

@@ -41,7 +41,9 @@ class RecommenderRegistry:
         numbers = [int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit()]
         return f"v{max(numbers, default=0) + 1}"
 
-    def save(self, model: Recommender, manifest: dict, session: Session | None = None) -> SavedModel:
+    def save(
+        self, model: Recommender, manifest: dict, session: Session | None = None
+    ) -> SavedModel:
         """Write a fitted model, make it live, and record it in ``rec_models`` when given a session."""
         version = self._next_version()
         path = self.root / version
@@ -54,13 +56,24 @@ class RecommenderRegistry:
         tmp.replace(self.root / "LIVE")
         if session is not None:
             session.execute(update(RecModel).values(live=False))
-            session.add(RecModel(
-                version=version, kind=manifest.get("kind", "hybrid"), engine=manifest.get("engine", "local"),
-                path=str(path), n_customers=manifest.get("n_customers", 0), n_products=manifest.get("n_products", 0),
-                n_interactions=manifest.get("n_interactions", 0), fit_seconds=manifest.get("fit_seconds", 0.0),
-                details={k: v for k, v in manifest.items() if k in ("weights", "validation", "timings", "params")},
-                live=True,
-            ))
+            session.add(
+                RecModel(
+                    version=version,
+                    kind=manifest.get("kind", "hybrid"),
+                    engine=manifest.get("engine", "local"),
+                    path=str(path),
+                    n_customers=manifest.get("n_customers", 0),
+                    n_products=manifest.get("n_products", 0),
+                    n_interactions=manifest.get("n_interactions", 0),
+                    fit_seconds=manifest.get("fit_seconds", 0.0),
+                    details={
+                        k: v
+                        for k, v in manifest.items()
+                        if k in ("weights", "validation", "timings", "params")
+                    },
+                    live=True,
+                )
+            )
             session.flush()
         return SavedModel(version, path, manifest, model)
 

@@ -14,7 +14,9 @@ GROUPS = {
 }
 
 
-def synthetic_frame(customers: int = 80, items_per_group: int = 12, days: int = 120, seed: int = 0) -> pd.DataFrame:
+def synthetic_frame(
+    customers: int = 80, items_per_group: int = 12, days: int = 120, seed: int = 0
+) -> pd.DataFrame:
     """Customers who each buy within one group (A or B) of products, some repeatedly; product
     ``HOT`` sells to many customers in the last week only. Columns as :func:`clean_interactions`."""
     rng = np.random.default_rng(seed)
@@ -25,13 +27,17 @@ def synthetic_frame(customers: int = 80, items_per_group: int = 12, days: int = 
         favourites = rng.choice(items_per_group, size=rng.integers(3, 7), replace=False)
         for _visit in range(rng.integers(3, 8)):
             when = end - pd.Timedelta(days=float(rng.uniform(8, days)))
-            for f in rng.choice(favourites, size=rng.integers(1, len(favourites) + 1), replace=False):
+            for f in rng.choice(
+                favourites, size=rng.integers(1, len(favourites) + 1), replace=False
+            ):
                 rows.append((f"C{c:03d}", f"{group}{f:02d}", when, int(rng.integers(1, 5))))
         if c % 3 == 0:
             when = end - pd.Timedelta(days=float(rng.uniform(0, 6)))
             rows.append((f"C{c:03d}", "HOT", when, 1))
     frame = pd.DataFrame(rows, columns=["customer", "product", "time", "quantity"])
-    names = {f"{g}{i:02d}": tpl.format(i) for g, tpl in GROUPS.items() for i in range(items_per_group)}
+    names = {
+        f"{g}{i:02d}": tpl.format(i) for g, tpl in GROUPS.items() for i in range(items_per_group)
+    }
     names["HOT"] = "festive star decoration"
     frame["name"] = frame["product"].map(names)
     frame["price"] = 2.5
@@ -45,7 +51,9 @@ def synthetic_frame(customers: int = 80, items_per_group: int = 12, days: int = 
 def write_synthetic_csv(path: Path, **kwargs) -> Path:
     """The synthetic shop as a CSV in the default column mapping."""
     frame = synthetic_frame(**kwargs)
-    out = frame.rename(columns={"customer": "customer_id", "product": "product_id", "time": "timestamp"})
+    out = frame.rename(
+        columns={"customer": "customer_id", "product": "product_id", "time": "timestamp"}
+    )
     out.to_csv(path, index=False)
     return path
 
@@ -55,7 +63,9 @@ def retail_slice(source: Path, dest: Path, *, every: int = 20, max_rows: int | N
     without a customer), in the original columns, as CSV (gzipped for a ``.gz`` name)."""
     raw = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
     ids = pd.to_numeric(raw["CustomerID"], errors="coerce")
-    keep = (ids.fillna(1).astype("int64") % every == 0) | (ids.isna() & (np.arange(len(raw)) % (every * 10) == 0))
+    keep = (ids.fillna(1).astype("int64") % every == 0) | (
+        ids.isna() & (np.arange(len(raw)) % (every * 10) == 0)
+    )
     part = raw[keep]
     if max_rows:
         part = part.head(max_rows)

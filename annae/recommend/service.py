@@ -86,7 +86,11 @@ def _best_neighbour(model: Recommender, history: np.ndarray, item: int, kind: st
             vals = model.ease_.weights_[history, item]
     elif hasattr(model, "item_factors_"):
         f = model.item_factors_
-        vals = f[history] @ f[item] / (np.linalg.norm(f[history], axis=1) * np.linalg.norm(f[item]) + 1e-9)
+        vals = (
+            f[history]
+            @ f[item]
+            / (np.linalg.norm(f[history], axis=1) * np.linalg.norm(f[item]) + 1e-9)
+        )
     else:
         return None
     return int(history[int(np.argmax(vals))]) if np.max(vals) > 0 else None
@@ -119,8 +123,13 @@ def _active(session: Session, ids: list[str]) -> dict[str, RecProduct]:
     return {pid: p for pid, p in products_by_id(session, ids).items() if p.active}
 
 
-def _take(session: Session, model: Recommender, scores: np.ndarray, k: int,
-          allowed: np.ndarray | None = None) -> list[tuple[int, float, RecProduct]]:
+def _take(
+    session: Session,
+    model: Recommender,
+    scores: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None = None,
+) -> list[tuple[int, float, RecProduct]]:
     """The k best-scoring products that still exist in the catalogue (deleted ones are skipped)."""
     scores = scores.copy()
     if allowed is not None:
@@ -131,7 +140,11 @@ def _take(session: Session, model: Recommender, scores: np.ndarray, k: int,
     while True:
         codes = [int(c) for c in top_k(scores, min(want, len(scores)))[0] if np.isfinite(scores[c])]
         live = _active(session, [str(model.item_ids_[c]) for c in codes])
-        picked = [(c, float(scores[c]), live[str(model.item_ids_[c])]) for c in codes if str(model.item_ids_[c]) in live]
+        picked = [
+            (c, float(scores[c]), live[str(model.item_ids_[c])])
+            for c in codes
+            if str(model.item_ids_[c]) in live
+        ]
         if len(picked) >= k or want >= len(scores) or len(codes) < want:
             return picked[:k]
         want *= 4
@@ -142,28 +155,39 @@ def popular(session: Session, saved: SavedModel | None, k: int) -> list[Item]:
     model = saved.model if saved else None
     if model is not None and hasattr(model, "pop7_"):
         scores = model.pop7_ + 1e-3 * model.pop_
-        return [Item(p.id, p.name, p.price, round(s, 4), "popular", REASON_WEEK)
-                for _c, s, p in _take(session, model, scores.astype(np.float64), k)]
+        return [
+            Item(p.id, p.name, p.price, round(s, 4), "popular", REASON_WEEK)
+            for _c, s, p in _take(session, model, scores.astype(np.float64), k)
+        ]
     last = session.scalar(select(func.max(RecInteraction.at)))
     if last is None:
         return []
     from datetime import timedelta
 
     stmt = (
-        select(RecInteraction.product_id, func.count(func.distinct(RecInteraction.customer_id)).label("n"))
+        select(
+            RecInteraction.product_id,
+            func.count(func.distinct(RecInteraction.customer_id)).label("n"),
+        )
         .join(RecProduct, RecProduct.id == RecInteraction.product_id)
         .where(RecInteraction.at >= last - timedelta(days=7), RecProduct.active.is_(True))
         .group_by(RecInteraction.product_id)
-        .order_by(func.count(func.distinct(RecInteraction.customer_id)).desc(), RecInteraction.product_id)
+        .order_by(
+            func.count(func.distinct(RecInteraction.customer_id)).desc(), RecInteraction.product_id
+        )
         .limit(k)
     )
     rows = session.execute(stmt).all()
     products = products_by_id(session, [r[0] for r in rows])
-    return [Item(pid, products[pid].name, products[pid].price, float(n), "popular", REASON_WEEK) for pid, n in rows]
+    return [
+        Item(pid, products[pid].name, products[pid].price, float(n), "popular", REASON_WEEK)
+        for pid, n in rows
+    ]
 
 
-def recommend(session: Session, saved: SavedModel | None, customer_id: str, k: int = 10,
-              list_: str = "mixed") -> dict:
+def recommend(
+    session: Session, saved: SavedModel | None, customer_id: str, k: int = 10, list_: str = "mixed"
+) -> dict:
     """Recommendations for one customer: ``{"customer_id", "consent", "personalised", "list",
     "model_version", "reason", "items": [...]}``.
 
@@ -177,11 +201,20 @@ def recommend(session: Session, saved: SavedModel | None, customer_id: str, k: i
     if list_ not in LISTS:
         raise RecommendError(f"list must be one of {', '.join(LISTS)}, got {list_!r}")
     customer = get_customer(session, customer_id)
-    out = {"customer_id": str(customer_id).strip(), "list": list_, "consent": None, "personalised": False,
-           "model_version": saved.version if saved else None, "reason": None, "items": []}
+    out = {
+        "customer_id": str(customer_id).strip(),
+        "list": list_,
+        "consent": None,
+        "personalised": False,
+        "model_version": saved.version if saved else None,
+        "reason": None,
+        "items": [],
+    }
     if customer is None:
         out["reason"] = "unknown customer: popular products"
-        out["items"] = [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
+        out["items"] = (
+            [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
+        )
         return out
     out["consent"] = has_marketing_consent(session, customer.id)
     if not out["consent"]:
@@ -191,7 +224,9 @@ def recommend(session: Session, saved: SavedModel | None, customer_id: str, k: i
     user = model.user_code(customer.id) if model is not None else None
     if model is None or user is None:
         out["reason"] = "no purchase history in the current model yet: popular products"
-        out["items"] = [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
+        out["items"] = (
+            [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
+        )
         return out
     out["personalised"] = True
     history = model.history_[user].indices
@@ -208,8 +243,17 @@ def recommend(session: Session, saved: SavedModel | None, customer_id: str, k: i
     items = []
     for code, score, product in picked:
         reason, because = explain(model, user, code, mode)
-        items.append(Item(product.id, product.name, product.price, round(score, 4),
-                          "buy_again" if code in seen else "also_like", reason, because))
+        items.append(
+            Item(
+                product.id,
+                product.name,
+                product.price,
+                round(score, 4),
+                "buy_again" if code in seen else "also_like",
+                reason,
+                because,
+            )
+        )
     out["items"] = [i.to_dict() for i in items]
     return out
 
@@ -221,8 +265,12 @@ def similar(session: Session, saved: SavedModel | None, product_id: str, k: int 
     product = products_by_id(session, [str(product_id).strip()]).get(str(product_id).strip())
     if product is None:
         raise RecommendError(f"no product with id {product_id!r}")
-    out = {"product_id": product.id, "name": product.name, "model_version": saved.version if saved else None,
-           "items": []}
+    out = {
+        "product_id": product.id,
+        "name": product.name,
+        "model_version": saved.version if saved else None,
+        "items": [],
+    }
     model = saved.model if saved else None
     if model is None:
         return out
@@ -234,8 +282,10 @@ def similar(session: Session, saved: SavedModel | None, product_id: str, k: int 
         scores = content.text_similarity(f"{product.name} {product.description}").astype(np.float64)
         reason = f"similar description to {product.name}"
         picked = _take(session, model, np.where(scores > 0, scores, -np.inf), k)
-        out["items"] = [Item(p.id, p.name, p.price, round(s, 4), "also_like", reason, product.id).to_dict()
-                        for _c, s, p in picked]
+        out["items"] = [
+            Item(p.id, p.name, p.price, round(s, 4), "also_like", reason, product.id).to_dict()
+            for _c, s, p in picked
+        ]
         return out
     together = np.zeros(model.n_items_, np.float64)
     described = np.zeros(model.n_items_, np.float64)
@@ -250,15 +300,21 @@ def similar(session: Session, saved: SavedModel | None, product_id: str, k: int 
     scores[scores <= 0] = -np.inf
     items = []
     for c, s, p in _take(session, model, scores, k):
-        reason = (f"bought by customers who bought {product.name or product.id}" if together[c] >= 0.3 * described[c]
-                  else f"similar description to {product.name or product.id}")
-        items.append(Item(p.id, p.name, p.price, round(s, 4), "also_like", reason, product.id).to_dict())
+        reason = (
+            f"bought by customers who bought {product.name or product.id}"
+            if together[c] >= 0.3 * described[c]
+            else f"similar description to {product.name or product.id}"
+        )
+        items.append(
+            Item(p.id, p.name, p.price, round(s, 4), "also_like", reason, product.id).to_dict()
+        )
     out["items"] = items
     return out
 
 
-def recommend_for_entry(session: Session, saved: SavedModel | None, entry_id: int, customer_id: str | None,
-                        k: int = 3) -> list[dict]:
+def recommend_for_entry(
+    session: Session, saved: SavedModel | None, entry_id: int, customer_id: str | None, k: int = 3
+) -> list[dict]:
     """Product cards for the chat after an answer about ``entry_id``: the entry's linked products
     first (ranked for the customer when the model knows them), then similar ones; empty without
     marketing consent or when the entry has no linked products."""
@@ -273,9 +329,13 @@ def recommend_for_entry(session: Session, saved: SavedModel | None, entry_id: in
     order = linked
     if model is not None and user is not None:
         scores = _scores(model, user, "repeat")
-        order = sorted(linked, key=lambda p: -scores[c] if (c := model.item_code(p)) is not None else np.inf)
-    cards = [Item(p, live[p].name, live[p].price, 1.0, "also_like", "about your question").to_dict()
-             for p in order[:k]]
+        order = sorted(
+            linked, key=lambda p: -scores[c] if (c := model.item_code(p)) is not None else np.inf
+        )
+    cards = [
+        Item(p, live[p].name, live[p].price, 1.0, "also_like", "about your question").to_dict()
+        for p in order[:k]
+    ]
     if len(cards) < k and model is not None and linked:
         for extra in similar(session, saved, linked[0], k=k)["items"]:
             if len(cards) >= k:

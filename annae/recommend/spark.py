@@ -22,8 +22,16 @@ class SparkALS(_Factors):
 
     name = "spark_als"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.1, iterations: int = 10, alpha: float = 10.0,
-                 master: str = "local[2]", blocks: int = 2, seed: int = 0) -> None:
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.1,
+        iterations: int = 10,
+        alpha: float = 10.0,
+        master: str = "local[2]",
+        blocks: int = 2,
+        seed: int = 0,
+    ) -> None:
         self.blocks = blocks
         self.factors = factors
         self.regularization = regularization
@@ -38,13 +46,28 @@ class SparkALS(_Factors):
             from pyspark.ml.recommendation import ALS as MLlibALS
 
             coo = self.history_.tocoo()
-            ratings = pd.DataFrame({"user": coo.row.astype(np.int32), "item": coo.col.astype(np.int32),
-                                    "rating": np.log1p(coo.data).astype(np.float32)})
+            ratings = pd.DataFrame(
+                {
+                    "user": coo.row.astype(np.int32),
+                    "item": coo.col.astype(np.int32),
+                    "rating": np.log1p(coo.data).astype(np.float32),
+                }
+            )
             frame = spark.createDataFrame(ratings)
-            als = MLlibALS(rank=self.factors, maxIter=self.iterations, regParam=self.regularization,
-                           implicitPrefs=True, alpha=self.alpha, userCol="user", itemCol="item",
-                           ratingCol="rating", seed=self.seed, coldStartStrategy="drop",
-                           numUserBlocks=self.blocks, numItemBlocks=self.blocks)
+            als = MLlibALS(
+                rank=self.factors,
+                maxIter=self.iterations,
+                regParam=self.regularization,
+                implicitPrefs=True,
+                alpha=self.alpha,
+                userCol="user",
+                itemCol="item",
+                ratingCol="rating",
+                seed=self.seed,
+                coldStartStrategy="drop",
+                numUserBlocks=self.blocks,
+                numItemBlocks=self.blocks,
+            )
             model = als.fit(frame)
             self.user_factors_ = _collect(model.userFactors, data.n_users, self.factors)
             self.item_factors_ = _collect(model.itemFactors, data.n_items, self.factors)
@@ -68,7 +91,8 @@ def spark_session(master: str = "local[2]"):
     from pyspark.sql import SparkSession
 
     builder = (
-        SparkSession.builder.master(master).appName("annae-recommend")
+        SparkSession.builder.master(master)
+        .appName("annae-recommend")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.default.parallelism", "2")
@@ -77,7 +101,9 @@ def spark_session(master: str = "local[2]"):
         .config("spark.driver.memory", "2g")
     )
     if master.startswith("local"):
-        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -33,11 +33,21 @@ class RecommendError(ValueError):
 
 # -- import -------------------------------------------------------------------------------------
 def _none(value):
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA else value
+    return (
+        None
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+        else value
+    )
 
 
-def import_frame(engine: Engine, frame: pd.DataFrame, report: ImportReport, *, replace: bool = False,
-                 progress: Progress | None = None) -> ImportReport:
+def import_frame(
+    engine: Engine,
+    frame: pd.DataFrame,
+    report: ImportReport,
+    *,
+    replace: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
     """Write a cleaned frame (see :func:`annae.recommend.data.clean_interactions`) in one transaction.
 
     New customers and products are added (existing ones keep their data, products get a
@@ -47,29 +57,48 @@ def import_frame(engine: Engine, frame: pd.DataFrame, report: ImportReport, *, r
     start = time.perf_counter()
     source = (report.source or "import")[:200]
     with engine.begin() as conn:
-        already = conn.scalar(select(func.count()).select_from(RecInteraction).where(RecInteraction.source == source))
+        already = conn.scalar(
+            select(func.count()).select_from(RecInteraction).where(RecInteraction.source == source)
+        )
         if already and not replace:
-            raise ImportFileError(f"{source} was already imported ({already} interactions); use --replace to import it again")
+            raise ImportFileError(
+                f"{source} was already imported ({already} interactions); use --replace to import it again"
+            )
         if already:
             conn.execute(delete(RecInteraction).where(RecInteraction.source == source))
         now = utcnow()
         have_c = set(conn.scalars(select(RecCustomer.id)))
         customers = [c for c in pd.unique(frame["customer"].astype(str)) if c not in have_c]
         for i in range(0, len(customers), CHUNK):
-            conn.execute(insert(RecCustomer), [
-                {"id": c[:100], "name": None, "country": None, "marketing_consent": False, "created_at": now}
-                for c in customers[i : i + CHUNK]
-            ])
+            conn.execute(
+                insert(RecCustomer),
+                [
+                    {
+                        "id": c[:100],
+                        "name": None,
+                        "country": None,
+                        "marketing_consent": False,
+                        "created_at": now,
+                    }
+                    for c in customers[i : i + CHUNK]
+                ],
+            )
         report.new_customers = len(customers)
 
         have_p = set(conn.scalars(select(RecProduct.id)))
         products = _product_table(frame)
         new = products[~products["product"].isin(have_p)]
         rows = [
-            {"id": str(r.product)[:100], "name": str(_none(r.name) or "")[:500],
-             "description": str(_none(r.description) or ""), "price": _none(r.price),
-             "category": (str(r.category)[:200] if _none(r.category) is not None else None),
-             "active": True, "created_at": now, "updated_at": now}
+            {
+                "id": str(r.product)[:100],
+                "name": str(_none(r.name) or "")[:500],
+                "description": str(_none(r.description) or ""),
+                "price": _none(r.price),
+                "category": (str(r.category)[:200] if _none(r.category) is not None else None),
+                "active": True,
+                "created_at": now,
+                "updated_at": now,
+            }
             for r in new.itertuples(index=False)
         ]
         for i in range(0, len(rows), CHUNK):
@@ -85,10 +114,22 @@ def import_frame(engine: Engine, frame: pd.DataFrame, report: ImportReport, *, r
         done = 0
         for i in range(0, total, CHUNK):
             sl = slice(i, i + CHUNK)
-            conn.execute(insert(RecInteraction), [
-                {"customer_id": c, "product_id": p, "at": t, "quantity": int(q), "kind": k, "source": source}
-                for c, p, t, q, k in zip(cust[sl], prod[sl], times[sl], qty[sl], kind[sl], strict=True)
-            ])
+            conn.execute(
+                insert(RecInteraction),
+                [
+                    {
+                        "customer_id": c,
+                        "product_id": p,
+                        "at": t,
+                        "quantity": int(q),
+                        "kind": k,
+                        "source": source,
+                    }
+                    for c, p, t, q, k in zip(
+                        cust[sl], prod[sl], times[sl], qty[sl], kind[sl], strict=True
+                    )
+                ],
+            )
             done = min(total, i + CHUNK)
             if progress:
                 progress(done, total)
@@ -113,31 +154,56 @@ def _product_table(frame: pd.DataFrame) -> pd.DataFrame:
 # -- reading for training ------------------------------------------------------------------------
 def interactions_frame(session: Session) -> pd.DataFrame:
     """Every stored interaction with the product's name and description (for training)."""
-    stmt = (
-        select(RecInteraction.customer_id, RecInteraction.product_id, RecInteraction.at,
-               RecInteraction.quantity, RecInteraction.kind, RecProduct.name, RecProduct.description)
-        .join(RecProduct, RecProduct.id == RecInteraction.product_id)
-    )
+    stmt = select(
+        RecInteraction.customer_id,
+        RecInteraction.product_id,
+        RecInteraction.at,
+        RecInteraction.quantity,
+        RecInteraction.kind,
+        RecProduct.name,
+        RecProduct.description,
+    ).join(RecProduct, RecProduct.id == RecInteraction.product_id)
     rows = session.execute(stmt).all()
-    frame = pd.DataFrame(rows, columns=["customer", "product", "time", "quantity", "kind", "name", "description"])
+    frame = pd.DataFrame(
+        rows, columns=["customer", "product", "time", "quantity", "kind", "name", "description"]
+    )
     if not frame.empty:
         frame["time"] = pd.to_datetime(frame["time"], utc=True)
     return frame
 
 
 # -- catalogue -----------------------------------------------------------------------------------
-def upsert_product(session: Session, product_id: str, *, name: str = "", description: str = "",
-                   price: float | None = None, category: str | None = None, active: bool = True) -> RecProduct:
+def upsert_product(
+    session: Session,
+    product_id: str,
+    *,
+    name: str = "",
+    description: str = "",
+    price: float | None = None,
+    category: str | None = None,
+    active: bool = True,
+) -> RecProduct:
     """Create or update a product."""
     product_id = _id(product_id, "product id")
     row = session.get(RecProduct, product_id)
     if row is None:
-        row = RecProduct(id=product_id, name=name, description=description, price=price, category=category,
-                         active=active)
+        row = RecProduct(
+            id=product_id,
+            name=name,
+            description=description,
+            price=price,
+            category=category,
+            active=active,
+        )
         session.add(row)
     else:
-        row.name, row.description, row.price, row.category, row.active = name or row.name, \
-            description or row.description, price if price is not None else row.price, category or row.category, active
+        row.name, row.description, row.price, row.category, row.active = (
+            name or row.name,
+            description or row.description,
+            price if price is not None else row.price,
+            category or row.category,
+            active,
+        )
     session.flush()
     return row
 
@@ -164,7 +230,9 @@ def counts(session: Session) -> dict[str, int]:
         "customers": session.scalar(select(func.count()).select_from(RecCustomer)) or 0,
         "products": session.scalar(select(func.count()).select_from(RecProduct)) or 0,
         "active_products": session.scalar(
-            select(func.count()).select_from(RecProduct).where(RecProduct.active.is_(True))) or 0,
+            select(func.count()).select_from(RecProduct).where(RecProduct.active.is_(True))
+        )
+        or 0,
         "interactions": session.scalar(select(func.count()).select_from(RecInteraction)) or 0,
     }
 
@@ -210,7 +278,9 @@ def set_marketing_consent(session: Session, customer_id: str, granted: bool) -> 
     session.flush()
 
 
-def set_marketing_consent_bulk(session: Session, granted: bool, customer_ids: Iterable[str] | None = None) -> int:
+def set_marketing_consent_bulk(
+    session: Session, granted: bool, customer_ids: Iterable[str] | None = None
+) -> int:
     """Set the flag for many customers at once (all when ``customer_ids`` is None); returns the count."""
     stmt = update(RecCustomer).values(marketing_consent=granted)
     if customer_ids is not None:
@@ -219,8 +289,16 @@ def set_marketing_consent_bulk(session: Session, granted: bool, customer_ids: It
 
 
 # -- interactions from the chat ---------------------------------------------------------------------
-def record_interaction(session: Session, customer_id: str, product_id: str, *, kind: str = "click",
-                       quantity: int = 1, at: datetime | None = None, source: str = "chat") -> RecInteraction:
+def record_interaction(
+    session: Session,
+    customer_id: str,
+    product_id: str,
+    *,
+    kind: str = "click",
+    quantity: int = 1,
+    at: datetime | None = None,
+    source: str = "chat",
+) -> RecInteraction:
     """Store one interaction (a click on a product card, a mention in a conversation ...)."""
     if kind not in KINDS:
         raise RecommendError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -230,8 +308,14 @@ def record_interaction(session: Session, customer_id: str, product_id: str, *, k
     if product is None:
         raise RecommendError(f"no product with id {product_id!r}")
     ensure_customer(session, customer_id)
-    row = RecInteraction(customer_id=str(customer_id).strip(), product_id=product.id, at=at or utcnow(),
-                         quantity=quantity, kind=kind, source=str(source)[:200])
+    row = RecInteraction(
+        customer_id=str(customer_id).strip(),
+        product_id=product.id,
+        at=at or utcnow(),
+        quantity=quantity,
+        kind=kind,
+        source=str(source)[:200],
+    )
     session.add(row)
     session.flush()
     return row
@@ -260,7 +344,11 @@ def link_entry(session: Session, entry_id: int, product_ids: Iterable[str]) -> l
 
 def entry_products(session: Session, entry_id: int) -> list[str]:
     """Products linked to a KB entry, in link order."""
-    stmt = select(RecEntryProduct.product_id).where(RecEntryProduct.entry_id == int(entry_id)).order_by(RecEntryProduct.id)
+    stmt = (
+        select(RecEntryProduct.product_id)
+        .where(RecEntryProduct.entry_id == int(entry_id))
+        .order_by(RecEntryProduct.id)
+    )
     return list(session.scalars(stmt))
 
 
@@ -268,5 +356,7 @@ def record_entry_interest(session: Session, entry_id: int, customer_id: str) -> 
     """An answered question about a linked entry counts as interest in its products; returns how many."""
     products = entry_products(session, entry_id)
     for pid in products:
-        record_interaction(session, customer_id, pid, kind="conversation", source=f"entry:{int(entry_id)}")
+        record_interaction(
+            session, customer_id, pid, kind="conversation", source=f"entry:{int(entry_id)}"
+        )
     return len(products)

@@ -20,7 +20,16 @@ from annae.recommend.registry import SavedModel, registry_for
 from annae.recommend.store import RecommendError, interactions_frame
 from annae.store.db import session_scope
 
-DEFAULT_BASELINES = ("popularity", "popularity_7d", "repurchase_popularity", "item_knn", "ease", "als", "bpr", "content")
+DEFAULT_BASELINES = (
+    "popularity",
+    "popularity_7d",
+    "repurchase_popularity",
+    "item_knn",
+    "ease",
+    "als",
+    "bpr",
+    "content",
+)
 
 
 def fit_local(frame: pd.DataFrame, **params) -> tuple[Recommender, Interactions]:
@@ -31,8 +40,14 @@ def fit_local(frame: pd.DataFrame, **params) -> tuple[Recommender, Interactions]
     return model, data
 
 
-def train_from_db(engine: Engine, models_dir: Path, *, engine_kind: str = "local", spark_master: str = "local[2]",
-                  progress: Callable[[str], None] | None = None) -> SavedModel:
+def train_from_db(
+    engine: Engine,
+    models_dir: Path,
+    *,
+    engine_kind: str = "local",
+    spark_master: str = "local[2]",
+    progress: Callable[[str], None] | None = None,
+) -> SavedModel:
     """Train on every stored interaction and make the result the live model."""
     say = progress or (lambda _msg: None)
     say("reading interactions")
@@ -42,9 +57,15 @@ def train_from_db(engine: Engine, models_dir: Path, *, engine_kind: str = "local
         raise RecommendError("no interactions stored yet: run 'annae rec import FILE' first")
     start = time.perf_counter()
     if engine_kind == "local":
-        say("fitting the hybrid (EASE, kNN, ALS, TF-IDF, popularity, repurchase; blend on a validation split)")
+        say(
+            "fitting the hybrid (EASE, kNN, ALS, TF-IDF, popularity, repurchase; blend on a validation split)"
+        )
         model, data = fit_local(frame)
-        extra = {"weights": model.weights(), "validation": model.validation_, "timings": model.timings_}
+        extra = {
+            "weights": model.weights(),
+            "validation": model.validation_,
+            "timings": model.timings_,
+        }
         kind = "hybrid"
     elif engine_kind == "spark":
         from annae.recommend.spark import fit_spark_als
@@ -52,20 +73,35 @@ def train_from_db(engine: Engine, models_dir: Path, *, engine_kind: str = "local
         say(f"fitting ALS on Spark ({spark_master})")
         data = Interactions.from_frame(frame)
         model = fit_spark_als(data, master=spark_master)
-        extra = {"params": {"master": spark_master, "rank": model.factors, "iterations": model.iterations}}
+        extra = {
+            "params": {
+                "master": spark_master,
+                "rank": model.factors,
+                "iterations": model.iterations,
+            }
+        }
         kind = "als"
     else:
         raise RecommendError(f"engine must be 'local' or 'spark', got {engine_kind!r}")
     fit_s = time.perf_counter() - start
-    manifest = {"kind": kind, "engine": engine_kind, "n_customers": data.n_users, "n_products": data.n_items,
-                "n_interactions": int(len(data.users)), "fit_seconds": round(fit_s, 2),
-                "data_end": pd.Timestamp(data.end_time, unit="s", tz="UTC").isoformat(), **extra}
+    manifest = {
+        "kind": kind,
+        "engine": engine_kind,
+        "n_customers": data.n_users,
+        "n_products": data.n_items,
+        "n_interactions": int(len(data.users)),
+        "fit_seconds": round(fit_s, 2),
+        "data_end": pd.Timestamp(data.end_time, unit="s", tz="UTC").isoformat(),
+        **extra,
+    }
     say("saving")
     with session_scope(engine) as session:
         return registry_for(models_dir).save(model, manifest, session)
 
 
-def latency(model: Recommender, users: np.ndarray, k: int = 10, sample: int = 500, seed: int = 0) -> dict[str, float]:
+def latency(
+    model: Recommender, users: np.ndarray, k: int = 10, sample: int = 500, seed: int = 0
+) -> dict[str, float]:
     """Per-customer time to score the catalogue and take the top k (ms, p50 and p99), one thread."""
     rng = np.random.default_rng(seed)
     pick = rng.choice(users, min(sample, len(users)), replace=False) if len(users) else users
@@ -79,8 +115,10 @@ def latency(model: Recommender, users: np.ndarray, k: int = 10, sample: int = 50
             times.append((time.perf_counter() - t) * 1e3)
     if not times:
         return {"latency_ms_p50": 0.0, "latency_ms_p99": 0.0}
-    return {"latency_ms_p50": round(float(np.percentile(times, 50)), 3),
-            "latency_ms_p99": round(float(np.percentile(times, 99)), 3)}
+    return {
+        "latency_ms_p50": round(float(np.percentile(times, 50)), 3),
+        "latency_ms_p99": round(float(np.percentile(times, 99)), 3),
+    }
 
 
 def _one(model: Recommender, user: int, k: int) -> np.ndarray:
@@ -96,14 +134,22 @@ def hybrid_ranker(model: Hybrid, split: Split, k: int):
     return rank
 
 
-def evaluate_file(path: str | Path, mapping: ColumnMap, split_date: str, k: int = 10,
-                  baselines: tuple[str, ...] = DEFAULT_BASELINES,
-                  progress: Callable[[str], None] | None = None, **params) -> dict:
+def evaluate_file(
+    path: str | Path,
+    mapping: ColumnMap,
+    split_date: str,
+    k: int = 10,
+    baselines: tuple[str, ...] = DEFAULT_BASELINES,
+    progress: Callable[[str], None] | None = None,
+    **params,
+) -> dict:
     """Everything ``annae rec eval --json`` prints: the hybrid and every baseline on one split."""
     say = progress or (lambda _msg: None)
     unknown = [b for b in baselines if b not in BASELINES]
     if unknown:
-        raise RecommendError(f"unknown baseline(s) {', '.join(unknown)}; known: {', '.join(BASELINES)}")
+        raise RecommendError(
+            f"unknown baseline(s) {', '.join(unknown)}; known: {', '.join(BASELINES)}"
+        )
     say("reading and cleaning the file")
     frame, report = load_interactions(path, mapping)
     split = time_split(frame, split_date)
@@ -119,7 +165,11 @@ def evaluate_file(path: str | Path, mapping: ColumnMap, split_date: str, k: int 
         result["fit_seconds"] = round(fit_s, 2)
         result.update(latency(model, split.users, k))
         result["n_customers"] = int(len(split.users))
-        result["blend"] = {"weights": model.weights(), "validation": model.validation_, "timings": model.timings_}
+        result["blend"] = {
+            "weights": model.weights(),
+            "validation": model.validation_,
+            "timings": model.timings_,
+        }
         result["baselines"] = {}
         for name in baselines:
             say(f"baseline {name}")

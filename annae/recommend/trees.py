@@ -48,8 +48,17 @@ class TreeEnsemble:
             leaf[t, :n] = nodes["is_leaf"].astype(bool)
             value[t, :n] = nodes["value"]
         depth = int(max(t["depth"].max() for t in trees)) if trees else 0
-        return cls(feature, threshold, left, right, missing, leaf, value,
-                   float(np.ravel(model._baseline_prediction)[0]), depth)
+        return cls(
+            feature,
+            threshold,
+            left,
+            right,
+            missing,
+            leaf,
+            value,
+            float(np.ravel(model._baseline_prediction)[0]),
+            depth,
+        )
 
     def __post_init__(self) -> None:
         n_trees, width = self.feature.shape

@@ -119,9 +119,20 @@ def add_interaction(
     """Record a click on a product card (or a view / conversation mention) for the next training."""
     try:
         with session_scope(db) as session:
-            row = record_interaction(session, customer_id, body.product_id, kind=body.kind,
-                                     quantity=body.quantity, source="api")
-            return {"id": row.id, "customer_id": row.customer_id, "product_id": row.product_id,
-                    "kind": row.kind, "at": row.at.isoformat()}
+            row = record_interaction(
+                session,
+                customer_id,
+                body.product_id,
+                kind=body.kind,
+                quantity=body.quantity,
+                source="api",
+            )
+            return {
+                "id": row.id,
+                "customer_id": row.customer_id,
+                "product_id": row.product_id,
+                "kind": row.kind,
+                "at": row.at.isoformat(),
+            }
     except RecommendError as exc:
         raise _bad(exc) from exc

@@ -45,10 +45,18 @@ def upgrade() -> None:
         sa.Column("quantity", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),
         sa.Column("source", sa.String(200), nullable=False),
-        sa.ForeignKeyConstraint(["customer_id"], ["rec_customers.id"], ondelete="CASCADE",
-                                name="fk_rec_interactions_customer_id_rec_customers"),
-        sa.ForeignKeyConstraint(["product_id"], ["rec_products.id"], ondelete="CASCADE",
-                                name="fk_rec_interactions_product_id_rec_products"),
+        sa.ForeignKeyConstraint(
+            ["customer_id"],
+            ["rec_customers.id"],
+            ondelete="CASCADE",
+            name="fk_rec_interactions_customer_id_rec_customers",
+        ),
+        sa.ForeignKeyConstraint(
+            ["product_id"],
+            ["rec_products.id"],
+            ondelete="CASCADE",
+            name="fk_rec_interactions_product_id_rec_products",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_rec_interactions"),
     )
     op.create_index("ix_rec_interactions_customer_id", "rec_interactions", ["customer_id"])
@@ -61,8 +69,12 @@ def upgrade() -> None:
         sa.Column("entry_id", sa.Integer(), nullable=False),
         sa.Column("product_id", sa.String(100), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["product_id"], ["rec_products.id"], ondelete="CASCADE",
-                                name="fk_rec_entry_products_product_id_rec_products"),
+        sa.ForeignKeyConstraint(
+            ["product_id"],
+            ["rec_products.id"],
+            ondelete="CASCADE",
+            name="fk_rec_entry_products_product_id_rec_products",
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_rec_entry_products"),
         sa.UniqueConstraint("entry_id", "product_id", name="uq_rec_entry_products_entry_id"),
     )
