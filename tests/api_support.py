@@ -31,7 +31,9 @@ def train_demo_model(folder: Path) -> Path:
     """Train on the demo KB (lexical encoder, fast) in ``folder``; returns its models folder."""
     from annae.nlu.registry import ModelRegistry
 
-    settings = Settings(home=folder, encoder="none", database_url=f"sqlite:///{folder / 'train.db'}")
+    # lexical features only (fast); a lower precision target so that demo questions get answers
+    settings = Settings(home=folder, encoder="none", target_precision=0.8,
+                        database_url=f"sqlite:///{folder / 'train.db'}")
     engine = init_db(get_engine(settings.database))
     import_kb(engine, demo_path(), author="test")
     ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
@@ -71,6 +73,7 @@ class Api:
 def make_api(home: Path, db_url: str, models: Path | None, monkeypatch, **env) -> Api:
     """Load the demo KB into the test's fresh database, install ``models`` and build the app."""
     monkeypatch.setenv("ANNAE_ENCODER", "none")
+    monkeypatch.setenv("ANNAE_TARGET_PRECISION", "0.8")  # as the model was trained (retrain uses it)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

@@ -7,6 +7,7 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable
 
+import anyio
 from starlette.websockets import WebSocket, WebSocketState
 
 from annae.web import metrics
@@ -72,17 +73,24 @@ async def pump(ws: WebSocket, sub: Subscription, kind: str, hello: dict, handle:
             else:
                 await send(await handle(frame))
 
+    async def run(part, scope: anyio.CancelScope) -> None:
+        try:
+            await part()
+        except Exception:
+            pass  # the client went away while we were sending or receiving
+        finally:
+            scope.cancel()  # either side ending ends the socket
+
     metrics.WEBSOCKETS.labels(kind).inc()
-    tasks = [asyncio.create_task(writer()), asyncio.create_task(reader())]
     try:
         await send(hello)
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, writer, group.cancel_scope)
+            group.start_soon(run, reader, group.cancel_scope)
     except Exception:
-        pass  # the client went away while we were sending
+        pass
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         sub.close()
         metrics.WEBSOCKETS.labels(kind).dec()
-        await close(ws, 1000)
+        with anyio.CancelScope(shield=True):
+            await close(ws, 1000)
