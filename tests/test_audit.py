@@ -23,7 +23,7 @@ def _count(engine) -> int:
 
 def test_record_and_query(engine) -> None:
     with session_scope(engine) as s:
-        audit.record(s, "admin", "kb.import", "faq.csv", {"added": 12, "updated": 3})
+        audit.record(s, "admin", "kb.import", "faq.csv", {"added": 12, "updated": 3, "messages": 0})
         audit.record(s, "admin", "model.promote", "v7", {"from": "v6"})
         audit.record(s, "lee", "kb.edit", "entry:12")
     with session_scope(engine) as s:
@@ -38,7 +38,9 @@ def test_record_and_query(engine) -> None:
         assert audit.query(s, since=datetime.now(UTC) + timedelta(hours=1)) == []
         assert len(audit.query(s, until=datetime.now(UTC) + timedelta(hours=1))) == 3
         d = audit.to_dict(events[-1])
-        assert d["details"] == {"added": 12, "updated": 3} and d["at"].endswith("+00:00")
+        assert d["details"] == {"added": 12, "updated": 3, "messages": 0} and d["at"].endswith(
+            "+00:00"
+        )
         with pytest.raises(audit.AuditError, match="limit"):
             audit.query(s, limit=0)
 

@@ -149,7 +149,12 @@ def test_cli_consent_grant_withdraw_and_audit(annae_home) -> None:
     out = runner.invoke(app, ["audit", "--json", "--action", "consent."])
     lines = [json.loads(line) for line in out.output.splitlines()]
     assert [e["action"] for e in lines] == ["consent.withdraw", "consent.grant", "consent.grant"]
-    assert all(e["target"] == "cust-9" for e in lines)
+    from annae.privacy.audit import customer_ref
+
+    ref = customer_ref("cust-9")
+    assert ref.startswith("customer:") and "cust-9" not in ref
+    assert all(e["target"] == ref for e in lines)
+    assert customer_ref("cust-9") == ref != customer_ref("cust-10")
 
     from annae.settings import get_settings
     from annae.store.db import get_engine

@@ -1,7 +1,7 @@
 """The append-only audit log of admin actions: who did what to which target, and when.
 
 ``details`` is for ids, counts and versions, never for customer text: keys such as
-``text`` or ``message`` are refused, strings are capped at 200 characters and any
+``text`` or ``message`` are refused unless their value is a number (a count), strings are capped at 200 characters and any
 personal data left in them is redacted before the event is stored.
 
 >>> record(session, "admin", "kb.import", "faq.csv", {"added": 12, "updated": 3})
@@ -9,8 +9,13 @@ personal data left in them is redacted before the event is stored.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
+import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +23,7 @@ from sqlalchemy.orm import Session
 from annae.privacy.redact import redact_text
 from annae.store.tables.privacy import AuditEvent, AuditLogIsAppendOnly
 
-__all__ = ["AuditError", "AuditLogIsAppendOnly", "record", "query", "to_dict"]
+__all__ = ["AuditError", "AuditLogIsAppendOnly", "customer_ref", "record", "query", "to_dict"]
 
 CONTENT_KEYS = frozenset(
     {"text", "content", "message", "messages", "body", "transcript", "question", "answer", "reply"}
@@ -30,6 +35,36 @@ _ACTION = re.compile(r"^[a-z][a-z0-9_.:-]{0,99}$")
 
 class AuditError(ValueError):
     """An audit event that cannot be recorded as given."""
+
+
+def _key(home: Path) -> bytes:
+    path = home / "privacy.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        home.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process was first
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        return key
+
+
+def customer_ref(customer_id: str, home: Path | None = None) -> str:
+    """A keyed pseudonym for a customer id (``customer:<24 hex>``), for audit targets.
+
+    The audit log outlives erasure, so it names customers only by this HMAC; the key is
+    ``privacy.key`` in ANNAE_HOME (created on first use, mode 600).
+    """
+    if home is None:
+        from annae.settings import get_settings
+
+        home = get_settings().home
+    digest = hmac.new(_key(Path(home)), str(customer_id).encode(), hashlib.sha256).hexdigest()
+    return f"customer:{digest[:24]}"
 
 
 def _clean_value(key: str, value: object) -> object:
@@ -61,7 +96,7 @@ def _clean_details(details: dict | None) -> dict:
     for key, value in details.items():
         if not isinstance(key, str):
             raise AuditError(f"details keys must be strings, got {key!r}")
-        if key.lower() in CONTENT_KEYS:
+        if key.lower() in CONTENT_KEYS and not isinstance(value, int | float | None):
             raise AuditError(
                 f"details[{key!r}] looks like content; the audit log keeps no customer text"
             )

@@ -1,4 +1,4 @@
-"""`annae privacy ...`: redact text; record consent; read the audit log."""
+"""`annae privacy ...`: redact, consent, audit, export, erase, retain, explain."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import sys
 
 import typer
 
-app = typer.Typer(help="Privacy: redaction, consent, audit log.", no_args_is_help=True)
+app = typer.Typer(
+    help="Privacy: redaction, consent, audit log, export, erasure, retention.", no_args_is_help=True
+)
 
 
 @app.callback()
 def _privacy() -> None:
-    """Privacy: PII redaction, consent per purpose, the append-only audit log."""
+    """Privacy: PII redaction, consent, audit log, export, erasure, retention, explanations."""
 
 
 @app.command()
@@ -80,6 +82,7 @@ def consent(
     if set(grant) & set(withdraw):
         raise typer.BadParameter("a purpose cannot be granted and withdrawn at once")
     try:
+        ref = audit.customer_ref(customer)  # the audit log names customers by pseudonym only
         with session_scope(_engine()) as session:
             for purpose in grant:
                 ev = consents.grant(
@@ -89,7 +92,7 @@ def consent(
                     session,
                     actor,
                     "consent.grant",
-                    customer,
+                    ref,
                     {"purpose": ev.purpose, "text_version": ev.text_version, "source": source},
                 )
             for purpose in withdraw:
@@ -100,7 +103,7 @@ def consent(
                     session,
                     actor,
                     "consent.withdraw",
-                    customer,
+                    ref,
                     {"purpose": ev.purpose, "source": source},
                 )
             now = consents.status(session, customer)
@@ -176,3 +179,129 @@ def audit_log(
             json.dumps(e["details"], ensure_ascii=False),
         )
     Console().print(table)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]{message}[/red]")
+    raise typer.Exit(code)
+
+
+@app.command()
+def export(
+    customer: str = typer.Option(..., "--customer", "-c", help="The customer's external id."),
+    out: str = typer.Option("-", "--out", "-o", help="Write the JSON here ('-': standard output)."),
+    actor: str = typer.Option("cli", "--actor", help="Who asks (for the audit log)."),
+) -> None:
+    """Write everything held about a customer as JSON (conversations, consents, interactions, models)."""
+    from pathlib import Path
+
+    from annae.privacy import audit, rights
+    from annae.store.db import session_scope
+
+    try:
+        with session_scope(_engine()) as session:
+            data = rights.export_customer(session, customer)
+            audit.record(
+                session,
+                actor,
+                "privacy.export",
+                audit.customer_ref(customer),
+                {"found": data["found"], "conversations": len(data["conversations"])},
+            )
+    except rights.RightsError as exc:
+        _fail(str(exc))
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    if out == "-":
+        typer.echo(text)
+    else:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out} ({'data found' if data['found'] else 'nothing held'})")
+
+
+@app.command()
+def erase(
+    customer: str = typer.Option(..., "--customer", "-c", help="The customer's external id."),
+    actor: str = typer.Option("cli", "--actor", help="Who asks (for the audit log)."),
+    retrain: bool = typer.Option(
+        True, "--retrain/--no-retrain", help="Retrain affected live models now."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Delete a customer's conversations, interactions, consents and derived examples; retrain."""
+    from rich.console import Console
+
+    from annae.privacy import rights
+
+    if not yes:
+        typer.confirm(
+            f"Erase everything held about {customer!r}? This cannot be undone", abort=True
+        )
+    console = Console()
+    try:
+        with console.status("erasing") as status:
+            report = rights.erase_customer(
+                _engine(),
+                customer,
+                actor=actor,
+                retrain=retrain,
+                progress=lambda m: status.update(m),
+            )
+    except rights.AlreadyErased as exc:
+        _fail(str(exc), 3)
+    except rights.UnknownCustomer as exc:
+        _fail(str(exc), 2)
+    except rights.RightsError as exc:
+        _fail(str(exc))
+    r = report
+    console.print(
+        f"erased {r.customer_ref}: {r.conversations} conversations ({r.messages} messages), "
+        f"{r.consents} consent events, {r.interactions} interactions, {r.examples} derived examples"
+    )
+    if r.stale_models or r.stale_recommenders:
+        console.print(
+            f"stale models: {', '.join(r.stale_models + ['recommend/' + v for v in r.stale_recommenders])}"
+        )
+    if r.retrained or r.retrained_recommender:
+        console.print(
+            f"retrained: answer engine {r.retrained or '-'}, recommender {r.retrained_recommender or '-'}"
+        )
+    if r.purged:
+        console.print(f"deleted model files: {', '.join(r.purged)}")
+    if r.pending:
+        console.print(f"[yellow]still to retrain: {', '.join(r.pending)}[/yellow]")
+
+
+@app.command()
+def retain(
+    days: int = typer.Option(
+        ..., "--days", "-d", min=1, help="Delete transcripts idle for longer than this."
+    ),
+    actor: str = typer.Option("retention", "--actor", help="Who runs it (for the audit log)."),
+) -> None:
+    """Delete old transcripts (schedule it daily, e.g. from cron); keeps anonymous counts."""
+    from annae.privacy import rights
+
+    result = rights.retain(_engine(), days=days, actor=actor)
+    typer.echo(
+        f"deleted {result['conversations']} conversations ({result['messages']} messages) "
+        f"idle since before {result['cutoff'][:19]}"
+    )
+
+
+@app.command()
+def explain(
+    message_id: int = typer.Argument(..., help="A customer message id or a bot reply id."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole explanation as JSON."),
+) -> None:
+    """Explain how the bot decided on a message: entry, confidence, threshold, model."""
+    from annae.privacy import rights
+    from annae.store.db import session_scope
+
+    try:
+        with session_scope(_engine()) as session:
+            info = rights.explain(session, message_id)
+    except rights.RightsError as exc:
+        _fail(str(exc), 2)
+    typer.echo(json.dumps(info, ensure_ascii=False, indent=2) if as_json else info["summary"])

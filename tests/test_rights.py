@@ -1,0 +1,263 @@
+"""Export, erasure, retention and decision explanations, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from datetime import timedelta
+
+import joblib
+import pytest
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from annae.dialogue import conversations
+from annae.kb import entries
+from annae.nlu.registry import ModelRegistry
+from annae.privacy import audit, consent, rights
+from annae.privacy.cli import app
+from annae.recommend.data import PRESETS, load_interactions
+from annae.recommend.registry import registry_for
+from annae.recommend.sample import write_synthetic_csv
+from annae.recommend.store import import_frame, record_interaction
+from annae.recommend.train import train_from_db as train_recommender
+from annae.settings import get_settings
+from annae.store.db import Base, get_engine, session_scope, utcnow
+from annae.store.tables.service import Conversation
+
+SECRET = "zebraquokka"  # appears only in the customer's own words
+ENTRIES = [
+    ("shipping", "How long does shipping take?", "2-3 days.",
+     ["when will my order arrive", "delivery time", "how many days for delivery", "배송 얼마나 걸려요",
+      "is shipping slow", "배송 기간이 궁금해요"]),
+    ("refund", "How do I get a refund?", "Use the returns page.",
+     ["I want my money back", "refund please", "how to return an item", "환불 어떻게 해요",
+      "can I return this", "환불 신청하고 싶어요"]),
+    ("hours", "When are you open?", "9 to 6 on weekdays.",
+     ["opening hours", "are you open on sunday", "what time do you close", "영업시간 알려주세요",
+      "when do you open", "몇 시에 문 열어요"]),
+    ("password", "How do I reset my password?", "Use 'forgot password' on the login page.",
+     ["forgot my password", "can't log in", "reset password", "비밀번호를 잊어버렸어요",
+      "login problem", "비밀번호 변경 방법"]),
+]  # fmt: skip
+
+
+@pytest.fixture
+def shop(annae_home, monkeypatch):
+    """A small KB, purchases, and customer C038 with two conversations, one of them labelled
+    into a training example; the answer engine (v1) and recommender (v1) learnt from them."""
+    monkeypatch.setenv("ANNAE_ENCODER", "none")
+    get_settings.cache_clear()
+    settings = get_settings()
+    db = get_engine(settings.database)
+    frame, report = load_interactions(
+        write_synthetic_csv(annae_home / "shop.csv"), PRESETS["default"]
+    )
+    import_frame(db, frame, report)
+    with session_scope(db) as s:
+        for key, question, answer, examples in ENTRIES:
+            entries.add_entry(s, key=key, question=question, answer=answer, examples=examples)
+        conv, _token = conversations.create(s, customer_id="C038")
+        conversations.post_customer(
+            s, conv, text=f"where is my parcel {SECRET}"
+        )  # no model yet: to a person
+        labelled = conv.id
+        shipping = entries.get_entry_by_key(s, "shipping")
+        # an agent labelled the customer's words: a training example derived from the conversation
+        entries.add_examples(
+            s, shipping.id, [f"where is my parcel {SECRET}"], source=f"conversation:{conv.id}"
+        )
+        consent.grant(s, "C038", "training", text_version="t1")
+        other, _ = conversations.create(s, customer_id="C001")
+        conversations.add_message(s, other, "customer", "text", "refund please")
+    reg = ModelRegistry(settings.models_dir)
+    v1 = reg.train_from_db(db, settings=settings).version
+    with session_scope(db) as s:
+        conv, _token = conversations.create(s, customer_id="C038")
+        out = conversations.post_customer(
+            s, conv, text="how many days for delivery?", engine=reg.load_live()
+        )
+        msg_id = out.reply["message_id"]
+    rec = train_recommender(db, settings.models_dir).version
+    return {
+        "db": db,
+        "settings": settings,
+        "conv_id": labelled,
+        "msg_id": msg_id,
+        "v1": v1,
+        "rec": rec,
+    }
+
+
+def _everything_stored(db) -> str:
+    with db.connect() as conn:
+        return json.dumps(
+            [[list(row) for row in conn.execute(select(t))] for t in Base.metadata.sorted_tables],
+            default=str,
+            ensure_ascii=False,
+        )
+
+
+def _model_files(models_dir) -> str:
+    """Every model file's content; joblib files are loaded and pickled again (they are compressed)."""
+    parts = []
+    for path in sorted(models_dir.rglob("*")):
+        if not path.is_file() or path.name == rights.STALE:
+            continue
+        data = pickle.dumps(joblib.load(path)) if path.suffix == ".joblib" else path.read_bytes()
+        parts.append(data.decode("latin-1"))
+    return "".join(parts)
+
+
+def test_export_and_explain(shop) -> None:
+    with session_scope(shop["db"]) as s:
+        data = rights.export_customer(s, "C038")
+        assert data["found"] is True
+        labelled, asked = data["conversations"]
+        assert labelled["id"] == shop["conv_id"] and labelled["customer_id"] == "C038"
+        assert SECRET in labelled["messages"][0]["text"]
+        assert asked["messages"][0]["decision"]["model_version"] == shop["v1"]
+        assert [c["purpose"] for c in data["consents"]] == ["training"]
+        assert data["consent_now"]["training"] is True
+        assert data["interactions"] and all(i["product_id"] for i in data["interactions"])
+        assert [e["source"] for e in data["derived_examples"]] == [
+            f"conversation:{shop['conv_id']}"
+        ]
+        assert data["models"] == {"answer_engine": [shop["v1"]], "recommender": [shop["rec"]]}
+        json.dumps(data)  # JSON-ready
+        assert rights.export_customer(s, "nobody")["found"] is False
+        with pytest.raises(rights.RightsError, match="customer id"):
+            rights.export_customer(s, "  ")
+
+        info = rights.explain(s, shop["msg_id"])
+        assert info["message_id"] == shop["msg_id"] and info["reply_id"] is not None
+        d = info["decision"]
+        assert d["model_version"] == "v1" and d["type"] in ("answer", "clarify", "handoff")
+        assert info["model"]["kb_revision"] is not None and info["model"]["n_examples"] == 29
+        assert (
+            "model v1 trained on KB revision" in info["summary"]
+            and "with 29 examples" in info["summary"]
+        )
+        assert f"{d['confidence']:.2f}" in info["summary"]
+        assert rights.explain(s, info["reply_id"])["message_id"] == shop["msg_id"]
+        first = rights.explain(s, data["conversations"][0]["messages"][0]["id"])
+        assert first["summary"] == "no model was live: the conversation went to a person"
+        with pytest.raises(rights.RightsError, match="no message"):
+            rights.explain(s, 999_999)
+
+
+def test_erasure_removes_the_customer_everywhere(shop) -> None:
+    db, settings = shop["db"], shop["settings"]
+    assert SECRET in _everything_stored(db)
+    before = _model_files(settings.models_dir)
+    assert SECRET in before and "C038" in before
+    report = rights.erase_customer(db, "C038", actor="admin")
+    assert report.conversations == 2 and report.messages == 4
+    assert report.consents == 1 and report.examples == 1 and report.interactions > 0
+    assert report.stale_models == [shop["v1"]]
+    assert report.stale_recommenders == [shop["rec"]]
+    assert report.retrained == "v2" and report.retrained_recommender == "v2"
+    assert report.purged == ["v1", "recommend/v1"] and report.pending == []
+    # no table and no model file holds the customer's words or id any more
+    stored = _everything_stored(db)
+    assert SECRET not in stored and "C038" not in stored
+    after = _model_files(settings.models_dir)
+    assert SECRET not in after and "C038" not in after
+    # the new model's manifest proves the erased example is absent
+    reg = ModelRegistry(settings.models_dir)
+    assert reg.versions() == ["v2"] and reg.live_version() == "v2"
+    manifest = reg.manifest("v2")
+    with session_scope(db) as s:
+        remaining = {e.example_id for e in entries.training_examples(s)}
+        assert set(manifest["data"]["example_ids"]) == remaining and len(remaining) == 28
+        data = rights.export_customer(s, "C038")
+        assert data["found"] is False and data["models"] == {"answer_engine": [], "recommender": []}
+        [event] = audit.query(s, action="privacy.erase")
+        assert event.target == audit.customer_ref("C038")
+        assert (
+            "C038" not in json.dumps(audit.to_dict(event)) and event.details["conversations"] == 2
+        )
+        assert rights.export_customer(s, "C001")["found"] is True  # the other customer is untouched
+    live = registry_for(settings.models_dir).load_live()
+    assert live.version == "v2" and "C038" not in {str(u) for u in live.model.user_ids_}
+    # erasing twice says so; an unknown customer too; nothing is written either time
+    with pytest.raises(rights.AlreadyErased, match="was erased at"):
+        rights.erase_customer(db, "C038", actor="admin")
+    with pytest.raises(rights.UnknownCustomer):
+        rights.erase_customer(db, "never-seen", actor="admin")
+    with session_scope(db) as s:
+        assert len(audit.query(s, action="privacy.erase")) == 1
+
+
+def test_erasure_all_or_nothing_then_deferred_retrain(shop, monkeypatch) -> None:
+    db, settings = shop["db"], shop["settings"]
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            consent, "erase", lambda *_a, **_k: (_ for _ in ()).throw(RuntimeError("disk full"))
+        )
+        with pytest.raises(RuntimeError, match="disk full"):
+            rights.erase_customer(db, "C038", actor="admin")
+    with session_scope(db) as s:
+        assert rights.export_customer(s, "C038")["found"] is True
+        assert audit.query(s, action="privacy.erase") == []
+    assert SECRET in _everything_stored(db)
+    assert not (ModelRegistry(settings.models_dir).path(shop["v1"]) / rights.STALE).exists()
+
+    report = rights.erase_customer(db, "C038", actor="admin", retrain=False)
+    assert report.retrained is None and report.purged == []
+    assert report.pending == [f"answer engine {shop['v1']}", f"recommender {shop['rec']}"]
+    assert (ModelRegistry(settings.models_dir).path(shop["v1"]) / rights.STALE).exists()
+    assert (registry_for(settings.models_dir).root / shop["rec"] / rights.STALE).exists()
+    with session_scope(db) as s:
+        assert rights.export_customer(s, "C038")["found"] is False
+        record_interaction(s, "C038", "A01", kind="click")
+    # the customer came back: that is new data, and erasing it works again
+    again = rights.erase_customer(db, "C038", actor="admin", retrain=False)
+    assert again.interactions == 1 and again.conversations == 0
+
+
+def test_retention_deletes_old_transcripts_only(shop) -> None:
+    db = shop["db"]
+    with session_scope(db) as s:
+        s.execute(
+            update(Conversation)
+            .where(Conversation.id == shop["conv_id"])
+            .values(state="resolved", updated_at=utcnow() - timedelta(days=40))
+        )
+    result = rights.retain(db, days=30)
+    assert result["conversations"] == 1 and result["messages"] == 2
+    assert result["stats"]["state"] == {"resolved": 1}
+    with session_scope(db) as s:
+        ids = set(s.scalars(select(Conversation.id)))
+        assert shop["conv_id"] not in ids and len(ids) == 2
+        [event] = audit.query(s, action="privacy.retain")
+        assert event.details["conversations"] == 1 and SECRET not in json.dumps(event.details)
+    assert rights.retain(db, days=30)["conversations"] == 0
+    with pytest.raises(rights.RightsError, match="positive"):
+        rights.retain(db, days=0)
+
+
+def test_cli_export_erase_retain_explain(shop, tmp_path) -> None:
+    runner = CliRunner()
+    out_file = tmp_path / "c038.json"
+    out = runner.invoke(app, ["export", "--customer", "C038", "--out", str(out_file)])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out_file.read_text())["found"] is True
+    out = runner.invoke(app, ["explain", str(shop["msg_id"])])
+    assert out.exit_code == 0 and "model v1" in out.output
+    out = runner.invoke(app, ["explain", "999999"])
+    assert out.exit_code == 2 and "no message" in out.output
+    out = runner.invoke(app, ["erase", "--customer", "C038"], input="n\n")
+    assert out.exit_code != 0
+    out = runner.invoke(app, ["erase", "--customer", "C038", "--yes", "--no-retrain"])
+    assert out.exit_code == 0, out.output
+    assert "2 conversations" in out.output and "still to retrain" in out.output
+    out = runner.invoke(app, ["erase", "--customer", "C038", "--yes"])
+    assert out.exit_code == 3 and "was erased at" in out.output
+    out = runner.invoke(app, ["erase", "--customer", "ghost", "--yes"])
+    assert out.exit_code == 2 and "nothing is held" in out.output
+    out = runner.invoke(app, ["retain", "--days", "30"])
+    assert out.exit_code == 0 and "deleted 0 conversations" in out.output
+    out = runner.invoke(app, ["audit", "--json", "--action", "privacy."])
+    actions = [json.loads(line)["action"] for line in out.output.splitlines()]
+    assert actions == ["privacy.retain", "privacy.erase", "privacy.export"]
