@@ -105,6 +105,8 @@ class IntentClassifier:
             held_idx = np.searchsorted(self.classes_, held)
             train = np.flatnonzero(~np.isin(y, held_idx))
             test = np.flatnonzero(np.isin(y, held_idx) & ~anchor)
+            if len(np.unique(y[train])) < 2:
+                continue  # too few entries left to train a model on
             model = self._fit_subset(texts, tokens, embeddings, y, train)
             pseudo.append(model.scores(_take(texts, test), _take(tokens, test), _rows(embeddings, test),
                                        self.features.embedding_weight, len(self.classes_)))
@@ -157,8 +159,8 @@ class IntentClassifier:
         rng = np.random.default_rng(self.random_state + 1)
         order = list(in_scope)
         rng.shuffle(order)
-        n = min(self.folds, len(order) - 1)  # each model must keep at least two entries
-        return [order[i::n] for i in range(n)] if n >= 1 else []
+        n = min(self.folds, len(order))
+        return [order[i::n] for i in range(n)]
 
     def _choose_thresholds(self, oof, y, pseudo, oos_idx) -> None:
         probs = calibration.probabilities(oof, self.temperature_)

@@ -96,9 +96,15 @@ class Encoder:
 @lru_cache(maxsize=4)
 def _load(path: str, threads: int):
     """Load a sentence-transformers model once per process (CPU, offline for the bundled one)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1") if Path(path).exists() else None
+    if Path(path).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     _torch_threads(threads)
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
     return SentenceTransformer(path, device="cpu")

@@ -165,8 +165,8 @@ class Engine:
         return clone
 
     def warm_up(self) -> None:
-        """Load the encoder and run one question, so the first customer does not wait."""
-        self.candidates(["hello"])
+        """Load the encoder (and Korean analyser) and run one question, so the first customer does not wait."""
+        self.candidates(["hello 안녕하세요"])
 
     # ---- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -1,0 +1,130 @@
+"""The calibrated classifier, the engine and its persistence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from annae.nlu import calibration
+from annae.nlu.classifier import IntentClassifier, TrainingError
+from annae.nlu.engine import Engine
+from annae.nlu.features import FeatureConfig, morphemes
+
+LEXICAL = FeatureConfig(encoder="none")
+
+TOPICS = {
+    "shipping": ["how long does shipping take", "when will my parcel arrive", "delivery time to busan",
+                 "how many days for delivery", "shipping takes how long", "when does my order get here",
+                 "배송 얼마나 걸려요", "배송 기간이 궁금해요"],
+    "refund": ["when do i get my refund", "refund has not arrived", "how long until money is back",
+               "where is my refund", "refund timing please", "did you send my refund yet",
+               "환불 언제 돼요", "환불이 아직 안 들어왔어요"],
+    "wrap": ["do you offer gift wrapping", "can you wrap it as a gift", "gift wrap available",
+             "wrapping paper option", "can it be gift wrapped", "is gift wrapping free",
+             "선물 포장 되나요", "포장 서비스 있어요"],
+    "password": ["i forgot my password", "reset my password", "cannot log in password",
+                 "password reset email not coming", "change my password", "how to recover my account password",
+                 "비밀번호를 잊어버렸어요", "비밀번호 재설정 어떻게 해요"],
+}
+OOS = ["what is the weather today", "tell me a joke", "who won the football game", "오늘 날씨 어때요",
+       "점심 뭐 먹지", "what is the capital of france"]
+
+
+def _data():
+    texts, labels = [], []
+    for key, examples in TOPICS.items():
+        texts += examples
+        labels += [key] * len(examples)
+    texts += OOS
+    labels += ["oos"] * len(OOS)
+    return texts, labels
+
+
+def test_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4000, 5)) * 3
+    probs = calibration.probabilities(logits, 1.0)
+    labels = np.array([rng.choice(5, p=p) for p in probs])
+    # scores were scaled by 4: the best temperature undoes it
+    assert calibration.fit_temperature(logits * 4, labels) == pytest.approx(4.0, rel=0.15)
+
+
+def test_threshold_accounts_for_out_of_scope_share():
+    rng = np.random.default_rng(1)
+    conf_in = rng.uniform(0.3, 1.0, 5000)
+    correct = rng.uniform(size=5000) < conf_in  # calibrated
+    conf_oos = rng.uniform(0.0, 0.9, 5000)
+    none = calibration.choose_threshold(conf_in, correct, conf_oos, target=0.9, oos_share=0.0)
+    some = calibration.choose_threshold(conf_in, correct, conf_oos, target=0.9, oos_share=0.3)
+    assert none.reached_target and some.reached_target
+    assert some.threshold > none.threshold  # more out-of-scope traffic → stricter
+    for choice, share in ((none, 0.0), (some, 0.3)):
+        t = choice.threshold
+        a_in = (conf_in >= t).mean()
+        c_in = ((conf_in >= t) & correct).mean()
+        a_oos = (conf_oos >= t).mean()
+        precision = (1 - share) * c_in / ((1 - share) * a_in + share * a_oos)
+        assert precision >= 0.9 - 0.01
+    impossible = calibration.choose_threshold(conf_in, np.zeros(5000, bool), conf_oos, target=0.9, oos_share=0.2)
+    assert not impossible.reached_target and impossible.threshold > 1.0
+
+
+def test_classifier_fits_predicts_and_calibrates():
+    texts, labels = _data()
+    clf = IntentClassifier(LEXICAL).fit(texts, labels)
+    probs = clf.predict_proba(["when will my refund come", "선물 포장 가능해요?", "비밀번호 찾기"])
+    assert np.allclose(probs.sum(1), 1.0)
+    top = clf.top_k(probs, 2)
+    assert [row[0][0] for row in top] == ["refund", "wrap", "password"]
+    assert all(len(row) == 2 and row[0][1] >= row[1][1] for row in top)
+    assert "oos" not in {label for row in top for label, _ in row}
+    assert 0 < clf.threshold_ <= 1.0 + 1e-6
+    m = clf.metrics_
+    assert m["n_entries"] == 4 and m["n_oos_examples"] == len(OOS) and m["n_pseudo_oos"] == 32
+    assert 0.5 <= m["cv_accuracy"] <= 1.0
+
+
+def test_korean_morphemes_are_features():
+    toks = morphemes("배송비는 얼마예요?")
+    assert any(t.startswith("배송") for t in toks)
+    assert morphemes("shipping cost") == []
+
+
+def test_training_errors_are_clear():
+    with pytest.raises(TrainingError, match="at least two entries"):
+        IntentClassifier(LEXICAL).fit(["a question", "another"], ["one", "one"])
+    with pytest.raises(TrainingError, match="empty"):
+        IntentClassifier(LEXICAL).fit(["ok", "  "], ["a", "b"])
+
+
+def test_engine_decides_and_round_trips(tmp_path):
+    texts, labels = _data()
+    answers = {k: {"id": i, "question": k, "answer": f"answer about {k}"} for i, k in enumerate(TOPICS)}
+    engine = Engine.fit(texts, labels, answers, features=LEXICAL, manifest={"version": "v9"},
+                        documents={k: [v["answer"]] for k, v in answers.items()})
+    d = engine.decide("how long does shipping take")
+    assert d.type == "answer" and d.entry_key == "shipping" and d.answer == "answer about shipping"
+    assert d.entry_id == 0 and d.model_version == "v9" and d.threshold == engine.policy.threshold
+    for odd in ["", "   ", "x" * 100_000]:
+        assert engine.decide(odd).type == "handoff"
+    assert engine.decide("").reason == "empty" and engine.decide("x" * 100_000).reason == "too_long"
+    human = engine.decide("상담원 연결해 주세요")
+    assert human.type == "handoff" and human.reason == "human_requested" and human.candidates
+    for weird in ["🎁🎁🎁", "배송 shipping 配送 доставка", "\x00\x01", "a"]:
+        assert engine.decide(weird).type in {"answer", "clarify", "handoff"}
+
+    path = engine.save(tmp_path / "model")
+    manifest = json.loads((path / "manifest.json").read_text())
+    for key in ("created_at", "features", "threshold", "metrics", "libraries", "version"):
+        assert key in manifest
+    assert manifest["libraries"]["scikit-learn"]
+    again = Engine.load(path)
+    q = ["refund not here yet", "gift wrap?", "날씨 어때요", "forgot password"]
+    assert [a.to_dict() for a in map(engine.decide, q)] == [b.to_dict() for b in map(again.decide, q)]
+
+
+def test_load_missing_model_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model"):
+        Engine.load(tmp_path)
