@@ -65,6 +65,7 @@ DEFAULT_WEIGHTS = {
 }
 GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 MODES = ("novel", "repeat")
+MIX = (0.0, 0.25, 0.5, 1.0, 2.0)  # how much of the linear blend is added to the trees' score
 
 
 def _scale_rows(mat: np.ndarray) -> np.ndarray:
@@ -92,7 +93,7 @@ class Hybrid(Recommender):
         self,
         val_days: float = 30.0,
         max_val_users: int = 2000,
-        candidates: int = 200,
+        candidates: int = 100,
         serve_candidates: int = 50,
         ease_max_items: int = 12000,
         als_factors: int = 64,
@@ -103,10 +104,12 @@ class Hybrid(Recommender):
         trees: int = 80,
         min_val_customers: int = 50,
         min_rerank_customers: int = 300,
+        holdout: float = 0.25,
         random_state: int = 0,
     ) -> None:
         self.min_val_customers = min_val_customers
         self.min_rerank_customers = min_rerank_customers
+        self.holdout = holdout
         self.val_days = val_days
         self.max_val_users = max_val_users
         self.candidates = candidates
@@ -128,6 +131,7 @@ class Hybrid(Recommender):
             for m in MODES
         }
         self.rerankers_: dict[str, TreeEnsemble] = {}
+        self.mix_: dict[str, float] = {}
         self.weights_source_ = "default"
         self.validation_: dict = {}
         self.timings_: dict[str, float] = {}
@@ -198,24 +202,43 @@ class Hybrid(Recommender):
             shape=(data.n_users, data.n_items),
         )[val_users]
         truth.data[:] = 1.0
+        t1 = time.perf_counter()
+        candidates = inner._candidates(val_users, truth)
+        self.timings_["validation_features"] = round(time.perf_counter() - t1, 2)
         for mode in MODES:
             t1 = time.perf_counter()
-            feats, labels, n_rel = inner._candidates(val_users, truth, novel=mode == "novel")
+            feats, labels, n_rel = candidates[mode]
             keep = n_rel > 0
             feats, labels, n_rel = feats[keep], labels[keep], n_rel[keep]
             active = [f in NOVEL or mode == "repeat" for f in FEATURES]
-            w, before, after = coordinate_ascent(feats, labels, n_rel, self.weights_[mode], active)
+            # a quarter of the validation customers is held out to choose how much of the
+            # linear blend to add to the trees' scores (the trees fit the rest)
+            hold = rng.random(len(n_rel)) < self.holdout
+            fit = ~hold
+            w, before, after = coordinate_ascent(
+                feats[fit], labels[fit], n_rel[fit], self.weights_[mode], active
+            )
             self.weights_[mode] = w
             report = {
                 "customers": int(keep.sum()),
                 "ndcg@10_default_blend": round(before, 4),
                 "ndcg@10_learnt_blend": round(after, 4),
             }
-            if self.rerank and keep.sum() >= self.min_rerank_customers:
-                ens = self._fit_reranker(feats, labels, rng)
+            if self.rerank and fit.sum() >= self.min_rerank_customers:
+                ens = self._fit_reranker(feats[fit], labels[fit], rng)
                 self.rerankers_[mode] = ens
-                raw = ens.decision(feats.reshape(-1, feats.shape[2])).reshape(feats.shape[:2])
-                report["ndcg@10_reranked_in_sample"] = round(ndcg_at(raw, labels, n_rel), 4)
+                x = feats[hold]
+                raw = ens.decision(x.reshape(-1, x.shape[2])).reshape(x.shape[:2])
+                linear = x @ w
+                tried = {a: ndcg_at(raw + a * linear, labels[hold], n_rel[hold]) for a in MIX}
+                self.mix_[mode] = max(tried, key=tried.get)
+                report["holdout_customers"] = int(hold.sum())
+                report["ndcg@10_holdout_blend"] = round(
+                    ndcg_at(linear, labels[hold], n_rel[hold]), 4
+                )
+                report["ndcg@10_holdout_trees"] = round(tried[0.0], 4)
+                report["ndcg@10_holdout_trees_plus_blend"] = round(tried[self.mix_[mode]], 4)
+                report["mix"] = self.mix_[mode]
             self.validation_[mode] = report
             self.timings_[f"learn_{mode}"] = round(time.perf_counter() - t1, 2)
         self.weights_source_ = "validation"
@@ -244,29 +267,29 @@ class Hybrid(Recommender):
         return TreeEnsemble.from_sklearn(model)
 
     def _candidates(
-        self, users: np.ndarray, truth: sp.csr_matrix, *, novel: bool, batch: int = 256
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per customer the top ``candidates`` products by the default blend: features, labels,
-        and the number of relevant products (relevant ones outside the candidates count too)."""
+        self, users: np.ndarray, truth: sp.csr_matrix, batch: int = 128
+    ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per mode and customer the top ``candidates`` products by the default blend: features,
+        labels, and the number of relevant products (relevant ones outside the candidates count too)."""
         m = min(self.candidates, self.n_items_)
-        feats, labels, n_rel = [], [], []
-        prior = self.weights_["novel" if novel else "repeat"]
+        parts: dict[str, list[list[np.ndarray]]] = {mode: [[], [], []] for mode in MODES}
         for start in range(0, len(users), batch):
             sel = slice(start, start + batch)
             f = self.features(users[sel])
-            s = f @ prior
-            t = truth[sel]
-            if novel:
-                h = binarize(self.history_[users[sel]])
-                s[h.nonzero()] = -np.inf
-                t = (t - t.multiply(h)).tocsr()
-                t.eliminate_zeros()
-            cand = top_k(s, m)
-            rows = np.arange(len(cand))[:, None]
-            feats.append(f[rows, cand])
-            labels.append(np.asarray(t[rows, cand].todense()) > 0)
-            n_rel.append(np.asarray(t.sum(axis=1)).ravel())
-        return np.concatenate(feats), np.concatenate(labels), np.concatenate(n_rel)
+            for mode in MODES:
+                s = f @ self.weights_[mode]
+                t = truth[sel]
+                if mode == "novel":
+                    h = binarize(self.history_[users[sel]])
+                    s[h.nonzero()] = -np.inf
+                    t = (t - t.multiply(h)).tocsr()
+                    t.eliminate_zeros()
+                cand = top_k(s, m)
+                rows = np.arange(len(cand))[:, None]
+                parts[mode][0].append(f[rows, cand])
+                parts[mode][1].append(np.asarray(t[rows, cand].todense()) > 0)
+                parts[mode][2].append(np.asarray(t.sum(axis=1)).ravel())
+        return {mode: tuple(np.concatenate(p) for p in parts[mode]) for mode in MODES}
 
     # -- scoring ---------------------------------------------------------------------------
     def features(self, users: np.ndarray) -> np.ndarray:
@@ -340,6 +363,7 @@ class Hybrid(Recommender):
         cand = top_k(linear, min(self.serve_candidates, self.n_items_))
         rows = np.arange(len(cand))[:, None]
         raw = ens.decision(feats[rows, cand].reshape(-1, feats.shape[2])).reshape(cand.shape)
+        raw = raw + self.mix_.get(mode, 0.0) * linear[rows, cand]
         return _place_on_top(linear, cand, raw)
 
     def _score_one(self, user: int, mode: str) -> np.ndarray:
@@ -396,7 +420,8 @@ class Hybrid(Recommender):
             else np.zeros(len(cand), bool)
         )
         x[inside, len(NOVEL) :] = hist[pos[inside]]
-        return _place_on_top(linear[None, :], cand[None, :], ens.decision(x)[None, :])[0]
+        raw = ens.decision(x) + self.mix_.get(mode, 0.0) * linear[cand]
+        return _place_on_top(linear[None, :], cand[None, :], raw[None, :])[0]
 
     def _history_block(
         self, counts: np.ndarray, days: np.ndarray, cols: np.ndarray, user

@@ -106,36 +106,52 @@ def import_frame(
         report.new_products = len(rows)
 
         total = len(frame)
-        cust = frame["customer"].astype(str).str.slice(0, 100).to_numpy()
-        prod = frame["product"].astype(str).str.slice(0, 100).to_numpy()
-        times = pd.to_datetime(frame["time"], utc=True).dt.to_pydatetime()
-        qty = frame["quantity"].to_numpy()
-        kind = frame["kind"].astype(str).to_numpy()
+        columns = {
+            "customer_id": frame["customer"].astype(str).str.slice(0, 100).to_numpy(),
+            "product_id": frame["product"].astype(str).str.slice(0, 100).to_numpy(),
+            "at": pd.to_datetime(frame["time"], utc=True).dt.to_pydatetime(),
+            "quantity": frame["quantity"].astype(int).to_numpy().tolist(),
+            "kind": frame["kind"].astype(str).to_numpy(),
+        }
         done = 0
         for i in range(0, total, CHUNK):
-            sl = slice(i, i + CHUNK)
-            conn.execute(
-                insert(RecInteraction),
-                [
-                    {
-                        "customer_id": c,
-                        "product_id": p,
-                        "at": t,
-                        "quantity": int(q),
-                        "kind": k,
-                        "source": source,
-                    }
-                    for c, p, t, q, k in zip(
-                        cust[sl], prod[sl], times[sl], qty[sl], kind[sl], strict=True
-                    )
-                ],
-            )
+            rows = list(zip(*(col[i : i + CHUNK] for col in columns.values()), strict=True))
+            _bulk_insert_interactions(conn, rows, source)
             done = min(total, i + CHUNK)
             if progress:
                 progress(done, total)
         report.interactions_written = done
     report.seconds = round(time.perf_counter() - start, 2)
     return report
+
+
+def _bulk_insert_interactions(conn, rows: list[tuple], source: str) -> None:
+    """Append interaction rows (customer, product, at, quantity, kind) inside ``conn``'s transaction:
+    COPY on PostgreSQL, ``executemany`` on the raw SQLite cursor, SQLAlchemy Core elsewhere."""
+    dialect = conn.dialect.name
+    raw = conn.connection.driver_connection
+    if dialect == "postgresql" and hasattr(raw, "cursor"):
+        with (
+            raw.cursor() as cur,
+            cur.copy(
+                "COPY rec_interactions (customer_id, product_id, at, quantity, kind, source) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row((*row, source))
+    elif dialect == "sqlite":
+        cur = raw.cursor()
+        cur.executemany(
+            "INSERT INTO rec_interactions (customer_id, product_id, at, quantity, kind, source) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(c, p, t.strftime("%Y-%m-%d %H:%M:%S.%f"), q, k, source) for c, p, t, q, k in rows],
+        )
+        cur.close()
+    else:
+        keys = ("customer_id", "product_id", "at", "quantity", "kind")
+        conn.execute(
+            insert(RecInteraction), [dict(zip(keys, r, strict=True), source=source) for r in rows]
+        )
 
 
 def _product_table(frame: pd.DataFrame) -> pd.DataFrame:
