@@ -127,9 +127,11 @@ def test_answer_handoff_and_live_agent_reply(browser, live_server: LiveServer) -
         expect(chat.locator(".msg.customer .bubble")).to_have_count(2)
 
         # the customer writes while with the agent: the bot stays silent, the agent sees it live
+        bot_replies = chat.locator(".msg.bot .bubble").count()
         ask(chat, "Thanks, and is the box recyclable?")
-        expect(chat.locator(".sys", has_text="in the queue")).to_have_count(1)
         expect(agent.locator("#transcript")).to_contain_text("is the box recyclable?")
+        expect(chat.locator(".msg.customer .bubble")).to_have_count(3)
+        assert chat.locator(".msg.bot .bubble").count() == bot_replies
 
         # hand back to the bot: the customer is told and gets bot answers again
         agent.click("#btn-handback")
@@ -152,6 +154,9 @@ def test_resolve_closes_and_customer_can_reopen(browser, sqlite_server: LiveServ
         chat.goto(server.url + "/chat?lang=en")
         chat.click("#chat-human")
         expect(chat.locator("#chat-status")).to_have_text("Connecting you to a person…")
+        ask(chat, "Hello? Is anyone there?")
+        expect(chat.locator(".sys", has_text="You're in the queue.")).to_have_count(1)
+        expect(chat.locator(".msg.bot:not(.welcome)")).to_have_count(0)
 
         conv_id = chat.evaluate("JSON.parse(sessionStorage.getItem('annae.conversation')).id")
         agent = agent_ctx.new_page()

@@ -179,11 +179,12 @@
 
   /** "45s", "3m 05s", "1h 02m" for a number of seconds. */
   function duration(seconds) {
+    const u = lang === "ko" ? { s: "초", m: "분", h: "시간" } : { s: "s", m: "m", h: "h" };
     const s = Math.max(0, Math.floor(seconds));
-    if (s < 60) return s + "s";
+    if (s < 60) return s + u.s;
     const m = Math.floor(s / 60);
-    if (m < 60) return m + "m " + String(s % 60).padStart(2, "0") + "s";
-    return Math.floor(m / 60) + "h " + String(m % 60).padStart(2, "0") + "m";
+    if (m < 60) return m + u.m + " " + String(s % 60).padStart(2, "0") + u.s;
+    return Math.floor(m / 60) + u.h + " " + String(m % 60).padStart(2, "0") + u.m;
   }
 
   /** Parse an ISO timestamp from the API (treating a missing zone as UTC). */

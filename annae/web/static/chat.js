@@ -277,8 +277,9 @@
       }
     }
     if (reply.type === "queued") {
-      if (!state.queuedShown) {
-        append({ sender: "system", type: "queued" });
+      // the bot stays silent while a person handles the conversation; say so once while waiting
+      if (!state.queuedShown && reply.state !== "agent") {
+        append({ sender: "notice", type: "queued" });
         state.queuedShown = true;
       }
     } else {

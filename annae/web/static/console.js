@@ -227,7 +227,7 @@
     const cls = ["line", m.sender];
     if (m.type === "handoff") cls.push("handoff");
     const bits = [senderLabel(m)];
-    if (m.sender === "bot" && typeof m.confidence === "number") bits.push(Math.round(m.confidence * 100) + "%");
+    if (m.sender === "bot" && m.type === "answer" && typeof m.confidence === "number") bits.push(Math.round(m.confidence * 100) + "%");
     const time = A.clock(m.created_at);
     if (time) bits.push(time);
     let text = m.text || "";
