@@ -14,6 +14,7 @@ import logging
 import time
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
@@ -24,7 +25,18 @@ from annae.recommend.trees import TreeEnsemble
 log = logging.getLogger(__name__)
 
 # Signals for any product ("you may also like").
-NOVEL = ("ease", "ease_recent", "knn", "als", "content", "pop", "pop7", "pop30", "activity")
+NOVEL = (
+    "ease",
+    "ease_recent",
+    "knn",
+    "als",
+    "content",
+    "pop",
+    "pop7",
+    "pop30",
+    "activity",
+    "user_recent",
+)
 # Signals about the customer's own past products ("buy again"); zero elsewhere.
 REPEAT = (
     "hist",
@@ -37,6 +49,7 @@ REPEAT = (
     "hist_pop7",
     "hist_rate",
     "hist_last",
+    "hist_due",
 )
 FEATURES = NOVEL + REPEAT
 F = {name: j for j, name in enumerate(FEATURES)}
@@ -166,6 +179,7 @@ class Hybrid(Recommender):
         self.user_days_ = np.bincount(user_day // 100_000, minlength=data.n_users).astype(
             np.float32
         )
+        self.item_gap_ = _repurchase_gaps(data)
         self.item_ids_ = data.item_ids
         self.item_names_ = data.item_names
         self.user_ids_ = data.user_ids
@@ -322,6 +336,7 @@ class Hybrid(Recommender):
         out[:, :, F["pop7"]] = self.pop7_
         out[:, :, F["pop30"]] = self.pop30_
         out[:, :, F["activity"]] = (np.log1p(self.user_days_[users]) / 5.0)[:, None]
+        has = np.diff(hist.indptr) > 0
         if len(cols):
             counts = hist.data
             peak = np.maximum.reduceat(counts, hist.indptr[:-1][np.diff(hist.indptr) > 0])
@@ -329,7 +344,9 @@ class Hybrid(Recommender):
             peak_rows[np.diff(hist.indptr) > 0] = peak
             first = np.minimum.reduceat(days, hist.indptr[:-1][np.diff(hist.indptr) > 0])
             last_rows = np.zeros(len(users), np.float32)
-            last_rows[np.diff(hist.indptr) > 0] = first
+            last_rows[has] = first
+            out[:, :, F["user_recent"]] = np.where(has, np.exp(-last_rows / 30.0), 0.0)[:, None]
+            gap = self.item_gap_[cols]
             out[rows, cols, len(NOVEL) :] = np.stack(
                 [
                     np.ones_like(counts),
@@ -342,6 +359,7 @@ class Hybrid(Recommender):
                     self.pop7_[cols],
                     self.item_rate_[cols],
                     (days <= last_rows[rows] + 0.5).astype(np.float32),
+                    np.exp(-np.abs(days - gap) / np.maximum(gap, 7.0)),
                 ],
                 axis=1,
             )
@@ -402,6 +420,7 @@ class Hybrid(Recommender):
         novel[F["pop7"]] = self.pop7_
         novel[F["pop30"]] = self.pop30_
         novel[F["activity"]] = np.log1p(self.user_days_[user]) / 5.0
+        novel[F["user_recent"]] = np.exp(-days.min() / 30.0) if len(days) else 0.0
         hist = self._history_block(counts, days, idx, user)
         linear = w[: len(NOVEL)] @ novel
         linear[idx] += hist @ w[len(NOVEL) :]
@@ -442,6 +461,9 @@ class Hybrid(Recommender):
                 self.pop7_[cols],
                 self.item_rate_[cols],
                 (days <= days.min() + 0.5).astype(np.float32),
+                np.exp(
+                    -np.abs(days - self.item_gap_[cols]) / np.maximum(self.item_gap_[cols], 7.0)
+                ),
             ],
             axis=1,
         ).astype(np.float32)
@@ -456,6 +478,18 @@ class Hybrid(Recommender):
             m: {f: round(float(v), 3) for f, v in zip(FEATURES, w, strict=True)}
             for m, w in self.weights_.items()
         }
+
+
+def _repurchase_gaps(data: Interactions) -> np.ndarray:
+    """Per product the median days between one customer's purchases of it (its re-order cycle)."""
+    day = data.times // int(DAY)
+    trip = pd.DataFrame({"u": data.users, "i": data.items, "d": day}).drop_duplicates()
+    g = trip.groupby(["u", "i"])["d"].agg(["min", "max", "count"])
+    g = g[g["count"] > 1]
+    gaps = ((g["max"] - g["min"]) / (g["count"] - 1)).groupby(level="i").median()
+    out = np.full(data.n_items, float(gaps.median()) if len(gaps) else 60.0, np.float32)
+    out[gaps.index.to_numpy()] = gaps.to_numpy()
+    return out
 
 
 def _sum_rows(mat: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:
