@@ -19,8 +19,11 @@ from annae.recommend.cli import app as rec_app
 from annae.settings import get_settings
 from annae.web import cli as web_cli
 
-app = typer.Typer(help="Annae (안내): a self-hosted contact-center assistant.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Annae (안내): a self-hosted contact-center assistant.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(kb_app, name="kb")
 app.add_typer(rec_app, name="rec")
 app.add_typer(privacy_app, name="privacy")
@@ -28,7 +31,7 @@ app.add_typer(web_cli.user_app, name="user")
 web_cli.register(app)
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -39,8 +42,14 @@ def fail(message: str, code: int = 1) -> None:
 @contextmanager
 def progress_bar():
     """A Rich progress bar on stderr; yields ``update(stage, done, total)``."""
-    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def update(stage: str, done: int, total: int) -> None:
@@ -82,12 +91,18 @@ def train(
     engine = db()
     try:
         with progress_bar() as update:
-            info = registry().train_from_db(engine, author="cli", progress=update, make_live=not no_live)
+            info = registry().train_from_db(
+                engine, author="cli", progress=update, make_live=not no_live
+            )
     except TrainingError as exc:
-        fail(f"cannot train: {exc}. Import a knowledge base first (annae kb import FILE, or annae kb import --demo).")
+        fail(
+            f"cannot train: {exc}. Import a knowledge base first (annae kb import FILE, or annae kb import --demo)."
+        )
     m = info.manifest
     metrics = m["metrics"]
-    out.print(f"[bold green]model {info.version}[/] saved to {info.path}" + ("" if no_live else " (live)"))
+    out.print(
+        f"[bold green]model {info.version}[/] saved to {info.path}" + ("" if no_live else " (live)")
+    )
     out.print(
         f"KB revision {m['kb_revision']}, {m['data']['n_examples']} examples, {metrics['n_entries']} entries; "
         f"cross-validated accuracy {metrics['cv_accuracy']:.3f}; answer threshold {m['threshold']:.3f} "
@@ -131,7 +146,9 @@ def chat() -> None:
             for i, c in enumerate(d.candidates[:3], 1):
                 out.print(f"   {i}. {c.question} [dim]({c.confidence:.2f})[/]")
         else:
-            out.print(f"[bold red]bot>[/] Let me connect you to a person. [dim](hand-off: {d.reason})[/]")
+            out.print(
+                f"[bold red]bot>[/] Let me connect you to a person. [dim](hand-off: {d.reason})[/]"
+            )
 
 
 def _read_labelled(path: Path, text_col: str, label_col: str) -> tuple[list[str], list[str]]:
@@ -143,7 +160,9 @@ def _read_labelled(path: Path, text_col: str, label_col: str) -> tuple[list[str]
             cols = reader.fieldnames or []
             missing = [c for c in (text_col, label_col) if c not in cols]
             if missing:
-                fail(f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(cols) or 'no header'}")
+                fail(
+                    f"{path}: missing column(s) {', '.join(missing)}; the file has {', '.join(cols) or 'no header'}"
+                )
             texts, labels = [], []
             for line, row in enumerate(reader, start=2):
                 text, label = (row.get(text_col) or "").strip(), (row.get(label_col) or "").strip()
@@ -167,7 +186,9 @@ def eval_(
     oos_label: str = typer.Option("oos", "--oos-label"),
     target_precision: float = typer.Option(None, "--target-precision", min=0.01, max=0.999),
     oos_share: float = typer.Option(None, "--oos-share", min=0.0, max=0.99),
-    encoder: str = typer.Option(None, "--encoder", help="'bundled', 'none' or a sentence-transformers model."),
+    encoder: str = typer.Option(
+        None, "--encoder", help="'bundled', 'none' or a sentence-transformers model."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object last."),
 ) -> None:
     """Train a fresh model on TRAIN only (nothing saved) and score every TEST row."""
@@ -180,15 +201,24 @@ def eval_(
     te_x, te_y = _read_labelled(test_file, text_col, label_col)
     try:
         with progress_bar() as update:
-            result = evaluate(tr_x, tr_y, te_x, te_y, oos_label=oos_label,
-                              target_precision=target_precision or settings.target_precision,
-                              oos_share=settings.oos_share if oos_share is None else oos_share,
-                              features=FeatureConfig(encoder=encoder or settings.encoder), progress=update)
+            result = evaluate(
+                tr_x,
+                tr_y,
+                te_x,
+                te_y,
+                oos_label=oos_label,
+                target_precision=target_precision or settings.target_precision,
+                oos_share=settings.oos_share if oos_share is None else oos_share,
+                features=FeatureConfig(encoder=encoder or settings.encoder),
+                progress=update,
+            )
     except TrainingError as exc:
         fail(f"cannot train on {train_file}: {exc}")
     if result["unseen_test_labels"]:
-        err.print(f"[yellow]note:[/] {len(result['unseen_test_labels'])} test label(s) never seen in training "
-                  "count as out of scope: " + ", ".join(result["unseen_test_labels"][:10]))
+        err.print(
+            f"[yellow]note:[/] {len(result['unseen_test_labels'])} test label(s) never seen in training "
+            "count as out of scope: " + ", ".join(result["unseen_test_labels"][:10])
+        )
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
         return
@@ -204,13 +234,22 @@ def models() -> None:
     """List saved model versions with their metrics."""
     reg = registry()
     live = reg.live_version()
-    table = Table("version", "live", "created", "KB rev", "examples", "cv acc", "threshold", "exp. precision")
+    table = Table(
+        "version", "live", "created", "KB rev", "examples", "cv acc", "threshold", "exp. precision"
+    )
     for version in reg.versions():
         m = reg.manifest(version)
         met = m.get("metrics", {})
-        table.add_row(version, "●" if version == live else "", m.get("created_at", ""), str(m.get("kb_revision", "")),
-                      str(m.get("data", {}).get("n_examples", "")), f"{met.get('cv_accuracy', 0):.3f}",
-                      f"{m.get('threshold', 0):.3f}", f"{met.get('expected_precision', 0):.3f}")
+        table.add_row(
+            version,
+            "●" if version == live else "",
+            m.get("created_at", ""),
+            str(m.get("kb_revision", "")),
+            str(m.get("data", {}).get("n_examples", "")),
+            f"{met.get('cv_accuracy', 0):.3f}",
+            f"{m.get('threshold', 0):.3f}",
+            f"{met.get('expected_precision', 0):.3f}",
+        )
     out.print(table)
 
 
@@ -218,7 +257,9 @@ def models() -> None:
 def demo(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
-    terminal: bool = typer.Option(False, "--terminal", help="Chat in the terminal instead of serving."),
+    terminal: bool = typer.Option(
+        False, "--terminal", help="Chat in the terminal instead of serving."
+    ),
 ) -> None:
     """Load the demo gift-shop knowledge base, train, create accounts and serve it."""
     from annae.demo import prepare_demo
@@ -227,7 +268,9 @@ def demo(
     if terminal or not hasattr(web_cli, "serve_forever"):
         chat()
     else:
-        out.print(f"[bold]Annae is on http://{host}:{port}/chat[/] (agent console: http://{host}:{port}/console)")
+        out.print(
+            f"[bold]Annae is on http://{host}:{port}/chat[/] (agent console: http://{host}:{port}/console)"
+        )
         web_cli.serve_forever(host, port, 1)
 
 

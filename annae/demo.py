@@ -26,8 +26,10 @@ def prepare_demo(out: Console, progress_bar) -> None:
         empty = not entries.list_entries(session)
     if empty:
         result = import_kb(engine, demo_path(), author="demo")
-        out.print(f"loaded the demo knowledge base: {len(result.added)} entries "
-                  f"({', '.join(f'{n} {lang}' for lang, n in sorted(result.languages.items()))})")
+        out.print(
+            f"loaded the demo knowledge base: {len(result.added)} entries "
+            f"({', '.join(f'{n} {lang}' for lang, n in sorted(result.languages.items()))})"
+        )
     registry = ModelRegistry(settings.models_dir)
     if registry.live_version() is None:
         with progress_bar() as update:
@@ -47,5 +49,7 @@ def _create_users(engine, out: Console) -> None:
             continue
         password = secrets.token_urlsafe(12)
         users.create_user(engine, name, role, password)
-        out.print(f"created the {role} account [bold]{name}[/] with password [bold]{password}[/] "
-                  "(shown once; change it with `annae user passwd`)")
+        out.print(
+            f"created the {role} account [bold]{name}[/] with password [bold]{password}[/] "
+            "(shown once; change it with `annae user passwd`)"
+        )

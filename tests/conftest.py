@@ -12,7 +12,9 @@ from sqlalchemy import create_engine, text
 from annae.settings import get_settings
 from annae.store.db import _engine_for, get_engine, init_db
 
-PG_ADMIN_URL = os.environ.get("ANNAE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "ANNAE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 

@@ -15,21 +15,55 @@ from annae.nlu.features import FeatureConfig, morphemes
 LEXICAL = FeatureConfig(encoder="none")
 
 TOPICS = {
-    "shipping": ["how long does shipping take", "when will my parcel arrive", "delivery time to busan",
-                 "how many days for delivery", "shipping takes how long", "when does my order get here",
-                 "배송 얼마나 걸려요", "배송 기간이 궁금해요"],
-    "refund": ["when do i get my refund", "refund has not arrived", "how long until money is back",
-               "where is my refund", "refund timing please", "did you send my refund yet",
-               "환불 언제 돼요", "환불이 아직 안 들어왔어요"],
-    "wrap": ["do you offer gift wrapping", "can you wrap it as a gift", "gift wrap available",
-             "wrapping paper option", "can it be gift wrapped", "is gift wrapping free",
-             "선물 포장 되나요", "포장 서비스 있어요"],
-    "password": ["i forgot my password", "reset my password", "cannot log in password",
-                 "password reset email not coming", "change my password", "how to recover my account password",
-                 "비밀번호를 잊어버렸어요", "비밀번호 재설정 어떻게 해요"],
+    "shipping": [
+        "how long does shipping take",
+        "when will my parcel arrive",
+        "delivery time to busan",
+        "how many days for delivery",
+        "shipping takes how long",
+        "when does my order get here",
+        "배송 얼마나 걸려요",
+        "배송 기간이 궁금해요",
+    ],
+    "refund": [
+        "when do i get my refund",
+        "refund has not arrived",
+        "how long until money is back",
+        "where is my refund",
+        "refund timing please",
+        "did you send my refund yet",
+        "환불 언제 돼요",
+        "환불이 아직 안 들어왔어요",
+    ],
+    "wrap": [
+        "do you offer gift wrapping",
+        "can you wrap it as a gift",
+        "gift wrap available",
+        "wrapping paper option",
+        "can it be gift wrapped",
+        "is gift wrapping free",
+        "선물 포장 되나요",
+        "포장 서비스 있어요",
+    ],
+    "password": [
+        "i forgot my password",
+        "reset my password",
+        "cannot log in password",
+        "password reset email not coming",
+        "change my password",
+        "how to recover my account password",
+        "비밀번호를 잊어버렸어요",
+        "비밀번호 재설정 어떻게 해요",
+    ],
 }
-OOS = ["what is the weather today", "tell me a joke", "who won the football game", "오늘 날씨 어때요",
-       "점심 뭐 먹지", "what is the capital of france"]
+OOS = [
+    "what is the weather today",
+    "tell me a joke",
+    "who won the football game",
+    "오늘 날씨 어때요",
+    "점심 뭐 먹지",
+    "what is the capital of france",
+]
 
 
 def _data():
@@ -67,7 +101,9 @@ def test_threshold_accounts_for_out_of_scope_share():
         a_oos = (conf_oos >= t).mean()
         precision = (1 - share) * c_in / ((1 - share) * a_in + share * a_oos)
         assert precision >= 0.9 - 0.01
-    impossible = calibration.choose_threshold(conf_in, np.zeros(5000, bool), conf_oos, target=0.9, oos_share=0.2)
+    impossible = calibration.choose_threshold(
+        conf_in, np.zeros(5000, bool), conf_oos, target=0.9, oos_share=0.2
+    )
     assert not impossible.reached_target and impossible.threshold > 1.0
 
 
@@ -101,9 +137,17 @@ def test_training_errors_are_clear():
 
 def test_engine_decides_and_round_trips(tmp_path):
     texts, labels = _data()
-    answers = {k: {"id": i, "question": k, "answer": f"answer about {k}"} for i, k in enumerate(TOPICS)}
-    engine = Engine.fit(texts, labels, answers, features=LEXICAL, manifest={"version": "v9"},
-                        documents={k: [v["answer"]] for k, v in answers.items()})
+    answers = {
+        k: {"id": i, "question": k, "answer": f"answer about {k}"} for i, k in enumerate(TOPICS)
+    }
+    engine = Engine.fit(
+        texts,
+        labels,
+        answers,
+        features=LEXICAL,
+        manifest={"version": "v9"},
+        documents={k: [v["answer"]] for k, v in answers.items()},
+    )
     d = engine.decide("how long does shipping take")
     assert d.type == "answer" and d.entry_key == "shipping" and d.answer == "answer about shipping"
     assert d.entry_id == 0 and d.model_version == "v9" and d.threshold == engine.policy.threshold
@@ -122,7 +166,9 @@ def test_engine_decides_and_round_trips(tmp_path):
     assert manifest["libraries"]["scikit-learn"]
     again = Engine.load(path)
     q = ["refund not here yet", "gift wrap?", "날씨 어때요", "forgot password"]
-    assert [a.to_dict() for a in map(engine.decide, q)] == [b.to_dict() for b in map(again.decide, q)]
+    assert [a.to_dict() for a in map(engine.decide, q)] == [
+        b.to_dict() for b in map(again.decide, q)
+    ]
 
 
 def test_load_missing_model_is_clear(tmp_path):

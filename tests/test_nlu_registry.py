@@ -13,12 +13,34 @@ from annae.settings import Settings
 from annae.store.db import session_scope
 
 FAQ = [
-    ("shipping", "How long does shipping take?", "Two to three days.",
-     ["when will my parcel arrive", "delivery time", "how many days for delivery", "배송 얼마나 걸려요"]),
-    ("refund", "When do I get my refund?", "Within five business days.",
-     ["refund not received", "where is my money back", "how long for a refund", "환불 언제 돼요"]),
-    ("wrap", "Do you gift wrap?", "Yes, for ₩2,000.",
-     ["gift wrapping available?", "can you wrap it", "is wrapping free", "선물 포장 되나요"]),
+    (
+        "shipping",
+        "How long does shipping take?",
+        "Two to three days.",
+        [
+            "when will my parcel arrive",
+            "delivery time",
+            "how many days for delivery",
+            "배송 얼마나 걸려요",
+        ],
+    ),
+    (
+        "refund",
+        "When do I get my refund?",
+        "Within five business days.",
+        [
+            "refund not received",
+            "where is my money back",
+            "how long for a refund",
+            "환불 언제 돼요",
+        ],
+    ),
+    (
+        "wrap",
+        "Do you gift wrap?",
+        "Yes, for ₩2,000.",
+        ["gift wrapping available?", "can you wrap it", "is wrapping free", "선물 포장 되나요"],
+    ),
 ]
 
 
@@ -26,7 +48,9 @@ def _fill(engine):
     with session_scope(engine) as s:
         for key, q, a, ex in FAQ:
             entries.add_entry(s, key=key, question=q, answer=a, examples=ex)
-        entries.add_examples(s, None, ["what's the weather", "tell me a joke", "오늘 날씨"], source="test")
+        entries.add_examples(
+            s, None, ["what's the weather", "tell me a joke", "오늘 날씨"], source="test"
+        )
 
 
 def test_train_from_db_saves_versions_and_provenance(engine, tmp_path):
@@ -66,12 +90,16 @@ def test_disabled_entries_are_not_trained(engine, tmp_path):
     _fill(engine)
     with session_scope(engine) as s:
         entries.update_entry(s, entries.get_entry_by_key(s, "wrap").id, active=False)
-    info = ModelRegistry(tmp_path / "m").train_from_db(engine, settings=Settings(home=tmp_path, encoder="none"))
+    info = ModelRegistry(tmp_path / "m").train_from_db(
+        engine, settings=Settings(home=tmp_path, encoder="none")
+    )
     engine_ = ModelRegistry(tmp_path / "m").load(info.version)
     assert "wrap" not in set(engine_.classifier.classes_)
 
 
 def test_empty_kb_cannot_train(engine, tmp_path):
     with pytest.raises(TrainingError, match="at least two entries"):
-        ModelRegistry(tmp_path / "m").train_from_db(engine, settings=Settings(home=tmp_path, encoder="none"))
+        ModelRegistry(tmp_path / "m").train_from_db(
+            engine, settings=Settings(home=tmp_path, encoder="none")
+        )
     assert ModelRegistry(tmp_path / "m").live_version() is None

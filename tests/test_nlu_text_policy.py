@@ -2,7 +2,14 @@
 
 import pytest
 
-from annae.dialogue.policy import Candidate, PolicyConfig, decide, is_frustrated, pre_check, wants_human
+from annae.dialogue.policy import (
+    Candidate,
+    PolicyConfig,
+    decide,
+    is_frustrated,
+    pre_check,
+    wants_human,
+)
 from annae.nlu.text import detect_language, normalize
 
 
@@ -15,8 +22,14 @@ def test_normalize_nfkc_case_spacing_and_repeats():
 
 @pytest.mark.parametrize(
     ("text", "lang"),
-    [("배송은 얼마나 걸려요?", "ko"), ("How long is shipping?", "en"), ("iPhone 케이스 환불", "ko"),
-     ("refund for my order 주문", "en"), ("12345", "en"), ("🎁🎁", "en")],
+    [
+        ("배송은 얼마나 걸려요?", "ko"),
+        ("How long is shipping?", "en"),
+        ("iPhone 케이스 환불", "ko"),
+        ("refund for my order 주문", "en"),
+        ("12345", "en"),
+        ("🎁🎁", "en"),
+    ],
 )
 def test_detect_language(text, lang):
     assert detect_language(text) == lang
@@ -24,9 +37,17 @@ def test_detect_language(text, lang):
 
 @pytest.mark.parametrize(
     "text",
-    ["상담원 연결해 주세요", "상담사랑 얘기하고 싶어요", "사람이랑 통화하고 싶어요", "직원 바꿔주세요",
-     "I want to talk to a human", "can I speak with a real person?", "get me an agent", "representative please",
-     "live agent"],
+    [
+        "상담원 연결해 주세요",
+        "상담사랑 얘기하고 싶어요",
+        "사람이랑 통화하고 싶어요",
+        "직원 바꿔주세요",
+        "I want to talk to a human",
+        "can I speak with a real person?",
+        "get me an agent",
+        "representative please",
+        "live agent",
+    ],
 )
 def test_explicit_requests_for_a_person(text):
     assert wants_human(text)
@@ -35,8 +56,13 @@ def test_explicit_requests_for_a_person(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["How long does delivery take?", "배송비는 얼마예요?", "Can I change my address?", "talk about gift wrapping",
-     "상품 연결 부품이 있나요?"],
+    [
+        "How long does delivery take?",
+        "배송비는 얼마예요?",
+        "Can I change my address?",
+        "talk about gift wrapping",
+        "상품 연결 부품이 있나요?",
+    ],
 )
 def test_ordinary_questions_are_not_hand_offs(text):
     assert not wants_human(text)
@@ -46,8 +72,15 @@ def test_ordinary_questions_are_not_hand_offs(text):
 
 @pytest.mark.parametrize(
     "text",
-    ["this is ridiculous, third time I ask", "WHERE IS MY ORDER I PAID TWO WEEKS AGO", "아 진짜 짜증나네요",
-     "몇 번을 말해야 돼요", "useless bot", "what???!!!!", "최악이에요 환불해줘요"],
+    [
+        "this is ridiculous, third time I ask",
+        "WHERE IS MY ORDER I PAID TWO WEEKS AGO",
+        "아 진짜 짜증나네요",
+        "몇 번을 말해야 돼요",
+        "useless bot",
+        "what???!!!!",
+        "최악이에요 환불해줘요",
+    ],
 )
 def test_frustration(text):
     assert is_frustrated(text)
@@ -60,8 +93,10 @@ def test_empty_and_oversized_questions():
 
 
 def _cands(*confs):
-    return [Candidate(key=f"e{i}", entry_id=i, question=f"q{i}", answer=f"a{i}", confidence=c)
-            for i, c in enumerate(confs)]
+    return [
+        Candidate(key=f"e{i}", entry_id=i, question=f"q{i}", answer=f"a{i}", confidence=c)
+        for i, c in enumerate(confs)
+    ]
 
 
 def test_decide_answer_clarify_handoff():

@@ -106,7 +106,11 @@ def pre_check(text: str) -> str | None:
 
 
 def decide(
-    candidates: list[Candidate], config: PolicyConfig, *, language: str, model_version: str | None = None,
+    candidates: list[Candidate],
+    config: PolicyConfig,
+    *,
+    language: str,
+    model_version: str | None = None,
     reason: str | None = None,
 ) -> Decision:
     """Turn ranked, calibrated candidates into a decision.
@@ -118,14 +122,19 @@ def decide(
     """
     top = candidates[0] if candidates else None
     base = dict(
-        candidates=candidates, language=language, threshold=config.threshold,
-        clarify_threshold=config.clarify_threshold, model_version=model_version,
+        candidates=candidates,
+        language=language,
+        threshold=config.threshold,
+        clarify_threshold=config.clarify_threshold,
+        model_version=model_version,
         confidence=top.confidence if top else 0.0,
     )
     if reason is not None or top is None:
         return Decision(type="handoff", reason=reason or "low_confidence", **base)
     if top.confidence >= config.threshold:
-        return Decision(type="answer", entry_key=top.key, entry_id=top.entry_id, answer=top.answer, **base)
+        return Decision(
+            type="answer", entry_key=top.key, entry_id=top.entry_id, answer=top.answer, **base
+        )
     options = candidates[: config.clarify_max]
     if len(options) >= 2 and sum(c.confidence for c in options) >= config.clarify_threshold:
         # offer the options that matter: drop a third one that adds next to nothing

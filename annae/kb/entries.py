@@ -179,7 +179,14 @@ def delete_example(session: Session, example_id: int, *, author: str = "system")
     bump_revision(session, f"deleted example {example_id}", author)
 
 
-def load_kb(session: Session, data: KBData, *, replace: bool = False, author: str = "import", summary: str = "import") -> int:
+def load_kb(
+    session: Session,
+    data: KBData,
+    *,
+    replace: bool = False,
+    author: str = "import",
+    summary: str = "import",
+) -> int:
     """Write a parsed knowledge base in the caller's transaction; returns the new revision.
 
     Entries whose key exists are updated (examples appended, duplicates skipped);
@@ -194,8 +201,14 @@ def load_kb(session: Session, data: KBData, *, replace: bool = False, author: st
     for item in data.entries:
         entry = get_entry_by_key(session, item.key)
         if entry is None:
-            entry = KBEntry(key=item.key, question=item.question, answer=item.answer,
-                            language=item.language, tags=list(item.tags), active=item.active)
+            entry = KBEntry(
+                key=item.key,
+                question=item.question,
+                answer=item.answer,
+                language=item.language,
+                tags=list(item.tags),
+                active=item.active,
+            )
             session.add(entry)
             session.flush()
             existing: set[str] = set()
@@ -208,7 +221,9 @@ def load_kb(session: Session, data: KBData, *, replace: bool = False, author: st
         if item.question not in existing and item.question not in {t for t, _ in new}:
             new.insert(0, (item.question, sources[0] if sources else "import"))
         if new:
-            _add_examples(session, entry.id, [t for t, _ in new], item.language, [s for _, s in new])
+            _add_examples(
+                session, entry.id, [t for t, _ in new], item.language, [s for _, s in new]
+            )
     if data.oos_examples:
         have = set(session.scalars(select(KBExample.text).where(KBExample.entry_id.is_(None))))
         srcs = data.oos_sources or ["import"] * len(data.oos_examples)
@@ -225,13 +240,19 @@ def dump_kb(session: Session, *, active_only: bool = False) -> KBData:
     for entry in list_entries(session, active_only=active_only):
         data.entries.append(
             EntryData(
-                key=entry.key, question=entry.question, answer=entry.answer,
-                language=entry.language, tags=list(entry.tags or []), active=entry.active,
+                key=entry.key,
+                question=entry.question,
+                answer=entry.answer,
+                language=entry.language,
+                tags=list(entry.tags or []),
+                active=entry.active,
                 examples=[e.text for e in entry.examples],
                 sources=[e.source for e in entry.examples],
             )
         )
-    oos = session.scalars(select(KBExample).where(KBExample.entry_id.is_(None)).order_by(KBExample.id))
+    oos = session.scalars(
+        select(KBExample).where(KBExample.entry_id.is_(None)).order_by(KBExample.id)
+    )
     for row in oos:
         data.oos_examples.append(row.text)
         data.oos_sources.append(row.source)

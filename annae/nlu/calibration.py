@@ -88,4 +88,3 @@ def choose_threshold(
         elif i >= min_answered:
             break
     return best
-

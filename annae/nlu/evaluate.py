@@ -39,14 +39,20 @@ def evaluate(
     unseen = sorted({lab for lab in test_labels if lab not in known and lab != oos_label})
     gold = np.array([lab if lab in known else OOS for lab in test_labels], dtype=object)
 
-    engine = Engine.fit(train_texts, train_labels, features=features, target_precision=target_precision,
-                        oos_share=oos_share, progress=progress)
+    engine = Engine.fit(
+        train_texts,
+        train_labels,
+        features=features,
+        target_precision=target_precision,
+        oos_share=oos_share,
+        progress=progress,
+    )
     fit_seconds = engine.manifest["metrics"]["total_fit_seconds"]
 
     cands = []
     batch = 256
     for start in range(0, len(test_texts), batch):
-        cands.extend(engine.candidates(test_texts[start:start + batch]))
+        cands.extend(engine.candidates(test_texts[start : start + batch]))
         if progress:
             progress("scoring", min(start + batch, len(test_texts)), len(test_texts))
     types, top1 = [], []

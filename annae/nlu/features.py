@@ -67,10 +67,20 @@ class LexicalFeatures:
 
     def __init__(self, config: FeatureConfig) -> None:
         self.config = config
-        self.char = TfidfVectorizer(analyzer="char_wb", ngram_range=config.char_ngrams,
-                                    sublinear_tf=True, min_df=2, dtype=np.float32)
-        self.word = TfidfVectorizer(analyzer="word", ngram_range=config.word_ngrams, sublinear_tf=True,
-                                    token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+        self.char = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=config.char_ngrams,
+            sublinear_tf=True,
+            min_df=2,
+            dtype=np.float32,
+        )
+        self.word = TfidfVectorizer(
+            analyzer="word",
+            ngram_range=config.word_ngrams,
+            sublinear_tf=True,
+            token_pattern=r"(?u)\b\w+\b",
+            dtype=np.float32,
+        )
         self.morph: TfidfVectorizer | None = None
 
     def fit(self, texts: list[str], tokens: list[list[str]] | None = None) -> LexicalFeatures:
@@ -87,7 +97,11 @@ class LexicalFeatures:
     def transform(self, texts: list[str], tokens: list[list[str]] | None = None) -> sp.csr_matrix:
         parts = [self.char.transform(texts), self.word.transform(texts)]
         if self.morph is not None:
-            parts.append(self.morph.transform(tokens if tokens is not None else [morphemes(t) for t in texts]))
+            parts.append(
+                self.morph.transform(
+                    tokens if tokens is not None else [morphemes(t) for t in texts]
+                )
+            )
         return sp.hstack(parts, format="csr", dtype=np.float32)
 
 

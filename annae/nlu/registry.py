@@ -37,7 +37,11 @@ class ModelRegistry:
         """Saved versions, oldest first."""
         if not self.root.exists():
             return []
-        found = [p.name for p in self.root.iterdir() if _VERSION.match(p.name) and (p / MANIFEST).exists()]
+        found = [
+            p.name
+            for p in self.root.iterdir()
+            if _VERSION.match(p.name) and (p / MANIFEST).exists()
+        ]
         return sorted(found, key=lambda v: int(v[1:]))
 
     def path(self, version: str) -> Path:
@@ -62,7 +66,10 @@ class ModelRegistry:
 
     def _allocate(self) -> tuple[str, Path]:
         self.root.mkdir(parents=True, exist_ok=True)
-        n = max((int(p.name[1:]) for p in self.root.iterdir() if _VERSION.match(p.name)), default=0) + 1
+        n = (
+            max((int(p.name[1:]) for p in self.root.iterdir() if _VERSION.match(p.name)), default=0)
+            + 1
+        )
         while True:
             try:
                 (self.root / f"v{n}").mkdir()  # atomic: two trainers never get the same number

@@ -34,7 +34,9 @@ def upgrade() -> None:
         sa.Column(
             "entry_id",
             sa.Integer(),
-            sa.ForeignKey("kb_entries.id", ondelete="CASCADE", name="fk_kb_examples_entry_id_kb_entries"),
+            sa.ForeignKey(
+                "kb_entries.id", ondelete="CASCADE", name="fk_kb_examples_entry_id_kb_entries"
+            ),
             nullable=True,
         ),
         sa.Column("text", sa.Text(), nullable=False),
