@@ -32,8 +32,12 @@ def train_demo_model(folder: Path) -> Path:
     from annae.nlu.registry import ModelRegistry
 
     # lexical features only (fast); a lower precision target so that demo questions get answers
-    settings = Settings(home=folder, encoder="none", target_precision=0.8,
-                        database_url=f"sqlite:///{folder / 'train.db'}")
+    settings = Settings(
+        home=folder,
+        encoder="none",
+        target_precision=0.8,
+        database_url=f"sqlite:///{folder / 'train.db'}",
+    )
     engine = init_db(get_engine(settings.database))
     import_kb(engine, demo_path(), author="test")
     ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
@@ -55,12 +59,16 @@ class Api:
         return r.json()["id"], {"Authorization": f"Bearer {r.json()['token']}"}
 
     def say(self, conv_id: str, headers: dict, text: str) -> dict:
-        r = self.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": text}, headers=headers)
+        r = self.client.post(
+            f"/api/v1/conversations/{conv_id}/messages", json={"text": text}, headers=headers
+        )
         assert r.status_code == 200, r.text
         return r.json()
 
     def login(self, username: str) -> dict:
-        r = self.client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+        r = self.client.post(
+            "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+        )
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -73,7 +81,9 @@ class Api:
 def make_api(home: Path, db_url: str, models: Path | None, monkeypatch, **env) -> Api:
     """Load the demo KB into the test's fresh database, install ``models`` and build the app."""
     monkeypatch.setenv("ANNAE_ENCODER", "none")
-    monkeypatch.setenv("ANNAE_TARGET_PRECISION", "0.8")  # as the model was trained (retrain uses it)
+    monkeypatch.setenv(
+        "ANNAE_TARGET_PRECISION", "0.8"
+    )  # as the model was trained (retrain uses it)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

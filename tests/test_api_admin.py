@@ -45,43 +45,85 @@ def test_entries_add_edit_disable_and_examples(api):
     admin = api.login("root")
     listed = api.client.get("/api/v1/admin/entries", headers=admin).json()["entries"]
     assert len(listed) == 60 and all(e["examples"] for e in listed)
-    assert {e["key"] for e in api.client.get("/api/v1/admin/entries?q=gift%20wrap", headers=admin).json()["entries"]}
-    body = {"key": "parking_en", "question": "Is there parking at the shop?", "answer": "Yes, 10 free spaces.",
-            "examples": ["where can I park", "do you have parking"]}
+    assert {
+        e["key"]
+        for e in api.client.get("/api/v1/admin/entries?q=gift%20wrap", headers=admin).json()[
+            "entries"
+        ]
+    }
+    body = {
+        "key": "parking_en",
+        "question": "Is there parking at the shop?",
+        "answer": "Yes, 10 free spaces.",
+        "examples": ["where can I park", "do you have parking"],
+    }
     r = api.client.post("/api/v1/admin/entries", json=body, headers=admin)
     assert r.status_code == 201
     entry = r.json()
     assert [e["text"] for e in entry["examples"]] == [body["question"], *body["examples"]]
     assert api.client.post("/api/v1/admin/entries", json=body, headers=admin).status_code == 409
-    r = api.client.patch(f"/api/v1/admin/entries/{entry['id']}", json={"answer": "Yes, 12 free spaces."}, headers=admin)
+    r = api.client.patch(
+        f"/api/v1/admin/entries/{entry['id']}",
+        json={"answer": "Yes, 12 free spaces."},
+        headers=admin,
+    )
     assert r.json()["answer"] == "Yes, 12 free spaces."
-    r = api.client.patch(f"/api/v1/admin/entries/{entry['id']}", json={"active": False}, headers=admin)
+    r = api.client.patch(
+        f"/api/v1/admin/entries/{entry['id']}", json={"active": False}, headers=admin
+    )
     assert r.json()["active"] is False
-    r = api.client.post(f"/api/v1/admin/entries/{entry['id']}/examples", json={"texts": ["car park?"]}, headers=admin)
+    r = api.client.post(
+        f"/api/v1/admin/entries/{entry['id']}/examples",
+        json={"texts": ["car park?"]},
+        headers=admin,
+    )
     assert r.status_code == 201
     example_id = r.json()["examples"][0]["id"]
-    assert api.client.delete(f"/api/v1/admin/examples/{example_id}", headers=admin).status_code == 204
-    assert api.client.delete(f"/api/v1/admin/examples/{example_id}", headers=admin).status_code == 404
+    assert (
+        api.client.delete(f"/api/v1/admin/examples/{example_id}", headers=admin).status_code == 204
+    )
+    assert (
+        api.client.delete(f"/api/v1/admin/examples/{example_id}", headers=admin).status_code == 404
+    )
     assert api.client.get("/api/v1/admin/entries/999999", headers=admin).status_code == 404
-    r = api.client.post(f"/api/v1/admin/entries/{entry['id']}/examples", json={"texts": ["   "]}, headers=admin)
+    r = api.client.post(
+        f"/api/v1/admin/entries/{entry['id']}/examples", json={"texts": ["   "]}, headers=admin
+    )
     assert r.status_code == 422
     final = api.client.get(f"/api/v1/admin/entries/{entry['id']}", headers=admin).json()
     assert [e["text"] for e in final["examples"]] == [body["question"], *body["examples"]]
-    r = api.client.post("/api/v1/admin/oos", json={"texts": ["what is the weather in Busan"]}, headers=admin)
+    r = api.client.post(
+        "/api/v1/admin/oos", json={"texts": ["what is the weather in Busan"]}, headers=admin
+    )
     assert r.status_code == 201
-    assert "what is the weather in Busan" in [e["text"] for e in api.client.get("/api/v1/admin/oos", headers=admin).json()["examples"]]
+    assert "what is the weather in Busan" in [
+        e["text"] for e in api.client.get("/api/v1/admin/oos", headers=admin).json()["examples"]
+    ]
 
 
 def test_admin_creates_users(api):
     admin = api.login("root")
-    r = api.client.post("/api/v1/admin/users", json={"username": "carol", "role": "agent", "password": PASSWORD},
-                        headers=admin)
+    r = api.client.post(
+        "/api/v1/admin/users",
+        json={"username": "carol", "role": "agent", "password": PASSWORD},
+        headers=admin,
+    )
     assert r.status_code == 201 and r.json()["role"] == "agent"
-    assert api.client.post("/api/v1/admin/users", json={"username": "carol", "password": PASSWORD},
-                           headers=admin).status_code == 409
-    assert api.client.post("/api/v1/admin/users", json={"username": "dave", "password": "short"},
-                           headers=admin).status_code == 422
-    names = [u["username"] for u in api.client.get("/api/v1/admin/users", headers=admin).json()["users"]]
+    assert (
+        api.client.post(
+            "/api/v1/admin/users", json={"username": "carol", "password": PASSWORD}, headers=admin
+        ).status_code
+        == 409
+    )
+    assert (
+        api.client.post(
+            "/api/v1/admin/users", json={"username": "dave", "password": "short"}, headers=admin
+        ).status_code
+        == 422
+    )
+    names = [
+        u["username"] for u in api.client.get("/api/v1/admin/users", headers=admin).json()["users"]
+    ]
     assert names == ["alice", "bob", "root", "carol"]
     api.login("carol")
 
@@ -89,8 +131,16 @@ def test_admin_creates_users(api):
 def test_retrain_hot_swaps_the_model_without_restart(api):
     admin = api.login("root")
     assert api.client.get("/api/v1/admin/model", headers=admin).json()["version"] == "v1"
-    body = {"key": "parking_en", "question": "Is there parking at the shop?", "answer": "Yes, 10 free spaces.",
-            "examples": ["where can I park my car", "do you have a car park", "parking near the store?"]}
+    body = {
+        "key": "parking_en",
+        "question": "Is there parking at the shop?",
+        "answer": "Yes, 10 free spaces.",
+        "examples": [
+            "where can I park my car",
+            "do you have a car park",
+            "parking near the store?",
+        ],
+    }
     assert api.client.post("/api/v1/admin/entries", json=body, headers=admin).status_code == 201
     r = api.client.post("/api/v1/admin/retrain", headers=admin)
     assert r.status_code == 202 and r.json()["status"] == "running"
@@ -99,7 +149,9 @@ def test_retrain_hot_swaps_the_model_without_restart(api):
     deadline = time.time() + 240
     status = {}
     while time.time() < deadline:
-        api.say(conv_id, customer, "How long does delivery take?")  # serving goes on during training
+        api.say(
+            conv_id, customer, "How long does delivery take?"
+        )  # serving goes on during training
         status = api.client.get("/api/v1/admin/retrain", headers=admin).json()
         if status["status"] != "running":
             break

@@ -20,13 +20,17 @@ def api(annae_home, db_url, models, monkeypatch):
 
 def _handoff(api) -> tuple[str, dict]:
     conv_id, headers = api.customer()
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers)
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers
+    )
     assert r.json()["state"] == "waiting"
     return conv_id, headers
 
 
 def test_login_and_me(api):
-    r = api.client.post("/api/v1/auth/login", json={"username": "alice", "password": "wrong-password"})
+    r = api.client.post(
+        "/api/v1/auth/login", json={"username": "alice", "password": "wrong-password"}
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     r = api.client.post("/api/v1/auth/login", json={"username": "nobody", "password": PASSWORD})
     assert r.status_code == 401
@@ -44,7 +48,10 @@ def test_queue_is_oldest_first_with_reason_and_waiting_time(api):
     queue = api.client.get("/api/v1/queue", headers=agent).json()
     assert queue["length"] == 2
     assert [item["id"] for item in queue["queue"]] == [first, second]
-    assert all(item["reason"] == "customer_request" and item["waiting_seconds"] >= 0 for item in queue["queue"])
+    assert all(
+        item["reason"] == "customer_request" and item["waiting_seconds"] >= 0
+        for item in queue["queue"]
+    )
     assert queue["queue"][0]["last_message"] == "[asked for a person]"
     assert api.client.get("/api/v1/queue").status_code == 401
 
@@ -57,17 +64,36 @@ def test_assign_reply_resolve_and_conflicts(api):
     assert api.client.get("/api/v1/queue", headers=alice).json()["length"] == 0
     r = api.client.post(f"/api/v1/conversations/{conv_id}/assign", headers=bob)
     assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/replies", json={"text": "  Hi, Alice here.  "}, headers=alice)
-    assert r.status_code == 201 and r.json()["text"] == "Hi, Alice here." and r.json()["author"] == "alice"
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/replies",
+        json={"text": "  Hi, Alice here.  "},
+        headers=alice,
+    )
+    assert (
+        r.status_code == 201
+        and r.json()["text"] == "Hi, Alice here."
+        and r.json()["author"] == "alice"
+    )
     queued = api.say(conv_id, customer, "How long does delivery take?")
     assert queued["type"] == "queued" and queued["state"] == "agent"
-    mine = api.client.get("/api/v1/conversations?state=agent&mine=true", headers=alice).json()["conversations"]
+    mine = api.client.get("/api/v1/conversations?state=agent&mine=true", headers=alice).json()[
+        "conversations"
+    ]
     assert [c["id"] for c in mine] == [conv_id]
-    assert api.client.get("/api/v1/conversations?mine=true", headers=bob).json()["conversations"] == []
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/assign", json={"force": True}, headers=bob)
+    assert (
+        api.client.get("/api/v1/conversations?mine=true", headers=bob).json()["conversations"] == []
+    )
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/assign", json={"force": True}, headers=bob
+    )
     assert r.json()["agent"] == "bob"
-    assert api.client.post(f"/api/v1/conversations/{conv_id}/resolve", headers=bob).json()["state"] == "resolved"
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/replies", json={"text": "late"}, headers=alice)
+    assert (
+        api.client.post(f"/api/v1/conversations/{conv_id}/resolve", headers=bob).json()["state"]
+        == "resolved"
+    )
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/replies", json={"text": "late"}, headers=alice
+    )
     assert r.status_code == 409
     r = api.client.post(f"/api/v1/conversations/{conv_id}/handback", headers=alice)
     assert r.status_code == 409
@@ -99,7 +125,9 @@ def test_agent_view_has_transcript_decisions_and_suggestions(api):
     assert 1 <= len(suggestions) <= 3
     assert suggestions[0]["key"] == decision["candidates"][0]["key"]
     assert all(s["answer"] and 0 <= s["confidence"] <= 1 for s in suggestions)
-    assert [s["confidence"] for s in suggestions] == sorted((s["confidence"] for s in suggestions), reverse=True)
+    assert [s["confidence"] for s in suggestions] == sorted(
+        (s["confidence"] for s in suggestions), reverse=True
+    )
     assert suggestions[0]["key"].startswith("shipping")
 
 
@@ -108,17 +136,35 @@ def test_browser_session_needs_csrf_on_unsafe_requests(api):
     page = client.get("/healthz")
     csrf = page.cookies.get("annae_csrf") or client.cookies.get("annae_csrf")
     assert csrf
-    r = client.post("/auth/login", data={"username": "alice", "password": PASSWORD, "csrf_token": "forged"},
-                    follow_redirects=False)
+    r = client.post(
+        "/auth/login",
+        data={"username": "alice", "password": PASSWORD, "csrf_token": "forged"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and "error=csrf" in r.headers["location"]
-    r = client.post("/auth/login", data={"username": "alice", "password": "nope", "csrf_token": csrf},
-                    follow_redirects=False)
+    r = client.post(
+        "/auth/login",
+        data={"username": "alice", "password": "nope", "csrf_token": csrf},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and "error=invalid" in r.headers["location"]
-    r = client.post("/auth/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf,
-                                         "next": "//evil.example/"}, follow_redirects=False)
+    r = client.post(
+        "/auth/login",
+        data={
+            "username": "alice",
+            "password": PASSWORD,
+            "csrf_token": csrf,
+            "next": "//evil.example/",
+        },
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/console"
     cookie = r.headers["set-cookie"]
-    assert "annae_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    assert (
+        "annae_session=" in cookie
+        and "HttpOnly" in cookie
+        and "SameSite=lax" in cookie.replace("Lax", "lax")
+    )
     assert client.get("/api/v1/auth/me").json()["username"] == "alice"
     conv_id, _ = _handoff(api)
     r = client.post(f"/api/v1/conversations/{conv_id}/assign")
@@ -136,13 +182,20 @@ def test_agents_websocket_hears_handoffs_and_customer_messages(api):
     token = alice["Authorization"].split()[1]
     with api.client.websocket_connect(f"/api/v1/agents/ws?token={token}") as ws:
         hello = ws.receive_json()
-        assert hello["event"] == "hello" and hello["user"]["username"] == "alice" and hello["queue_length"] == 0
+        assert (
+            hello["event"] == "hello"
+            and hello["user"]["username"] == "alice"
+            and hello["queue_length"] == 0
+        )
         conv_id, customer = _handoff(api)
         events = [ws.receive_json() for _ in range(3)]
         handoff = next(e for e in events if e["event"] == "handoff")
         assert handoff["conversation_id"] == conv_id and handoff["queue_length"] == 1
         assert handoff["reason"] == "customer_request"
-        assert [e["message"]["sender"] for e in events if e["event"] == "message"] == ["customer", "bot"]
+        assert [e["message"]["sender"] for e in events if e["event"] == "message"] == [
+            "customer",
+            "bot",
+        ]
         api.say(conv_id, customer, "Hello? Anyone there?")
         pushed = ws.receive_json()
         assert pushed["event"] == "message" and pushed["message"]["text"] == "Hello? Anyone there?"

@@ -34,7 +34,9 @@ def test_create_conversation_returns_id_and_token(api):
     assert r.status_code == 201
     body = r.json()
     assert len(body["id"]) == 32 and len(body["token"]) >= 40 and body["state"] == "bot"
-    r = api.client.get(f"/api/v1/conversations/{body['id']}", headers={"Authorization": f"Bearer {body['token']}"})
+    r = api.client.get(
+        f"/api/v1/conversations/{body['id']}", headers={"Authorization": f"Bearer {body['token']}"}
+    )
     assert r.json()["state"] == "bot" and r.json()["language"] == "ko"
     assert "messages" not in r.json()  # customers do not get the agent view
 
@@ -50,7 +52,9 @@ def test_demo_question_is_answered_and_stored(api):
     assert [(m["sender"], m["type"]) for m in messages] == [("customer", "text"), ("bot", "answer")]
     assert messages[1]["id"] == reply["id"] and messages[0]["id"] == reply["message_id"]
     assert "decision" not in messages[0]  # the decision is for agents only
-    after = api.client.get(f"/api/v1/conversations/{conv_id}/messages?after={reply['message_id']}", headers=headers)
+    after = api.client.get(
+        f"/api/v1/conversations/{conv_id}/messages?after={reply['message_id']}", headers=headers
+    )
     assert [m["id"] for m in after.json()["messages"]] == [reply["id"]]
 
 
@@ -70,7 +74,9 @@ def test_out_of_scope_is_handed_off_and_bot_stays_silent(api):
     reply = api.say(conv_id, headers, OUT_OF_SCOPE)
     assert reply["type"] == "handoff" and reply["state"] == "waiting"
     assert reply["reason"] in {"low_confidence", "human_requested"}
-    queued = api.say(conv_id, headers, "How long does delivery take?")  # the bot must not answer now
+    queued = api.say(
+        conv_id, headers, "How long does delivery take?"
+    )  # the bot must not answer now
     assert queued["type"] == "queued" and queued["id"] is None and queued["state"] == "waiting"
     messages = api.transcript(conv_id, headers)
     assert [m["type"] for m in messages] == ["text", "handoff", "text"]
@@ -78,7 +84,9 @@ def test_out_of_scope_is_handed_off_and_bot_stays_silent(api):
 
 def test_asking_for_a_person(api):
     conv_id, headers = api.customer()
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers)
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers
+    )
     assert r.status_code == 200
     assert r.json()["type"] == "handoff" and r.json()["reason"] == "customer_request"
     agent = api.login("alice")
@@ -92,19 +100,36 @@ def test_clarify_choice_is_answered_and_recorded(api):
     gift = _entry_id(api.db_url, "shipping_time_en")
     with session_scope(get_engine(api.db_url)) as session:
         conv = convs.get(session, conv_id)
-        options = [{"entry_id": gift, "key": "shipping_time_en", "question": "How long does delivery take?",
-                    "confidence": 0.41}, {"entry_id": gift + 1, "key": "x", "question": "Other", "confidence": 0.3}]
-        convs.add_message(session, conv, "bot", "clarify", "Did you mean one of these?", options=options)
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"choice": gift + 999}, headers=headers)
+        options = [
+            {
+                "entry_id": gift,
+                "key": "shipping_time_en",
+                "question": "How long does delivery take?",
+                "confidence": 0.41,
+            },
+            {"entry_id": gift + 1, "key": "x", "question": "Other", "confidence": 0.3},
+        ]
+        convs.add_message(
+            session, conv, "bot", "clarify", "Did you mean one of these?", options=options
+        )
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"choice": gift + 999}, headers=headers
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
     assert len(api.transcript(conv_id, headers)) == 1  # nothing stored on error
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"choice": gift}, headers=headers)
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"choice": gift}, headers=headers
+    )
     assert r.status_code == 200
     reply = r.json()
-    assert reply["type"] == "answer" and reply["entry_id"] == gift and "business days" in reply["text"]
+    assert (
+        reply["type"] == "answer" and reply["entry_id"] == gift and "business days" in reply["text"]
+    )
     messages = api.transcript(conv_id, headers)
     choice = messages[1]
-    assert choice["sender"] == "customer" and choice["type"] == "choice" and choice["entry_id"] == gift
+    assert (
+        choice["sender"] == "customer" and choice["type"] == "choice" and choice["entry_id"] == gift
+    )
     agent = api.login("alice")
     detail = api.client.get(f"/api/v1/conversations/{conv_id}", headers=agent).json()
     assert detail["messages"][1]["decision"] == {"clarify_message_id": messages[0]["id"]}
@@ -114,10 +139,15 @@ def test_resolved_conversation_reopens(api):
     conv_id, headers = api.customer()
     api.say(conv_id, headers, OUT_OF_SCOPE)
     agent = api.login("alice")
-    assert api.client.post(f"/api/v1/conversations/{conv_id}/resolve", headers=agent).json()["state"] == "resolved"
+    assert (
+        api.client.post(f"/api/v1/conversations/{conv_id}/resolve", headers=agent).json()["state"]
+        == "resolved"
+    )
     reply = api.say(conv_id, headers, "How long does delivery take?")
     assert reply["state"] == "bot" and reply["type"] == "answer"
-    texts = [(m["type"], m["text"]) for m in api.transcript(conv_id, headers) if m["sender"] == "system"]
+    texts = [
+        (m["type"], m["text"]) for m in api.transcript(conv_id, headers) if m["sender"] == "system"
+    ]
     assert texts == [("system", "resolved"), ("system", "reopened")]
 
 
@@ -133,7 +163,11 @@ def test_websocket_pushes_agent_replies_and_takes_messages(api):
         assert sorted(kinds) == ["message", "message", "reply"]
         reply = next(e["reply"] for e in events if e["event"] == "reply")
         assert reply["type"] == "answer"
-        r = api.client.post(f"/api/v1/conversations/{conv_id}/replies", json={"text": "Hello from Alice"}, headers=agent)
+        r = api.client.post(
+            f"/api/v1/conversations/{conv_id}/replies",
+            json={"text": "Hello from Alice"},
+            headers=agent,
+        )
         assert r.status_code == 201
         state = ws.receive_json()
         assert state["event"] == "state" and state["state"] == "agent" and state["agent"] == "alice"
@@ -155,11 +189,16 @@ def test_api_key_channel_creates_conversations_for_customers(api):
 
     with session_scope(get_engine(api.db_url)) as session:
         key = create_api_key(session, "kakao")
-    r = api.client.post("/api/v1/conversations", json={"customer_id": "u-42"}, headers={"X-API-Key": key})
+    r = api.client.post(
+        "/api/v1/conversations", json={"customer_id": "u-42"}, headers={"X-API-Key": key}
+    )
     assert r.status_code == 201
     conv_id = r.json()["id"]
-    r = api.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"text": "How long does delivery take?"},
-                        headers={"X-API-Key": key})
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/messages",
+        json={"text": "How long does delivery take?"},
+        headers={"X-API-Key": key},
+    )
     assert r.status_code == 200 and r.json()["type"] == "answer"
     agent = api.login("alice")
     detail = api.client.get(f"/api/v1/conversations/{conv_id}", headers=agent).json()

@@ -40,20 +40,41 @@ def test_unknown_ids_missing_and_wrong_tokens(api):
     conv_id, headers = api.customer()
     other_id, other = api.customer()
     url = f"/api/v1/conversations/{conv_id}/messages"
-    _error(api.client.post("/api/v1/conversations/0123456789abcdef0123456789abcdef/messages",
-                           json={"text": "hi"}, headers=headers), 404, "not_found")
+    _error(
+        api.client.post(
+            "/api/v1/conversations/0123456789abcdef0123456789abcdef/messages",
+            json={"text": "hi"},
+            headers=headers,
+        ),
+        404,
+        "not_found",
+    )
     _error(api.client.get("/api/v1/conversations/nope/messages", headers=headers), 404, "not_found")
     _error(api.client.post(url, json={"text": "hi"}), 401, "unauthorized")
-    _error(api.client.post(url, json={"text": "hi"}, headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
-    _error(api.client.post(url, json={"text": "hi"}, headers={"Authorization": "Basic abc"}), 401, "unauthorized")
+    _error(
+        api.client.post(url, json={"text": "hi"}, headers={"Authorization": "Bearer wrong"}),
+        401,
+        "unauthorized",
+    )
+    _error(
+        api.client.post(url, json={"text": "hi"}, headers={"Authorization": "Basic abc"}),
+        401,
+        "unauthorized",
+    )
     _error(api.client.post(url, json={"text": "hi"}, headers=other), 403, "forbidden")
     _error(api.client.get(url, headers=other), 403, "forbidden")
     _error(api.client.get(f"/api/v1/conversations/{conv_id}", headers=other), 403, "forbidden")
     agent = api.login("alice")
     _error(api.client.post(url, json={"text": "hi"}, headers=agent), 403, "forbidden")
     for action in ("assign", "resolve", "handback"):
-        _error(api.client.post(f"/api/v1/conversations/nope/{action}", headers=agent), 404, "not_found")
-    _error(api.client.post(f"/api/v1/conversations/{conv_id}/assign", headers=headers), 401, "unauthorized")
+        _error(
+            api.client.post(f"/api/v1/conversations/nope/{action}", headers=agent), 404, "not_found"
+        )
+    _error(
+        api.client.post(f"/api/v1/conversations/{conv_id}/assign", headers=headers),
+        401,
+        "unauthorized",
+    )
     _error(api.client.get("/api/v1/nothing-here"), 404, "not_found")
     assert _count_messages(api.db_url) == 0
 
@@ -64,13 +85,21 @@ def test_bad_bodies_change_nothing(api):
     before = _count_messages(api.db_url)
     url = f"/api/v1/conversations/{conv_id}/messages"
     json_headers = {**headers, "Content-Type": "application/json"}
-    _error(api.client.post(url, content=b'{"text": "x' + b"a" * (1 << 20) + b'"}', headers=json_headers), 413, "too_large")
+    _error(
+        api.client.post(
+            url, content=b'{"text": "x' + b"a" * (1 << 20) + b'"}', headers=json_headers
+        ),
+        413,
+        "too_large",
+    )
 
     def chunks():
         for _ in range(100):
             yield b"a" * 1024
 
-    _error(api.client.post(url, content=chunks(), headers=json_headers), 413, "too_large")  # no Content-Length
+    _error(
+        api.client.post(url, content=chunks(), headers=json_headers), 413, "too_large"
+    )  # no Content-Length
     _error(api.client.post(url, content=b'{"text": ', headers=json_headers), 422, "invalid")
     _error(api.client.post(url, json={"text": ""}, headers=headers), 422, "invalid")
     _error(api.client.post(url, json={"text": "   \n"}, headers=headers), 422, "invalid")
@@ -81,9 +110,17 @@ def test_bad_bodies_change_nothing(api):
     _error(api.client.post(url, json={"text": "a", "extra": 1}, headers=headers), 422, "invalid")
     _error(api.client.post(url, json={"text": "a" * 4001}, headers=headers), 422, "invalid")
     _error(api.client.post(url, json=[1, 2], headers=headers), 422, "invalid")
-    _error(api.client.post(url, json={"choice": 1}, headers=headers), 400, "bad_request")  # nothing offered
+    _error(
+        api.client.post(url, json={"choice": 1}, headers=headers), 400, "bad_request"
+    )  # nothing offered
     agent = api.login("alice")
-    _error(api.client.post(f"/api/v1/conversations/{conv_id}/replies", json={"text": " "}, headers=agent), 422, "invalid")
+    _error(
+        api.client.post(
+            f"/api/v1/conversations/{conv_id}/replies", json={"text": " "}, headers=agent
+        ),
+        422,
+        "invalid",
+    )
     _error(api.client.post("/api/v1/conversations", json={"language": "fr"}), 422, "invalid")
     assert _count_messages(api.db_url) == before
     messages = api.transcript(conv_id, headers)
@@ -91,7 +128,14 @@ def test_bad_bodies_change_nothing(api):
 
 
 def test_rate_limits_per_conversation_and_ip(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch, ANNAE_RATE_CONVERSATION="3/60", ANNAE_RATE_IP="8/60")
+    api = make_api(
+        annae_home,
+        db_url,
+        models,
+        monkeypatch,
+        ANNAE_RATE_CONVERSATION="3/60",
+        ANNAE_RATE_IP="8/60",
+    )
     with api.client:
         conv_id, headers = api.customer()
         url = f"/api/v1/conversations/{conv_id}/messages"
@@ -102,11 +146,17 @@ def test_rate_limits_per_conversation_and_ip(annae_home, db_url, models, monkeyp
         assert 1 <= int(r.headers["Retry-After"]) <= 20
         stored = _count_messages(api.db_url)
         other_id, other = api.customer()  # a new conversation still works until the IP runs dry
-        codes = [api.client.post(f"/api/v1/conversations/{other_id}/messages", json={"handoff": True},
-                                 headers=other).status_code for _ in range(4)]
+        codes = [
+            api.client.post(
+                f"/api/v1/conversations/{other_id}/messages", json={"handoff": True}, headers=other
+            ).status_code
+            for _ in range(4)
+        ]
         assert codes[:2] == [200, 200] and codes[-1] == 429
         assert api.client.post("/api/v1/conversations").status_code == 429
-        assert _count_messages(api.db_url) == stored + 3  # hand-off turn (2 messages) + a queued one (1)
+        assert (
+            _count_messages(api.db_url) == stored + 3
+        )  # hand-off turn (2 messages) + a queued one (1)
 
 
 def test_websocket_bad_credentials_close_with_codes(api):
@@ -151,11 +201,20 @@ def test_websocket_closed_mid_message_keeps_the_message(api):
 def test_health_ready_and_metrics(api):
     assert api.client.get("/healthz").status_code == 200
     ready = api.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["database"] == "ok" and ready.json()["model"] == "v1"
+    assert (
+        ready.status_code == 200
+        and ready.json()["database"] == "ok"
+        and ready.json()["model"] == "v1"
+    )
     conv_id, headers = api.customer()
-    api.client.post(f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers)
+    api.client.post(
+        f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers
+    )
     text = api.client.get("/metrics").text
-    assert 'annae_http_requests_total{method="POST",route="/api/v1/conversations/{conv_id}/messages",status="200"}' in text
+    assert (
+        'annae_http_requests_total{method="POST",route="/api/v1/conversations/{conv_id}/messages",status="200"}'
+        in text
+    )
     assert 'annae_decisions_total{reason="customer_request",type="handoff"}' in text
     assert "annae_queue_length 1.0" in text
     assert "annae_http_request_seconds_bucket" in text
@@ -165,7 +224,11 @@ def test_readyz_is_503_without_a_model(annae_home, db_url, monkeypatch):
     api = make_api(annae_home, db_url, None, monkeypatch)
     with api.client:
         r = api.client.get("/readyz")
-        assert r.status_code == 503 and r.json()["model"] == "missing" and r.json()["error"]["code"] == "not_ready"
+        assert (
+            r.status_code == 503
+            and r.json()["model"] == "missing"
+            and r.json()["error"]["code"] == "not_ready"
+        )
         conv_id, headers = api.customer()
         reply = api.say(conv_id, headers, "How long does delivery take?")
         assert reply["type"] == "handoff" and reply["reason"] == "no_model"

@@ -39,7 +39,16 @@ def _serve(home: Path, db_url: str, port: int, log: Path) -> subprocess.Popen:
         "OMP_NUM_THREADS": "1",
     }
     annae = Path(sys.executable).with_name("annae")
-    cmd = [str(annae), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    cmd = [
+        str(annae),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
 
@@ -99,7 +108,9 @@ def test_event_posted_on_one_process_reaches_a_websocket_on_the_other(two_server
     a, b = two_servers
     created = httpx.post(f"{a}/api/v1/conversations", json={}).json()
     conv_id, token = created["id"], created["token"]
-    agent = httpx.post(f"{b}/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}).json()["token"]
+    agent = httpx.post(
+        f"{b}/api/v1/auth/login", json={"username": "alice", "password": PASSWORD}
+    ).json()["token"]
     ws_a = a.replace("http://", "ws://")
     ws_b = b.replace("http://", "ws://")
     with (
@@ -109,29 +120,55 @@ def test_event_posted_on_one_process_reaches_a_websocket_on_the_other(two_server
         assert json.loads(customer_ws.recv(timeout=10))["event"] == "hello"
         assert json.loads(agents_ws.recv(timeout=10))["event"] == "hello"
         # the customer asks for a person through process B; agents on process A hear it
-        r = httpx.post(f"{b}/api/v1/conversations/{conv_id}/messages", json={"handoff": True},
-                       headers={"Authorization": f"Bearer {token}"})
+        r = httpx.post(
+            f"{b}/api/v1/conversations/{conv_id}/messages",
+            json={"handoff": True},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.status_code == 200 and r.json()["state"] == "waiting"
-        handoff = _recv_until(agents_ws, lambda e: e["event"] == "handoff" and e["conversation_id"] == conv_id)
+        handoff = _recv_until(
+            agents_ws, lambda e: e["event"] == "handoff" and e["conversation_id"] == conv_id
+        )
         assert handoff["reason"] == "customer_request" and handoff["queue_length"] >= 1
         # the agent replies through process B; the customer's socket on process A gets it live
-        r = httpx.post(f"{b}/api/v1/conversations/{conv_id}/replies", json={"text": "Hi from process B"},
-                       headers={"Authorization": f"Bearer {agent}"})
+        r = httpx.post(
+            f"{b}/api/v1/conversations/{conv_id}/replies",
+            json={"text": "Hi from process B"},
+            headers={"Authorization": f"Bearer {agent}"},
+        )
         assert r.status_code == 201
-        pushed = _recv_until(customer_ws, lambda e: e["event"] == "message" and e["message"]["sender"] == "agent")
-        assert pushed["message"]["text"] == "Hi from process B" and pushed["message"]["author"] == "alice"
+        pushed = _recv_until(
+            customer_ws, lambda e: e["event"] == "message" and e["message"]["sender"] == "agent"
+        )
+        assert (
+            pushed["message"]["text"] == "Hi from process B"
+            and pushed["message"]["author"] == "alice"
+        )
     # and the other way round: a socket on B, a customer message through A
     with connect(f"{ws_b}/api/v1/agents/ws?token={agent}") as agents_b:
         assert json.loads(agents_b.recv(timeout=10))["event"] == "hello"
-        r = httpx.post(f"{a}/api/v1/conversations/{conv_id}/messages", json={"text": "Are you there?"},
-                       headers={"Authorization": f"Bearer {token}"})
+        r = httpx.post(
+            f"{a}/api/v1/conversations/{conv_id}/messages",
+            json={"text": "Are you there?"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert r.json()["type"] == "queued"
-        heard = _recv_until(agents_b, lambda e: e["event"] == "message" and e["conversation_id"] == conv_id)
+        heard = _recv_until(
+            agents_b, lambda e: e["event"] == "message" and e["conversation_id"] == conv_id
+        )
         assert heard["message"]["text"] == "Are you there?"
     # both processes read the same database
-    transcript_a = httpx.get(f"{a}/api/v1/conversations/{conv_id}/messages", headers={"Authorization": f"Bearer {token}"})
-    transcript_b = httpx.get(f"{b}/api/v1/conversations/{conv_id}/messages", headers={"Authorization": f"Bearer {token}"})
+    transcript_a = httpx.get(
+        f"{a}/api/v1/conversations/{conv_id}/messages", headers={"Authorization": f"Bearer {token}"}
+    )
+    transcript_b = httpx.get(
+        f"{b}/api/v1/conversations/{conv_id}/messages", headers={"Authorization": f"Bearer {token}"}
+    )
     assert transcript_a.json() == transcript_b.json()
     assert [m["sender"] for m in transcript_a.json()["messages"]] == [
-        "customer", "bot", "system", "agent", "customer"
+        "customer",
+        "bot",
+        "system",
+        "agent",
+        "customer",
     ]

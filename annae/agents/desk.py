@@ -33,7 +33,9 @@ def queue(session: Session, limit: int = 200) -> list[dict]:
     out = []
     for conv in rows:
         last = _last_customer_message(session, conv.id)
-        out.append({**convs.summary_dict(session, conv), "last_message": last.text if last else None})
+        out.append(
+            {**convs.summary_dict(session, conv), "last_message": last.text if last else None}
+        )
     return out
 
 
@@ -41,7 +43,9 @@ def list_conversations(
     session: Session, *, state: str | None = None, agent: Identity | None = None, limit: int = 50
 ) -> list[dict]:
     """Conversations, most recently updated first, optionally by state or assigned agent."""
-    stmt = select(Conversation).order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit)
+    stmt = (
+        select(Conversation).order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit)
+    )
     if state:
         stmt = stmt.where(Conversation.state == state)
     if agent is not None:
@@ -49,7 +53,9 @@ def list_conversations(
     out = []
     for conv in session.scalars(stmt):
         last = _last_customer_message(session, conv.id)
-        out.append({**convs.summary_dict(session, conv), "last_message": last.text if last else None})
+        out.append(
+            {**convs.summary_dict(session, conv), "last_message": last.text if last else None}
+        )
     return out
 
 
@@ -57,7 +63,9 @@ def suggestions(session: Session, conv_id: str) -> list[dict]:
     """The bot's top candidates for the last customer question, best first."""
     last = session.scalar(
         select(Message)
-        .where(Message.conversation_id == conv_id, Message.sender == "customer", Message.type == "text")
+        .where(
+            Message.conversation_id == conv_id, Message.sender == "customer", Message.type == "text"
+        )
         .order_by(Message.id.desc())
         .limit(1)
     )
@@ -88,22 +96,33 @@ def detail(session: Session, conv_id: str) -> dict:
 
 def _state_events(session: Session, conv: Conversation, extra: list[Message] = ()) -> list[Event]:
     st = convs.state_event(session, conv)
-    events: list[Event] = [(f"conv:{conv.id}", st), ("agents", {**st, "queue_length": queue_length(session)})]
+    events: list[Event] = [
+        (f"conv:{conv.id}", st),
+        ("agents", {**st, "queue_length": queue_length(session)}),
+    ]
     for msg in extra:
-        payload = {"event": "message", "conversation_id": conv.id, "message": convs.message_dict(msg)}
+        payload = {
+            "event": "message",
+            "conversation_id": conv.id,
+            "message": convs.message_dict(msg),
+        }
         events.append((f"conv:{conv.id}", payload))
         events.append(("agents", payload))
     return events
 
 
-def assign(session: Session, conv_id: str, agent: Identity, *, force: bool = False) -> tuple[dict, list[Event]]:
+def assign(
+    session: Session, conv_id: str, agent: Identity, *, force: bool = False
+) -> tuple[dict, list[Event]]:
     """Give the conversation to ``agent`` (from ``waiting`` or ``bot``; ``force`` takes it from another agent)."""
     conv = convs.get(session, conv_id)
     if conv.state == "agent" and conv.assigned_agent_id == agent.id:
         return convs.summary_dict(session, conv), []
     allowed = ("waiting", "bot", "agent") if force else ("waiting", "bot")
     if conv.state == "agent" and not force:
-        raise Conflict(f"conversation {conv.id} is already assigned to {convs.agent_name(session, conv)}")
+        raise Conflict(
+            f"conversation {conv.id} is already assigned to {convs.agent_name(session, conv)}"
+        )
     convs.transition(session, conv, "agent", allowed, assigned_agent_id=agent.id)
     msg = convs.add_message(session, conv, "system", "system", "assigned", agent_id=agent.id)
     return convs.summary_dict(session, conv), _state_events(session, conv, [msg])
@@ -117,7 +136,9 @@ def reply(session: Session, conv_id: str, agent: Identity, text: str) -> tuple[d
     events: list[Event] = []
     if conv.state in ("waiting", "bot"):
         convs.transition(session, conv, "agent", ("waiting", "bot"), assigned_agent_id=agent.id)
-        assigned = convs.add_message(session, conv, "system", "system", "assigned", agent_id=agent.id)
+        assigned = convs.add_message(
+            session, conv, "system", "system", "assigned", agent_id=agent.id
+        )
         events += _state_events(session, conv, [assigned])
     msg = convs.add_message(session, conv, "agent", "agent", text, agent_id=agent.id)
     conv.updated_at = msg.created_at
@@ -135,6 +156,8 @@ def resolve(session: Session, conv_id: str, agent: Identity) -> tuple[dict, list
 def handback(session: Session, conv_id: str, agent: Identity) -> tuple[dict, list[Event]]:
     """Return the conversation to the bot."""
     conv = convs.get(session, conv_id)
-    convs.transition(session, conv, "bot", ("waiting", "agent"), assigned_agent_id=None, handoff_reason=None)
+    convs.transition(
+        session, conv, "bot", ("waiting", "agent"), assigned_agent_id=None, handoff_reason=None
+    )
     msg = convs.add_message(session, conv, "system", "system", "handback", agent_id=agent.id)
     return convs.summary_dict(session, conv), _state_events(session, conv, [msg])

@@ -123,12 +123,16 @@ def issue_token(session: Session, user: User, kind: str = "bearer") -> tuple[str
     """A new login token (``bearer`` for API clients, ``session`` for browsers) and its expiry."""
     token = new_secret()
     expires = utcnow() + TOKEN_TTL
-    session.add(AuthToken(user_id=user.id, kind=kind, token_hash=hash_secret(token), expires_at=expires))
+    session.add(
+        AuthToken(user_id=user.id, kind=kind, token_hash=hash_secret(token), expires_at=expires)
+    )
     session.flush()
     return token, expires
 
 
-def identity_for_token(session: Session, token: str, kinds: tuple[str, ...] = ("bearer", "session")) -> Identity | None:
+def identity_for_token(
+    session: Session, token: str, kinds: tuple[str, ...] = ("bearer", "session")
+) -> Identity | None:
     """The user a token belongs to, if it is valid, unexpired and the user is active."""
     if not token:
         return None

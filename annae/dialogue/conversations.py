@@ -106,7 +106,11 @@ def text_for(kind: str, language: str | None) -> str:
 
 
 def create(
-    session: Session, *, language: str | None = None, customer_id: str | None = None, channel: str = "web"
+    session: Session,
+    *,
+    language: str | None = None,
+    customer_id: str | None = None,
+    channel: str = "web",
 ) -> tuple[Conversation, str]:
     """A new conversation in state ``bot`` and its customer token (returned once, stored hashed)."""
     token = new_secret()
@@ -161,7 +165,9 @@ def message_dict(msg: Message, author: str | None = None, *, with_decision: bool
     return out
 
 
-def messages(session: Session, conv_id: str, *, after: int | None = None, with_decision: bool = False) -> list[dict]:
+def messages(
+    session: Session, conv_id: str, *, after: int | None = None, with_decision: bool = False
+) -> list[dict]:
     """The transcript, oldest first (only messages with id > ``after`` when given)."""
     stmt = (
         select(Message, User.username)
@@ -212,14 +218,23 @@ def summary_dict(session: Session, conv: Conversation) -> dict:
 
 def queue_length(session: Session) -> int:
     """How many conversations wait for an agent."""
-    return session.scalar(select(func.count()).select_from(Conversation).where(Conversation.state == "waiting")) or 0
+    return (
+        session.scalar(
+            select(func.count()).select_from(Conversation).where(Conversation.state == "waiting")
+        )
+        or 0
+    )
 
 
 # --- state changes --------------------------------------------------------------------------
 
 
-def add_message(session: Session, conv: Conversation, sender: str, type_: str, text: str, **fields) -> Message:
-    msg = Message(conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields)
+def add_message(
+    session: Session, conv: Conversation, sender: str, type_: str, text: str, **fields
+) -> Message:
+    msg = Message(
+        conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields
+    )
     session.add(msg)
     session.flush()
     return msg
@@ -260,11 +275,17 @@ def state_event(session: Session, conv: Conversation) -> dict:
     }
 
 
-def message_events(conv: Conversation, msgs: list[Message], author: str | None = None) -> list[Event]:
+def message_events(
+    conv: Conversation, msgs: list[Message], author: str | None = None
+) -> list[Event]:
     """Every new message goes to the customer's channel; to agents while people handle it."""
     events: list[Event] = []
     for msg in msgs:
-        payload = {"event": "message", "conversation_id": conv.id, "message": message_dict(msg, author)}
+        payload = {
+            "event": "message",
+            "conversation_id": conv.id,
+            "message": message_dict(msg, author),
+        }
         events.append((f"conv:{conv.id}", payload))
         if conv.state in SILENT:
             events.append(("agents", payload))
@@ -276,7 +297,12 @@ def message_events(conv: Conversation, msgs: list[Message], author: str | None =
 
 def _options(decision: DecisionLike) -> list[dict]:
     return [
-        {"entry_id": c.entry_id, "key": c.key, "question": c.question, "confidence": round(float(c.confidence), 4)}
+        {
+            "entry_id": c.entry_id,
+            "key": c.key,
+            "question": c.question,
+            "confidence": round(float(c.confidence), 4),
+        }
         for c in decision.candidates
     ]
 
@@ -335,7 +361,15 @@ def post_customer(
     events: list[Event] = []
     new: list[Message] = []
     if conv.state == "resolved":
-        transition(session, conv, "bot", ("resolved",), resolved_at=None, handoff_reason=None, assigned_agent_id=None)
+        transition(
+            session,
+            conv,
+            "bot",
+            ("resolved",),
+            resolved_at=None,
+            handoff_reason=None,
+            assigned_agent_id=None,
+        )
         new.append(add_message(session, conv, "system", "system", "reopened"))
         events.append((f"conv:{conv.id}", state_event(session, conv)))
         events.append(("agents", state_event(session, conv)))
@@ -344,24 +378,44 @@ def post_customer(
     decision = None
     if choice is not None:
         clarify = _last_clarify(session, conv)
-        offered = {o.get("entry_id") for o in (clarify.options or [])} if clarify and clarify.type == "clarify" else set()
+        offered = (
+            {o.get("entry_id") for o in (clarify.options or [])}
+            if clarify and clarify.type == "clarify"
+            else set()
+        )
         if choice not in offered:
             raise Invalid(f"entry {choice} was not offered in the latest clarify reply")
         option = next(o for o in clarify.options if o.get("entry_id") == choice)
         chosen_text = option.get("question") or str(choice)
         customer = add_message(
-            session, conv, "customer", "choice", chosen_text, entry_id=choice,
-            confidence=option.get("confidence"), decision={"clarify_message_id": clarify.id},
+            session,
+            conv,
+            "customer",
+            "choice",
+            chosen_text,
+            entry_id=choice,
+            confidence=option.get("confidence"),
+            decision={"clarify_message_id": clarify.id},
         )
     elif handoff:
-        customer = add_message(session, conv, "customer", "text", "[asked for a person]",
-                               decision={"handoff_requested": True})
+        customer = add_message(
+            session,
+            conv,
+            "customer",
+            "text",
+            "[asked for a person]",
+            decision={"handoff_requested": True},
+        )
     else:
         decision = engine.decide(text) if engine is not None else None
         if decision is not None and not language:
             language = decision.language
         customer = add_message(
-            session, conv, "customer", "text", text,
+            session,
+            conv,
+            "customer",
+            "text",
+            text,
             decision=decision.to_dict() if decision is not None else {"model_version": None},
         )
     new.append(customer)
@@ -372,19 +426,30 @@ def post_customer(
     reply_msg: Message | None = None
     if conv.state in SILENT:
         events += message_events(conv, new)
-        return Outcome(_reply(None, customer, conv, text=text_for("queued", language)), events, decision)
+        return Outcome(
+            _reply(None, customer, conv, text=text_for("queued", language)), events, decision
+        )
 
     if choice is not None:
         answer = entry_answer(session, choice) if entry_answer else None
         if not answer:
             raise Invalid(f"entry {choice} has no answer any more")
-        reply_msg = add_message(session, conv, "bot", "answer", answer, entry_id=choice,
-                                confidence=customer.confidence)
+        reply_msg = add_message(
+            session, conv, "bot", "answer", answer, entry_id=choice, confidence=customer.confidence
+        )
     elif handoff or decision is None or decision.type == "handoff":
-        reason = "customer_request" if handoff else ("no_model" if decision is None else decision.reason or "low_confidence")
+        reason = (
+            "customer_request"
+            if handoff
+            else ("no_model" if decision is None else decision.reason or "low_confidence")
+        )
         transition(session, conv, "waiting", ("bot",), handoff_reason=reason)
         reply_msg = add_message(
-            session, conv, "bot", "handoff", text_for("handoff", language),
+            session,
+            conv,
+            "bot",
+            "handoff",
+            text_for("handoff", language),
             confidence=float(decision.confidence) if decision is not None else None,
         )
         st = state_event(session, conv)
@@ -392,13 +457,23 @@ def post_customer(
         events.append(("agents", {**st, "event": "handoff", "queue_length": queue_length(session)}))
     elif decision.type == "clarify":
         reply_msg = add_message(
-            session, conv, "bot", "clarify", text_for("clarify", language),
-            confidence=float(decision.confidence), options=_options(decision),
+            session,
+            conv,
+            "bot",
+            "clarify",
+            text_for("clarify", language),
+            confidence=float(decision.confidence),
+            options=_options(decision),
         )
     else:
         reply_msg = add_message(
-            session, conv, "bot", "answer", decision.answer or "",
-            entry_id=decision.entry_id, confidence=float(decision.confidence),
+            session,
+            conv,
+            "bot",
+            "answer",
+            decision.answer or "",
+            entry_id=decision.entry_id,
+            confidence=float(decision.confidence),
         )
     new.append(reply_msg)
     events += message_events(conv, new)

@@ -31,8 +31,17 @@ from annae.web.routers.deps import ApiError, EngineHolder, Services
 log = logging.getLogger("annae.web")
 MAX_BODY = 64 * 1024
 STATIC = Path(__file__).parent / "static"
-CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         409: "conflict", 413: "too_large", 422: "invalid", 429: "rate_limited"}
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "rate_limited",
+}
 
 
 def error_body(status: int, message: str, code: str | None = None, **extra) -> dict:
@@ -41,8 +50,16 @@ def error_body(status: int, message: str, code: str | None = None, **extra) -> d
 
 async def _send_json(send: Send, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -163,20 +180,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            {"loc": list(e.get("loc", ())), "msg": "invalid JSON" if e.get("type") == "json_invalid" else e.get("msg", ""),
-             "type": e.get("type", "")}
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": "invalid JSON" if e.get("type") == "json_invalid" else e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
             for e in exc.errors()
         ]
         if any(d["type"] == "json_invalid" for d in details):
-            return JSONResponse(error_body(422, "the body is not valid JSON", details=details), status_code=422)
-        message = "; ".join(f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details)
-        return JSONResponse(error_body(422, message or "invalid request", details=details), status_code=422)
+            return JSONResponse(
+                error_body(422, "the body is not valid JSON", details=details), status_code=422
+            )
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details
+        )
+        return JSONResponse(
+            error_body(422, message or "invalid request", details=details), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "error"
-        return JSONResponse(error_body(exc.status_code, message), status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            error_body(exc.status_code, message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

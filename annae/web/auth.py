@@ -55,7 +55,10 @@ class CSRFCookieMiddleware:
         async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                if not any(k == b"set-cookie" and v.startswith(CSRF_COOKIE.encode() + b"=") for k, v in headers):
+                if not any(
+                    k == b"set-cookie" and v.startswith(CSRF_COOKIE.encode() + b"=")
+                    for k, v in headers
+                ):
                     headers.append((b"set-cookie", cookie.encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -80,7 +83,11 @@ def csrf_ok(request: Request, submitted: str | None) -> bool:
 def check_csrf(request: Request, form_token: str | None = None) -> None:
     """403 unless the header (or form field) echoes the ``annae_csrf`` cookie."""
     if not csrf_ok(request, form_token or request.headers.get(CSRF_HEADER)):
-        raise ApiError(403, "csrf", "missing or wrong CSRF token (send the annae_csrf cookie value in X-CSRF-Token)")
+        raise ApiError(
+            403,
+            "csrf",
+            "missing or wrong CSRF token (send the annae_csrf cookie value in X-CSRF-Token)",
+        )
 
 
 # --- identities ----------------------------------------------------------------------------
@@ -91,7 +98,9 @@ def _lookup(conn: HTTPConnection, token: str, kinds: tuple[str, ...]) -> Identit
         return users.identity_for_token(session, token, kinds)
 
 
-def staff_identity(conn: HTTPConnection, *, check_csrf_for: Request | None = None) -> Identity | None:
+def staff_identity(
+    conn: HTTPConnection, *, check_csrf_for: Request | None = None
+) -> Identity | None:
     """The agent/admin behind the bearer token or session cookie, if any (no errors)."""
     cached = getattr(conn.state, "identity", False)
     if cached is not False:
@@ -134,7 +143,9 @@ def require_role(role: str):
 
 def api_key_channel(conn: HTTPConnection) -> str | None:
     """The channel name of a valid ``X-API-Key`` (or ``?api_key=`` on WebSockets); 401 if wrong."""
-    key = conn.headers.get("x-api-key") or (conn.query_params.get("api_key") if conn.scope["type"] == "websocket" else None)
+    key = conn.headers.get("x-api-key") or (
+        conn.query_params.get("api_key") if conn.scope["type"] == "websocket" else None
+    )
     if not key:
         return None
     with session_scope(services(conn).db) as session:

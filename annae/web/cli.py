@@ -10,8 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-user_app = typer.Typer(help="Agent and admin accounts, and API keys for channels.", no_args_is_help=True)
-apikey_app = typer.Typer(help="API keys for server-to-server channels (X-API-Key).", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Agent and admin accounts, and API keys for channels.", no_args_is_help=True
+)
+apikey_app = typer.Typer(
+    help="API keys for server-to-server channels (X-API-Key).", no_args_is_help=True
+)
 user_app.add_typer(apikey_app, name="apikey")
 console = Console()
 
@@ -25,7 +29,9 @@ def _db():
     return init_db(get_engine(settings.database))
 
 
-def serve_forever(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info") -> None:
+def serve_forever(
+    host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info"
+) -> None:
     """Migrate the database, then run uvicorn with ``workers`` processes until interrupted."""
     import uvicorn
 
@@ -42,6 +48,9 @@ def serve_forever(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, l
         log_level=log_level,
         proxy_headers=True,
         access_log=False,
+        # a worker imports torch and loads the model before it answers the supervisor's pings;
+        # on a busy 2-core machine that takes longer than uvicorn's default of 5 s
+        timeout_worker_healthcheck=120,
     )
 
 
@@ -52,7 +61,9 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option("127.0.0.1", help="Address to listen on."),
         port: int = typer.Option(8000, help="Port to listen on."),
-        workers: int = typer.Option(1, min=1, max=64, help="Worker processes (use PostgreSQL and Redis for >1)."),
+        workers: int = typer.Option(
+            1, min=1, max=64, help="Worker processes (use PostgreSQL and Redis for >1)."
+        ),
         log_level: str = typer.Option("info", help="uvicorn log level."),
     ) -> None:
         """Run the chat, console and API service (FastAPI + uvicorn)."""
@@ -69,7 +80,9 @@ def _read_password(password_stdin: bool) -> str:
 def add(
     name: str,
     role: str = typer.Option("agent", help="agent or admin"),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from stdin."
+    ),
 ) -> None:
     """Create an account."""
     from annae.agents.users import UserError, create_user
@@ -91,7 +104,13 @@ def list_() -> None:
     table = Table("id", "username", "role", "active", "last login")
     with session_scope(_db()) as session:
         for u in list_users(session):
-            table.add_row(str(u.id), u.username, u.role, "yes" if u.active else "no", str(u.last_login_at or "-"))
+            table.add_row(
+                str(u.id),
+                u.username,
+                u.role,
+                "yes" if u.active else "no",
+                str(u.last_login_at or "-"),
+            )
     console.print(table)
 
 

@@ -161,7 +161,7 @@ class RedisBroker(LocalBroker):
                 async for item in pubsub.listen():
                     if item.get("type") != "pmessage":
                         continue
-                    channel = item["channel"].decode()[len(PREFIX):]
+                    channel = item["channel"].decode()[len(PREFIX) :]
                     try:
                         payload = json.loads(item["data"])
                     except (ValueError, TypeError):

@@ -23,14 +23,18 @@ from prometheus_client.core import GaugeMetricFamily
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
-REQUESTS = Counter("annae_http_requests_total", "HTTP requests handled.", ["method", "route", "status"])
+REQUESTS = Counter(
+    "annae_http_requests_total", "HTTP requests handled.", ["method", "route", "status"]
+)
 LATENCY = Histogram(
     "annae_http_request_seconds",
     "HTTP request latency.",
     ["route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-DECISIONS = Counter("annae_decisions_total", "Bot decisions by type and reason.", ["type", "reason"])
+DECISIONS = Counter(
+    "annae_decisions_total", "Bot decisions by type and reason.", ["type", "reason"]
+)
 WEBSOCKETS = Gauge("annae_websockets", "Open WebSockets.", ["kind"], multiprocess_mode="livesum")
 
 

@@ -44,7 +44,10 @@ class Rate:
 
 
 def rates_from_env() -> dict[str, Rate | None]:
-    return {name: Rate.parse(os.environ.get(f"ANNAE_RATE_{name.upper()}", default)) for name, default in DEFAULTS.items()}
+    return {
+        name: Rate.parse(os.environ.get(f"ANNAE_RATE_{name.upper()}", default))
+        for name, default in DEFAULTS.items()
+    }
 
 
 class LocalLimiter:
@@ -106,7 +109,9 @@ class RedisLimiter(LocalLimiter):
         if rate is None:
             return 0.0
         try:
-            wait = self._script(keys=[f"annae:rl:{kind}:{key}"], args=[rate.burst, rate.refill, time.time()])
+            wait = self._script(
+                keys=[f"annae:rl:{kind}:{key}"], args=[rate.burst, rate.refill, time.time()]
+            )
             return float(wait)
         except Exception as exc:
             log.warning("redis rate limit failed (%s); using local buckets", exc)

@@ -83,7 +83,12 @@ def _kb(request: Request, fn):
 
 
 @router.get("/entries")
-def list_entries(request: Request, q: str | None = None, active: bool | None = None, user: Identity = Depends(admin)) -> dict:
+def list_entries(
+    request: Request,
+    q: str | None = None,
+    active: bool | None = None,
+    user: Identity = Depends(admin),
+) -> dict:
     """Every entry with its examples (``q`` filters on key, question and answer)."""
 
     def read(session: Session) -> list[dict]:
@@ -104,8 +109,15 @@ def add_entry(body: EntryIn, request: Request, user: Identity = Depends(admin)) 
         request,
         lambda s: entry_dict(
             kb.add_entry(
-                s, key=body.key, question=body.question, answer=body.answer, language=body.language,
-                tags=body.tags, examples=body.examples, source=f"admin:{user.username}", author=user.username,
+                s,
+                key=body.key,
+                question=body.question,
+                answer=body.answer,
+                language=body.language,
+                tags=body.tags,
+                examples=body.examples,
+                source=f"admin:{user.username}",
+                author=user.username,
             )
         ),
     )
@@ -117,17 +129,25 @@ def get_entry(entry_id: int, request: Request, user: Identity = Depends(admin)) 
 
 
 @router.patch("/entries/{entry_id}")
-def update_entry(entry_id: int, body: EntryPatch, request: Request, user: Identity = Depends(admin)) -> dict:
+def update_entry(
+    entry_id: int, body: EntryPatch, request: Request, user: Identity = Depends(admin)
+) -> dict:
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise ApiError(422, "invalid", "nothing to change")
-    return _kb(request, lambda s: entry_dict(kb.update_entry(s, entry_id, author=user.username, **changes)))
+    return _kb(
+        request, lambda s: entry_dict(kb.update_entry(s, entry_id, author=user.username, **changes))
+    )
 
 
 @router.post("/entries/{entry_id}/examples", status_code=201)
-def add_examples(entry_id: int, body: ExamplesIn, request: Request, user: Identity = Depends(admin)) -> dict:
+def add_examples(
+    entry_id: int, body: ExamplesIn, request: Request, user: Identity = Depends(admin)
+) -> dict:
     def write(session: Session) -> dict:
-        rows = kb.add_examples(session, entry_id, body.texts, source=f"admin:{user.username}", author=user.username)
+        rows = kb.add_examples(
+            session, entry_id, body.texts, source=f"admin:{user.username}", author=user.username
+        )
         return {"examples": [{"id": e.id, "text": e.text, "source": e.source} for e in rows]}
 
     return _kb(request, write)
@@ -143,13 +163,20 @@ def delete_example(example_id: int, request: Request, user: Identity = Depends(a
 def list_oos(request: Request, user: Identity = Depends(admin)) -> dict:
     """Out-of-scope example questions (what the bot should hand off)."""
     data = _kb(request, lambda s: kb.dump_kb(s))
-    return {"examples": [{"text": t, "source": src} for t, src in zip(data.oos_examples, data.oos_sources, strict=False)]}
+    return {
+        "examples": [
+            {"text": t, "source": src}
+            for t, src in zip(data.oos_examples, data.oos_sources, strict=False)
+        ]
+    }
 
 
 @router.post("/oos", status_code=201)
 def add_oos(body: ExamplesIn, request: Request, user: Identity = Depends(admin)) -> dict:
     def write(session: Session) -> dict:
-        rows = kb.add_examples(session, None, body.texts, source=f"admin:{user.username}", author=user.username)
+        rows = kb.add_examples(
+            session, None, body.texts, source=f"admin:{user.username}", author=user.username
+        )
         return {"examples": [{"id": e.id, "text": e.text, "source": e.source} for e in rows]}
 
     return _kb(request, write)
@@ -188,8 +215,13 @@ def list_users(request: Request, user: Identity = Depends(admin)) -> dict:
         rows = users.list_users(session)
         return {
             "users": [
-                {"id": u.id, "username": u.username, "role": u.role, "active": u.active,
-                 "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
+                {
+                    "id": u.id,
+                    "username": u.username,
+                    "role": u.role,
+                    "active": u.active,
+                    "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+                }
                 for u in rows
             ]
         }

@@ -67,17 +67,26 @@ def list_conversations(
 ) -> dict:
     """Conversations, most recently updated first (``mine``: assigned to me)."""
     with session_scope(services(request).db) as session:
-        items = desk.list_conversations(session, state=state, agent=user if mine else None, limit=limit)
+        items = desk.list_conversations(
+            session, state=state, agent=user if mine else None, limit=limit
+        )
     return {"conversations": items}
 
 
 @router.post("/conversations/{conv_id}/assign")
-def assign(conv_id: str, request: Request, body: AssignIn | None = None, user: Identity = Depends(current_user)) -> dict:
+def assign(
+    conv_id: str,
+    request: Request,
+    body: AssignIn | None = None,
+    user: Identity = Depends(current_user),
+) -> dict:
     return _run(request, desk.assign, conv_id, user, force=bool(body and body.force))
 
 
 @router.post("/conversations/{conv_id}/replies", status_code=201)
-def reply(conv_id: str, body: ReplyIn, request: Request, user: Identity = Depends(current_user)) -> dict:
+def reply(
+    conv_id: str, body: ReplyIn, request: Request, user: Identity = Depends(current_user)
+) -> dict:
     return _run(request, desk.reply, conv_id, user, body.text)
 
 

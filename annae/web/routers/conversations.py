@@ -76,7 +76,10 @@ def authorize(
         if staff is not None:
             return conv, Access("staff", staff=staff)
         hashed = users.hash_secret(token)
-        if session.scalar(select(Conversation.id).where(Conversation.token_hash == hashed)) is not None:
+        if (
+            session.scalar(select(Conversation.id).where(Conversation.token_hash == hashed))
+            is not None
+        ):
             raise ApiError(403, "forbidden", "this token belongs to another conversation")
         raise ApiError(401, "unauthorized", "wrong token")
     cookie = conn.cookies.get(SESSION_COOKIE)
@@ -86,7 +89,9 @@ def authorize(
             if isinstance(conn, Request) and is_unsafe(conn):
                 check_csrf(conn)
             return conv, Access("staff", staff=staff)
-    raise ApiError(401, "unauthorized", "send the conversation token as 'Authorization: Bearer <token>'")
+    raise ApiError(
+        401, "unauthorized", "send the conversation token as 'Authorization: Bearer <token>'"
+    )
 
 
 def _entry_answer(session: Session, entry_id: int) -> str | None:
@@ -99,7 +104,9 @@ def _entry_answer(session: Session, entry_id: int) -> str | None:
     return entry.answer if entry.active else None
 
 
-def customer_turn(conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None) -> dict:
+def customer_turn(
+    conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None
+) -> dict:
     """Authorize, rate-limit, store the turn and the bot's reply; publish events after commit."""
     svc = services(conn)
     limit(conn, "ip", client_ip(conn))
@@ -108,11 +115,18 @@ def customer_turn(conn: HTTPConnection, conv_id: str, body: MessageIn, token: st
         with session_scope(svc.db) as session:
             conv, access = authorize(conn, session, conv_id, token, channel)
             if access.kind == "staff":
-                raise ApiError(403, "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies")
+                raise ApiError(
+                    403, "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
+                )
             limit(conn, "conversation", conv.id)
             outcome = convs.post_customer(
-                session, conv, text=body.text, choice=body.choice, handoff=body.handoff,
-                engine=engine, entry_answer=_entry_answer,
+                session,
+                conv,
+                text=body.text,
+                choice=body.choice,
+                handoff=body.handoff,
+                engine=engine,
+                entry_answer=_entry_answer,
             )
     except ConversationError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc
@@ -150,7 +164,9 @@ def get_messages(conv_id: str, request: Request, after: int | None = Query(None,
     """The transcript, oldest first (``after``: only messages with a larger id)."""
     svc = services(request)
     with session_scope(svc.db) as session:
-        conv, access = authorize(request, session, conv_id, bearer_token(request), api_key_channel(request))
+        conv, access = authorize(
+            request, session, conv_id, bearer_token(request), api_key_channel(request)
+        )
         msgs = convs.messages(session, conv.id, after=after, with_decision=access.kind == "staff")
         return {"id": conv.id, "state": conv.state, "reason": conv.handoff_reason, "messages": msgs}
 
@@ -160,7 +176,9 @@ def get_conversation(conv_id: str, request: Request) -> dict:
     """Customers see the state; agents also get the transcript and the bot's suggestions."""
     svc = services(request)
     with session_scope(svc.db) as session:
-        conv, access = authorize(request, session, conv_id, bearer_token(request), api_key_channel(request))
+        conv, access = authorize(
+            request, session, conv_id, bearer_token(request), api_key_channel(request)
+        )
         if access.kind == "staff":
             return desk.detail(session, conv.id)
         return convs.public_dict(conv)
@@ -185,6 +203,7 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
         status = getattr(exc, "status", 400)
         await close(ws, 4000 + status, str(exc))
         return
+
     async def handle(frame: dict) -> dict:
         started = time.perf_counter()
         try:
@@ -192,7 +211,9 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
         except ValidationError as exc:
             return error_frame("invalid", "; ".join(e["msg"] for e in exc.errors()))
         if kind == "staff":
-            return error_frame("forbidden", "agents reply with POST /api/v1/conversations/{id}/replies")
+            return error_frame(
+                "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
+            )
         try:
             reply = await run_in_threadpool(customer_turn, ws, conv_id, body, token, channel)
         except ApiError as exc:

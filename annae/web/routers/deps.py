@@ -23,7 +23,9 @@ log = logging.getLogger("annae.web")
 class ApiError(Exception):
     """An error answered as ``{"error": {"code", "message"}}`` with ``status``."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
@@ -174,7 +176,9 @@ def limit(conn: HTTPConnection, kind: str, key: str) -> None:
     wait = services(conn).limiter.hit(kind, key)
     if wait > 0:
         secs = retry_after(wait)
-        raise ApiError(429, "rate_limited", f"too many requests; retry in {secs} s", {"Retry-After": str(secs)})
+        raise ApiError(
+            429, "rate_limited", f"too many requests; retry in {secs} s", {"Retry-After": str(secs)}
+        )
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:

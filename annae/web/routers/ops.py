@@ -36,11 +36,18 @@ def readyz(request: Request) -> Response:
     engine = svc.holder.get()
     if engine is None:
         checks["model"] = "missing"
-        problems.append(svc.holder.load_error or "no model trained yet (annae train, or retrain from the admin page)")
+        problems.append(
+            svc.holder.load_error
+            or "no model trained yet (annae train, or retrain from the admin page)"
+        )
     else:
         checks["model"] = engine.version
     if problems:
-        body = {"error": {"code": "not_ready", "message": "; ".join(problems)}, "status": "not ready", **checks}
+        body = {
+            "error": {"code": "not_ready", "message": "; ".join(problems)},
+            "status": "not ready",
+            **checks,
+        }
         return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ready", **checks})
 

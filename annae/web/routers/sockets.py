@@ -32,7 +32,9 @@ async def close(ws: WebSocket, code: int, reason: str = "") -> None:
             await ws.close(code=code, reason=reason[:120])
 
 
-async def pump(ws: WebSocket, sub: Subscription, kind: str, hello: dict, handle: Handler | None = None) -> None:
+async def pump(
+    ws: WebSocket, sub: Subscription, kind: str, hello: dict, handle: Handler | None = None
+) -> None:
     """Run one accepted socket until either side ends it."""
     lock = asyncio.Lock()
 

@@ -65,7 +65,9 @@ def upgrade() -> None:
         sa.Column(
             "assigned_agent_id",
             sa.Integer(),
-            sa.ForeignKey("users.id", ondelete="SET NULL", name="fk_conversations_assigned_agent_id_users"),
+            sa.ForeignKey(
+                "users.id", ondelete="SET NULL", name="fk_conversations_assigned_agent_id_users"
+            ),
             nullable=True,
         ),
         sa.Column("language", sa.String(8), nullable=True),
@@ -85,7 +87,11 @@ def upgrade() -> None:
         sa.Column(
             "conversation_id",
             sa.String(32),
-            sa.ForeignKey("conversations.id", ondelete="CASCADE", name="fk_messages_conversation_id_conversations"),
+            sa.ForeignKey(
+                "conversations.id",
+                ondelete="CASCADE",
+                name="fk_messages_conversation_id_conversations",
+            ),
             nullable=False,
         ),
         sa.Column("sender", sa.String(16), nullable=False),

@@ -1,0 +1,274 @@
+"""Load run: simulated customers on WebSockets against `annae serve --workers 2` on PostgreSQL + Redis.
+
+Each customer creates a conversation, holds its WebSocket and asks a question every
+``customers / rate`` seconds (demo-KB questions in English and Korean, ~10 % out of scope);
+the latency is from sending the frame to receiving the ``reply`` event.
+
+Environment: ANNAE_BENCH_CUSTOMERS (200), ANNAE_BENCH_RATE (100 q/s), ANNAE_BENCH_SECONDS (60),
+ANNAE_BENCH_ENCODER (bundled), ANNAE_TEST_PG_ADMIN, ANNAE_BENCH_REDIS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from benchmarks.report import table, write_section
+
+PG_ADMIN = os.environ.get(
+    "ANNAE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS = os.environ.get("ANNAE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+CUSTOMERS = int(os.environ.get("ANNAE_BENCH_CUSTOMERS", "200"))
+RATE = float(os.environ.get("ANNAE_BENCH_RATE", "100"))
+SECONDS = float(os.environ.get("ANNAE_BENCH_SECONDS", "60"))
+ENCODER = os.environ.get("ANNAE_BENCH_ENCODER", "bundled")
+WORKERS = 2
+
+
+def _questions() -> list[str]:
+    from annae.kb.demo import demo_path
+
+    data = json.loads(demo_path().read_text())
+    asked = [ex for e in data["entries"] for ex in e["examples"][1:]]
+    oos = [o if isinstance(o, str) else o.get("text", "") for o in data.get("oos", [])]
+    rng = random.Random(7)
+    mix = rng.sample(asked, min(len(asked), 900)) + rng.sample(oos, min(len(oos), 100))
+    rng.shuffle(mix)
+    return [q for q in mix if q]
+
+
+def _database() -> tuple[str, callable]:
+    from sqlalchemy import create_engine, text
+
+    name = f"annae_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+def _prepare(home: Path, db_url: str) -> str:
+    """Demo KB and a trained model in a fresh database; returns the model version."""
+    from annae.kb.demo import demo_path
+    from annae.kb.importers import import_kb
+    from annae.nlu.registry import ModelRegistry
+    from annae.settings import Settings
+    from annae.store.db import get_engine, init_db
+
+    settings = Settings(home=home, database_url=db_url, encoder=ENCODER)
+    engine = init_db(get_engine(db_url))
+    import_kb(engine, demo_path(), author="bench")
+    info = ModelRegistry(settings.models_dir).train_from_db(
+        engine, settings=settings, author="bench"
+    )
+    engine.dispose()
+    return info.version
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def _conversation(http: httpx.AsyncClient, base: str, stats: dict):
+    """A new conversation and its WebSocket (after its hello frame)."""
+    import websockets
+
+    created = (await http.post("/api/v1/conversations", json={})).json()
+    url = (
+        base.replace("http://", "ws://")
+        + f"/api/v1/conversations/{created['id']}/ws?token={created['token']}"
+    )
+    ws = await websockets.connect(url, max_queue=None, open_timeout=20)
+    json.loads(await ws.recv())  # hello
+    stats["conversations"] += 1
+    return ws
+
+
+async def _customer(
+    n: int, base: str, questions: list[str], start: float, stop: float, stats: dict
+) -> None:
+    """Ask a question every period; after a hand-off, come back as a new visitor (new conversation)."""
+    period = CUSTOMERS / RATE
+    rng = random.Random(n)
+    ws = None
+    async with httpx.AsyncClient(base_url=base, timeout=20) as http:
+        try:
+            ws = await _conversation(http, base, stats)
+            tick = start + rng.random() * period
+            while True:
+                await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+                if time.perf_counter() >= stop:
+                    return
+                tick += period
+                sent = time.perf_counter()
+                await ws.send(json.dumps({"text": rng.choice(questions)}))
+                stats["sent"] += 1
+                try:
+                    while True:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        if frame.get("event") == "reply":
+                            stats["latency"].append(time.perf_counter() - sent)
+                            stats["types"][frame["reply"]["type"]] += 1
+                            break
+                        if frame.get("event") == "error":
+                            stats["errors"][frame["error"]["code"]] += 1
+                            break
+                except TimeoutError:
+                    stats["errors"]["timeout"] += 1
+                    continue
+                if frame.get("event") == "reply" and frame["reply"]["type"] == "handoff":
+                    await ws.close()
+                    ws = await _conversation(http, base, stats)
+        except Exception as exc:
+            stats["errors"][f"{type(exc).__name__}"] += 1
+        finally:
+            if ws is not None:
+                await ws.close()
+
+
+async def _load(base: str, questions: list[str]) -> dict:
+    stats = {"sent": 0, "conversations": 0, "latency": [], "types": Counter(), "errors": Counter()}
+    start = time.perf_counter() + 5  # time for every customer to connect first
+    stop = start + SECONDS
+    await asyncio.gather(
+        *(_customer(n, base, questions, start, stop, stats) for n in range(CUSTOMERS))
+    )
+    stats["elapsed"] = SECONDS
+    return stats
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] * 1000
+
+
+def main() -> None:
+    questions = _questions()
+    db_url, drop = _database()
+    tmp = Path(tempfile.mkdtemp(prefix="annae-bench-service-"))
+    proc = None
+    try:
+        t0 = time.perf_counter()
+        version = _prepare(tmp, db_url)
+        print(f"trained {version} ({ENCODER}) in {time.perf_counter() - t0:.0f} s", flush=True)
+        port = _free_port()
+        env = {
+            **os.environ,
+            "ANNAE_HOME": str(tmp),
+            "ANNAE_DATABASE_URL": db_url,
+            "ANNAE_REDIS_URL": REDIS,
+            "ANNAE_ENCODER": ENCODER,
+            "ANNAE_RATE_IP": "0",
+            "ANNAE_RATE_CONVERSATION": "0",
+            "OMP_NUM_THREADS": "1",
+        }
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        annae = Path(sys.executable).with_name("annae")
+        log = (tmp / "serve.log").open("wb")
+        proc = subprocess.Popen(
+            [
+                str(annae),
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(WORKERS),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        ready, deadline = 0, time.time() + 180
+        while ready < 6 and time.time() < deadline:  # several answers, likely from both workers
+            try:
+                ready = (
+                    ready + 1 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
+                )
+            except httpx.HTTPError:
+                ready = 0
+            time.sleep(0.5)
+        if ready < 6:
+            raise SystemExit(
+                f"service did not become ready:\n{(tmp / 'serve.log').read_text()[-2000:]}"
+            )
+        print(
+            f"serving on {base} with {WORKERS} workers; {CUSTOMERS} customers at {RATE:.0f} q/s for {SECONDS:.0f} s",
+            flush=True,
+        )
+        stats = asyncio.run(_load(base, questions))
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        drop()
+    lat = stats["latency"]
+    answered = len(lat)
+    errors = sum(stats["errors"].values())
+    rows = [
+        ["customers (WebSockets)", CUSTOMERS],
+        ["target rate", f"{RATE:.0f} q/s"],
+        ["duration", f"{SECONDS:.0f} s"],
+        ["conversations", stats["conversations"]],
+        ["questions sent", stats["sent"]],
+        ["replies received", answered],
+        ["replies per second", f"{answered / SECONDS:.1f}"],
+        ["latency p50", f"{_pct(lat, 0.50):.1f} ms"],
+        ["latency p95", f"{_pct(lat, 0.95):.1f} ms"],
+        ["latency p99", f"{_pct(lat, 0.99):.1f} ms"],
+        ["latency mean", f"{statistics.fmean(lat) * 1000:.1f} ms" if lat else "n/a"],
+        ["errors", errors],
+    ]
+    types = ", ".join(f"{k} {v}" for k, v in stats["types"].most_common())
+    error_kinds = ", ".join(f"{k} {v}" for k, v in stats["errors"].most_common()) or "none"
+    body = (
+        f"`annae serve --workers {WORKERS}` on a fresh PostgreSQL database with Redis events, model {version} "
+        f"(encoder `{ENCODER}`, one torch thread per worker), demo KB; the load generator runs on the same machine. "
+        f"Each customer holds a WebSocket and sends a question (demo-KB phrasings, about 10 % out of scope) "
+        f"every {CUSTOMERS / RATE:.1f} s and, after a hand-off, comes back in a new conversation; "
+        f"latency is from sending the frame to the `reply` event. "
+        f"Rate limits off for the run (one client IP).\n\n"
+        + table(["measure", "value"], rows)
+        + f"\n\nReply types: {types}. Errors: {error_kinds}.\n\n"
+        + "Target (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine.\n"
+    )
+    print(body)
+    queue = [line for line in metrics.splitlines() if line.startswith("annae_queue_length")]
+    print("server:", queue)
+    write_section(
+        "service", "Service load (WebSocket customers, 2 workers, PostgreSQL + Redis)", body
+    )
+
+
+if __name__ == "__main__":
+    main()
