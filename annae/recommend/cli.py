@@ -59,7 +59,7 @@ def import_cmd(
 ) -> None:
     """Import customers, products and interactions (one transaction; a bad file imports nothing)."""
     from annae.recommend.data import ImportFileError, load_interactions
-    from annae.recommend.store import import_frame, set_marketing_consent_bulk
+    from annae.recommend.store import import_frame, imported_rows, set_marketing_consent_bulk
     from annae.store.db import session_scope
 
     try:
@@ -67,6 +67,12 @@ def import_cmd(
         with console.status(f"reading {path.name}"):
             frame, report = load_interactions(path, mapping)
         engine = _db()
+        previous = imported_rows(engine, report.source)
+        if previous and not replace:
+            raise ImportFileError(
+                f"{report.source} was already imported ({previous} interactions); "
+                "use --replace to import it again"
+            )
         with Progress(
             TextColumn("writing"),
             BarColumn(),
@@ -222,6 +228,9 @@ def _print_items(result: dict, as_json: bool, title: str) -> None:
         return
     if result.get("reason"):
         out.print(f"[dim]{result['reason']}[/dim]")
+    if not result["items"]:
+        out.print("no products")
+        return
     table = Table(title=title)
     for col in ("#", "product", "name", "list", "reason"):
         table.add_column(col)

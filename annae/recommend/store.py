@@ -125,6 +125,17 @@ def import_frame(
     return report
 
 
+def imported_rows(engine: Engine, source: str) -> int:
+    """How many stored interactions came from ``source`` (a file name)."""
+    with engine.connect() as conn:
+        stmt = (
+            select(func.count())
+            .select_from(RecInteraction)
+            .where(RecInteraction.source == source[:200])
+        )
+        return conn.scalar(stmt) or 0
+
+
 def _bulk_insert_interactions(conn, rows: list[tuple], source: str) -> None:
     """Append interaction rows (customer, product, at, quantity, kind) inside ``conn``'s transaction:
     COPY on PostgreSQL, ``executemany`` on the raw SQLite cursor, SQLAlchemy Core elsewhere."""
