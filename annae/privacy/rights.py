@@ -493,7 +493,9 @@ def _summary(decision: dict, model: dict, msg: Message) -> str:
     if kind is None:
         return "no model was live: the conversation went to a person"
     conf, thr = float(decision.get("confidence") or 0.0), decision.get("threshold")
-    thr_s = f"{float(thr):.2f}" if thr is not None else "?"
+    digits = 2 if thr is None or f"{conf:.2f}" != f"{float(thr):.2f}" else 4  # 0.9994 < 1.0000
+    conf_s = f"{conf:.{digits}f}"
+    thr_s = f"{float(thr):.{digits}f}" if thr is not None else "?"
     trained = ""
     if model.get("version"):
         trained = f", model {model['version']}"
@@ -502,11 +504,9 @@ def _summary(decision: dict, model: dict, msg: Message) -> str:
         if model.get("n_examples") is not None:
             trained += f" with {model['n_examples']:,} examples"
     if kind == "answer":
-        return f"answered with entry {decision.get('entry_id')} at {conf:.2f} ≥ threshold {thr_s}{trained}"
+        return f"answered with entry {decision.get('entry_id')} at {conf_s} ≥ threshold {thr_s}{trained}"
     if kind == "clarify":
         keys = ", ".join(str(c.get("entry_id")) for c in decision.get("candidates") or [])
-        return (
-            f"asked to choose between entries {keys}: best {conf:.2f} < threshold {thr_s}{trained}"
-        )
+        return f"asked to choose between entries {keys}: best {conf_s} < threshold {thr_s}{trained}"
     reason = decision.get("reason") or "low_confidence"
-    return f"handed off to a person ({reason}): best {conf:.2f}, threshold {thr_s}{trained}"
+    return f"handed off to a person ({reason}): best {conf_s}, threshold {thr_s}{trained}"
