@@ -203,3 +203,39 @@ def test_agents_websocket_hears_handoffs_and_customer_messages(api):
         with pytest.raises(Exception) as info:
             ws.receive_json()
         assert getattr(info.value, "code", None) == 4401
+
+
+def test_user_cli_adds_users_non_interactively(annae_home, db_url):
+    from typer.testing import CliRunner
+
+    from annae.agents import users
+    from annae.store.db import get_engine, session_scope
+    from annae.web.cli import user_app
+
+    runner = CliRunner()
+    result = runner.invoke(
+        user_app, ["add", "maria", "--role", "admin", "--password-stdin"], input="s3cret-pass\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "created admin maria" in result.output and "s3cret-pass" not in result.output
+    bad = runner.invoke(
+        user_app, ["add", "maria", "--role", "admin", "--password-stdin"], input="s3cret-pass\n"
+    )
+    assert bad.exit_code == 1 and "already exists" in bad.output
+    bad = runner.invoke(
+        user_app, ["add", "kim", "--role", "boss", "--password-stdin"], input="s3cret-pass\n"
+    )
+    assert bad.exit_code == 1 and "role" in bad.output
+    key = runner.invoke(user_app, ["apikey", "create", "shop"]).output.strip()
+    assert key.startswith("ak_")
+    with session_scope(get_engine(db_url)) as session:
+        assert users.authenticate(session, "maria", "s3cret-pass").role == "admin"
+        assert users.authenticate(session, "maria", "wrong") is None
+        assert users.api_key_name(session, key) == "shop"
+        stored = [u.password_hash for u in users.list_users(session)]
+        assert all(h.startswith("$argon2id$") for h in stored)
+    assert runner.invoke(user_app, ["apikey", "revoke", "shop"]).exit_code == 0
+    assert runner.invoke(user_app, ["disable", "maria"]).exit_code == 0
+    with session_scope(get_engine(db_url)) as session:
+        assert users.api_key_name(session, key) is None
+        assert users.authenticate(session, "maria", "s3cret-pass") is None

@@ -232,3 +232,24 @@ def test_readyz_is_503_without_a_model(annae_home, db_url, monkeypatch):
         conv_id, headers = api.customer()
         reply = api.say(conv_id, headers, "How long does delivery take?")
         assert reply["type"] == "handoff" and reply["reason"] == "no_model"
+
+
+@pytest.mark.redis
+def test_redis_rate_limit_is_shared_between_processes():
+    import uuid
+
+    from annae.web.ratelimit import Rate, RedisLimiter
+
+    rates = {"conversation": Rate(3, 60), "ip": None}
+    one = RedisLimiter(rates, "redis://127.0.0.1:6379/0")
+    two = RedisLimiter(rates, "redis://127.0.0.1:6379/0")  # as if in another worker
+    key = uuid.uuid4().hex
+    assert [
+        one.hit("conversation", key),
+        two.hit("conversation", key),
+        one.hit("conversation", key),
+    ] == [0, 0, 0]
+    wait = two.hit("conversation", key)
+    assert 15 < wait <= 20  # one token refills in 60/3 s
+    assert one.hit("ip", key) == 0  # a limit that is off never blocks
+    assert one.hit("conversation", uuid.uuid4().hex) == 0

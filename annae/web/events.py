@@ -186,6 +186,20 @@ class RedisBroker(LocalBroker):
             log.warning("redis publish failed (%s); delivering locally only", exc)
             self.deliver(channel, payload)
 
+    def publish_many(self, events: list[tuple[str, dict]]) -> None:
+        """Publish several events in one round trip (a Redis pipeline)."""
+        if not events:
+            return
+        try:
+            pipe = self._sync.pipeline(transaction=False)
+            for channel, payload in events:
+                pipe.publish(PREFIX + channel, json.dumps(payload, ensure_ascii=False, default=str))
+            pipe.execute()
+        except Exception as exc:
+            log.warning("redis publish failed (%s); delivering locally only", exc)
+            for channel, payload in events:
+                self.deliver(channel, payload)
+
     def ping(self) -> bool:
         try:
             return bool(self._sync.ping())
