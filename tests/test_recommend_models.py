@@ -147,6 +147,7 @@ def hybrid(shop) -> Hybrid:
         trees=20,
         min_val_customers=10,
         min_rerank_customers=10,
+        max_history=4,  # most customers have more: exercises the profile cap on both paths
     ).fit(shop)
 
 

@@ -118,11 +118,13 @@ class Hybrid(Recommender):
         min_val_customers: int = 50,
         min_rerank_customers: int = 300,
         holdout: float = 0.25,
+        max_history: int = 200,
         random_state: int = 0,
     ) -> None:
         self.min_val_customers = min_val_customers
         self.min_rerank_customers = min_rerank_customers
         self.holdout = holdout
+        self.max_history = max_history
         self.val_days = val_days
         self.max_val_users = max_val_users
         self.candidates = candidates
@@ -198,6 +200,7 @@ class Hybrid(Recommender):
             ease_max_items=self.ease_max_items,
             als_factors=self.als_factors,
             recency_days=self.recency_days,
+            max_history=self.max_history,
             random_state=self.random_state,
         ).fit(part)
         seen = np.bincount(part.users, minlength=data.n_users) > 0
@@ -318,9 +321,20 @@ class Hybrid(Recommender):
             else np.zeros(0)
         )
         rows, cols = np.repeat(np.arange(len(users)), np.diff(hist.indptr)), hist.indices
-        binary = binarize(hist)
+        # the profile (what similarity signals start from): the max_history most recent products
+        keep = np.ones(len(cols), bool)
+        for r in np.flatnonzero(np.diff(hist.indptr) > self.max_history):
+            a, b = hist.indptr[r], hist.indptr[r + 1]
+            keep[a:b] = _most_recent(days[a:b], self.max_history)
+        binary = sp.csr_matrix(
+            (keep.astype(np.float32), hist.indices, hist.indptr), shape=hist.shape
+        )
         recent = sp.csr_matrix(
-            (np.exp(-days / self.recency_days).astype(np.float32), hist.indices, hist.indptr),
+            (
+                np.exp(-days / self.recency_days).astype(np.float32) * keep,
+                hist.indices,
+                hist.indptr,
+            ),
             shape=hist.shape,
         )
         ease = self.ease_
@@ -393,15 +407,17 @@ class Hybrid(Recommender):
         counts = self.history_.data[start:end]
         days = self.days_[start:end]
         novel = np.zeros((len(NOVEL), n), np.float32)
+        keep = _most_recent(days, self.max_history) if len(idx) > self.max_history else slice(None)
+        pidx, pdays = idx[keep], days[keep]  # the profile: at most max_history recent products
         ease = self.ease_
         if ease.fallback_ is None:
             two = sp.csr_matrix(
                 (
                     np.concatenate(
-                        [np.ones(len(idx), np.float32), np.exp(-days / self.recency_days)]
+                        [np.ones(len(pidx), np.float32), np.exp(-pdays / self.recency_days)]
                     ),
-                    np.concatenate([idx, idx]),
-                    np.array([0, len(idx), 2 * len(idx)]),
+                    np.concatenate([pidx, pidx]),
+                    np.array([0, len(pidx), 2 * len(pidx)]),
                 ),
                 shape=(2, n),
             )
@@ -409,9 +425,9 @@ class Hybrid(Recommender):
             novel[F["ease"]], novel[F["ease_recent"]] = both[0], both[1]
         else:
             novel[F["ease"]] = ease.fallback_.score(np.array([user]))[0]
-        novel[F["knn"]] = _sum_rows(self.knn_.similarity_, idx, n)
+        novel[F["knn"]] = _sum_rows(self.knn_.similarity_, pidx, n)
         novel[F["als"]] = self.als_.user_factors_[user] @ self.als_.item_factors_.T
-        novel[F["content"]] = _sum_rows(self.content_.similarity_, idx, n)
+        novel[F["content"]] = _sum_rows(self.content_.similarity_, pidx, n)
         for j in (F["ease"], F["ease_recent"], F["knn"], F["als"], F["content"]):
             peak = np.abs(novel[j]).max()
             if peak > 0:
@@ -478,6 +494,13 @@ class Hybrid(Recommender):
             m: {f: round(float(v), 3) for f, v in zip(FEATURES, w, strict=True)}
             for m, w in self.weights_.items()
         }
+
+
+def _most_recent(days: np.ndarray, cap: int) -> np.ndarray:
+    """Mask of the ``cap`` most recent entries (fewest days ago; ties by position)."""
+    mask = np.zeros(len(days), bool)
+    mask[np.argsort(days, kind="stable")[:cap]] = True
+    return mask
 
 
 def _repurchase_gaps(data: Interactions) -> np.ndarray:
