@@ -189,6 +189,9 @@ def eval_(
     encoder: str = typer.Option(
         None, "--encoder", help="'bundled', 'none' or a sentence-transformers model."
     ),
+    label_names: bool = typer.Option(
+        True, "--label-names/--no-label-names", help="Use each label's name as its entry title."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object last."),
 ) -> None:
     """Train a fresh model on TRAIN only (nothing saved) and score every TEST row."""
@@ -211,6 +214,7 @@ def eval_(
                 oos_share=settings.oos_share if oos_share is None else oos_share,
                 features=FeatureConfig(encoder=encoder or settings.encoder),
                 progress=update,
+                label_names=label_names,
             )
     except TrainingError as exc:
         fail(f"cannot train on {train_file}: {exc}")

@@ -28,10 +28,13 @@ def evaluate(
     features: FeatureConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     latency_sample: int = LATENCY_SAMPLE,
+    label_names: bool = True,
 ) -> dict:
     """Train a fresh engine on the training rows and score every test row.
 
     Test labels never seen in training count as out of scope (no entry could answer them).
+    With ``label_names`` each label's name ("card_arrival" → "card arrival") is used as a
+    description of its entry, as a knowledge base's entry title is.
     """
     train_labels = [OOS if lab == oos_label else str(lab) for lab in train_labels]
     known = set(train_labels) - {OOS}
@@ -39,10 +42,14 @@ def evaluate(
     unseen = sorted({lab for lab in test_labels if lab not in known and lab != oos_label})
     gold = np.array([lab if lab in known else OOS for lab in test_labels], dtype=object)
 
+    documents = (
+        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else None
+    )
     engine = Engine.fit(
         train_texts,
         train_labels,
         features=features,
+        documents=documents,
         target_precision=target_precision,
         oos_share=oos_share,
         progress=progress,
@@ -91,6 +98,11 @@ def evaluate(
         "latency_n": len(latencies),
         "encoder": engine.classifier.features.encoder,
     }
+
+
+def label_text(label: str) -> str:
+    """A label as words: ``card_arrival`` → ``card arrival``."""
+    return " ".join(label.replace("_", " ").replace("-", " ").split())
 
 
 def _latencies(engine: Engine, texts: Sequence[str], n: int, progress) -> list[float]:
