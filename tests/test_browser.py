@@ -96,12 +96,19 @@ def test_answer_handoff_and_live_agent_reply(browser, live_server: LiveServer) -
         if shots:
             screenshot(agent, "console-queue")
 
+        # while waiting, the bot stays silent: the customer is told once, the agent gets the words
+        ask(chat, "Also, the mug I ordered arrived broken. What can I do?")
+        expect(chat.locator(".sys", has_text="You're in the queue.")).to_have_count(1)
+        expect(items.nth(1)).to_contain_text("mug I ordered arrived broken")
+
         items.nth(1).click()
         expect(agent.locator("#transcript")).to_contain_text("dentist in Busan")
+        expect(agent.locator("#transcript")).to_contain_text("arrived broken")
         expect(agent.locator("#conv-meta")).to_contain_text("waiting")
+        # the suggestions are the bot's best guesses for the customer's last question
         suggestion = agent.locator("#sugg-list .sugg").first
-        expect(suggestion).to_be_visible()
-        expect(suggestion.locator(".foot")).to_contain_text("%")
+        expect(suggestion.locator(".q")).to_have_text("My item arrived damaged. What should I do?")
+        expect(suggestion.locator(".foot")).to_contain_text(re.compile(r"\d+%"))
         draft = suggestion.locator(".a").text_content()
         assert draft
         suggestion.locator(".use-suggestion").click()
@@ -124,13 +131,13 @@ def test_answer_handoff_and_live_agent_reply(browser, live_server: LiveServer) -
         # a reload continues the same conversation (id and token kept in sessionStorage)
         chat.reload()
         expect(chat.locator(".msg.agent .bubble")).to_have_text(draft)
-        expect(chat.locator(".msg.customer .bubble")).to_have_count(2)
+        expect(chat.locator(".msg.customer .bubble")).to_have_count(3)
 
         # the customer writes while with the agent: the bot stays silent, the agent sees it live
         bot_replies = chat.locator(".msg.bot .bubble").count()
         ask(chat, "Thanks, and is the box recyclable?")
         expect(agent.locator("#transcript")).to_contain_text("is the box recyclable?")
-        expect(chat.locator(".msg.customer .bubble")).to_have_count(3)
+        expect(chat.locator(".msg.customer .bubble")).to_have_count(4)
         assert chat.locator(".msg.bot .bubble").count() == bot_replies
 
         # hand back to the bot: the customer is told and gets bot answers again
@@ -213,29 +220,32 @@ def test_phone_viewport_has_no_horizontal_scroll(browser, sqlite_server: LiveSer
     try:
         chat = ctx.new_page()
         chat.goto(sqlite_server.url + "/chat?lang=ko")
-        ask(
-            chat,
-            "선물 포장 되나요? 포장비는 얼마이고 메시지 카드도 함께 넣을 수 있는지 궁금합니다.",
-        )
+        ask(chat, "배송은 얼마나 걸리나요?")
         expect(last_bot_bubble(chat)).to_have_text(HANGUL)
-        ask(
-            chat,
-            "https://example.com/a/very/long/link/without/any/spaces/that/should/wrap/inside/the/bubble",
+        ask(chat, "선물 포장 되나요? 포장비는 얼마이고 메시지 카드도 함께 넣을 수 있나요?")
+        expect(chat.locator(".msg.bot:not(.welcome)")).to_have_count(2)
+        expect(last_bot_bubble(chat)).to_have_text(HANGUL)
+        screenshot(chat, "chat-phone")
+        long_link = (
+            "https://example.com/a/very/long/link/without/any/spaces/that/must/wrap/in/the/bubble"
         )
-        expect(chat.locator(".msg.customer")).to_have_count(2)
+        ask(chat, long_link)
+        expect(chat.locator(".msg.customer")).to_have_count(3)
         chat.wait_for_selector(".typing", state="detached")
         widths = chat.evaluate(
             "[document.documentElement.scrollWidth, document.documentElement.clientWidth,"
             " document.body.scrollWidth]"
         )
         assert widths[0] <= widths[1] and widths[2] <= widths[1], widths
-        for selector in ("#chat-send", "#chat-input", ".chat-head .tools"):
+        for selector in (
+            "#chat-send",
+            "#chat-input",
+            ".chat-head .tools",
+            ".msg.customer >> nth=2",
+        ):
             box = chat.locator(selector).bounding_box()
-            assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (
-                selector,
-                box,
-            )
-        screenshot(chat, "chat-phone")
+            assert box and box["x"] >= 0, (selector, box)
+            assert box["x"] + box["width"] <= PHONE["width"], (selector, box)
     finally:
         ctx.close()
 
@@ -328,6 +338,7 @@ def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServe
         admin.fill("#f-answer", answer)
         admin.click("#entry-save")
         expect(admin.locator("#entry-msg")).to_have_text("Saved. Retrain to use the change.")
+        admin.locator("#kb-editor").evaluate("el => el.scrollTo(0, 0)")
         screenshot(admin, "kb-admin")
 
         admin.click("#retrain-btn")

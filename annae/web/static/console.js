@@ -260,11 +260,12 @@
         el("div", { class: "q", text: s.question || s.key }),
         el("div", { class: "a", text: s.answer || "" }),
         el("div", { class: "foot" }, [
-          el("span", {}, [
+          el("span", { class: "conf", title: t("chat_confidence") }, [
             el("span", { class: "meter", "aria-hidden": "true" }, [
               el("span", { style: "width:" + Math.round((s.confidence || 0) * 100) + "%" }),
             ]),
-            document.createTextNode(" " + Math.round((s.confidence || 0) * 100) + "% " + t("chat_confidence")),
+            el("span", { class: "visually-hidden", text: t("chat_confidence") + " " }),
+            document.createTextNode(" " + Math.round((s.confidence || 0) * 100) + "%"),
           ]),
           el("button", {
             type: "button",
@@ -422,7 +423,8 @@
           // a new customer question brings fresh suggestions
           if (ev.message && ev.message.sender === "customer") reloadCurrentSoon();
         } else if (ev.message && ev.message.sender === "customer") {
-          state.unread.add(cid);
+          // waiting conversations are unseen by definition; mark new words in your own ones
+          if (state.mine.some((c) => c.id === cid)) state.unread.add(cid);
           scheduleRefresh();
         }
         break;
