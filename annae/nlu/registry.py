@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,11 +108,18 @@ class ModelRegistry:
         author: str = "system",
         progress=None,
         make_live: bool = True,
+        exclude_ids: Collection[int] = (),
     ) -> ModelInfo:
-        """Train on the knowledge base in the database and save a new version."""
+        """Train on the knowledge base in the database and save a new version.
+
+        ``exclude_ids``: example ids never to train on (the held-out slice of ``annae retrain``).
+        """
         settings = settings or get_settings()
+        excluded = set(exclude_ids)
         with session_scope(db_engine) as session:
-            examples = entries.training_examples(session)
+            examples = [
+                e for e in entries.training_examples(session) if e.example_id not in excluded
+            ]
             answers = entries.answers(session)
             revision = entries.current_revision(session)
         engine = Engine.fit(
@@ -132,6 +140,7 @@ class ModelRegistry:
                     "n_examples": len(examples),
                     "hash": entries.data_hash(examples),
                     "example_ids": [e.example_id for e in examples],
+                    "excluded_ids": sorted(excluded),
                 },
             },
         )
