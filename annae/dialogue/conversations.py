@@ -230,13 +230,22 @@ def queue_length(session: Session) -> int:
 
 
 def add_message(
-    session: Session, conv: Conversation, sender: str, type_: str, text: str, **fields
+    session: Session,
+    conv: Conversation,
+    sender: str,
+    type_: str,
+    text: str,
+    *,
+    flush: bool = True,
+    **fields,
 ) -> Message:
+    """Add a message (``flush=False`` defers the INSERT so that several go in one round trip)."""
     msg = Message(
         conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields
     )
     session.add(msg)
-    session.flush()
+    if flush:
+        session.flush()
     return msg
 
 
@@ -395,6 +404,7 @@ def post_customer(
             chosen_text,
             entry_id=choice,
             confidence=option.get("confidence"),
+            flush=False,
             decision={"clarify_message_id": clarify.id},
         )
     elif handoff:
@@ -404,6 +414,7 @@ def post_customer(
             "customer",
             "text",
             "[asked for a person]",
+            flush=False,
             decision={"handoff_requested": True},
         )
     else:
@@ -416,6 +427,7 @@ def post_customer(
             "customer",
             "text",
             text,
+            flush=False,
             decision=decision.to_dict() if decision is not None else {"model_version": None},
         )
     new.append(customer)
@@ -425,6 +437,7 @@ def post_customer(
 
     reply_msg: Message | None = None
     if conv.state in SILENT:
+        session.flush()
         events += message_events(conv, new)
         return Outcome(
             _reply(None, customer, conv, text=text_for("queued", language)), events, decision
