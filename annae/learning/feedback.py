@@ -1,0 +1,491 @@
+"""Feedback becomes training data: agents' labels of handed-off conversations, customers' ratings.
+
+Functions work in the caller's session (one transaction per request). Examples made from a
+conversation follow the privacy convention ``source = "conversation:<id>/…"`` so that erasing the
+customer finds and deletes them, and are only made for customers with ``training`` consent.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from annae.kb import entries
+from annae.kb.entries import KBError
+from annae.store.db import utcnow
+from annae.store.tables.learning import AnswerRating, ConversationLabel
+from annae.store.tables.service import Conversation, Message
+
+KINDS = ("entry", "new_entry", "not_faq")
+# hand-off reasons whose question is a topic the bot could learn (not "I want a person")
+LEARNABLE_REASONS = (None, "low_confidence", "frustration")
+
+
+class LearningSettings(BaseSettings):
+    """Learning knobs, read from ``ANNAE_*`` like the main settings."""
+
+    model_config = SettingsConfigDict(env_prefix="ANNAE_", env_file=None, extra="ignore")
+
+    learn_from_accepted: bool = Field(
+        default=False,
+        description="Keep questions whose bot answer the customer rated helpful as weak examples.",
+    )
+    learn_from_anonymous: bool = Field(
+        default=True,
+        description="Make examples from conversations without a customer_id (no consent possible).",
+    )
+    holdout_share: float = Field(default=0.15, gt=0, lt=0.5)
+    gate_tolerance: float = Field(default=0.02, ge=0, lt=1)
+
+
+class LearningError(Exception):
+    """A learning operation that cannot be done; ``status``/``code`` map to the HTTP error."""
+
+    status, code = 400, "bad_request"
+
+
+class NotFound(LearningError):
+    status, code = 404, "not_found"
+
+
+class Conflict(LearningError):
+    status, code = 409, "conflict"
+
+
+class Invalid(LearningError):
+    status, code = 422, "invalid"
+
+
+def _conversation(session: Session, conv_id: str) -> Conversation:
+    conv = session.get(Conversation, conv_id) if conv_id and len(conv_id) <= 32 else None
+    if conv is None:
+        raise NotFound(f"no conversation with id {conv_id!r}")
+    return conv
+
+
+def _customer_texts(session: Session, conv_id: str) -> list[Message]:
+    return list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conv_id,
+                Message.sender == "customer",
+                Message.type == "text",
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
+def question_message(session: Session, conv_id: str) -> Message | None:
+    """The customer question an agent's label is about: the last one the bot handed off,
+    else the last customer question before the first agent reply, else the last one."""
+    texts = _customer_texts(session, conv_id)
+    handed = [m for m in texts if (m.decision or {}).get("type") == "handoff"]
+    if handed:
+        return handed[-1]
+    first_agent = session.scalar(
+        select(Message.id)
+        .where(Message.conversation_id == conv_id, Message.sender == "agent")
+        .order_by(Message.id)
+        .limit(1)
+    )
+    before = [m for m in texts if first_agent is None or m.id < first_agent]
+    return (before or texts or [None])[-1]
+
+
+def last_agent_reply(session: Session, conv_id: str) -> str | None:
+    return session.scalar(
+        select(Message.text)
+        .where(Message.conversation_id == conv_id, Message.sender == "agent")
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def training_allowed(
+    session: Session, conv: Conversation, settings: LearningSettings | None = None
+) -> tuple[bool, str | None]:
+    """Whether this conversation's words may become training data, and why not."""
+    settings = settings or LearningSettings()
+    if conv.customer_id is None:
+        if settings.learn_from_anonymous:
+            return True, None
+        return False, "anonymous conversation (ANNAE_LEARN_FROM_ANONYMOUS is off)"
+    try:
+        from annae.privacy import consent
+    except ImportError:  # pragma: no cover - privacy module not installed
+        return True, None
+    if consent.has_consent(session, conv.customer_id, "training"):
+        return True, None
+    return False, "the customer has not consented to training"
+
+
+def source_for(conv_id: str, agent: str) -> str:
+    return f"conversation:{conv_id}/agent:{agent}"
+
+
+def _slug(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    words = re.findall(r"\w+", text)[:6]
+    return "_".join(words)[:60] or "entry"
+
+
+def unique_key(session: Session, text: str) -> str:
+    """A free entry key made from ``text`` (``shipping_time``, ``shipping_time_2``, …)."""
+    base, n = _slug(text), 1
+    key = base
+    while entries.get_entry_by_key(session, key) is not None:
+        n += 1
+        key = f"{base}_{n}"
+    return key
+
+
+def _usable_entry(session: Session, entry_id: int):
+    try:
+        entry = entries.get_entry(session, entry_id)
+    except KBError as exc:
+        raise Invalid(f"entry {entry_id} does not exist (deleted?)") from exc
+    if not entry.active:
+        raise Invalid(f"entry {entry_id} ({entry.key}) is disabled; enable it or pick another")
+    return entry
+
+
+def _add_example(session: Session, entry_id: int, text: str, source: str, agent: str):
+    entry = entries.get_entry(session, entry_id)
+    for ex in entry.examples:
+        if ex.text.strip().lower() == text.strip().lower():
+            return None  # already an example: nothing to learn
+    return entries.add_examples(session, entry_id, [text], source=source, author=agent)[0]
+
+
+def _undo(session: Session, label: ConversationLabel, agent: str) -> None:
+    if label.example_id is not None:
+        try:
+            entries.delete_example(session, label.example_id, author=agent)
+        except KBError:
+            pass  # already deleted by an admin or an erasure
+
+
+def label_dict(label: ConversationLabel, **extra) -> dict:
+    return {
+        "conversation_id": label.conversation_id,
+        "message_id": label.message_id,
+        "kind": label.kind,
+        "entry_id": label.entry_id,
+        "example_id": label.example_id,
+        "bot_entry_id": label.bot_entry_id,
+        "agent": label.agent,
+        "created_at": label.created_at.isoformat() if label.created_at else None,
+        **extra,
+    }
+
+
+def label_conversation(
+    session: Session,
+    conv_id: str,
+    *,
+    kind: str,
+    agent: str,
+    entry_id: int | None = None,
+    new_entry: dict | None = None,
+    message_id: int | None = None,
+    replace: bool = False,
+    settings: LearningSettings | None = None,
+) -> dict:
+    """Record what a handed-off conversation was about; the question becomes an example.
+
+    ``kind`` is ``entry`` (with ``entry_id``), ``new_entry`` (``new_entry`` = ``{answer,
+    question?, key?, language?}``; the answer defaults to the agent's last reply) or ``not_faq``.
+    A second label is a :class:`Conflict` unless ``replace`` (the old example is removed).
+    """
+    if kind not in KINDS:
+        raise Invalid(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    conv = _conversation(session, conv_id)
+    existing = session.scalar(
+        select(ConversationLabel)
+        .where(ConversationLabel.conversation_id == conv.id)
+        .with_for_update()
+    )
+    if existing is not None and not replace:
+        raise Conflict(
+            f"conversation {conv.id} is already labelled ({existing.kind}) by {existing.agent}; "
+            "send replace: true to change it"
+        )
+    if message_id is not None:
+        question = session.get(Message, message_id)
+        if question is None or question.conversation_id != conv.id or question.sender != "customer":
+            raise Invalid(f"message {message_id} is not a customer message of this conversation")
+    else:
+        question = question_message(session, conv.id)
+    if question is None and kind != "not_faq":
+        raise Invalid("this conversation has no customer question to learn from")
+
+    if kind == "entry":
+        if entry_id is None:
+            raise Invalid("kind 'entry' needs an entry_id")
+        _usable_entry(session, entry_id)
+    elif entry_id is not None:
+        raise Invalid(f"entry_id is only for kind 'entry', not {kind!r}")
+
+    allowed, why_not = training_allowed(session, conv, settings)
+    if existing is not None:
+        _undo(session, existing, agent)
+    example = None
+    if kind == "new_entry":
+        spec = dict(new_entry or {})
+        answer = (spec.get("answer") or last_agent_reply(session, conv.id) or "").strip()
+        if not answer:
+            raise Invalid("a new entry needs an answer (the agent has not replied yet)")
+        title = (spec.get("question") or (question.text if question else "")).strip()
+        if not title:
+            raise Invalid("a new entry needs a question")
+        key = (spec.get("key") or "").strip() or unique_key(session, title)
+        try:
+            entry = entries.add_entry(
+                session,
+                key=key,
+                question=title,
+                answer=answer,
+                language=spec.get("language") or conv.language or "en",
+                source=f"agent:{agent}",
+                author=agent,
+            )
+        except KBError as exc:
+            status = Conflict if "already exists" in str(exc) else Invalid
+            raise status(str(exc)) from exc
+        entry_id = entry.id
+        if allowed and question is not None and question.text.strip() != title:
+            example = _add_example(session, entry_id, question.text, source_for(conv.id, agent), agent)
+    elif kind == "entry" and allowed:
+        example = _add_example(session, entry_id, question.text, source_for(conv.id, agent), agent)
+
+    now = utcnow()
+    bot_entry = _bot_guess(question)
+    if existing is None:
+        label = ConversationLabel(conversation_id=conv.id, created_at=now, kind=kind, agent=agent)
+        session.add(label)
+    else:
+        label = existing
+    label.kind, label.agent, label.updated_at = kind, agent, now
+    label.entry_id = entry_id
+    label.message_id = question.id if question is not None else None
+    label.example_id = example.id if example is not None else None
+    label.bot_entry_id = bot_entry
+    session.flush()
+    return label_dict(
+        label,
+        example_added=example is not None,
+        not_added_because=None if example is not None or kind == "not_faq" else why_not,
+    )
+
+
+def _bot_guess(question: Message | None) -> int | None:
+    """The entry the bot thought best for the question (its top candidate)."""
+    decision = (question.decision or {}) if question is not None else {}
+    cands = decision.get("candidates") or []
+    return decision.get("entry_id") or (cands[0].get("entry_id") if cands else None)
+
+
+def get_label(session: Session, conv_id: str) -> dict | None:
+    label = session.scalar(
+        select(ConversationLabel).where(ConversationLabel.conversation_id == conv_id)
+    )
+    return label_dict(label) if label else None
+
+
+# --- ratings --------------------------------------------------------------------------------
+
+
+def _question_before(session: Session, answer: Message) -> Message | None:
+    return session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == answer.conversation_id,
+            Message.sender == "customer",
+            Message.id < answer.id,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def rate_answer(
+    session: Session,
+    conv_id: str,
+    message_id: int,
+    helpful: bool,
+    *,
+    settings: LearningSettings | None = None,
+) -> dict:
+    """Store the customer's rating of a bot answer (rating again changes it)."""
+    settings = settings or LearningSettings()
+    conv = _conversation(session, conv_id)
+    msg = session.get(Message, message_id)
+    if msg is None or msg.conversation_id != conv.id:
+        raise NotFound(f"no message {message_id} in conversation {conv.id}")
+    if msg.sender != "bot" or msg.type != "answer":
+        raise Invalid("only the bot's answers can be rated")
+    rating = session.scalar(
+        select(AnswerRating).where(AnswerRating.message_id == msg.id).with_for_update()
+    )
+    if rating is None:
+        rating = AnswerRating(conversation_id=conv.id, message_id=msg.id, entry_id=msg.entry_id)
+        session.add(rating)
+    rating.helpful = bool(helpful)
+    rating.created_at = utcnow()
+    rating.reviewed_by, rating.reviewed_at = None, None
+    session.flush()
+    weak = None
+    if helpful and settings.learn_from_accepted and msg.entry_id is not None:
+        allowed, _ = training_allowed(session, conv, settings)
+        question = _question_before(session, msg)
+        entry = session.get(entries.KBEntry, msg.entry_id)
+        if allowed and question is not None and question.type == "text" and entry and entry.active:
+            weak = _add_example(
+                session, msg.entry_id, question.text, f"conversation:{conv.id}/accepted", "customer"
+            )
+    return {
+        "message_id": msg.id,
+        "entry_id": msg.entry_id,
+        "helpful": rating.helpful,
+        "weak_example_added": weak is not None,
+    }
+
+
+@dataclass
+class ReviewItem:
+    rating_id: int
+    conversation_id: str
+    message_id: int
+    entry_id: int | None
+    entry_key: str | None
+    question: str | None
+    answer: str
+    rated_at: datetime
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "rated_at": self.rated_at.isoformat()}
+
+
+def review_list(session: Session, *, include_reviewed: bool = False, limit: int = 200) -> list[dict]:
+    """Answers customers rated not helpful, newest first."""
+    stmt = (
+        select(AnswerRating, Message)
+        .join(Message, Message.id == AnswerRating.message_id)
+        .where(AnswerRating.helpful.is_(False))
+        .order_by(AnswerRating.created_at.desc(), AnswerRating.id.desc())
+        .limit(limit)
+    )
+    if not include_reviewed:
+        stmt = stmt.where(AnswerRating.reviewed_at.is_(None))
+    out = []
+    for rating, msg in session.execute(stmt).tuples():
+        question = _question_before(session, msg)
+        entry = session.get(entries.KBEntry, rating.entry_id) if rating.entry_id else None
+        item = ReviewItem(
+            rating.id,
+            rating.conversation_id,
+            msg.id,
+            rating.entry_id,
+            entry.key if entry else None,
+            question.text if question else None,
+            msg.text,
+            rating.created_at,
+        )
+        out.append(
+            {**item.to_dict(), "reviewed_by": rating.reviewed_by, "reviewed": bool(rating.reviewed_at)}
+        )
+    return out
+
+
+def mark_reviewed(session: Session, rating_id: int, user: str) -> None:
+    rating = session.get(AnswerRating, rating_id)
+    if rating is None:
+        raise NotFound(f"no rating with id {rating_id}")
+    rating.reviewed_by, rating.reviewed_at = user, utcnow()
+
+
+# --- unanswered questions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A customer question the knowledge base did not answer."""
+
+    message_id: int
+    conversation_id: str
+    text: str
+    language: str | None
+    created_at: datetime
+    why: str  # "handoff" | "unhelpful"
+
+
+def unanswered_questions(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    language: str | None = None,
+) -> list[Unanswered]:
+    """Questions handed off (for lack of an answer) or whose answer was rated not helpful,
+    in conversations no agent has labelled; oldest first."""
+    labelled = select(ConversationLabel.conversation_id)
+    stmt = (
+        select(Message, Conversation.language)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Message.sender == "customer",
+            Message.type == "text",
+            Message.conversation_id.not_in(labelled),
+        )
+        .order_by(Message.id)
+    )
+    if since is not None:
+        stmt = stmt.where(Message.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Message.created_at < until)
+    out: dict[int, Unanswered] = {}
+    for msg, conv_lang in session.execute(stmt).tuples():
+        d = msg.decision or {}
+        lang = d.get("language") or conv_lang
+        if language and lang != language:
+            continue
+        if d.get("type") == "handoff" and d.get("reason") in LEARNABLE_REASONS:
+            out[msg.id] = Unanswered(
+                msg.id, msg.conversation_id, msg.text, lang, msg.created_at, "handoff"
+            )
+    bad = select(AnswerRating.message_id).where(AnswerRating.helpful.is_(False))
+    answers = session.scalars(
+        select(Message).where(
+            Message.id.in_(bad), Message.conversation_id.not_in(labelled)
+        )
+    )
+    for answer in answers:
+        question = _question_before(session, answer)
+        if question is None or question.type != "text" or question.id in out:
+            continue
+        if since is not None and _aware(question.created_at) < since:
+            continue
+        if until is not None and _aware(question.created_at) >= until:
+            continue
+        lang = (question.decision or {}).get("language")
+        if language and lang != language:
+            continue
+        out[question.id] = Unanswered(
+            question.id, question.conversation_id, question.text, lang, question.created_at, "unhelpful"
+        )
+    return sorted(out.values(), key=lambda u: u.message_id)
+
+
+def _aware(dt: datetime) -> datetime:
+    from annae.dialogue.conversations import aware
+
+    return aware(dt)
