@@ -87,7 +87,9 @@ def _customer_texts(session: Session, conv_id: str) -> list[Message]:
 def question_message(session: Session, conv_id: str) -> Message | None:
     """The customer question an agent's label is about: the last one the bot handed off,
     else the last customer question before the first agent reply, else the last one."""
-    texts = _customer_texts(session, conv_id)
+    texts = [
+        m for m in _customer_texts(session, conv_id) if not (m.decision or {}).get("handoff_requested")
+    ]
     handed = [m for m in texts if (m.decision or {}).get("type") == "handoff"]
     if handed:
         return handed[-1]

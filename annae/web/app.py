@@ -214,6 +214,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (ops, auth, conversations, agents, admin):
         app.include_router(module.router)
+    app.include_router(importlib.import_module("annae.web.routers.learning").router)
     for name in ("annae.web.pages", "annae.web.routers.recommend"):
         router = _optional_router(name)
         if router is not None:

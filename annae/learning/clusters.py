@@ -1,0 +1,135 @@
+"""Unanswered questions grouped into topics: sentence embeddings + agglomerative clustering.
+
+Each cluster has a size, a trend (questions in the last 7 days against the 7 before), the
+questions closest to its centre and a suggested title (its most central question).
+With ``ANNAE_ENCODER=none`` character n-gram TF-IDF vectors stand in for the embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from annae.dialogue.conversations import aware
+from annae.learning.feedback import Unanswered
+from annae.nlu.text import normalize
+from annae.store.db import utcnow
+
+DEFAULT_THRESHOLD = 0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters
+
+
+@dataclass
+class Cluster:
+    """A topic of unanswered questions."""
+
+    id: int
+    title: str
+    size: int
+    this_week: int
+    last_week: int
+    representatives: list[str]
+    languages: list[str]
+    message_ids: list[int] = field(default_factory=list)
+
+    @property
+    def trend(self) -> str:
+        if self.this_week > self.last_week:
+            return "rising"
+        if self.this_week < self.last_week:
+            return "falling"
+        return "steady"
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "trend": self.trend}
+
+
+def embed(texts: Sequence[str], encoder: str = "bundled") -> np.ndarray:
+    """L2-normalised vectors for ``texts`` (sentence embeddings, or TF-IDF with ``none``)."""
+    norm = [normalize(t) for t in texts]
+    if encoder == "none":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+        mat = vec.fit_transform(norm).toarray().astype(np.float32)
+        norms = np.linalg.norm(mat, axis=1, keepdims=True)
+        return mat / np.maximum(norms, 1e-9)
+    from annae.nlu.encoder import Encoder
+
+    return Encoder(encoder).encode(norm)
+
+
+def assign(vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Cluster labels (0..k-1) by average-linkage agglomerative clustering on cosine distance."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n == 1:
+        return np.zeros(1, dtype=int)
+    from sklearn.cluster import AgglomerativeClustering
+
+    model = AgglomerativeClustering(
+        n_clusters=None, metric="cosine", linkage="average", distance_threshold=threshold
+    )
+    return model.fit_predict(vectors)
+
+
+def cluster(
+    items: Sequence[Unanswered],
+    *,
+    encoder: str = "bundled",
+    threshold: float = DEFAULT_THRESHOLD,
+    now: datetime | None = None,
+    n_representatives: int = 3,
+) -> list[Cluster]:
+    """Group unanswered questions into topics, largest first."""
+    if not items:
+        return []
+    now = now or utcnow()
+    vectors = embed([i.text for i in items], encoder)
+    labels = assign(vectors, threshold)
+    week, fortnight = now - timedelta(days=7), now - timedelta(days=14)
+    out = []
+    for label in np.unique(labels):
+        idx = np.flatnonzero(labels == label)
+        centre = vectors[idx].mean(axis=0)
+        order = idx[np.argsort(-(vectors[idx] @ centre))]
+        members = [items[i] for i in order]
+        seen: list[str] = []
+        for m in members:
+            if m.text not in seen:
+                seen.append(m.text)
+            if len(seen) == n_representatives:
+                break
+        times = [aware(m.created_at) for m in members]
+        out.append(
+            Cluster(
+                id=min(m.message_id for m in members),
+                title=_title(seen[0]),
+                size=len(members),
+                this_week=sum(1 for t in times if t >= week),
+                last_week=sum(1 for t in times if fortnight <= t < week),
+                representatives=seen,
+                languages=sorted({m.language or "?" for m in members}),
+                message_ids=sorted(m.message_id for m in members),
+            )
+        )
+    out.sort(key=lambda c: (-c.size, -c.this_week, c.id))
+    return out
+
+
+def _title(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def purity(labels: Sequence[int], truth: Sequence[str]) -> float:
+    """Share of items whose cluster's majority true class is their own class."""
+    from collections import Counter
+
+    by_cluster: dict[int, Counter] = {}
+    for c, t in zip(labels, truth, strict=True):
+        by_cluster.setdefault(int(c), Counter())[t] += 1
+    return sum(c.most_common(1)[0][1] for c in by_cluster.values()) / max(len(truth), 1)

@@ -1,0 +1,420 @@
+"""The learning API: labels, ratings, the review list, clusters, gated retraining, rollback,
+analytics (JSON and CSV) and the ``/console/analytics`` page."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from annae.agents.users import Identity
+from annae.kb import entries as kb
+from annae.kb.entries import KBError
+from annae.learning import analytics, charts, clusters, feedback, retrain
+from annae.learning.feedback import LearningError
+from annae.nlu.registry import ModelRegistry
+from annae.store.db import session_scope, utcnow
+from annae.web.auth import current_user, optional_user, require_role
+from annae.web.routers.deps import ApiError, bearer_token, services
+
+router = APIRouter(tags=["learning"])
+admin = require_role("admin")
+API = "/api/v1"
+
+
+class NewEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str | None = Field(None, max_length=200)
+    question: str | None = Field(None, max_length=4000)
+    answer: str | None = Field(None, max_length=20000)
+    language: Literal["ko", "en"] | None = None
+
+
+class LabelIn(BaseModel):
+    """``kind``: an existing ``entry`` (with ``entry_id``), a ``new_entry`` or ``not_faq``."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["entry", "new_entry", "not_faq"]
+    entry_id: int | None = None
+    new_entry: NewEntryIn | None = None
+    message_id: int | None = None
+    replace: bool = False
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    helpful: bool
+
+
+class ClusterEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_ids: list[int] = Field(min_length=1, max_length=2000)
+    question: str = Field(min_length=1, max_length=4000)
+    answer: str = Field(min_length=1, max_length=20000)
+    key: str | None = Field(None, max_length=200)
+    language: Literal["ko", "en"] = "en"
+
+
+class PromoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expected_live: str | None = None
+
+
+def _db(request: Request, fn):
+    """Run ``fn(session)`` in one transaction, mapping learning and KB errors to HTTP errors."""
+    try:
+        with session_scope(services(request).db) as session:
+            return fn(session)
+    except LearningError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    except KBError as exc:
+        raise ApiError(422, "invalid", str(exc)) from exc
+
+
+# --- labels and ratings ---------------------------------------------------------------------
+
+
+@router.post(API + "/conversations/{conv_id}/label", status_code=201)
+def label(
+    conv_id: str, body: LabelIn, request: Request, user: Identity = Depends(current_user)
+) -> dict:
+    """The agent's answer to "what was this about?"; the question becomes a KB example."""
+    return _db(
+        request,
+        lambda s: feedback.label_conversation(
+            s,
+            conv_id,
+            kind=body.kind,
+            agent=user.username,
+            entry_id=body.entry_id,
+            new_entry=body.new_entry.model_dump(exclude_none=True) if body.new_entry else None,
+            message_id=body.message_id,
+            replace=body.replace,
+        ),
+    )
+
+
+@router.get(API + "/conversations/{conv_id}/label")
+def label_form(conv_id: str, request: Request, user: Identity = Depends(current_user)) -> dict:
+    """The current label (or null) and what the console pre-fills: question, bot's guesses,
+    the agent's last reply."""
+
+    def read(session: Session) -> dict:
+        conv = feedback._conversation(session, conv_id)
+        question = feedback.question_message(session, conv.id)
+        decision = (question.decision or {}) if question is not None else {}
+        return {
+            "label": feedback.get_label(session, conv.id),
+            "question": {"message_id": question.id, "text": question.text} if question else None,
+            "guesses": [
+                {"entry_id": c.get("entry_id"), "key": c.get("key"), "question": c.get("question")}
+                for c in decision.get("candidates") or []
+            ],
+            "agent_reply": feedback.last_agent_reply(session, conv.id),
+            "language": conv.language,
+            "training_allowed": feedback.training_allowed(session, conv)[0],
+        }
+
+    return _db(request, read)
+
+
+@router.post(API + "/conversations/{conv_id}/messages/{message_id}/rating")
+def rate(conv_id: str, message_id: int, body: RatingIn, request: Request) -> dict:
+    """The customer rates a bot answer (conversation token as bearer)."""
+    from annae.web.routers.conversations import authorize
+
+    def write(session: Session) -> dict:
+        conv, access = authorize(request, session, conv_id, bearer_token(request), None)
+        if access.kind != "customer":
+            raise ApiError(403, "forbidden", "only the customer rates answers")
+        return feedback.rate_answer(session, conv.id, message_id, body.helpful)
+
+    return _db(request, write)
+
+
+@router.get(API + "/learning/review")
+def review(
+    request: Request, include_reviewed: bool = False, user: Identity = Depends(admin)
+) -> dict:
+    """Answers customers rated not helpful, newest first."""
+    return {
+        "items": _db(request, lambda s: feedback.review_list(s, include_reviewed=include_reviewed))
+    }
+
+
+@router.post(API + "/learning/review/{rating_id}/done")
+def review_done(rating_id: int, request: Request, user: Identity = Depends(admin)) -> dict:
+    _db(request, lambda s: feedback.mark_reviewed(s, rating_id, user.username))
+    return {"rating_id": rating_id, "reviewed_by": user.username}
+
+
+# --- clusters -------------------------------------------------------------------------------
+
+
+def _filters(start: date | None, end: date | None, language: str | None) -> analytics.Filters:
+    if start and end and end <= start:
+        raise ApiError(422, "invalid", "end must be after start")
+    return analytics.Filters(start, end, language)
+
+
+def cluster_list(request: Request, f: analytics.Filters, limit: int = 50) -> list[dict]:
+    since, until = f.bounds()
+    items = _db(
+        request,
+        lambda s: feedback.unanswered_questions(
+            s, since=since, until=until, language=f.language
+        ),
+    )
+    found = clusters.cluster(items, encoder=services(request).settings.encoder)
+    return [c.to_dict() for c in found[:limit]]
+
+
+@router.get(API + "/learning/clusters")
+def get_clusters(
+    request: Request,
+    start: date | None = None,
+    end: date | None = None,
+    language: Literal["ko", "en"] | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    user: Identity = Depends(admin),
+) -> dict:
+    """Unanswered questions grouped into topics, largest first."""
+    return {"clusters": cluster_list(request, _filters(start, end, language), limit)}
+
+
+@router.post(API + "/learning/clusters/entry", status_code=201)
+def entry_from_cluster(
+    body: ClusterEntryIn, request: Request, user: Identity = Depends(admin)
+) -> dict:
+    """Create an entry from a cluster: its questions become examples (with consent), and their
+    conversations are labelled with the new entry so they leave the unanswered list."""
+
+    def write(session: Session) -> dict:
+        key = body.key or feedback.unique_key(session, body.question)
+        entry = kb.add_entry(
+            session,
+            key=key,
+            question=body.question,
+            answer=body.answer,
+            language=body.language,
+            source=f"admin:{user.username}",
+            author=user.username,
+        )
+        added, labelled = 0, 0
+        from annae.store.tables.service import Message
+
+        for mid in sorted(set(body.message_ids)):
+            msg = session.get(Message, mid)
+            if msg is None or msg.sender != "customer":
+                raise ApiError(422, "invalid", f"message {mid} is not a customer question")
+            if feedback.get_label(session, msg.conversation_id) is not None:
+                continue
+            out = feedback.label_conversation(
+                session,
+                msg.conversation_id,
+                kind="entry",
+                entry_id=entry.id,
+                message_id=mid,
+                agent=user.username,
+            )
+            labelled += 1
+            added += out["example_added"]
+        return {"entry_id": entry.id, "key": entry.key, "examples_added": added, "labelled": labelled}
+
+    try:
+        return _db(request, write)
+    except ApiError as exc:
+        if exc.status == 422 and "already exists" in exc.message:
+            raise ApiError(409, "conflict", exc.message) from exc
+        raise
+
+
+# --- retraining, models, rollback -----------------------------------------------------------
+
+_RETRAIN = {"status": "idle", "result": None, "error": None, "started_at": None}
+_RETRAIN_LOCK = threading.Lock()
+
+
+def _registry(request: Request) -> ModelRegistry:
+    return ModelRegistry(services(request).settings.models_dir)
+
+
+@router.post(API + "/learning/retrain", status_code=202)
+def start_retrain(
+    request: Request, wait: bool = False, force: bool = False, user: Identity = Depends(admin)
+) -> dict:
+    """Train a challenger and promote it only if it passes the gate (409 while one runs)."""
+    svc = services(request)
+    if not _RETRAIN_LOCK.acquire(blocking=False):
+        raise ApiError(409, "conflict", "a retrain is already running")
+    try:
+        probe = retrain.file_lock(_registry(request).root / ".retrain.lock")
+        probe.__enter__()
+        probe.__exit__(None, None, None)
+    except retrain.Busy as exc:
+        _RETRAIN_LOCK.release()
+        raise ApiError(409, "conflict", "a retrain is already running (another process)") from exc
+    _RETRAIN.update(status="running", result=None, error=None, started_at=utcnow().isoformat())
+
+    def work() -> None:
+        try:
+            result = retrain.retrain(svc.db, settings=svc.settings, author=user.username, force=force)
+            _RETRAIN.update(status="done", result=result.to_dict())
+            if result.promoted:
+                svc.holder.load_now()
+                svc.broker.publish("agents", {"event": "model", "version": result.challenger})
+        except Exception as exc:  # reported in the status, never lost
+            _RETRAIN.update(status="failed", error=str(exc)[:500])
+        finally:
+            _RETRAIN_LOCK.release()
+
+    if wait:
+        work()
+        if _RETRAIN["status"] == "failed":
+            busy = "held by another process" in (_RETRAIN["error"] or "")
+            raise ApiError(409 if busy else 422, "conflict" if busy else "invalid", _RETRAIN["error"])
+        return dict(_RETRAIN)
+    threading.Thread(target=work, name="annae-gated-retrain", daemon=True).start()
+    return dict(_RETRAIN)
+
+
+@router.get(API + "/learning/retrain")
+def retrain_status(request: Request, user: Identity = Depends(admin)) -> dict:
+    return dict(_RETRAIN)
+
+
+@router.get(API + "/learning/models")
+def models(request: Request, user: Identity = Depends(admin)) -> dict:
+    """Every model version with its data, metrics and gate result, and the switch history."""
+    reg = _registry(request)
+    return {
+        "live": reg.live_version(),
+        "models": retrain.list_models(reg),
+        "history": retrain.history(reg),
+    }
+
+
+def _switch(request: Request, version: str, user: Identity, action: str, expected) -> dict:
+    reg = _registry(request)
+    try:
+        if action == "rollback":
+            before = retrain.rollback(reg, version, author=user.username)
+        else:
+            before = retrain.promote(reg, version, expected_live=expected, author=user.username)
+    except ValueError as exc:  # GateError, or a malformed version
+        status = 404 if str(exc).startswith(("no model", "not a model")) else 409
+        raise ApiError(status, "not_found" if status == 404 else "conflict", str(exc)) from exc
+    except retrain.Busy as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    services(request).holder.load_now()
+    return {"live": version, "previous": before}
+
+
+@router.post(API + "/learning/models/{version}/rollback")
+def rollback(version: str, request: Request, user: Identity = Depends(admin)) -> dict:
+    """Make a saved version live again, in one step."""
+    return _switch(request, version, user, "rollback", False)
+
+
+@router.post(API + "/learning/models/{version}/promote")
+def promote(
+    version: str, request: Request, body: PromoteIn | None = None, user: Identity = Depends(admin)
+) -> dict:
+    """Promote a version by hand; with ``expected_live`` only if the live model is still that one."""
+    expected = body.expected_live if body and "expected_live" in body.model_fields_set else False
+    return _switch(request, version, user, "promote", expected)
+
+
+# --- analytics ------------------------------------------------------------------------------
+
+
+@router.get(API + "/learning/analytics")
+def get_analytics(
+    request: Request,
+    start: date | None = None,
+    end: date | None = None,
+    language: Literal["ko", "en"] | None = None,
+    with_clusters: bool = False,
+    user: Identity = Depends(admin),
+) -> dict:
+    """The dashboard numbers (definitions: docs/metrics.md)."""
+    f = _filters(start, end, language)
+    data = _db(request, lambda s: analytics.summary(s, f))
+    if with_clusters:
+        data["clusters"] = cluster_list(request, f, 10)
+    return data
+
+
+@router.get(API + "/learning/analytics.csv")
+def analytics_csv(
+    request: Request,
+    table: str = "summary",
+    start: date | None = None,
+    end: date | None = None,
+    language: Literal["ko", "en"] | None = None,
+    user: Identity = Depends(admin),
+) -> Response:
+    """One dashboard table as CSV: summary, daily, handoff_reasons, top_entries or clusters."""
+    f = _filters(start, end, language)
+    if table not in (*analytics.TABLES, "clusters"):
+        raise ApiError(422, "invalid", f"unknown table {table!r}")
+    data = _db(request, lambda s: analytics.summary(s, f))
+    if table == "clusters":
+        data["clusters"] = [
+            {k: c[k] for k in ("id", "title", "size", "this_week", "last_week", "trend", "representatives")}
+            for c in cluster_list(request, f, 500)
+        ]
+    name = f"annae-{table}-{f.start or 'all'}-{f.end or 'now'}.csv"
+    return Response(
+        analytics.to_csv(data, table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/console/analytics", response_class=HTMLResponse, include_in_schema=False)
+def analytics_page(
+    request: Request,
+    start: date | None = None,
+    end: date | None = None,
+    language: Literal["ko", "en"] | None = None,
+    user: Identity | None = Depends(optional_user),
+) -> Response:
+    """The managers' dashboard (admins only)."""
+    from annae.web import pages
+    from annae.web.auth import csrf_token_for
+
+    if user is None:
+        return pages._login_redirect(request)
+    common = {"user": user, "headers": pages.CONSOLE_HEADERS, "csrf_token": csrf_token_for(request)}
+    if user.role != "admin":
+        return pages.render(request, "forbidden.html", page="analytics", status_code=403, **common)
+    f = _filters(start, end, language)
+    data = _db(request, lambda s: analytics.summary(s, f))
+    try:
+        found = cluster_list(request, f, 10)
+        cluster_error = None
+    except Exception as exc:  # the dashboard still shows the numbers
+        found, cluster_error = [], str(exc)[:200]
+    query = "&".join(
+        f"{k}={v}" for k, v in (("start", start), ("end", end), ("language", language)) if v
+    )
+    return pages.render(
+        request,
+        "analytics.html",
+        page="analytics",
+        data=data,
+        clusters=found,
+        cluster_error=cluster_error,
+        query=query,
+        daily_svg=charts.daily_bars(data["daily"]),
+        reasons_svg=charts.hbars([(r["reason"], r["conversations"]) for r in data["handoff_reasons"]]),
+        entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),
+        config={"page": "analytics"},
+        **common,
+    )

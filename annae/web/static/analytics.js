@@ -1,0 +1,44 @@
+/* Analytics page: create a knowledge-base entry from an unanswered topic (click, then save). */
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", () => {
+    const dialog = document.getElementById("cluster-dialog");
+    const form = document.getElementById("cluster-form");
+    const error = document.getElementById("cluster-error");
+    let current = null;
+    document.querySelectorAll("[data-create-entry]").forEach((btn) => {
+      btn.addEventListener("click", () => {
+        current = btn.closest(".cluster");
+        form.question.value = current.dataset.title;
+        form.answer.value = "";
+        error.hidden = true;
+        dialog.showModal();
+        form.answer.focus();
+      });
+    });
+    form.addEventListener("submit", async (e) => {
+      if (e.submitter && e.submitter.value === "cancel") return;
+      e.preventDefault();
+      const ids = current.dataset.messageIds.split(",").filter(Boolean).map(Number);
+      try {
+        const out = await window.Annae.api("POST", "/api/v1/learning/clusters/entry", {
+          message_ids: ids,
+          question: form.question.value.trim(),
+          answer: form.answer.value.trim(),
+          language: current.dataset.language,
+        });
+        dialog.close();
+        current.querySelector(".cluster-head").insertAdjacentHTML(
+          "beforeend",
+          '<span class="tag tag-ok"></span>'
+        );
+        current.querySelector(".tag-ok").textContent =
+          "entry " + out.key + " created, " + out.examples_added + " examples";
+        current.querySelector("[data-create-entry]").disabled = true;
+      } catch (err) {
+        error.textContent = err.message;
+        error.hidden = false;
+      }
+    });
+  });
+})();
