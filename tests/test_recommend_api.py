@@ -125,3 +125,19 @@ def test_requests_without_credentials_are_refused(setup):
     r = client.get("/api/v1/customers/C001/recommendations")
     assert r.status_code == 401
     assert client.get("/api/v1/products/A01/similar").status_code == 401
+
+
+def test_a_channel_api_key_is_accepted(setup):
+    from types import SimpleNamespace
+
+    from annae.agents.users import create_api_key
+
+    engine, saved, _ = setup
+    with session_scope(engine) as s:
+        key = create_api_key(s, "shop-widget")
+    client = _client(engine, saved, authorized=False)
+    client.app.state.services = SimpleNamespace(db=engine)  # what the service app provides
+    r = client.get("/api/v1/products/A01/similar", params={"k": 2}, headers={"X-API-Key": key})
+    assert r.status_code == 200 and len(r.json()["items"]) == 2
+    r = client.get("/api/v1/products/A01/similar", headers={"X-API-Key": key + "x"})
+    assert r.status_code == 401 and "unknown or revoked API key" in r.json()["detail"]

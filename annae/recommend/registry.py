@@ -83,8 +83,12 @@ class RecommenderRegistry:
         except OSError:
             return None
 
-    def load_live(self) -> SavedModel | None:
-        """The live model, loaded once and kept until ``LIVE`` names another version."""
+    def load_live(self, threads: int | None = 1) -> SavedModel | None:
+        """The live model, loaded once and kept until ``LIVE`` names another version.
+
+        On first load the process's BLAS/OpenMP pools are pinned to ``threads`` (one thread per
+        serving process is faster under load; ``None`` leaves them alone).
+        """
         version = self.live_version()
         if version is None:
             return None
@@ -97,6 +101,10 @@ class RecommenderRegistry:
             path = self.root / version
             manifest = json.loads((path / "manifest.json").read_text())
             model = joblib.load(path / "model.joblib")
+            if threads is not None and self._cached is None:
+                from threadpoolctl import threadpool_limits
+
+                threadpool_limits(limits=threads)
             self._cached = SavedModel(version, path, manifest, model)
             return self._cached
 

@@ -31,17 +31,22 @@ def get_model() -> SavedModel | None:
     """The live recommender, loaded once per process and reloaded when a new one goes live."""
     from annae.settings import get_settings
 
-    return registry_for(get_settings().models_dir).load_live()
+    settings = get_settings()
+    return registry_for(settings.models_dir).load_live(threads=settings.threads)
 
 
 def authorize(request: Request) -> str:
     """An agent/admin (bearer token or session cookie) or a channel's API key; else 401."""
     from annae.web.auth import api_key_channel, staff_identity
+    from annae.web.routers.deps import ApiError
 
-    identity = staff_identity(request)
-    if identity is not None:
-        return f"user:{identity.username}"
-    channel = api_key_channel(request)
+    try:
+        identity = staff_identity(request)
+        if identity is not None:
+            return f"user:{identity.username}"
+        channel = api_key_channel(request)
+    except ApiError as exc:  # answered the same way with or without the service's handlers
+        raise HTTPException(exc.status, exc.message) from exc
     if channel is not None:
         return f"channel:{channel}"
     raise HTTPException(401, "log in or send an X-API-Key to read recommendations")
