@@ -138,7 +138,7 @@ def summary(session: Session, filters: Filters | None = None) -> dict:
     contained = [
         f for f in rows if f.answers and not f.handed_off and f.id not in unhelpful_convs
     ]
-    unresolved = [f for f in rows if not f.answers and not f.handed_off]
+    other = [f for f in rows if f not in contained and not f.handed_off]
 
     waits = [
         (f.first_agent_reply_at - f.handoff_at).total_seconds()
@@ -189,8 +189,8 @@ def summary(session: Session, filters: Filters | None = None) -> dict:
         "containment_rate": _rate(len(contained), n),
         "handed_off": len(handed),
         "handoff_rate": _rate(len(handed), n),
-        "unresolved": len(unresolved),
-        "unresolved_rate": _rate(len(unresolved), n),
+        "other": len(other),
+        "other_rate": _rate(len(other), n),
         "median_first_reply_seconds": round(statistics.median(waits), 1) if waits else None,
         "first_reply_samples": len(waits),
         "ratings": {

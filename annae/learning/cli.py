@@ -1,0 +1,219 @@
+"""``annae retrain``, ``annae rollback VERSION`` and ``annae learn …`` (clusters, review, gate).
+
+The lead mounts them with ``from annae.learning import cli as learning_cli;
+learning_cli.register(app)``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+learn_app = typer.Typer(
+    help="What the bot learns: unanswered topics, the review list, model history.",
+    no_args_is_help=True,
+)
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def _db():
+    from annae.settings import get_settings
+    from annae.store.db import get_engine, init_db
+
+    get_settings().home.mkdir(parents=True, exist_ok=True)
+    return init_db(get_engine())
+
+
+def _registry():
+    from annae.nlu.registry import ModelRegistry
+    from annae.settings import get_settings
+
+    return ModelRegistry(get_settings().models_dir)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(Text("error: ", style="bold red") + Text(message))
+    raise typer.Exit(code)
+
+
+def _pct(value) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def show_gate(result: dict) -> None:
+    """The comparison table of a gate result."""
+    table = Table("metric", "challenger " + result["challenger"], "live " + str(result["live"]))
+    live = result.get("live_metrics") or {}
+    for name in ("accuracy", "coverage", "answered_precision"):
+        table.add_row(name, _pct(result["challenger_metrics"].get(name)), _pct(live.get(name)))
+    table.add_row("held-out questions", str(result["n_evaluated"]), str(live.get("n") or "—"))
+    out.print(table)
+    for reason in result["reasons"]:
+        out.print(Text("  " + reason))
+    verdict = "promoted" if result["promoted"] else "rejected (kept as a candidate)"
+    style = "bold green" if result["promoted"] else "bold yellow"
+    out.print(
+        Text(f"{result['challenger']} {verdict}", style=style)
+        + Text(f" · mode {result['mode']} · tolerance {result['tolerance']} · {result['seconds']} s")
+    )
+
+
+def retrain_command(
+    force: bool = typer.Option(False, "--force", help="Promote even if the gate rejects it."),
+    tolerance: float | None = typer.Option(
+        None, "--tolerance", help="Allowed drop per metric (default ANNAE_GATE_TOLERANCE, 0.02)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the gate result as JSON."),
+) -> None:
+    """Train a challenger without the held-out slice; promote it only if it is not worse."""
+    from annae.learning import retrain
+
+    db = _db()
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            result = retrain.retrain(
+                db, author="cli", force=force, tolerance=tolerance, progress=update
+            )
+        except retrain.Busy:
+            _fail("another retrain is running; try again when it has finished", 3)
+        except retrain.GateError as exc:
+            _fail(str(exc))
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        show_gate(result.to_dict())
+    raise typer.Exit(0 if result.promoted else 2)
+
+
+def rollback_command(version: str = typer.Argument(..., help="The version to make live, e.g. v3.")) -> None:
+    """Make an earlier model version live again (serving switches within a second)."""
+    from annae.learning import retrain
+
+    try:
+        before = retrain.rollback(_registry(), version, author="cli")
+    except (ValueError, retrain.Busy) as exc:
+        _fail(str(exc))
+    out.print(f"live model: {version} (was {before})")
+
+
+@learn_app.command("clusters")
+def clusters_command(
+    start: str | None = typer.Option(None, "--from", help="First day, YYYY-MM-DD (UTC)."),
+    end: str | None = typer.Option(None, "--to", help="Day after the last, YYYY-MM-DD."),
+    language: str | None = typer.Option(None, "--language", help="ko or en."),
+    limit: int = typer.Option(20, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Unanswered questions grouped into topics, largest first."""
+    from annae.learning import clusters, feedback
+    from annae.learning.analytics import Filters
+    from annae.settings import get_settings
+    from annae.store.db import session_scope
+
+    try:
+        f = Filters(
+            date.fromisoformat(start) if start else None,
+            date.fromisoformat(end) if end else None,
+            language,
+        )
+    except ValueError as exc:
+        _fail(f"bad date: {exc}")
+    since, until = f.bounds()
+    with session_scope(_db()) as session:
+        items = feedback.unanswered_questions(session, since=since, until=until, language=language)
+    found = clusters.cluster(items, encoder=get_settings().encoder)[:limit]
+    if as_json:
+        print(json.dumps([c.to_dict() for c in found], ensure_ascii=False, default=str))
+        return
+    if not found:
+        out.print("no unanswered questions")
+        return
+    table = Table("#", "size", "trend", "suggested title", "examples")
+    for c in found:
+        table.add_row(
+            str(c.id),
+            str(c.size),
+            f"{c.trend} ({c.this_week} / {c.last_week})",
+            Text(c.title),
+            Text("\n".join(c.representatives[1:])),
+        )
+    out.print(table)
+    out.print(f"{len(items)} unanswered questions in {len(found)} topics shown")
+
+
+@learn_app.command("review")
+def review_command(limit: int = typer.Option(50, "--limit", min=1)) -> None:
+    """Answers customers rated not helpful (not yet reviewed)."""
+    from annae.learning import feedback
+    from annae.store.db import session_scope
+
+    with session_scope(_db()) as session:
+        items = feedback.review_list(session, limit=limit)
+    if not items:
+        out.print("nothing to review")
+        return
+    table = Table("rating", "when", "entry", "question", "answer")
+    for i in items:
+        table.add_row(
+            str(i["rating_id"]),
+            i["rated_at"][:16],
+            str(i["entry_key"]),
+            Text(i["question"] or ""),
+            Text(i["answer"][:80]),
+        )
+    out.print(table)
+
+
+@learn_app.command("models")
+def models_command() -> None:
+    """Every model version with its status (live, saved, rejected) and gate comparison."""
+    from annae.learning import retrain
+
+    rows = retrain.list_models(_registry())
+    if not rows:
+        out.print("no models yet: run annae train or annae retrain")
+        return
+    table = Table("version", "status", "created", "KB rev", "examples", "gate")
+    for r in rows:
+        gate = r["gate"]
+        summary = "—"
+        if gate:
+            c, live = gate["challenger_metrics"], gate.get("live_metrics") or {}
+            summary = f"acc {_pct(c.get('accuracy'))} vs {_pct(live.get('accuracy'))}"
+        table.add_row(
+            r["version"],
+            r["status"],
+            str(r["created_at"]),
+            str(r["kb_revision"]),
+            str(r["n_examples"]),
+            summary,
+        )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``retrain``, ``rollback`` and the ``learn`` group to the top-level app."""
+    app.command("retrain")(retrain_command)
+    app.command("rollback")(rollback_command)
+    app.add_typer(learn_app, name="learn")

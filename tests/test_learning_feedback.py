@@ -1,0 +1,219 @@
+"""Agents' labels and customers' ratings become training data, through the real API."""
+
+from __future__ import annotations
+
+import pytest
+from api_support import demo_model, make_api
+
+from annae.kb import entries
+from annae.learning import feedback
+from annae.store.db import get_engine, session_scope
+
+OUT_OF_SCOPE = "Can you recommend a good dentist near Gangnam station for a root canal?"
+DELIVERY = "How long does delivery take?"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return demo_model(tmp_path_factory)
+
+
+@pytest.fixture
+def api(annae_home, db_url, models, monkeypatch):
+    api = make_api(annae_home, db_url, models, monkeypatch)
+    with api.client:
+        yield api
+
+
+def _entry(api, key: str):
+    with session_scope(get_engine(api.db_url)) as s:
+        entry = entries.get_entry_by_key(s, key)
+        return entry.id, [(e.text, e.source) for e in entry.examples]
+
+
+def _keys(api) -> list[str]:
+    with session_scope(get_engine(api.db_url)) as s:
+        return [e.key for e in entries.list_entries(s)]
+
+
+def _handed_off(api, text=OUT_OF_SCOPE, **create) -> tuple[str, dict]:
+    conv_id, headers = api.customer(**create)
+    assert api.say(conv_id, headers, text)["type"] == "handoff"
+    return conv_id, headers
+
+
+def _label(api, conv_id, agent, **body):
+    return api.client.post(f"/api/v1/conversations/{conv_id}/label", json=body, headers=agent)
+
+
+def test_label_with_an_entry_adds_the_question_as_an_example(api):
+    conv_id, _ = _handed_off(api)
+    agent = api.login("alice")
+    key = _keys(api)[0]
+    entry_id, before = _entry(api, key)
+
+    form = api.client.get(f"/api/v1/conversations/{conv_id}/label", headers=agent).json()
+    assert form["label"] is None and form["question"]["text"] == OUT_OF_SCOPE
+    assert form["guesses"], "the bot's best guesses pre-fill the form"
+
+    r = _label(api, conv_id, agent, kind="entry", entry_id=entry_id)
+    assert r.status_code == 201, r.text
+    assert r.json()["example_added"] is True and r.json()["agent"] == "alice"
+    _, after = _entry(api, key)
+    assert (OUT_OF_SCOPE, f"conversation:{conv_id}/agent:alice") in after
+    assert len(after) == len(before) + 1
+
+    again = _label(api, conv_id, agent, kind="not_faq")
+    assert again.status_code == 409 and "replace" in again.json()["error"]["message"]
+    assert len(_entry(api, key)[1]) == len(before) + 1, "a refused label changes nothing"
+
+    r = _label(api, conv_id, agent, kind="not_faq", replace=True)
+    assert r.status_code == 201 and r.json()["kind"] == "not_faq"
+    assert _entry(api, key)[1] == before, "replacing removes the example the old label added"
+
+
+def test_label_errors(api):
+    conv_id, _ = _handed_off(api)
+    agent = api.login("alice")
+    admin = api.login("root")
+    keys = _keys(api)
+    disabled_id, _ = _entry(api, keys[1])
+    r = api.client.patch(
+        f"/api/v1/admin/entries/{disabled_id}", json={"active": False}, headers=admin
+    )
+    assert r.status_code == 200
+    r = _label(api, conv_id, agent, kind="entry", entry_id=disabled_id)
+    assert r.status_code == 422 and "disabled" in r.json()["error"]["message"]
+    r = _label(api, conv_id, agent, kind="entry", entry_id=999999)
+    assert r.status_code == 422 and "does not exist" in r.json()["error"]["message"]
+    r = _label(api, conv_id, agent, kind="entry")
+    assert r.status_code == 422 and "entry_id" in r.json()["error"]["message"]
+    r = _label(api, "0" * 32, agent, kind="not_faq")
+    assert r.status_code == 404
+    r = _label(api, conv_id, agent, kind="maybe")
+    assert r.status_code == 422
+    assert api.client.post(f"/api/v1/conversations/{conv_id}/label", json={"kind": "not_faq"}).status_code == 401
+    with session_scope(get_engine(api.db_url)) as s:
+        assert feedback.get_label(s, conv_id) is None, "failed labels store nothing"
+
+
+def test_new_entry_from_the_agents_reply(api):
+    conv_id, _ = _handed_off(api)
+    agent = api.login("alice")
+    reply = "We do not give medical advice, but our gift cards work at every clinic."
+    assert (
+        api.client.post(
+            f"/api/v1/conversations/{conv_id}/replies", json={"text": reply}, headers=agent
+        ).status_code
+        == 201
+    )
+    r = _label(api, conv_id, agent, kind="new_entry", new_entry={"question": "Dentist advice?"})
+    assert r.status_code == 201, r.text
+    with session_scope(get_engine(api.db_url)) as s:
+        entry = entries.get_entry(s, r.json()["entry_id"])
+        assert entry.answer == reply and entry.question == "Dentist advice?"
+        assert entry.key == "dentist_advice"
+        assert OUT_OF_SCOPE in [e.text for e in entry.examples]
+    # without any agent reply there is nothing to answer with
+    other, _ = _handed_off(api)
+    r = _label(api, other, agent, kind="new_entry")
+    assert r.status_code == 422 and "answer" in r.json()["error"]["message"]
+
+
+def test_no_training_example_without_consent(api):
+    from annae.agents.users import create_api_key
+    from annae.privacy import consent
+
+    with session_scope(get_engine(api.db_url)) as s:
+        key = create_api_key(s, "kakao")
+    r = api.client.post(
+        "/api/v1/conversations", json={"customer_id": "u-42"}, headers={"X-API-Key": key}
+    )
+    conv_id, token = r.json()["id"], r.json()["token"]
+    assert api.say(conv_id, {"Authorization": f"Bearer {token}"}, OUT_OF_SCOPE)["type"] == "handoff"
+    agent = api.login("alice")
+    entry_key = _keys(api)[0]
+    entry_id, before = _entry(api, entry_key)
+    r = _label(api, conv_id, agent, kind="entry", entry_id=entry_id)
+    assert r.status_code == 201
+    assert r.json()["example_added"] is False and "consent" in r.json()["not_added_because"]
+    assert _entry(api, entry_key)[1] == before
+    with session_scope(get_engine(api.db_url)) as s:
+        consent.grant(s, "u-42", "training", text_version="t1", source="test")
+    r = _label(api, conv_id, agent, kind="entry", entry_id=entry_id, replace=True)
+    assert r.json()["example_added"] is True
+
+
+def test_ratings_and_review_list(api, monkeypatch):
+    conv_id, headers = api.customer()
+    reply = api.say(conv_id, headers, DELIVERY)
+    assert reply["type"] == "answer"
+    url = f"/api/v1/conversations/{conv_id}/messages/{reply['id']}/rating"
+    admin = api.login("root")
+
+    r = api.client.post(url, json={"helpful": True}, headers=headers)
+    assert r.status_code == 200 and r.json() == {
+        "message_id": reply["id"],
+        "entry_id": reply["entry_id"],
+        "helpful": True,
+        "weak_example_added": False,
+    }
+    assert api.client.get("/api/v1/learning/review", headers=admin).json()["items"] == []
+
+    r = api.client.post(url, json={"helpful": False}, headers=headers)
+    assert r.status_code == 200
+    items = api.client.get("/api/v1/learning/review", headers=admin).json()["items"]
+    assert [(i["message_id"], i["question"]) for i in items] == [(reply["id"], DELIVERY)]
+    done = api.client.post(f"/api/v1/learning/review/{items[0]['rating_id']}/done", headers=admin)
+    assert done.status_code == 200
+    assert api.client.get("/api/v1/learning/review", headers=admin).json()["items"] == []
+    assert api.client.get("/api/v1/learning/review", headers=api.login("alice")).status_code == 403
+
+    # only the bot's answers, only by the customer
+    other, other_headers = api.customer()
+    assert api.client.post(url, json={"helpful": True}, headers=other_headers).status_code == 403
+    assert api.client.post(url, json={"helpful": True}, headers=admin).status_code == 403
+    question_url = f"/api/v1/conversations/{conv_id}/messages/{reply['message_id']}/rating"
+    assert api.client.post(question_url, json={"helpful": True}, headers=headers).status_code == 422
+    missing = f"/api/v1/conversations/{conv_id}/messages/999999/rating"
+    assert api.client.post(missing, json={"helpful": True}, headers=headers).status_code == 404
+    assert api.client.post(url, json={"helpful": "meh"}, headers=headers).status_code == 422
+
+
+def test_accepted_answers_become_weak_examples_only_when_allowed(api, monkeypatch):
+    monkeypatch.setenv("ANNAE_LEARN_FROM_ACCEPTED", "true")
+    conv_id, headers = api.customer()
+    question = "how many days until my delivery arrives"
+    reply = api.say(conv_id, headers, question)
+    if reply["type"] != "answer":
+        pytest.fail(f"the demo model should answer {question!r}: {reply}")
+    url = f"/api/v1/conversations/{conv_id}/messages/{reply['id']}/rating"
+    r = api.client.post(url, json={"helpful": True}, headers=headers)
+    assert r.json()["weak_example_added"] is True
+    with session_scope(get_engine(api.db_url)) as s:
+        entry = entries.get_entry(s, reply["entry_id"])
+        assert (question, f"conversation:{conv_id}/accepted") in [
+            (e.text, e.source) for e in entry.examples
+        ]
+
+
+def test_unanswered_questions_leave_the_list_once_labelled(api):
+    conv_id, _ = _handed_off(api)
+    asked, asked_headers = api.customer()
+    api.client.post(
+        f"/api/v1/conversations/{asked}/messages", json={"handoff": True}, headers=asked_headers
+    )
+    rated, rated_headers = api.customer()
+    reply = api.say(rated, rated_headers, DELIVERY)
+    api.client.post(
+        f"/api/v1/conversations/{rated}/messages/{reply['id']}/rating",
+        json={"helpful": False},
+        headers=rated_headers,
+    )
+    with session_scope(get_engine(api.db_url)) as s:
+        found = {(u.conversation_id, u.text, u.why) for u in feedback.unanswered_questions(s)}
+    assert found == {(conv_id, OUT_OF_SCOPE, "handoff"), (rated, DELIVERY, "unhelpful")}
+    agent = api.login("alice")
+    assert _label(api, conv_id, agent, kind="not_faq").status_code == 201
+    with session_scope(get_engine(api.db_url)) as s:
+        assert [u.conversation_id for u in feedback.unanswered_questions(s)] == [rated]
