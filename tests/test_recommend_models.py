@@ -193,3 +193,15 @@ def test_hybrid_with_too_few_validation_customers_keeps_the_defaults(shop):
     assert model.validation_["note"] == "too few to learn from"
     model = Hybrid(val_days=20, min_val_customers=10, min_rerank_customers=1000).fit(shop)
     assert model.weights_source_ == "validation" and model.rerankers_ == {}
+
+
+def test_a_model_saved_before_a_new_parameter_still_loads(hybrid, shop):
+    import pickle
+
+    state = hybrid.__getstate__()
+    del state["max_history"]
+    old = Hybrid.__new__(Hybrid)
+    old.__setstate__(state)
+    assert old.max_history == 200
+    again = pickle.loads(pickle.dumps(old))
+    assert again.score(np.array([0]), "repeat").shape == (1, shop.n_items)

@@ -65,6 +65,15 @@ class Recommender:
         state.pop("_item_index", None)
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        """Models saved by an older version get defaults for parameters added since."""
+        import inspect
+
+        for name, param in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and param.default is not inspect.Parameter.empty:
+                state.setdefault(name, param.default)
+        self.__dict__.update(state)
+
     def _fit(self, data: Interactions) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
