@@ -250,6 +250,76 @@ def test_phone_viewport_has_no_horizontal_scroll(browser, sqlite_server: LiveSer
         ctx.close()
 
 
+def test_errors_are_polite_and_lose_nothing(browser, sqlite_server: LiveServer) -> None:
+    """Offline and rate-limited sends show a plain message and put the text back in the box."""
+    server = sqlite_server
+    ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
+    try:
+        chat = ctx.new_page()
+        chat.goto(server.url + "/chat?lang=en")
+        ask(chat, "How much is shipping?")
+        expect(last_bot_bubble(chat)).to_contain_text("₩")
+
+        ctx.set_offline(True)
+        ask(chat, "Do you ship to Jeju?")
+        expect(chat.locator("#chat-error")).to_have_text(
+            "We can't reach the service right now. Please check your connection."
+        )
+        expect(chat.locator("#chat-input")).to_have_value("Do you ship to Jeju?")
+        expect(chat.locator(".msg.customer")).to_have_count(1)
+        expect(chat.locator("#chat-send")).to_be_enabled()
+        ctx.set_offline(False)
+        chat.click("#chat-send")
+        expect(chat.locator("#chat-error")).to_be_hidden()
+        expect(chat.locator(".msg.customer")).to_have_count(2)
+        expect(chat.locator("#chat-input")).to_have_value("")
+
+        # use up this conversation's message budget from outside, then write once more
+        conv = chat.evaluate("JSON.parse(sessionStorage.getItem('annae.conversation'))")
+        headers = {"Authorization": f"Bearer {conv['token']}"}
+        url = f"{server.url}/api/v1/conversations/{conv['id']}/messages"
+        with httpx.Client(timeout=30) as client:
+            for _ in range(40):
+                if (
+                    client.post(
+                        url, json={"text": "How much is shipping?"}, headers=headers
+                    ).status_code
+                    == 429
+                ):
+                    break
+            else:
+                pytest.fail("the per-conversation rate limit never answered 429")
+        ask(chat, "One more question about gift cards")
+        expect(chat.locator("#chat-error")).to_have_text(
+            "You're sending messages very quickly. Please wait a moment and try again."
+        )
+        expect(chat.locator("#chat-input")).to_have_value("One more question about gift cards")
+    finally:
+        ctx.close()
+
+
+def test_pages_language_redirects_and_safe_next(sqlite_server: LiveServer) -> None:
+    url = sqlite_server.url
+    korean = httpx.get(url + "/chat", headers={"Accept-Language": "ko-KR,ko;q=0.9,en;q=0.8"})
+    assert '<html lang="ko">' in korean.text and "고객센터" in korean.text
+    english = httpx.get(url + "/chat?lang=en", headers={"Accept-Language": "ko-KR"})
+    assert '<html lang="en">' in english.text and "Customer support" in english.text
+    cookie = httpx.get(url + "/chat", cookies={"annae_lang": "ko"})
+    assert '<html lang="ko">' in cookie.text
+    bogus = httpx.get(url + "/chat?lang=xx", headers={"Accept-Language": "fr"})
+    assert '<html lang="en">' in bogus.text
+
+    for page in ("/console", "/console/kb"):
+        r = httpx.get(url + page)
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/console/login?next={page}"
+    # only local paths are accepted as the place to go after signing in
+    evil = httpx.get(url + "/console/login?next=//evil.example/x")
+    assert 'name="next" value="/console"' in evil.text
+    ok = httpx.get(url + "/console/login?next=/console/kb")
+    assert 'name="next" value="/console/kb"' in ok.text
+
+
 def test_widget_on_another_origin(browser, sqlite_server: LiveServer, shop_site) -> None:
     """The script tag adds a chat button to a shop page on another origin; the chat runs in an iframe."""
     shop = shop_site(sqlite_server.url, "en")

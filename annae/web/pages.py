@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from annae.agents.users import Identity
@@ -175,9 +174,3 @@ def kb_page(request: Request, user: Identity | None = Depends(optional_user)) ->
         headers=CONSOLE_HEADERS,
         csrf_token=csrf_token_for(request),
     )
-
-
-def mount_static(app: FastAPI) -> None:
-    """Serve ``annae/web/static`` at ``/static`` (call once from create_app)."""
-    if not any(getattr(r, "path", None) == "/static" for r in app.routes):
-        app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
