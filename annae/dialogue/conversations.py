@@ -8,6 +8,7 @@ sockets, ``agents`` for the console.
 from __future__ import annotations
 
 import hmac
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from annae.agents.users import hash_secret, new_secret
 from annae.store.db import utcnow
 from annae.store.tables.service import Conversation, Message, User
 
+log = logging.getLogger("annae.conversations")
 STATES = ("bot", "waiting", "agent", "resolved")
 SILENT = ("waiting", "agent")  # the bot does not answer in these states
 MAX_TEXT = 4000
@@ -384,7 +386,7 @@ def post_customer(
         events.append(("agents", state_event(session, conv)))
 
     language = conv.language
-    decision = None
+    decision, no_decision = None, "no_model"
     if choice is not None:
         clarify = _last_clarify(session, conv)
         offered = (
@@ -418,7 +420,11 @@ def post_customer(
             decision={"handoff_requested": True},
         )
     else:
-        decision = engine.decide(text) if engine is not None else None
+        try:
+            decision = engine.decide(text) if engine is not None else None
+        except Exception:  # a broken model must not lose the customer: people take over
+            log.exception("the engine failed on a customer message")
+            decision, no_decision = None, "engine_error"
         if decision is not None and not language:
             language = decision.language
         customer = add_message(
@@ -454,7 +460,7 @@ def post_customer(
         reason = (
             "customer_request"
             if handoff
-            else ("no_model" if decision is None else decision.reason or "low_confidence")
+            else (no_decision if decision is None else decision.reason or "low_confidence")
         )
         transition(session, conv, "waiting", ("bot",), handoff_reason=reason)
         reply_msg = add_message(
