@@ -365,6 +365,7 @@ def test_widget_script_is_served_for_any_site(sqlite_server: LiveServer) -> None
     assert r.headers["content-type"].startswith("application/javascript")
     assert r.headers["access-control-allow-origin"] == "*"
     assert "data-annae-url" in r.text
+    assert httpx.head(sqlite_server.url + "/widget.js").status_code == 200
     chat = httpx.get(sqlite_server.url + "/chat?embed=1")
     assert "frame-ancestors *" in chat.headers["content-security-policy"]
     console = httpx.get(sqlite_server.url + "/console/login")

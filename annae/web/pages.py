@@ -98,13 +98,13 @@ def render(
     return templates.TemplateResponse(request, name, ctx, status_code=status_code, headers=headers)
 
 
-@router.get("/chat", response_class=HTMLResponse)
+@router.api_route("/chat", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def chat_page(request: Request, embed: bool = False) -> HTMLResponse:
     """The customer chat; ``?embed=1`` is the compact version the widget frames."""
     return render(request, "chat.html", embed=embed, headers=CHAT_HEADERS)
 
 
-@router.get("/widget.js")
+@router.api_route("/widget.js", methods=["GET", "HEAD"])
 def widget_js() -> FileResponse:
     """The embeddable widget script (any site may load it)."""
     return FileResponse(
@@ -119,7 +119,7 @@ def _login_redirect(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
 
 
-@router.get("/console/login", response_class=HTMLResponse)
+@router.api_route("/console/login", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def login_page(request: Request, user: Identity | None = Depends(optional_user)) -> Response:
     """The sign-in form; it posts to ``/auth/login`` with the CSRF token."""
     nxt = _local_path(request.query_params.get("next"), "/console")
@@ -136,7 +136,7 @@ def login_page(request: Request, user: Identity | None = Depends(optional_user))
     )
 
 
-@router.get("/console", response_class=HTMLResponse)
+@router.api_route("/console", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def console_page(request: Request, user: Identity | None = Depends(optional_user)) -> Response:
     """The agent console: queue, conversation view, replies."""
     if user is None:
@@ -151,7 +151,7 @@ def console_page(request: Request, user: Identity | None = Depends(optional_user
     )
 
 
-@router.get("/console/kb", response_class=HTMLResponse)
+@router.api_route("/console/kb", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def kb_page(request: Request, user: Identity | None = Depends(optional_user)) -> Response:
     """The knowledge-base editor and retrain button (admins only; agents get a 403 page)."""
     if user is None:
