@@ -1,0 +1,144 @@
+"""Gated retraining: held-out slice, promotion, rejection of a corrupted challenger, rollback, locks."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select, update
+
+from annae.kb import entries
+from annae.kb.demo import demo_path
+from annae.kb.entries import TrainingExample
+from annae.kb.importers import import_kb
+from annae.learning import retrain
+from annae.nlu.registry import ModelRegistry
+from annae.settings import Settings
+from annae.store.db import session_scope
+from annae.store.tables.kb import KBExample
+
+
+def test_holdout_is_deterministic_and_covers_each_entry():
+    examples = [TrainingExample(f"q{i}", f"e{i % 20}", i) for i in range(1, 401)]
+    examples += [TrainingExample("lonely", "single", 1000), TrainingExample("pair", "two", 1001)]
+    examples += [TrainingExample("pair2", "two", 1002)]
+    held = retrain.holdout_ids(examples, 0.15)
+    assert held == retrain.holdout_ids(list(reversed(examples)), 0.15)
+    assert 0.10 < len(held) / len(examples) < 0.22
+    for k in range(20):
+        ids = {e.example_id for e in examples if e.label == f"e{k}"}
+        assert ids & held and ids - held, "at least one held out, never all"
+    assert 1000 not in held
+    assert not {1001, 1002} <= held
+    # adding examples does not move the slice of the old ones
+    more = examples + [TrainingExample(f"new{i}", "e1", 2000 + i) for i in range(50)]
+    assert retrain.holdout_ids(more, 0.15) & {e.example_id for e in examples} == held
+
+
+def test_compare_uses_the_tolerance():
+    live = {"accuracy": 0.80, "coverage": 0.60, "answered_precision": 0.90}
+    ok, _ = retrain.compare({"accuracy": 0.79, "coverage": 0.60, "answered_precision": 0.9}, live, 0.02)
+    assert ok
+    ok, reasons = retrain.compare(
+        {"accuracy": 0.70, "coverage": 0.60, "answered_precision": 0.9}, live, 0.02
+    )
+    assert not ok and "accuracy" in reasons[0]
+    assert retrain.compare({"accuracy": 0.1}, None, 0.02)[0]
+
+
+@pytest.fixture
+def setup(engine, tmp_path):
+    settings = Settings(
+        home=tmp_path / "home",
+        encoder="none",
+        target_precision=0.8,
+        database_url=str(engine.url.render_as_string(hide_password=False)),
+    )
+    import_kb(engine, demo_path(), author="test")
+    return engine, settings, ModelRegistry(settings.models_dir)
+
+
+def _corrupt_training_labels(engine, held: set[int]) -> int:
+    """Give every example outside the held-out slice the next entry's label (a shifted import)."""
+    with session_scope(engine) as s:
+        ids = [e.id for e in entries.list_entries(s)]
+        nxt = dict(zip(ids, ids[1:] + ids[:1], strict=True))
+        rows = s.execute(select(KBExample.id, KBExample.entry_id)).all()
+        n = 0
+        for ex_id, entry_id in rows:
+            if entry_id is None or ex_id in held:
+                continue
+            s.execute(update(KBExample).where(KBExample.id == ex_id).values(entry_id=nxt[entry_id]))
+            n += 1
+        entries.bump_revision(s, "corrupted on purpose", "test")
+    return n
+
+
+def test_gate_promotes_then_rejects_a_corrupted_challenger_and_rolls_back(setup):
+    engine, settings, reg = setup
+    v1 = reg.train_from_db(engine, settings=settings, author="test")  # like `annae train`
+    assert reg.live_version() == v1.version
+
+    first = retrain.retrain(engine, settings=settings, author="test")
+    assert first.promoted and first.mode == "live_cv_estimate"
+    assert reg.live_version() == first.challenger
+    manifest = reg.manifest(first.challenger)
+    with session_scope(engine) as s:
+        held = retrain.holdout_ids(entries.training_examples(s))
+    assert set(manifest["data"]["excluded_ids"]) == held
+    assert not held & set(manifest["data"]["example_ids"]), "never trained on the held-out slice"
+
+    assert _corrupt_training_labels(engine, held) > 100
+    bad = retrain.retrain(engine, settings=settings, author="test")
+    # the "one per entry" picks follow the (now shifted) labels, so a few ids move
+    assert bad.mode == "same_slice" and bad.n_evaluated >= 0.9 * len(held)
+    assert not bad.promoted
+    assert bad.challenger_metrics["accuracy"] < bad.live_metrics["accuracy"] - 0.2
+    assert reg.live_version() == first.challenger, "the live model stays"
+    listed = {m["version"]: m for m in retrain.list_models(reg)}
+    assert listed[bad.challenger]["status"] == "rejected"
+    assert listed[bad.challenger]["gate"]["reasons"][0].startswith("accuracy")
+    assert listed[first.challenger]["status"] == "live"
+
+    assert retrain.rollback(reg, v1.version, author="test") == first.challenger
+    assert reg.live_version() == v1.version
+    assert [h["action"] for h in retrain.history(reg)] == ["promote", "rollback"]
+    with pytest.raises(retrain.GateError):
+        retrain.rollback(reg, "v99")
+    with pytest.raises(ValueError):
+        retrain.rollback(reg, "../etc")
+
+
+def test_a_second_retrain_is_refused_while_one_runs(setup):
+    engine, settings, reg = setup
+    with retrain.file_lock(reg.root / ".retrain.lock"):
+        with pytest.raises(retrain.Busy):
+            retrain.retrain(engine, settings=settings)
+    assert reg.versions() == [], "nothing was trained"
+
+
+def test_two_promotions_at_once_one_wins(setup):
+    engine, settings, reg = setup
+    a = reg.train_from_db(engine, settings=settings, make_live=False)
+    b = reg.train_from_db(engine, settings=settings, make_live=False)
+    results: dict[str, object] = {}
+    barrier = threading.Barrier(2)
+
+    def go(version: str) -> None:
+        barrier.wait()
+        try:
+            results[version] = retrain.promote(reg, version, expected_live=None)
+        except retrain.GateError as exc:
+            results[version] = exc
+
+    threads = [threading.Thread(target=go, args=(v,)) for v in (a.version, b.version)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [v for v, r in results.items() if not isinstance(r, Exception)]
+    assert len(winners) == 1
+    assert reg.live_version() == winners[0]
+    loser = next(r for r in results.values() if isinstance(r, Exception))
+    assert "changed" in str(loser)
+    assert (reg.root / "LIVE").read_text() == winners[0]
