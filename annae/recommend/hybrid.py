@@ -398,9 +398,9 @@ class Hybrid(Recommender):
         raw = raw + self.mix_.get(mode, 0.0) * linear[rows, cand]
         return _place_on_top(linear, cand, raw)
 
-    def _score_one(self, user: int, mode: str) -> np.ndarray:
-        """The same as :meth:`score` for one customer without building the full feature tensor."""
-        w = self.weights_[mode]
+    def _signals_one(self, user: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One customer's NOVEL signals for every product (len(NOVEL) × products), their past
+        products (sorted codes) and those products' REPEAT signals."""
         n = self.n_items_
         start, end = self.history_.indptr[user], self.history_.indptr[user + 1]
         idx = self.history_.indices[start:end]
@@ -437,7 +437,25 @@ class Hybrid(Recommender):
         novel[F["pop30"]] = self.pop30_
         novel[F["activity"]] = np.log1p(self.user_days_[user]) / 5.0
         novel[F["user_recent"]] = np.exp(-days.min() / 30.0) if len(days) else 0.0
-        hist = self._history_block(counts, days, idx, user)
+        return novel, idx, self._history_block(counts, days, idx, user)
+
+    def _rows_for(
+        self, novel: np.ndarray, idx: np.ndarray, hist: np.ndarray, items: np.ndarray
+    ) -> np.ndarray:
+        """Full feature rows (len(items) × len(FEATURES)) from :meth:`_signals_one`'s parts."""
+        x = np.zeros((len(items), len(FEATURES)), np.float32)
+        x[:, : len(NOVEL)] = novel[:, items].T
+        if len(idx):
+            pos = np.minimum(np.searchsorted(idx, items), len(idx) - 1)
+            inside = idx[pos] == items
+            x[inside, len(NOVEL) :] = hist[pos[inside]]
+        return x
+
+    def _score_one(self, user: int, mode: str) -> np.ndarray:
+        """The same as :meth:`score` for one customer without building the full feature tensor."""
+        w = self.weights_[mode]
+        n = self.n_items_
+        novel, idx, hist = self._signals_one(user)
         linear = w[: len(NOVEL)] @ novel
         linear[idx] += hist @ w[len(NOVEL) :]
         if mode == "novel":
@@ -446,15 +464,7 @@ class Hybrid(Recommender):
         if ens is None:
             return linear
         cand = top_k(linear, min(self.serve_candidates, n))[0]
-        x = np.zeros((len(cand), len(FEATURES)), np.float32)
-        x[:, : len(NOVEL)] = novel[:, cand].T
-        pos = np.searchsorted(idx, cand)
-        inside = (
-            (pos < len(idx)) & (idx[np.minimum(pos, len(idx) - 1)] == cand)
-            if len(idx)
-            else np.zeros(len(cand), bool)
-        )
-        x[inside, len(NOVEL) :] = hist[pos[inside]]
+        x = self._rows_for(novel, idx, hist, cand)
         raw = ens.decision(x) + self.mix_.get(mode, 0.0) * linear[cand]
         return _place_on_top(linear[None, :], cand[None, :], raw[None, :])[0]
 
@@ -486,8 +496,8 @@ class Hybrid(Recommender):
 
     def contributions(self, user: int, items: np.ndarray, mode: str = "repeat") -> np.ndarray:
         """(len(items), len(FEATURES)) weight × signal for one customer: which signal drove each product."""
-        feats = self.features(np.array([user]))[0, items]
-        return feats * self.weights_[mode]
+        novel, idx, hist = self._signals_one(int(user))
+        return self._rows_for(novel, idx, hist, np.asarray(items)) * self.weights_[mode]
 
     def weights(self) -> dict[str, dict[str, float]]:
         return {

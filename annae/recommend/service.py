@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -81,7 +82,8 @@ def _best_neighbour(model: Recommender, history: np.ndarray, item: int, kind: st
         return None
     if isinstance(model, Hybrid):
         sim = model.content_.similarity_ if kind == "content" else model.knn_.similarity_
-        vals = np.asarray(sim[history][:, item].todense()).ravel()
+        col = sim[:, [item]] if sp.isspmatrix_csc(sim) else _column(sim, item)
+        vals = np.asarray(col[history].todense()).ravel()
         if kind != "content" and not vals.any() and model.ease_.fallback_ is None:
             vals = model.ease_.weights_[history, item]
     elif hasattr(model, "item_factors_"):
@@ -96,14 +98,27 @@ def _best_neighbour(model: Recommender, history: np.ndarray, item: int, kind: st
     return int(history[int(np.argmax(vals))]) if np.max(vals) > 0 else None
 
 
-def explain(model: Recommender, user: int, item: int, mode: str) -> tuple[str, str | None]:
-    """A short reason for recommending ``item`` to customer code ``user`` (and the product behind it)."""
+def _column(mat: sp.csr_matrix, item: int) -> sp.csr_matrix:
+    """Column ``item`` of a CSR matrix as a sparse column, without converting the whole matrix."""
+    hits = mat.indices == item
+    rows = np.repeat(np.arange(mat.shape[0]), np.diff(mat.indptr))[hits]
+    return sp.csr_matrix(
+        (mat.data[hits], (rows, np.zeros(len(rows), int))), shape=(mat.shape[0], 1)
+    )
+
+
+def explain(
+    model: Recommender, user: int, item: int, mode: str, contrib: np.ndarray | None = None
+) -> tuple[str, str | None]:
+    """A short reason for recommending ``item`` to customer code ``user`` (and the product behind
+    it); ``contrib`` is the item's row of :meth:`Hybrid.contributions` when already computed."""
     history = model.history_[user].indices
     if item in set(history.tolist()):
         return REASON_BEFORE, None
     group = "together"
     if isinstance(model, Hybrid):
-        contrib = model.contributions(user, np.array([item]), mode)[0]
+        if contrib is None:
+            contrib = model.contributions(user, np.array([item]), mode)[0]
         sums = {g: sum(contrib[FEATURES.index(f)] for f in feats) for g, feats in _GROUPS.items()}
         group = max(sums, key=sums.get)
     if group == "week":
@@ -240,9 +255,15 @@ def recommend(
         picked = _take(session, model, _scores(model, user, "repeat"), k)
         mode = "repeat"
     seen = set(history.tolist())
+    codes = np.array([c for c, _s, _p in picked], dtype=np.int64)
+    contribs = (
+        model.contributions(user, codes, mode) if isinstance(model, Hybrid) and len(codes) else None
+    )
     items = []
-    for code, score, product in picked:
-        reason, because = explain(model, user, code, mode)
+    for n, (code, score, product) in enumerate(picked):
+        reason, because = explain(
+            model, user, code, mode, None if contribs is None else contribs[n]
+        )
         items.append(
             Item(
                 product.id,
