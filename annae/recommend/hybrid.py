@@ -119,12 +119,14 @@ class Hybrid(Recommender):
         min_rerank_customers: int = 300,
         holdout: float = 0.25,
         max_history: int = 200,
+        val_windows: int = 1,
         random_state: int = 0,
     ) -> None:
         self.min_val_customers = min_val_customers
         self.min_rerank_customers = min_rerank_customers
         self.holdout = holdout
         self.max_history = max_history
+        self.val_windows = val_windows
         self.val_days = val_days
         self.max_val_users = max_val_users
         self.candidates = candidates
@@ -186,15 +188,20 @@ class Hybrid(Recommender):
         self.item_names_ = data.item_names
         self.user_ids_ = data.user_ids
 
-    def _learn(self, data: Interactions) -> None:
-        """Fit the blend weights and re-rankers on the last ``val_days`` of ``data``."""
-        t0 = time.perf_counter()
-        cut = data.end_time - self.val_days * DAY
+    def _window(self, data: Interactions, end: float, rng: np.random.Generator):
+        """Base models fitted before ``end - val_days``; candidates for the customers who bought
+        in the ``val_days`` after it (None when there are too few)."""
+        cut = end - self.val_days * DAY
         early = data.times < cut
-        if early.sum() == 0 or (~early).sum() == 0:
-            log.info("hybrid: no validation period, using default weights")
-            return
+        late_mask = ~early & (data.times < end)
+        if early.sum() == 0 or late_mask.sum() == 0:
+            return None, 0
         part = data.subset(early)
+        seen = np.bincount(part.users, minlength=data.n_users) > 0
+        late = data.subset(late_mask)
+        val_users = np.unique(late.users[seen[late.users]])
+        if len(val_users) < self.min_val_customers:
+            return None, len(val_users)
         inner = Hybrid(
             learn=False,
             ease_max_items=self.ease_max_items,
@@ -203,15 +210,6 @@ class Hybrid(Recommender):
             max_history=self.max_history,
             random_state=self.random_state,
         ).fit(part)
-        seen = np.bincount(part.users, minlength=data.n_users) > 0
-        late = data.subset(~early)
-        val_users = np.unique(late.users[seen[late.users]])
-        if len(val_users) < self.min_val_customers:
-            log.info("hybrid: %d validation customers, using default weights", len(val_users))
-            self.validation_ = {"customers": int(len(val_users)), "note": "too few to learn from"}
-            return
-        self.timings_["validation_components"] = round(time.perf_counter() - t0, 2)
-        rng = np.random.default_rng(self.random_state)
         if len(val_users) > self.max_val_users:
             val_users = np.sort(rng.choice(val_users, self.max_val_users, replace=False))
         truth = sp.csr_matrix(
@@ -219,18 +217,39 @@ class Hybrid(Recommender):
             shape=(data.n_users, data.n_items),
         )[val_users]
         truth.data[:] = 1.0
-        t1 = time.perf_counter()
-        candidates = inner._candidates(val_users, truth)
-        self.timings_["validation_features"] = round(time.perf_counter() - t1, 2)
+        return inner._candidates(val_users, truth), len(val_users)
+
+    def _learn(self, data: Interactions) -> None:
+        """Fit the blend weights and re-rankers on the last ``val_windows`` × ``val_days`` of
+        ``data`` (held-out customers come from the most recent window only)."""
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(self.random_state)
+        windows = []
+        for w in range(self.val_windows):
+            got, n_users = self._window(data, data.end_time - w * self.val_days * DAY, rng)
+            if got is None:
+                if w == 0:
+                    log.info("hybrid: %d validation customers, using default weights", n_users)
+                    self.validation_ = {"customers": int(n_users), "note": "too few to learn from"}
+                    return
+                break
+            windows.append(got)
+        self.timings_["validation"] = round(time.perf_counter() - t0, 2)
         for mode in MODES:
             t1 = time.perf_counter()
-            feats, labels, n_rel = candidates[mode]
+            parts = [win[mode] for win in windows]
+            newest = np.zeros(sum(len(p[2]) for p in parts), bool)
+            newest[: len(parts[0][2])] = True
+            feats, labels, n_rel = (np.concatenate([p[j] for p in parts]) for j in range(3))
             keep = n_rel > 0
-            feats, labels, n_rel = feats[keep], labels[keep], n_rel[keep]
+            feats, labels, n_rel, newest = feats[keep], labels[keep], n_rel[keep], newest[keep]
             active = [f in NOVEL or mode == "repeat" for f in FEATURES]
             # a quarter of the validation customers is held out to choose how much of the
             # linear blend to add to the trees' scores (the trees fit the rest)
-            hold = rng.random(len(n_rel)) < self.holdout
+            # the same customers are held out whatever the number of windows (newest rows first)
+            hold = newest & (
+                np.random.default_rng(self.random_state).random(len(n_rel)) < self.holdout
+            )
             fit = ~hold
             w, before, after = coordinate_ascent(
                 feats[fit], labels[fit], n_rel[fit], self.weights_[mode], active
@@ -260,6 +279,7 @@ class Hybrid(Recommender):
             self.timings_[f"learn_{mode}"] = round(time.perf_counter() - t1, 2)
         self.weights_source_ = "validation"
         self.validation_["days"] = self.val_days
+        self.validation_["windows"] = len(windows)
 
     def _fit_reranker(
         self, feats: np.ndarray, labels: np.ndarray, rng: np.random.Generator
