@@ -19,6 +19,7 @@ from annae.nlu.text import normalize
 from annae.store.db import utcnow
 
 DEFAULT_THRESHOLD = 0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters
+LEXICAL_THRESHOLD = 0.8  # TF-IDF vectors are further apart than sentence embeddings
 
 
 @dataclass
@@ -80,7 +81,7 @@ def cluster(
     items: Sequence[Unanswered],
     *,
     encoder: str = "bundled",
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     now: datetime | None = None,
     n_representatives: int = 3,
 ) -> list[Cluster]:
@@ -89,6 +90,8 @@ def cluster(
         return []
     now = now or utcnow()
     vectors = embed([i.text for i in items], encoder)
+    if threshold is None:
+        threshold = LEXICAL_THRESHOLD if encoder == "none" else DEFAULT_THRESHOLD
     labels = assign(vectors, threshold)
     week, fortnight = now - timedelta(days=7), now - timedelta(days=14)
     out = []

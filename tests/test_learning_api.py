@@ -1,0 +1,149 @@
+"""The learning admin API and CLI: clusters → entry, gated retrain, models, rollback, `annae learn`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import typer
+from api_support import demo_model, make_api
+from typer.testing import CliRunner
+
+from annae.learning import cli as learning_cli
+from annae.learning import clusters, retrain
+from annae.learning.feedback import Unanswered
+from annae.nlu.registry import ModelRegistry
+from annae.store.db import utcnow
+
+SPONSORING = [
+    "Do you sponsor local football teams?",
+    "Can your company sponsor our football team?",
+    "do you sponsor football clubs",
+    "Is football team sponsorship possible?",
+]
+PETS = ["Can I bring my dog into the store?", "are dogs allowed in the shop", "Can my dog come in the store?"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return demo_model(tmp_path_factory)
+
+
+@pytest.fixture
+def api(annae_home, db_url, models, monkeypatch):
+    api = make_api(annae_home, db_url, models, monkeypatch)
+    with api.client:
+        yield api
+
+
+def test_clusters_group_similar_questions_with_trend():
+    now = utcnow()
+    texts = SPONSORING + PETS
+    items = [
+        Unanswered(i + 1, f"c{i}", t, "en", now - timedelta(days=10 if i == 0 else 1), "handoff")
+        for i, t in enumerate(texts)
+    ]
+    found = clusters.cluster(items, encoder="none", now=now)
+    shipping, pets = {1, 2, 3, 4}, {5, 6, 7}
+    assert all(set(c.message_ids) <= shipping or set(c.message_ids) <= pets for c in found)
+    biggest = found[0]
+    assert set(biggest.message_ids) <= shipping and biggest.size >= 3
+    assert biggest.title in SPONSORING and len(biggest.representatives) <= 3
+    assert biggest.last_week == (1 if 1 in biggest.message_ids else 0)
+    assert biggest.this_week == biggest.size - biggest.last_week
+    assert any(set(c.message_ids) <= pets and c.size >= 2 for c in found)
+    assert clusters.cluster([], encoder="none") == []
+    assert clusters.purity([0, 0, 1, 1], ["a", "a", "a", "b"]) == 0.75
+
+
+def _unanswered_traffic(api, texts):
+    ids = []
+    for text in texts:
+        conv_id, headers = api.customer()
+        reply = api.say(conv_id, headers, text)
+        assert reply["type"] == "handoff", (text, reply)
+        ids.append(conv_id)
+    return ids
+
+
+def test_cluster_to_entry_in_one_call(api):
+    _unanswered_traffic(api, SPONSORING)
+    admin = api.login("root")
+    found = api.client.get("/api/v1/learning/clusters", headers=admin).json()["clusters"]
+    top = found[0]
+    assert top["size"] >= 3 and top["trend"] == "rising" and top["this_week"] == top["size"]
+    r = api.client.post(
+        "/api/v1/learning/clusters/entry",
+        json={
+            "message_ids": top["message_ids"],
+            "question": top["title"],
+            "answer": "We sponsor two youth teams a year; write to us.",
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["examples_added"] == top["size"] - 1  # the title question is the entry's own
+    assert r.json()["labelled"] == top["size"]
+    after = api.client.get("/api/v1/learning/clusters", headers=admin).json()["clusters"]
+    assert not any(set(c["message_ids"]) & set(top["message_ids"]) for c in after)
+    again = api.client.post(
+        "/api/v1/learning/clusters/entry",
+        json={"message_ids": [1], "question": "x", "answer": "y", "key": r.json()["key"]},
+        headers=admin,
+    )
+    assert again.status_code == 409
+    bad = api.client.post(
+        "/api/v1/learning/clusters/entry",
+        json={"message_ids": [999999], "question": "Pets?", "answer": "No."},
+        headers=admin,
+    )
+    assert bad.status_code == 422
+    entries = api.client.get("/api/v1/admin/entries?q=Pets", headers=admin).json()["entries"]
+    assert entries == [], "a failed request creates no entry"
+    assert api.client.get("/api/v1/learning/clusters", headers=api.login("alice")).status_code == 403
+
+
+def test_retrain_models_and_rollback_api(api):
+    admin = api.login("root")
+    reg = ModelRegistry(api.home / "models")
+    first = reg.live_version()
+    with retrain.file_lock(reg.root / ".retrain.lock"):
+        busy = api.client.post("/api/v1/learning/retrain?wait=true", headers=admin)
+        assert busy.status_code == 409 and "already running" in busy.json()["error"]["message"]
+    r = api.client.post("/api/v1/learning/retrain?wait=true", headers=admin)
+    assert r.status_code == 202, r.text
+    result = r.json()["result"]
+    assert result["live"] == first and result["mode"] == "live_cv_estimate"
+    listed = api.client.get("/api/v1/learning/models", headers=admin).json()
+    assert [m["version"] for m in listed["models"]][0] == result["challenger"]
+    assert listed["models"][0]["gate"]["challenger"] == result["challenger"]
+    if result["promoted"]:
+        assert listed["live"] == result["challenger"]
+    r = api.client.post(f"/api/v1/learning/models/{first}/rollback", headers=admin)
+    assert r.status_code == 200 and r.json()["live"] == first
+    assert reg.live_version() == first
+    assert api.client.get("/api/v1/admin/model", headers=admin).json()["version"] == first
+    assert api.client.post("/api/v1/learning/models/v99/rollback", headers=admin).status_code == 404
+    stale = api.client.post(
+        f"/api/v1/learning/models/{result['challenger']}/promote",
+        json={"expected_live": "v42"},
+        headers=admin,
+    )
+    assert stale.status_code == 409 and reg.live_version() == first
+    assert api.client.post(f"/api/v1/learning/models/{first}/rollback", headers=api.login("alice")).status_code == 403
+
+
+def test_cli_learn_clusters_models_and_rollback(api):
+    _unanswered_traffic(api, SPONSORING[:2])
+    app = typer.Typer()
+    learning_cli.register(app)
+    runner = CliRunner()
+    r = runner.invoke(app, ["learn", "clusters"])
+    assert r.exit_code == 0, r.output
+    assert "football" in r.output and "2 unanswered questions" in r.output
+    r = runner.invoke(app, ["learn", "clusters", "--from", "yesterday"])
+    assert r.exit_code == 1 and "bad date" in r.output
+    r = runner.invoke(app, ["learn", "models"])
+    assert r.exit_code == 0 and "live" in r.output
+    r = runner.invoke(app, ["rollback", "v77"])
+    assert r.exit_code == 1 and "no model v77" in r.output
