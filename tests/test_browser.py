@@ -412,6 +412,27 @@ def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServe
         admin.locator("#kb-editor").evaluate("el => el.scrollTo(0, 0)")
         screenshot(admin, "kb-admin")
 
+        # a new entry, then disabled
+        admin.click("#kb-new")
+        expect(admin.locator("#f-key")).to_be_editable()
+        admin.fill("#f-key", "gift_boxes_en")
+        admin.fill("#f-question", "Do you sell empty gift boxes?")
+        admin.fill(
+            "#f-answer", "Yes, plain kraft gift boxes are ₩1,500 each in the Extras section."
+        )
+        admin.click("#entry-save")
+        expect(admin.locator("#entry-msg")).to_have_text("Saved. Retrain to use the change.")
+        admin.fill("#kb-q", "")
+        expect(admin.locator("#entry-count")).to_have_text("61")
+        expect(admin.locator("#example-count")).to_have_text(
+            "1"
+        )  # the question is the first example
+        admin.uncheck("#f-active")
+        admin.click("#entry-save")
+        disabled = admin.locator("#entry-list .conv-item[data-key=gift_boxes_en]")
+        expect(disabled).to_have_class(re.compile(r"\boff\b"))
+        expect(disabled).to_contain_text("disabled")
+
         admin.click("#retrain-btn")
         expect(admin.locator("body")).to_have_attribute("data-retrain", "done", timeout=120_000)
         expect(admin.locator("#model-version")).not_to_have_text(old_version)
