@@ -362,12 +362,16 @@ def post_customer(
     handoff: bool = False,
     engine: EngineLike | None = None,
     entry_answer=None,
+    decision: DecisionLike | None = None,
+    no_decision: str = "no_model",
 ) -> Outcome:
     """Store a customer turn and the bot's reply (or stay silent while people handle it).
 
     ``text`` is a question, ``choice`` an ``entry_id`` from the latest clarify options,
     ``handoff`` the customer asking for a person. ``entry_answer(session, entry_id) -> str``
-    looks up an entry's answer for a choice.
+    looks up an entry's answer for a choice. ``decision`` is one made beforehand (batched, outside
+    the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
+    reason when there is no decision.
     """
     events: list[Event] = []
     new: list[Message] = []
@@ -386,7 +390,6 @@ def post_customer(
         events.append(("agents", state_event(session, conv)))
 
     language = conv.language
-    decision, no_decision = None, "no_model"
     if choice is not None:
         clarify = _last_clarify(session, conv)
         offered = (
@@ -421,7 +424,8 @@ def post_customer(
         )
     else:
         try:
-            decision = engine.decide(text) if engine is not None else None
+            if decision is None and engine is not None:
+                decision = engine.decide(text)
         except Exception:  # a broken model must not lose the customer: people take over
             log.exception("the engine failed on a customer message")
             decision, no_decision = None, "engine_error"

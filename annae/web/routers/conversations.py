@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ from annae.web.routers.deps import ApiError, bearer_token, client_ip, is_unsafe,
 from annae.web.routers.sockets import close, error_frame, pump
 
 router = APIRouter(prefix="/api/v1", tags=["customer"])
+log = logging.getLogger("annae.web")
 
 
 class CreateIn(BaseModel):
@@ -110,7 +112,14 @@ def customer_turn(
     """Authorize, rate-limit, store the turn and the bot's reply; publish events after commit."""
     svc = services(conn)
     limit(conn, "ip", client_ip(conn))
+    decision, failure = None, "no_model"
     engine = svc.holder.get() if body.text is not None else None
+    if engine is not None:
+        try:  # before the transaction: the question may wait for a batch
+            decision = svc.decider.decide(engine, body.text)
+        except Exception:
+            log.exception("the engine failed on a customer message")
+            failure = "engine_error"
     try:
         with session_scope(svc.db) as session:
             conv, access = authorize(conn, session, conv_id, token, channel)
@@ -125,8 +134,9 @@ def customer_turn(
                 text=body.text,
                 choice=body.choice,
                 handoff=body.handoff,
-                engine=engine,
                 entry_answer=_entry_answer,
+                decision=decision,
+                no_decision=failure,
             )
     except ConversationError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc

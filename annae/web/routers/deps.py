@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 from annae.store.db import utcnow
 from annae.web.events import LocalBroker
 from annae.web.ratelimit import LocalLimiter, retry_after
+from annae.web.routers.batching import BatchDecider
 
 log = logging.getLogger("annae.web")
 
@@ -160,6 +161,7 @@ class Services:
     holder: EngineHolder
     broker: LocalBroker
     limiter: LocalLimiter
+    decider: BatchDecider = field(default_factory=BatchDecider)
     extra: dict = field(default_factory=dict)
 
 

@@ -1,0 +1,94 @@
+"""Micro-batching of bot decisions: concurrent questions share one encoder pass.
+
+Encoding 8 questions in one batch costs about as much as 2 single ones on a CPU, so under load one
+inference thread per process takes every question that arrived while it was busy and decides
+them together. At low load a batch is a single question and nothing waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+log = logging.getLogger("annae.batching")
+
+
+def decide_many(engine, texts: Sequence[str]) -> list:
+    """``[engine.decide(t) for t in texts]`` with one encoder pass for the batch.
+
+    Uses ``engine.decide_many`` when the engine has it; otherwise composes the engine's public
+    pieces the way ``Engine.decide`` does (tests/test_api_batching.py checks they agree).
+    """
+    if hasattr(engine, "decide_many"):
+        return list(engine.decide_many(list(texts)))
+    if not hasattr(engine, "candidates") or not hasattr(engine, "policy"):
+        return [engine.decide(t) for t in texts]
+    from annae.dialogue.policy import decide, pre_check
+    from annae.nlu.text import MAX_CHARS, detect_language
+
+    out: list = [None] * len(texts)
+    todo: list[tuple[int, str, str | None]] = []
+    for i, text in enumerate(texts):
+        reason = pre_check(text)
+        if reason in ("empty", "too_long"):
+            out[i] = engine.decide(text)
+        else:
+            todo.append((i, text, reason))
+    if todo:
+        ranked = engine.candidates([text for _, text, _ in todo])
+        for (i, text, reason), cands in zip(todo, ranked, strict=True):
+            language = detect_language(text[:MAX_CHARS]) if text else "en"
+            out[i] = decide(
+                cands, engine.policy, language=language, model_version=engine.version, reason=reason
+            )
+    return out
+
+
+class BatchDecider:
+    """One inference thread per process; ``decide`` blocks the calling worker thread until done."""
+
+    def __init__(self, max_batch: int = 32) -> None:
+        self.max_batch = max_batch
+        self._pending: list[tuple[object, str, Future]] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.questions = 0
+
+    def decide(self, engine, text: str):
+        fut: Future = Future()
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="annae-decide", daemon=True)
+                self._thread.start()
+            self._pending.append((engine, text, fut))
+            self._cond.notify()
+        return fut.result()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                batch, self._pending = (
+                    self._pending[: self.max_batch],
+                    self._pending[self.max_batch :],
+                )
+            # a retrain may swap engines mid-stream: decide each engine's questions with it
+            groups: dict[int, list[tuple[object, str, Future]]] = {}
+            for item in batch:
+                groups.setdefault(id(item[0]), []).append(item)
+            for items in groups.values():
+                engine = items[0][0]
+                try:
+                    results = decide_many(engine, [text for _, text, _ in items])
+                except Exception as exc:  # the callers decide what a failure means
+                    for _, _, fut in items:
+                        fut.set_exception(exc)
+                    continue
+                for (_, _, fut), result in zip(items, results, strict=True):
+                    fut.set_result(result)
+            self.batches += 1
+            self.questions += len(batch)

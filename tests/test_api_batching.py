@@ -1,0 +1,71 @@
+"""Micro-batched decisions agree with one-by-one ``Engine.decide`` and serve concurrent callers."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from api_support import demo_model
+
+from annae.nlu.registry import ModelRegistry
+from annae.web.routers.batching import BatchDecider, decide_many
+
+QUESTIONS = [
+    "How long does delivery take?",
+    "배송은 얼마나 걸리나요?",
+    "can I return a gift I received",
+    "I want to talk to a human",
+    "this is useless, worst shop ever",
+    "Can you recommend a good dentist near Gangnam station?",
+    "",
+    "x" * 5000,
+    "gift wrap?",
+    "환불 받을 수 있나요",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    return ModelRegistry(demo_model(tmp_path_factory)).load_live()
+
+
+def _same(a, b) -> None:
+    assert (a.type, a.reason, a.entry_key, a.entry_id, a.language, a.model_version) == (
+        b.type,
+        b.reason,
+        b.entry_key,
+        b.entry_id,
+        b.language,
+        b.model_version,
+    )
+    assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
+    assert [c.key for c in a.candidates] == [c.key for c in b.candidates]
+
+
+def test_batched_decisions_match_single_ones(engine):
+    batched = decide_many(engine, QUESTIONS)
+    assert len(batched) == len(QUESTIONS)
+    for text, decision in zip(QUESTIONS, batched, strict=True):
+        _same(decision, engine.decide(text))
+    types = {d.type for d in batched}
+    assert "answer" in types and "handoff" in types
+
+
+def test_batch_decider_serves_concurrent_threads(engine):
+    decider = BatchDecider(max_batch=4)
+    results: dict[int, object] = {}
+    texts = QUESTIONS * 3
+
+    def ask(i: int) -> None:
+        results[i] = decider.decide(engine, texts[i])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == len(texts)
+    for i, text in enumerate(texts):
+        _same(results[i], engine.decide(text))
+    assert decider.questions == len(texts)
+    assert len(texts) / 4 <= decider.batches <= len(texts)
