@@ -147,3 +147,14 @@ def test_cli_learn_clusters_models_and_rollback(api):
     assert r.exit_code == 0 and "live" in r.output
     r = runner.invoke(app, ["rollback", "v77"])
     assert r.exit_code == 1 and "no model v77" in r.output
+
+
+def test_console_asks_the_label_question_and_agents_can_search_entries(api):
+    agent = api.login("alice")
+    rows = api.client.get("/api/v1/learning/entries?q=deliver", headers=agent).json()["entries"]
+    assert rows and all("deliver" in f"{r['key']} {r['question']}".lower() for r in rows)
+    assert api.client.get("/api/v1/learning/entries").status_code == 401
+    page = api.client.get("/console", headers=agent)
+    assert page.status_code == 200 and "/static/label.js" in page.text
+    script = api.client.get("/static/label.js")
+    assert script.status_code == 200 and "/label" in script.text and "btn-resolve" in script.text

@@ -123,6 +123,25 @@ def label_form(conv_id: str, request: Request, user: Identity = Depends(current_
     return _db(request, read)
 
 
+@router.get(API + "/learning/entries")
+def entry_choices(
+    request: Request,
+    q: str | None = Query(None, max_length=200),
+    limit: int = Query(50, ge=1, le=500),
+    user: Identity = Depends(current_user),
+) -> dict:
+    """Active entries an agent may pick when labelling (``q`` searches key and question)."""
+
+    def read(session: Session) -> list[dict]:
+        rows = kb.list_entries(session, active_only=True)
+        if q:
+            needle = q.lower()
+            rows = [e for e in rows if needle in f"{e.key}\n{e.question}".lower()]
+        return [{"id": e.id, "key": e.key, "question": e.question} for e in rows[:limit]]
+
+    return {"entries": _db(request, read)}
+
+
 @router.post(API + "/conversations/{conv_id}/messages/{message_id}/rating")
 def rate(conv_id: str, message_id: int, body: RatingIn, request: Request) -> dict:
     """The customer rates a bot answer (conversation token as bearer)."""
@@ -166,9 +185,7 @@ def cluster_list(request: Request, f: analytics.Filters, limit: int = 50) -> lis
     since, until = f.bounds()
     items = _db(
         request,
-        lambda s: feedback.unanswered_questions(
-            s, since=since, until=until, language=f.language
-        ),
+        lambda s: feedback.unanswered_questions(s, since=since, until=until, language=f.language),
     )
     found = clusters.cluster(items, encoder=services(request).settings.encoder)
     return [c.to_dict() for c in found[:limit]]
@@ -224,7 +241,12 @@ def entry_from_cluster(
             )
             labelled += 1
             added += out["example_added"]
-        return {"entry_id": entry.id, "key": entry.key, "examples_added": added, "labelled": labelled}
+        return {
+            "entry_id": entry.id,
+            "key": entry.key,
+            "examples_added": added,
+            "labelled": labelled,
+        }
 
     try:
         return _db(request, write)
@@ -263,7 +285,9 @@ def start_retrain(
 
     def work() -> None:
         try:
-            result = retrain.retrain(svc.db, settings=svc.settings, author=user.username, force=force)
+            result = retrain.retrain(
+                svc.db, settings=svc.settings, author=user.username, force=force
+            )
             _RETRAIN.update(status="done", result=result.to_dict())
             if result.promoted:
                 svc.holder.load_now()
@@ -277,7 +301,9 @@ def start_retrain(
         work()
         if _RETRAIN["status"] == "failed":
             busy = "held by another process" in (_RETRAIN["error"] or "")
-            raise ApiError(409 if busy else 422, "conflict" if busy else "invalid", _RETRAIN["error"])
+            raise ApiError(
+                409 if busy else 422, "conflict" if busy else "invalid", _RETRAIN["error"]
+            )
         return dict(_RETRAIN)
     threading.Thread(target=work, name="annae-gated-retrain", daemon=True).start()
     return dict(_RETRAIN)
@@ -366,7 +392,18 @@ def analytics_csv(
     data = _db(request, lambda s: analytics.summary(s, f))
     if table == "clusters":
         data["clusters"] = [
-            {k: c[k] for k in ("id", "title", "size", "this_week", "last_week", "trend", "representatives")}
+            {
+                k: c[k]
+                for k in (
+                    "id",
+                    "title",
+                    "size",
+                    "this_week",
+                    "last_week",
+                    "trend",
+                    "representatives",
+                )
+            }
             for c in cluster_list(request, f, 500)
         ]
     name = f"annae-{table}-{f.start or 'all'}-{f.end or 'now'}.csv"
@@ -413,7 +450,9 @@ def analytics_page(
         cluster_error=cluster_error,
         query=query,
         daily_svg=charts.daily_bars(data["daily"]),
-        reasons_svg=charts.hbars([(r["reason"], r["conversations"]) for r in data["handoff_reasons"]]),
+        reasons_svg=charts.hbars(
+            [(r["reason"], r["conversations"]) for r in data["handoff_reasons"]]
+        ),
         entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),
         config={"page": "analytics"},
         **common,
