@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import tempfile
@@ -39,6 +40,11 @@ def serve_forever(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # one scrape of /metrics sums every worker (prometheus-client multiprocess mode)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="annae-metrics-")
+    options: dict = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        # a worker imports torch and loads the model before it answers the supervisor's pings;
+        # on a busy 2-core machine that takes longer than uvicorn's default of 5 s
+        options["timeout_worker_healthcheck"] = 120
     uvicorn.run(
         "annae.web.app:create_app",
         factory=True,
@@ -48,9 +54,7 @@ def serve_forever(
         log_level=log_level,
         proxy_headers=True,
         access_log=False,
-        # a worker imports torch and loads the model before it answers the supervisor's pings;
-        # on a busy 2-core machine that takes longer than uvicorn's default of 5 s
-        timeout_worker_healthcheck=120,
+        **options,
     )
 
 
