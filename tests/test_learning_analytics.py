@@ -69,7 +69,9 @@ def history(api):
     )
     c3, h3, r3 = _answered(api)
     api.client.post(
-        f"/api/v1/conversations/{c3}/messages/{r3['id']}/rating", json={"helpful": False}, headers=h3
+        f"/api/v1/conversations/{c3}/messages/{r3['id']}/rating",
+        json={"helpful": False},
+        headers=h3,
     )
     c4, h4 = api.customer()
     assert api.say(c4, h4, OUT_OF_SCOPE)["type"] == "handoff"
@@ -78,7 +80,9 @@ def history(api):
         handoff = s.scalar(
             select(Message).where(Message.conversation_id == c4, Message.type == "handoff")
         )
-        reply = s.scalar(select(Message).where(Message.conversation_id == c4, Message.sender == "agent"))
+        reply = s.scalar(
+            select(Message).where(Message.conversation_id == c4, Message.sender == "agent")
+        )
         reply.created_at = handoff.created_at + timedelta(seconds=30)
     api.client.post(f"/api/v1/conversations/{c4}/label", json={"kind": "not_faq"}, headers=agent)
     c5, h5 = api.customer()
@@ -96,11 +100,15 @@ def history(api):
     _post(api, c8, h8, handoff=True)
     other = next(
         e["id"]
-        for e in api.client.get("/api/v1/admin/entries", headers=api.login("root")).json()["entries"]
+        for e in api.client.get("/api/v1/admin/entries", headers=api.login("root")).json()[
+            "entries"
+        ]
         if e["id"] != r8["entry_id"]
     )
     r = api.client.post(
-        f"/api/v1/conversations/{c8}/label", json={"kind": "entry", "entry_id": other}, headers=agent
+        f"/api/v1/conversations/{c8}/label",
+        json={"kind": "entry", "entry_id": other},
+        headers=agent,
     )
     assert r.status_code == 201
     _shift(api, c2, timedelta(days=3))
@@ -123,7 +131,9 @@ def test_every_definition_on_a_fixed_history(api, history):
     assert reasons == {"customer_request": 3, "low_confidence": 1}
     assert m["median_first_reply_seconds"] == 30.0 and m["first_reply_samples"] == 1
     assert m["ratings"] == {"helpful": 1, "not_helpful": 1, "helpful_share": 0.5}
-    assert m["labelled"] == 3 and m["labelled_answered"] == 2  # c7, c8 (c4's question was handed off)
+    assert (
+        m["labelled"] == 3 and m["labelled_answered"] == 2
+    )  # c7, c8 (c4's question was handed off)
     assert m["answered_precision_labels"] == 0.5
     assert m["labels_by_kind"] == {"not_faq": 1, "entry": 2}
     days = {d["day"]: d for d in m["daily"]}
@@ -157,8 +167,12 @@ def test_api_csv_and_page(api, history):
     admin = api.login("root")
     r = api.client.get("/api/v1/learning/analytics", headers=admin)
     assert r.status_code == 200 and r.json()["conversations"] == 7
-    assert api.client.get("/api/v1/learning/analytics", headers=api.login("alice")).status_code == 403
-    bad = api.client.get("/api/v1/learning/analytics?start=2026-02-01&end=2026-01-01", headers=admin)
+    assert (
+        api.client.get("/api/v1/learning/analytics", headers=api.login("alice")).status_code == 403
+    )
+    bad = api.client.get(
+        "/api/v1/learning/analytics?start=2026-02-01&end=2026-01-01", headers=admin
+    )
     assert bad.status_code == 422
     for table in ("summary", "daily", "handoff_reasons", "top_entries", "clusters"):
         r = api.client.get(f"/api/v1/learning/analytics.csv?table={table}", headers=admin)
@@ -166,10 +180,14 @@ def test_api_csv_and_page(api, history):
         assert len(r.text.splitlines()) >= 2, table
     summary_rows = dict(
         line.split(",", 1)
-        for line in api.client.get("/api/v1/learning/analytics.csv", headers=admin).text.splitlines()
+        for line in api.client.get(
+            "/api/v1/learning/analytics.csv", headers=admin
+        ).text.splitlines()
     )
     assert summary_rows["containment_rate"] == str(round(2 / 7, 4))
-    assert api.client.get("/api/v1/learning/analytics.csv?table=x", headers=admin).status_code == 422
+    assert (
+        api.client.get("/api/v1/learning/analytics.csv?table=x", headers=admin).status_code == 422
+    )
 
     page = api.client.get("/console/analytics", headers=admin)
     assert page.status_code == 200

@@ -21,7 +21,11 @@ SPONSORING = [
     "do you sponsor football clubs",
     "Is football team sponsorship possible?",
 ]
-PETS = ["Can I bring my dog into the store?", "are dogs allowed in the shop", "Can my dog come in the store?"]
+PETS = [
+    "Can I bring my dog into the store?",
+    "are dogs allowed in the shop",
+    "Can my dog come in the store?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +104,9 @@ def test_cluster_to_entry_in_one_call(api):
     assert bad.status_code == 422
     entries = api.client.get("/api/v1/admin/entries?q=Pets", headers=admin).json()["entries"]
     assert entries == [], "a failed request creates no entry"
-    assert api.client.get("/api/v1/learning/clusters", headers=api.login("alice")).status_code == 403
+    assert (
+        api.client.get("/api/v1/learning/clusters", headers=api.login("alice")).status_code == 403
+    )
 
 
 def test_retrain_models_and_rollback_api(api):
@@ -130,7 +136,12 @@ def test_retrain_models_and_rollback_api(api):
         headers=admin,
     )
     assert stale.status_code == 409 and reg.live_version() == first
-    assert api.client.post(f"/api/v1/learning/models/{first}/rollback", headers=api.login("alice")).status_code == 403
+    assert (
+        api.client.post(
+            f"/api/v1/learning/models/{first}/rollback", headers=api.login("alice")
+        ).status_code
+        == 403
+    )
 
 
 def test_cli_learn_clusters_models_and_rollback(api):

@@ -92,7 +92,12 @@ def test_label_errors(api):
     assert r.status_code == 404
     r = _label(api, conv_id, agent, kind="maybe")
     assert r.status_code == 422
-    assert api.client.post(f"/api/v1/conversations/{conv_id}/label", json={"kind": "not_faq"}).status_code == 401
+    assert (
+        api.client.post(
+            f"/api/v1/conversations/{conv_id}/label", json={"kind": "not_faq"}
+        ).status_code
+        == 401
+    )
     with session_scope(get_engine(api.db_url)) as s:
         assert feedback.get_label(s, conv_id) is None, "failed labels store nothing"
 

@@ -37,7 +37,9 @@ def test_holdout_is_deterministic_and_covers_each_entry():
 
 def test_compare_uses_the_tolerance():
     live = {"accuracy": 0.80, "coverage": 0.60, "answered_precision": 0.90}
-    ok, _ = retrain.compare({"accuracy": 0.79, "coverage": 0.60, "answered_precision": 0.9}, live, 0.02)
+    ok, _ = retrain.compare(
+        {"accuracy": 0.79, "coverage": 0.60, "answered_precision": 0.9}, live, 0.02
+    )
     assert ok
     ok, reasons = retrain.compare(
         {"accuracy": 0.70, "coverage": 0.60, "answered_precision": 0.9}, live, 0.02

@@ -88,7 +88,11 @@ def facts(session: Session, filters: Filters) -> list[ConvFacts]:
     for cid, conv in convs.items():
         rows = by_conv.get(cid, [])
         language = conv.language or next(
-            ((m.decision or {}).get("language") for m in rows if (m.decision or {}).get("language")),
+            (
+                (m.decision or {}).get("language")
+                for m in rows
+                if (m.decision or {}).get("language")
+            ),
             None,
         )
         if filters.language and language != filters.language:
@@ -135,9 +139,7 @@ def summary(session: Session, filters: Filters | None = None) -> dict:
     unhelpful_convs = {r.conversation_id for r in ratings if not r.helpful}
     n = len(rows)
     handed = [f for f in rows if f.handed_off]
-    contained = [
-        f for f in rows if f.answers and not f.handed_off and f.id not in unhelpful_convs
-    ]
+    contained = [f for f in rows if f.answers and not f.handed_off and f.id not in unhelpful_convs]
     other = [f for f in rows if f not in contained and not f.handed_off]
 
     waits = [
@@ -293,6 +295,9 @@ def to_csv(data: dict, table: str) -> str:
     writer.writerow(headers)
     for row in rows:
         writer.writerow(
-            ["; ".join(map(str, v)) if isinstance(v, list) else v for v in (row[h] for h in headers)]
+            [
+                "; ".join(map(str, v)) if isinstance(v, list) else v
+                for v in (row[h] for h in headers)
+            ]
         )
     return buf.getvalue()

@@ -61,7 +61,9 @@ def show_gate(result: dict) -> None:
     style = "bold green" if result["promoted"] else "bold yellow"
     out.print(
         Text(f"{result['challenger']} {verdict}", style=style)
-        + Text(f" · mode {result['mode']} · tolerance {result['tolerance']} · {result['seconds']} s")
+        + Text(
+            f" · mode {result['mode']} · tolerance {result['tolerance']} · {result['seconds']} s"
+        )
     )
 
 
@@ -106,7 +108,9 @@ def retrain_command(
     raise typer.Exit(0 if result.promoted else 2)
 
 
-def rollback_command(version: str = typer.Argument(..., help="The version to make live, e.g. v3.")) -> None:
+def rollback_command(
+    version: str = typer.Argument(..., help="The version to make live, e.g. v3."),
+) -> None:
     """Make an earlier model version live again (serving switches within a second)."""
     from annae.learning import retrain
 

@@ -18,7 +18,9 @@ from annae.learning.feedback import Unanswered
 from annae.nlu.text import normalize
 from annae.store.db import utcnow
 
-DEFAULT_THRESHOLD = 0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters
+DEFAULT_THRESHOLD = (
+    0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters
+)
 LEXICAL_THRESHOLD = 0.8  # TF-IDF vectors are further apart than sentence embeddings
 
 

@@ -88,7 +88,9 @@ def question_message(session: Session, conv_id: str) -> Message | None:
     """The customer question an agent's label is about: the last one the bot handed off,
     else the last customer question before the first agent reply, else the last one."""
     texts = [
-        m for m in _customer_texts(session, conv_id) if not (m.decision or {}).get("handoff_requested")
+        m
+        for m in _customer_texts(session, conv_id)
+        if not (m.decision or {}).get("handoff_requested")
     ]
     handed = [m for m in texts if (m.decision or {}).get("type") == "handoff"]
     if handed:
@@ -265,7 +267,9 @@ def label_conversation(
             raise status(str(exc)) from exc
         entry_id = entry.id
         if allowed and question is not None and question.text.strip() != title:
-            example = _add_example(session, entry_id, question.text, source_for(conv.id, agent), agent)
+            example = _add_example(
+                session, entry_id, question.text, source_for(conv.id, agent), agent
+            )
     elif kind == "entry" and allowed:
         example = _add_example(session, entry_id, question.text, source_for(conv.id, agent), agent)
 
@@ -377,7 +381,9 @@ class ReviewItem:
         return {**self.__dict__, "rated_at": self.rated_at.isoformat()}
 
 
-def review_list(session: Session, *, include_reviewed: bool = False, limit: int = 200) -> list[dict]:
+def review_list(
+    session: Session, *, include_reviewed: bool = False, limit: int = 200
+) -> list[dict]:
     """Answers customers rated not helpful, newest first."""
     stmt = (
         select(AnswerRating, Message)
@@ -403,7 +409,11 @@ def review_list(session: Session, *, include_reviewed: bool = False, limit: int 
             rating.created_at,
         )
         out.append(
-            {**item.to_dict(), "reviewed_by": rating.reviewed_by, "reviewed": bool(rating.reviewed_at)}
+            {
+                **item.to_dict(),
+                "reviewed_by": rating.reviewed_by,
+                "reviewed": bool(rating.reviewed_at),
+            }
         )
     return out
 
@@ -466,9 +476,7 @@ def unanswered_questions(
             )
     bad = select(AnswerRating.message_id).where(AnswerRating.helpful.is_(False))
     answers = session.scalars(
-        select(Message).where(
-            Message.id.in_(bad), Message.conversation_id.not_in(labelled)
-        )
+        select(Message).where(Message.id.in_(bad), Message.conversation_id.not_in(labelled))
     )
     for answer in answers:
         question = _question_before(session, answer)
@@ -482,7 +490,12 @@ def unanswered_questions(
         if language and lang != language:
             continue
         out[question.id] = Unanswered(
-            question.id, question.conversation_id, question.text, lang, question.created_at, "unhelpful"
+            question.id,
+            question.conversation_id,
+            question.text,
+            lang,
+            question.created_at,
+            "unhelpful",
         )
     return sorted(out.values(), key=lambda u: u.message_id)
 
