@@ -53,12 +53,13 @@ def test_answer_handoff_and_live_agent_reply(browser, live_server: LiveServer) -
     """A customer gets an answer, is handed off, an agent sends a suggested answer, the customer sees it live."""
     server = live_server
     shots = server.database.startswith("sqlite")
-    agent_ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
+    agent_ctx = browser.new_context(viewport=DESKTOP, locale="en-US", permissions=["notifications"])
     cust_ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
     try:
         agent = agent_ctx.new_page()
         login(agent, server, server.agent)
         expect(agent.locator("#live")).to_have_attribute("data-state", "on")
+        expect(agent.locator("#notify-btn")).to_be_hidden()  # already allowed
         expect(agent.locator("#queue-empty")).to_be_visible()
 
         # someone else asked for a person first (through the API): the queue is oldest first
@@ -89,6 +90,7 @@ def test_answer_handoff_and_live_agent_reply(browser, live_server: LiveServer) -
         expect(agent.locator("#queue-count")).to_have_text("2")
         expect(agent).to_have_title(re.compile(r"^\(2\) "))
         assert int(agent.evaluate("document.body.dataset.beeps || '0'")) >= 1
+        assert int(agent.evaluate("document.body.dataset.notified || '0'")) >= 1
         wait = items.nth(1).locator(".wait")
         expect(wait).to_have_text(re.compile(r"^waiting \d+s$"))
         first = wait.inner_text()

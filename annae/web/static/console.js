@@ -115,15 +115,20 @@
   function notifyHandoff(convId, reason) {
     beep();
     if ("Notification" in window && Notification.permission === "granted") {
-      const n = new Notification(t("console_new_handoff"), {
-        body: shortId(convId) + " · " + reasonLabel(reason),
-        tag: "annae-" + convId,
-      });
-      n.onclick = () => {
-        window.focus();
-        select(convId);
-        n.close();
-      };
+      try {
+        const n = new Notification(t("console_new_handoff"), {
+          body: shortId(convId) + " · " + reasonLabel(reason),
+          tag: "annae-" + convId,
+        });
+        n.onclick = () => {
+          window.focus();
+          select(convId);
+          n.close();
+        };
+        document.body.dataset.notified = String(Number(document.body.dataset.notified || 0) + 1);
+      } catch (e) {
+        /* some browsers only allow notifications from a service worker: the beep and badge remain */
+      }
     }
   }
 
