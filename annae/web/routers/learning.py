@@ -449,6 +449,7 @@ def analytics_page(
         clusters=found,
         cluster_error=cluster_error,
         query=query,
+        models=retrain.list_models(_registry(request)),
         daily_svg=charts.daily_bars(data["daily"]),
         reasons_svg=charts.hbars(
             [(r["reason"], r["conversations"]) for r in data["handoff_reasons"]]

@@ -16,6 +16,45 @@
         form.answer.focus();
       });
     });
+    const status = document.getElementById("retrain-status");
+    const retrainBtn = document.getElementById("gated-retrain");
+    async function poll() {
+      const s = await window.Annae.api("GET", "/api/v1/learning/retrain");
+      if (s.status === "running") {
+        status.textContent = "training a challenger…";
+        setTimeout(poll, 2000);
+        return;
+      }
+      if (s.status === "failed") status.textContent = "retrain failed: " + s.error;
+      if (s.status === "done") {
+        const r = s.result;
+        status.textContent = r.challenger + (r.promoted ? " promoted" : " rejected") + ": " + r.reasons.join("; ");
+        setTimeout(() => location.reload(), 2500);
+      }
+      retrainBtn.disabled = false;
+    }
+    retrainBtn.addEventListener("click", async () => {
+      retrainBtn.disabled = true;
+      try {
+        await window.Annae.api("POST", "/api/v1/learning/retrain");
+        poll();
+      } catch (err) {
+        status.textContent = err.message;
+        retrainBtn.disabled = false;
+      }
+    });
+    document.querySelectorAll("[data-rollback]").forEach((btn) => {
+      btn.addEventListener("click", async () => {
+        const v = btn.dataset.rollback;
+        if (!window.confirm("Make " + v + " the live model?")) return;
+        try {
+          await window.Annae.api("POST", "/api/v1/learning/models/" + v + "/rollback");
+          location.reload();
+        } catch (err) {
+          status.textContent = err.message;
+        }
+      });
+    });
     form.addEventListener("submit", async (e) => {
       if (e.submitter && e.submitter.value === "cancel") return;
       e.preventDefault();
