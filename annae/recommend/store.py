@@ -11,7 +11,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from annae.recommend.data import KINDS, ImportFileError, ImportReport
@@ -77,7 +77,6 @@ def import_frame(
                         "id": c[:100],
                         "name": None,
                         "country": None,
-                        "marketing_consent": False,
                         "created_at": now,
                     }
                     for c in customers[i : i + CHUNK]
@@ -282,37 +281,54 @@ def ensure_customer(session: Session, customer_id: str, *, name: str | None = No
     """The customer, created (without marketing consent) if new."""
     row = get_customer(session, customer_id)
     if row is None:
-        row = RecCustomer(id=_id(customer_id, "customer id"), name=name, marketing_consent=False)
+        row = RecCustomer(id=_id(customer_id, "customer id"), name=name)
         session.add(row)
         session.flush()
     return row
 
 
 def has_marketing_consent(session: Session, customer_id: str) -> bool:
-    """Whether recommendations may be shown to this customer (no record means no).
+    """Whether recommendations may be shown to this customer: their latest consent event for
+    ``marketing`` (``annae.privacy.consent``) is a grant; no record means no."""
+    from annae.privacy.consent import ConsentError, has_consent
 
-    The one place to swap for the privacy capability's consent check.
-    """
-    row = get_customer(session, customer_id)
-    return bool(row and row.marketing_consent)
+    try:
+        return has_consent(session, customer_id, "marketing")
+    except ConsentError:
+        return False
 
 
-def set_marketing_consent(session: Session, customer_id: str, granted: bool) -> None:
+CONSENT_TEXT = "recommendations-v1"
+"""The notice version recorded when consent is set from the recommendations CLI or API."""
+
+
+def set_marketing_consent(
+    session: Session, customer_id: str, granted: bool, *, source: str = "recommend"
+) -> None:
     """Record that a customer gave (or withdrew) consent to marketing recommendations."""
+    from annae.privacy import consent
+
     if not isinstance(granted, bool):
         raise RecommendError(f"granted must be true or false, got {granted!r}")
-    ensure_customer(session, customer_id).marketing_consent = granted
+    customer_id = ensure_customer(session, customer_id).id
+    if granted:
+        consent.grant(session, customer_id, "marketing", text_version=CONSENT_TEXT, source=source)
+    else:
+        consent.withdraw(session, customer_id, "marketing", source=source)
     session.flush()
 
 
 def set_marketing_consent_bulk(
     session: Session, granted: bool, customer_ids: Iterable[str] | None = None
 ) -> int:
-    """Set the flag for many customers at once (all when ``customer_ids`` is None); returns the count."""
-    stmt = update(RecCustomer).values(marketing_consent=granted)
+    """Set consent for many customers at once (all when ``customer_ids`` is None); returns the count."""
+    stmt = select(RecCustomer.id)
     if customer_ids is not None:
         stmt = stmt.where(RecCustomer.id.in_([_id(c, "customer id") for c in customer_ids]))
-    return session.execute(stmt).rowcount or 0
+    ids = list(session.scalars(stmt))
+    for cid in ids:
+        set_marketing_consent(session, cid, granted, source="recommend-bulk")
+    return len(ids)
 
 
 # -- interactions from the chat ---------------------------------------------------------------------

@@ -29,7 +29,6 @@ class RecCustomer(Base):
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     country: Mapped[str | None] = mapped_column(String(100), nullable=True)
     # Until the privacy capability defines consent: a per-customer flag that defaults to no.
-    marketing_consent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -20,7 +20,6 @@ def upgrade() -> None:
         sa.Column("id", sa.String(100), nullable=False),
         sa.Column("name", sa.String(200), nullable=True),
         sa.Column("country", sa.String(100), nullable=True),
-        sa.Column("marketing_consent", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_rec_customers"),
     )
