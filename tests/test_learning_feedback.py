@@ -222,3 +222,35 @@ def test_unanswered_questions_leave_the_list_once_labelled(api):
     assert _label(api, conv_id, agent, kind="not_faq").status_code == 201
     with session_scope(get_engine(api.db_url)) as s:
         assert [u.conversation_id for u in feedback.unanswered_questions(s)] == [rated]
+
+
+def test_two_agents_labelling_at_once_one_wins(api):
+    import threading
+
+    conv_id, _ = _handed_off(api)
+    entry_id, before = _entry(api, _keys(api)[0])
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def go(agent: str) -> None:
+        barrier.wait()
+        try:
+            with session_scope(get_engine(api.db_url)) as s:
+                outcomes.append(
+                    feedback.label_conversation(
+                        s, conv_id, kind="entry", entry_id=entry_id, agent=agent
+                    )
+                )
+        except feedback.Conflict as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=go, args=(name,)) for name in ("alice", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wins = [o for o in outcomes if isinstance(o, dict)]
+    assert len(outcomes) == 2 and len(wins) == 1
+    with session_scope(get_engine(api.db_url)) as s:
+        assert feedback.get_label(s, conv_id)["agent"] == wins[0]["agent"]
+    assert len(_entry(api, _keys(api)[0])[1]) == len(before) + 1, "one example, not two"

@@ -15,6 +15,7 @@ from datetime import datetime
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annae.kb import entries
@@ -285,7 +286,11 @@ def label_conversation(
     label.message_id = question.id if question is not None else None
     label.example_id = example.id if example is not None else None
     label.bot_entry_id = bot_entry
-    session.flush()
+    cid = conv.id
+    try:
+        session.flush()
+    except IntegrityError as exc:  # another agent labelled it at the same moment
+        raise Conflict(f"conversation {cid} was labelled by someone else just now") from exc
     return label_dict(
         label,
         example_added=example is not None,
@@ -348,7 +353,10 @@ def rate_answer(
     rating.helpful = bool(helpful)
     rating.created_at = utcnow()
     rating.reviewed_by, rating.reviewed_at = None, None
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # two ratings of the same answer at once
+        raise Conflict("this answer was rated at the same moment; try again") from exc
     weak = None
     if helpful and settings.learn_from_accepted and msg.entry_id is not None:
         allowed, _ = training_allowed(session, conv, settings)
