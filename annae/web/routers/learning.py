@@ -25,6 +25,7 @@ from annae.web.routers.deps import ApiError, bearer_token, services
 router = APIRouter(tags=["learning"])
 admin = require_role("admin")
 API = "/api/v1"
+MAX_CLUSTERED = 2000
 
 
 class NewEntryIn(BaseModel):
@@ -187,7 +188,8 @@ def cluster_list(request: Request, f: analytics.Filters, limit: int = 50) -> lis
         request,
         lambda s: feedback.unanswered_questions(s, since=since, until=until, language=f.language),
     )
-    found = clusters.cluster(items, encoder=services(request).settings.encoder)
+    # the most recent questions only: the page embeds them on every load
+    found = clusters.cluster(items[-MAX_CLUSTERED:], encoder=services(request).settings.encoder)
     return [c.to_dict() for c in found[:limit]]
 
 
