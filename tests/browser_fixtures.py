@@ -128,15 +128,24 @@ def prepare_home(
     return agent, admin
 
 
-def start_server(home: Path, database: str, encoder: str, models: Path | None = None) -> LiveServer:
-    """Prepare ``home`` and run the service in a child process until it reports ready."""
+def start_server(
+    home: Path,
+    database: str,
+    encoder: str,
+    models: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> LiveServer:
+    """Prepare ``home`` and run the service (with extra ``env``) in a child process until ready."""
     agent, admin = prepare_home(home, database, encoder, models)
     port = free_port()
     log = open(home / "server.log", "wb")  # noqa: SIM115 (closed with the process)
     cmd = [sys.executable, "-m", "uvicorn", "annae.web.app:create_app", "--factory"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(
-        cmd, env=_env(home, database, encoder), stdout=log, stderr=subprocess.STDOUT
+        cmd,
+        env={**_env(home, database, encoder), **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -191,6 +200,17 @@ def sqlite_server(tmp_path_factory, demo_models) -> Iterator[LiveServer]:
     """One service on SQLite, for the checks that do not depend on the database."""
     home = tmp_path_factory.mktemp("annae-ui")
     server = start_server(home, f"sqlite:///{home / 'annae.db'}", ENCODER, demo_models)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory, demo_models) -> Iterator[LiveServer]:
+    """A service that allows each conversation only 3 messages an hour (to meet the rate limit)."""
+    home = tmp_path_factory.mktemp("annae-strict")
+    database = f"sqlite:///{home / 'annae.db'}"
+    env = {"ANNAE_RATE_CONVERSATION": "3/3600"}
+    server = start_server(home, database, ENCODER, demo_models, env)
     yield server
     server.stop()
 
