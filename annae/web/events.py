@@ -162,6 +162,8 @@ class RedisBroker(LocalBroker):
                     if item.get("type") != "pmessage":
                         continue
                     channel = item["channel"].decode()[len(PREFIX) :]
+                    if channel not in self._subs:  # nobody here listens: skip the JSON parse
+                        continue
                     try:
                         payload = json.loads(item["data"])
                     except (ValueError, TypeError):
