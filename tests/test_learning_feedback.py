@@ -143,6 +143,8 @@ def test_no_training_example_without_consent(api):
     assert r.status_code == 201
     assert r.json()["example_added"] is False and "consent" in r.json()["not_added_because"]
     assert _entry(api, entry_key)[1] == before
+    r = _label(api, conv_id, agent, kind="new_entry", new_entry={"answer": "No."}, replace=True)
+    assert r.status_code == 422 and "own words" in r.json()["error"]["message"]
     with session_scope(get_engine(api.db_url)) as s:
         consent.grant(s, "u-42", "training", text_version="t1", source="test")
     r = _label(api, conv_id, agent, kind="entry", entry_id=entry_id, replace=True)

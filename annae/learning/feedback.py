@@ -252,6 +252,12 @@ def label_conversation(
         title = (spec.get("question") or (question.text if question else "")).strip()
         if not title:
             raise Invalid("a new entry needs a question")
+        verbatim = question is not None and title == question.text.strip()
+        if verbatim and not allowed:
+            raise Invalid(
+                f"write the entry's question in your own words: {why_not}, "
+                "so their message cannot become part of the knowledge base"
+            )
         key = (spec.get("key") or "").strip() or unique_key(session, title)
         try:
             entry = entries.add_entry(
@@ -260,7 +266,8 @@ def label_conversation(
                 question=title,
                 answer=answer,
                 language=spec.get("language") or conv.language or "en",
-                source=f"agent:{agent}",
+                # the customer's own words keep the conversation source (erasure finds them)
+                source=source_for(conv.id, agent) if verbatim else f"agent:{agent}",
                 author=agent,
             )
         except KBError as exc:
