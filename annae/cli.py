@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from annae.kb.cli import app as kb_app
+from annae.learning import cli as learning_cli
 from annae.privacy.cli import app as privacy_app
 from annae.recommend.cli import app as rec_app
 from annae.settings import get_settings
@@ -29,6 +30,7 @@ app.add_typer(rec_app, name="rec")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(web_cli.user_app, name="user")
 web_cli.register(app)
+learning_cli.register(app)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
