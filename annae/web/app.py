@@ -215,7 +215,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (ops, auth, conversations, agents, admin):
         app.include_router(module.router)
     app.include_router(importlib.import_module("annae.web.routers.learning").router)
-    for name in ("annae.web.pages", "annae.web.routers.recommend", "annae.privacy.api"):
+    for name in (
+        "annae.web.pages",
+        "annae.web.routers.recommend",
+        "annae.privacy.api",
+        "annae.web.routers.chat_products",
+    ):
         router = _optional_router(name)
         if router is not None:
             app.include_router(router)
