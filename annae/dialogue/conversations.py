@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from annae.agents.users import hash_secret, new_secret
+from annae.privacy.redact import redact_text
 from annae.store.db import utcnow
 from annae.store.tables.service import Conversation, Message, User
 
@@ -241,7 +242,14 @@ def add_message(
     flush: bool = True,
     **fields,
 ) -> Message:
-    """Add a message (``flush=False`` defers the INSERT so that several go in one round trip)."""
+    """Add a message (``flush=False`` defers the INSERT so that several go in one round trip).
+
+    What customers and agents write is stored with personal data replaced by typed
+    placeholders (``[EMAIL]``, ``[PHONE]``, …: ``annae.privacy.redact``); the bot decides on
+    the original text in memory, which is never written.
+    """
+    if sender in ("customer", "agent"):
+        text = redact_text(text)
     msg = Message(
         conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields
     )

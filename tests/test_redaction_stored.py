@@ -1,0 +1,48 @@
+"""Personal data in customer and agent messages never reaches the database."""
+
+from __future__ import annotations
+
+import pytest
+from api_support import demo_model, make_api
+from sqlalchemy import text
+
+from annae.store.db import get_engine
+
+EMAIL = "minji.kim@example.com"
+PHONE = "010-2345-6789"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return demo_model(tmp_path_factory)
+
+
+@pytest.fixture
+def api(annae_home, db_url, models, monkeypatch):
+    api = make_api(annae_home, db_url, models, monkeypatch)
+    with api.client:
+        yield api
+
+
+def test_messages_are_stored_redacted(api, db_url):
+    conv, headers = api.customer()
+    reply = api.say(
+        conv, headers, f"상담원 연결해 주세요. 제 메일은 {EMAIL}, 전화는 {PHONE} 이에요"
+    )
+    assert reply["type"] == "handoff"
+    agent = api.login("alice")
+    assert api.client.post(f"/api/v1/conversations/{conv}/assign", headers=agent).status_code == 200
+    r = api.client.post(
+        f"/api/v1/conversations/{conv}/replies",
+        json={"text": f"I'll call you back on {PHONE} today"},
+        headers=agent,
+    )
+    assert r.status_code in (200, 201), r.text
+
+    texts = [m["text"] for m in api.transcript(conv, headers)]
+    customer = next(t for t in texts if "상담원" in t)
+    assert "[EMAIL]" in customer and "[PHONE]" in customer
+    assert any("call you back on [PHONE]" in t for t in texts)
+    with get_engine(db_url).connect() as c:
+        stored = " ".join(str(row) for row in c.execute(text("SELECT * FROM messages")))
+    assert EMAIL not in stored and PHONE not in stored and "01023456789" not in stored
