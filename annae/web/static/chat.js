@@ -107,7 +107,71 @@
       }
       node.append(opts);
     }
+    const cards = msg.type === "products" ? msg.options : msg.cards;
+    if (Array.isArray(cards) && cards.length) node.append(renderCards(msg, cards.slice(0, 3)));
     return node;
+  }
+
+  // ---- product cards (after an answer about a linked entry, or an agent's suggestion) -----
+
+  function price(value) {
+    if (value === null || value === undefined) return "";
+    return new Intl.NumberFormat(A.lang === "ko" ? "ko-KR" : "en-US", {
+      minimumFractionDigits: 2,
+      maximumFractionDigits: 2,
+    }).format(value);
+  }
+
+  function renderCards(msg, cards) {
+    msg.clicked = msg.clicked || {};
+    const list = el("div", { class: "products", role: "list", "aria-label": t("chat_products") });
+    for (const c of cards) {
+      const clicked = !!msg.clicked[c.product_id];
+      list.append(
+        el("button", {
+          type: "button",
+          role: "listitem",
+          class: "product" + (clicked ? " clicked" : ""),
+          dataset: { productId: String(c.product_id) },
+          onclick: () => clickCard(msg, c),
+        }, [
+          el("span", { class: "product-name", text: c.name || String(c.product_id) }),
+          el("span", { class: "product-price", text: price(c.price) }),
+          el("span", { class: "product-reason", text: clicked ? t("chat_product_thanks") : c.reason || "" }),
+        ])
+      );
+    }
+    return list;
+  }
+
+  async function clickCard(msg, card) {
+    const conv = state.conv;
+    if (!conv || msg.clicked[card.product_id]) return;
+    msg.clicked[card.product_id] = true;
+    rerenderItem(msg);
+    try {
+      const path = API + "/" + conv.id + "/products/" + encodeURIComponent(card.product_id) + "/click";
+      await api("POST", path, undefined, { token: conv.token });
+    } catch (err) {
+      /* a lost click is not worth bothering the customer about */
+    }
+  }
+
+  /** After an answer about an entry: ask for its product cards (empty without marketing consent). */
+  async function loadCards(msg) {
+    const conv = state.conv;
+    if (!conv || !msg.entry_id) return;
+    try {
+      const path = API + "/" + conv.id + "/products?entry_id=" + encodeURIComponent(msg.entry_id);
+      const data = await api("GET", path, undefined, { token: conv.token });
+      if (data.items && data.items.length) {
+        msg.cards = data.items;
+        rerenderItem(msg);
+        scrollDown();
+      }
+    } catch (err) {
+      /* cards are optional */
+    }
   }
 
   function latestClarify() {
@@ -293,6 +357,8 @@
         options: reply.options,
         created_at: reply.created_at,
       });
+      const shown = reply.id !== null && reply.id !== undefined ? state.byId.get(reply.id) : null;
+      if (reply.type === "answer" && reply.entry_id && shown) loadCards(shown.msg);
     }
     if (reply.state) showState(reply.state, reply.reason);
   }
