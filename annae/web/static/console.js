@@ -27,6 +27,7 @@
     assign: $("btn-assign"),
     handback: $("btn-handback"),
     resolve: $("btn-resolve"),
+    suggestProducts: $("btn-suggest-products"),
     replyForm: $("reply-form"),
     reply: $("reply-input"),
     send: $("reply-send"),
@@ -238,6 +239,9 @@
     let text = m.text || "";
     if (m.sender === "system") text = systemText(m.text);
     if (m.sender === "customer" && m.type === "choice") text = "☑ " + text;
+    if (m.type === "products" && Array.isArray(m.options)) {
+      text += ": " + m.options.map((p) => p.name || p.product_id).join(", ");
+    }
     return el("div", { class: cls.join(" "), dataset: { messageId: String(m.id) } }, [
       m.sender === "system" ? null : el("span", { class: "meta", text: bits.filter(Boolean).join(" · ") }),
       el("div", { class: "text", text }),
@@ -308,6 +312,9 @@
     ui.assign.hidden = !(c.state === "waiting" || c.state === "bot" || (c.state === "agent" && !mineNow));
     ui.handback.hidden = !(c.state === "waiting" || c.state === "agent");
     ui.resolve.hidden = c.state === "resolved";
+    // only an identified customer can get products (the API also checks their marketing consent)
+    ui.suggestProducts.hidden = !c.customer_id || c.state === "resolved";
+    ui.suggestProducts.disabled = state.busy;
     const closed = c.state === "resolved";
     ui.reply.disabled = closed;
     ui.send.disabled = closed || state.busy;
@@ -372,6 +379,10 @@
   });
   ui.resolve.addEventListener("click", () => action("/resolve"));
   ui.handback.addEventListener("click", () => action("/handback"));
+  ui.suggestProducts.addEventListener("click", async () => {
+    const msg = await action("/suggest-products");
+    if (msg) addLine(msg);
+  });
 
   ui.replyForm.addEventListener("submit", async (e) => {
     e.preventDefault();
