@@ -20,6 +20,8 @@
     question: $("f-question"),
     answer: $("f-answer"),
     tags: $("f-tags"),
+    products: $("f-products"),
+    productsRow: $("products-row"),
     active: $("f-active"),
     save: $("entry-save"),
     examples: $("examples"),
@@ -32,7 +34,7 @@
     retrainStatus: $("retrain-status"),
   };
 
-  const state = { entries: [], current: null };
+  const state = { entries: [], current: null, products: "" };
 
   function flash(kind, text) {
     ui.msg.className = "notice notice-" + kind;
@@ -105,6 +107,7 @@
     ui.tags.value = (entry.tags || []).join(", ");
     ui.active.checked = entry.active !== false;
     ui.examples.hidden = isNew;
+    loadProducts(entry);
     const examples = entry.examples || [];
     ui.exampleCount.textContent = String(examples.length);
     ui.exampleList.replaceChildren(
@@ -134,6 +137,35 @@
     }
   }
 
+  /** The products linked to an entry (for product cards in the chat); hidden for a new entry. */
+  async function loadProducts(entry) {
+    ui.productsRow.hidden = !entry.id;
+    ui.products.value = "";
+    state.products = "";
+    if (!entry.id) return;
+    try {
+      const data = await api("GET", ADMIN + "/entries/" + entry.id + "/products");
+      if (!state.current || state.current.id !== entry.id) return;
+      state.products = data.products.map((p) => p.product_id).join(", ");
+      ui.products.value = state.products;
+    } catch (err) {
+      ui.productsRow.hidden = true; // no recommendations on this server
+    }
+  }
+
+  function productIds() {
+    return ui.products.value
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  }
+
+  async function saveProducts(entryId) {
+    if (ui.productsRow.hidden || productIds().join(", ") === state.products) return;
+    const data = await api("PUT", ADMIN + "/entries/" + entryId + "/products", { product_ids: productIds() });
+    state.products = data.products.map((p) => p.product_id).join(", ");
+  }
+
   function replaceEntry(entry) {
     const i = state.entries.findIndex((e) => e.id === entry.id);
     if (i >= 0) state.entries[i] = entry;
@@ -156,6 +188,7 @@
     try {
       let entry;
       if (state.current && state.current.id) {
+        await saveProducts(state.current.id); // first: a wrong product id changes nothing
         entry = await api("PATCH", ADMIN + "/entries/" + state.current.id, body);
       } else {
         const { active, ...rest } = body;
