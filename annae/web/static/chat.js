@@ -126,7 +126,7 @@
     msg.clicked = msg.clicked || {};
     const list = el("div", { class: "products", role: "list", "aria-label": t("chat_products") });
     for (const c of cards) {
-      const clicked = !!msg.clicked[c.product_id];
+      const clicked = msg.clicked[c.product_id] === "done";
       list.append(
         el("button", {
           type: "button",
@@ -147,14 +147,15 @@
   async function clickCard(msg, card) {
     const conv = state.conv;
     if (!conv || msg.clicked[card.product_id]) return;
-    msg.clicked[card.product_id] = true;
-    rerenderItem(msg);
+    msg.clicked[card.product_id] = "sending";
     try {
       const path = API + "/" + conv.id + "/products/" + encodeURIComponent(card.product_id) + "/click";
       await api("POST", path, undefined, { token: conv.token });
+      msg.clicked[card.product_id] = "done";
     } catch (err) {
-      /* a lost click is not worth bothering the customer about */
+      delete msg.clicked[card.product_id]; // a lost click is not worth an error message
     }
+    rerenderItem(msg);
   }
 
   /** After an answer about an entry: ask for its product cards (empty without marketing consent). */

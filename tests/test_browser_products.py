@@ -1,0 +1,97 @@
+# ruff: noqa: F811  (pytest fixtures imported from browser_fixtures are used as arguments)
+"""Product cards in the chat, in a real browser: a consenting identified customer asks about an
+entry linked to products and sees the cards; a click is recorded; an agent's suggestion arrives live."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from browser_fixtures import (  # noqa: F401  (fixtures)
+    LiveServer,
+    browser,
+    demo_models,
+    sqlite_server,
+)
+from playwright.sync_api import expect
+from sqlalchemy import func, select
+
+from annae.agents.users import create_api_key
+from annae.privacy import consent
+from annae.recommend.store import link_entry, upsert_product
+from annae.store.db import get_engine, session_scope
+from annae.store.tables.recommend import RecInteraction
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+expect.set_options(timeout=15_000)
+QUESTION = "How long does delivery take?"
+
+
+def _entry_for(server: LiveServer, question: str) -> int:
+    conv = httpx.post(server.url + "/api/v1/conversations", json={"language": "en"}).json()
+    reply = httpx.post(
+        f"{server.url}/api/v1/conversations/{conv['id']}/messages",
+        json={"text": question},
+        headers={"Authorization": f"Bearer {conv['token']}"},
+    ).json()
+    assert reply["type"] == "answer", reply
+    return reply["entry_id"]
+
+
+def test_consenting_customer_sees_product_cards(browser, sqlite_server: LiveServer) -> None:
+    server = sqlite_server
+    entry_id = _entry_for(server, QUESTION)
+    engine = get_engine(server.database)
+    with session_scope(engine) as s:
+        upsert_product(s, "GW1", name="Gift wrap", price=2.5)
+        upsert_product(s, "EX1", name="Express delivery", price=4.0)
+        link_entry(s, entry_id, ["EX1", "GW1"])
+        consent.grant(s, "cust-42", "marketing", text_version="test-v1")
+        key = create_api_key(s, "browser-shop")
+    conv = httpx.post(
+        server.url + "/api/v1/conversations",
+        json={"customer_id": "cust-42", "language": "en"},
+        headers={"X-API-Key": key},
+    ).json()
+    stored = json.dumps({"id": conv["id"], "token": conv["token"]})
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    try:
+        ctx.add_init_script(f"sessionStorage.setItem('annae.conversation', {json.dumps(stored)})")
+        chat = ctx.new_page()
+        chat.goto(server.url + "/chat?lang=en")
+        expect(chat.locator("body")).to_have_attribute("data-ready", "1")
+        chat.fill("#chat-input", QUESTION)
+        chat.press("#chat-input", "Enter")
+        cards = chat.locator(".msg.bot .products .product")
+        expect(cards).to_have_count(2)
+        expect(cards.nth(0)).to_contain_text("Express delivery")
+        expect(cards.nth(0)).to_contain_text("4.00")
+        expect(cards.nth(1)).to_contain_text("Gift wrap")
+        cards.nth(1).click()
+        expect(cards.nth(1)).to_have_class("product clicked")
+        expect(cards.nth(1)).to_contain_text("Thanks")
+        with session_scope(engine) as s:
+            clicks = s.scalar(
+                select(func.count())
+                .select_from(RecInteraction)
+                .where(RecInteraction.customer_id == "cust-42", RecInteraction.kind == "click")
+            )
+        assert clicks == 1
+
+        # an agent's "suggest products" arrives over the WebSocket as cards too
+        login = httpx.post(
+            server.url + "/api/v1/auth/login",
+            json={"username": server.agent[0], "password": server.agent[1]},
+        ).json()
+        r = httpx.post(
+            f"{server.url}/api/v1/conversations/{conv['id']}/suggest-products",
+            headers={"Authorization": f"Bearer {login['token']}"},
+        )
+        assert r.status_code == 200, r.text
+        suggested = chat.locator(".msg.agent .products .product")
+        expect(suggested).not_to_have_count(0)
+        expect(chat.locator(".msg.agent .bubble").last).to_have_text("Products you may like")
+    finally:
+        ctx.close()
+        engine.dispose()
