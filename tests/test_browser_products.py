@@ -5,6 +5,7 @@ entry linked to products and sees the cards; a click is recorded; an agent's sug
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -79,16 +80,22 @@ def test_consenting_customer_sees_product_cards(browser, sqlite_server: LiveServ
             )
         assert clicks == 1
 
-        # an agent's "suggest products" arrives over the WebSocket as cards too
-        login = httpx.post(
-            server.url + "/api/v1/auth/login",
-            json={"username": server.agent[0], "password": server.agent[1]},
-        ).json()
-        r = httpx.post(
-            f"{server.url}/api/v1/conversations/{conv['id']}/suggest-products",
-            headers={"Authorization": f"Bearer {login['token']}"},
+        # the agent's "Suggest products" button in the console; the cards arrive live
+        agent = ctx.new_page()
+        agent.goto(server.url + "/console")
+        expect(agent).to_have_url(re.compile(r"/console/login\?next="))
+        agent.fill("#username", server.agent[0])
+        agent.fill("#password", server.agent[1])
+        agent.click("#login-form button[type=submit]")
+        expect(agent).to_have_url(server.url + "/console")
+        agent.goto(f"{server.url}/console#c={conv['id']}")
+        agent.reload()
+        button = agent.locator("#btn-suggest-products")
+        expect(button).to_be_visible()
+        button.click()
+        expect(agent.locator("#transcript .line.agent").last).to_contain_text(
+            "Products you may like"
         )
-        assert r.status_code == 200, r.text
         suggested = chat.locator(".msg.agent .products .product")
         expect(suggested).not_to_have_count(0)
         expect(chat.locator(".msg.agent .bubble").last).to_have_text("Products you may like")
