@@ -135,10 +135,18 @@ class EngineHolder:
 
         def work() -> None:
             try:
-                info = self.registry.train_from_db(db, settings=self.settings, author=author)
-                self.retrain.version = info.version
-                self.load_now()
-                self.retrain.status = "done"
+                # the same gate as `annae retrain`: the challenger goes live only if it is
+                # not worse than the live model on the held-out slice
+                from annae.learning.retrain import retrain
+
+                result = retrain(db, settings=self.settings, author=author)
+                self.retrain.version = result.challenger
+                if result.promoted:
+                    self.load_now()
+                    self.retrain.status = "done"
+                else:
+                    self.retrain.status = "rejected"
+                    self.retrain.error = "; ".join(result.reasons)[:500]
             except Exception as exc:
                 log.exception("retrain failed")
                 self.retrain.status, self.retrain.error = "failed", str(exc)[:500]

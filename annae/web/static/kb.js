@@ -267,9 +267,10 @@
     document.body.dataset.retrain = r.status;
     if (r.status === "done" && r.version) ui.retrainStatus.textContent = t("kb_retrained", { version: r.version });
     else if (r.status === "failed") ui.retrainStatus.textContent = "⚠ " + (r.error || "failed");
+    else if (r.status === "rejected") ui.retrainStatus.textContent = "⚠ " + t("kb_rejected", { version: r.version, why: r.error || "" });
     else if (running) ui.retrainStatus.textContent = t("kb_retraining");
     else ui.retrainStatus.textContent = "";
-    ui.retrainStatus.className = "small" + (r.status === "failed" ? " notice notice-error" : "");
+    ui.retrainStatus.className = "small" + (r.status === "failed" || r.status === "rejected" ? " notice notice-error" : "");
   }
 
   async function poll() {
