@@ -244,11 +244,12 @@ def add_message(
 ) -> Message:
     """Add a message (``flush=False`` defers the INSERT so that several go in one round trip).
 
-    What customers and agents write is stored with personal data replaced by typed
-    placeholders (``[EMAIL]``, ``[PHONE]``, …: ``annae.privacy.redact``); the bot decides on
-    the original text in memory, which is never written.
+    What customers write is stored with personal data replaced by typed placeholders
+    (``[EMAIL]``, ``[PHONE]``, …: ``annae.privacy.redact``); the bot decides on the original
+    text in memory, which is never written. Agents' replies are stored as sent: they carry
+    the shop's own contact details (a support address in a KB answer is not personal data).
     """
-    if sender in ("customer", "agent"):
+    if sender == "customer":
         text = redact_text(text)
     msg = Message(
         conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields
