@@ -88,6 +88,9 @@
       el("span", { class: "who", text: whoLabel(sender, msg) }),
       bubble,
     ]);
+    if (sender === "bot" && msg.type === "answer" && msg.id !== null && msg.id !== undefined) {
+      node.append(renderRating(msg));
+    }
     if (msg.type === "clarify" && Array.isArray(msg.options) && msg.options.length) {
       const latest = msg === latestClarify();
       const opts = el("div", { class: "options", role: "group", "aria-label": t("chat_clarify") });
@@ -110,6 +113,58 @@
     const cards = msg.type === "products" ? msg.options : msg.cards;
     if (Array.isArray(cards) && cards.length) node.append(renderCards(msg, cards.slice(0, 3)));
     return node;
+  }
+
+  // ---- rating an answer (👍 / 👎, once; see docs/learning.md) ------------------------------
+
+  const RATINGS = [
+    { helpful: true, cls: "helpful", icon: "👍", label: "chat_helpful" },
+    { helpful: false, cls: "not-helpful", icon: "👎", label: "chat_not_helpful" },
+  ];
+
+  function renderRating(msg) {
+    // msg.rated: undefined (not rated), true/false (the choice); msg.rating: "sending" | "done"
+    const rated = msg.rated !== undefined;
+    const box = el("div", { class: "rating", role: "group", "aria-label": t("chat_rate") });
+    for (const r of RATINGS) {
+      const chosen = rated && msg.rated === r.helpful;
+      box.append(
+        el("button", {
+          type: "button",
+          class: "rate " + r.cls + (chosen ? " chosen" : ""),
+          "aria-label": t(r.label),
+          title: t(r.label),
+          "aria-pressed": chosen ? "true" : "false",
+          disabled: rated,
+          dataset: { helpful: String(r.helpful) },
+          onclick: () => rate(msg, r.helpful),
+        }, [el("span", { "aria-hidden": "true", text: r.icon })])
+      );
+    }
+    if (msg.rating === "done") {
+      box.append(el("span", { class: "rate-thanks", role: "status", text: t("chat_rate_thanks") }));
+    }
+    return box;
+  }
+
+  async function rate(msg, helpful) {
+    const conv = state.conv;
+    if (!conv || msg.rated !== undefined) return;
+    showError(null);
+    msg.rated = helpful;
+    msg.rating = "sending";
+    rerenderItem(msg);
+    try {
+      const path = API + "/" + conv.id + "/messages/" + encodeURIComponent(msg.id) + "/rating";
+      await api("POST", path, { helpful }, { token: conv.token });
+      msg.rating = "done";
+    } catch (err) {
+      delete msg.rated; // let the customer try again
+      delete msg.rating;
+      const key = errorKey(err);
+      showError(key === "chat_error" || key === "chat_error_too_long" ? "chat_rate_error" : key);
+    }
+    rerenderItem(msg);
   }
 
   // ---- product cards (after an answer about a linked entry, or an agent's suggestion) -----
