@@ -7,6 +7,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+from browser_fixtures import (  # noqa: F401  (browser fixtures, shared by every browser test module)
+    browser,
+    demo_models,
+    live_server,
+    shop_site,
+    sqlite_server,
+    strict_server,
+)
 from sqlalchemy import create_engine, text
 
 from annae.settings import get_settings

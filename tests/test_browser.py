@@ -10,16 +10,7 @@ import re
 
 import httpx
 import pytest
-from browser_fixtures import (  # noqa: F401  (fixtures)
-    LiveServer,
-    browser,
-    demo_models,
-    live_server,
-    screenshot,
-    shop_site,
-    sqlite_server,
-    strict_server,
-)
+from browser_fixtures import LiveServer, screenshot
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]

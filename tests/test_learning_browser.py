@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from browser_fixtures import (  # noqa: F401  (fixtures)
-    LiveServer,
-    browser,
-    demo_models,
-    sqlite_server,
-)
+from browser_fixtures import LiveServer
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
