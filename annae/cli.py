@@ -5,17 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from annae.kb.cli import app as kb_app
 from annae.learning import cli as learning_cli
 from annae.privacy.cli import app as privacy_app
+from annae.progress import progress_bar as _progress_bar
 from annae.recommend.cli import app as rec_app
 from annae.settings import get_settings
 from annae.web import cli as web_cli
@@ -41,25 +40,9 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-@contextmanager
 def progress_bar():
-    """A Rich progress bar on stderr; yields ``update(stage, done, total)``."""
-    with Progress(
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
+    """The shared progress bar (``annae.progress``) on this command's stderr console."""
+    return _progress_bar(err)
 
 
 def db():

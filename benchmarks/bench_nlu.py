@@ -218,13 +218,15 @@ def main() -> None:
             b = baselines(tx, ty, test_x, test_y, test_emb, encoder)
             group = "full" if name.startswith("full") else "few"
             results.setdefault(group, []).append((a, b))
+            print("    " + json.dumps({"annae": a, "baselines": b}, default=float), flush=True)
     for group, label in (
         ("full", "full training data (10,003)"),
         ("few", f"{SHOTS} per intent, mean of {len(SEEDS)} seeds"),
     ):
         runs = results[group]
         a = {
-            k: np.mean([r[0][k] for r in runs])
+            # None (e.g. no answered question at all) counts as missing
+            k: np.nanmean([np.nan if r[0][k] is None else r[0][k] for r in runs])
             for k in (
                 "in_scope_accuracy",
                 "coverage_at_target_precision",

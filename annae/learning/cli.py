@@ -11,9 +11,10 @@ from datetime import date
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+from annae.progress import progress_bar
 
 learn_app = typer.Typer(
     help="What the bot learns: unanswered topics, the review list, model history.",
@@ -78,21 +79,7 @@ def retrain_command(
     from annae.learning import retrain
 
     db = _db()
-    with Progress(
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with progress_bar(err, transient=True) as update:
         try:
             result = retrain.retrain(
                 db, author="cli", force=force, tolerance=tolerance, progress=update
