@@ -4,10 +4,12 @@ Add a line here when a capability gains a ``annae/store/tables/<name>.py``.
 """
 
 from annae.store.db import Base
-from annae.store.tables import kb  # noqa: F401
-from annae.store.tables import learning  # noqa: F401
-from annae.store.tables import privacy  # noqa: F401
-from annae.store.tables import recommend  # noqa: F401
-from annae.store.tables import service  # noqa: F401
+from annae.store.tables import (
+    kb,  # noqa: F401
+    learning,  # noqa: F401
+    privacy,  # noqa: F401
+    recommend,  # noqa: F401
+    service,  # noqa: F401
+)
 
 __all__ = ["Base"]
