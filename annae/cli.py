@@ -253,7 +253,7 @@ def demo(
     """Load the demo gift-shop knowledge base, train, create accounts and serve it."""
     from annae.demo import prepare_demo
 
-    prepare_demo(out, progress_bar)
+    prepare_demo(out)
     if terminal or not hasattr(web_cli, "serve_forever"):
         chat()
     else:

@@ -11,12 +11,13 @@ from annae.settings import get_settings
 DEMO_USERS = (("admin", "admin"), ("agent", "agent"))
 
 
-def prepare_demo(out: Console, progress_bar) -> None:
+def prepare_demo(out: Console) -> None:
     """Load the demo KB (if the KB is empty), train (if no model is live) and create accounts."""
     from annae.kb import entries
     from annae.kb.demo import demo_path
     from annae.kb.importers import import_kb
     from annae.nlu.registry import ModelRegistry
+    from annae.progress import progress_bar
     from annae.store.db import get_engine, init_db, session_scope
 
     settings = get_settings()
