@@ -35,7 +35,7 @@ def prepare_demo(out: Console) -> None:
     if registry.live_version() is None:
         with progress_bar() as update:
             info = registry.train_from_db(engine, author="demo", progress=update)
-        out.print(f"trained model {info.version} (threshold {info.manifest['threshold']:.2f})")
+        out.print(f"trained model {info.version} (threshold {info.manifest['threshold']:.3f})")
     _create_users(engine, out)
 
 
