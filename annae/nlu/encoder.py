@@ -55,16 +55,15 @@ def resolve(name: str) -> str:
 class Encoder:
     """A sentence encoder: ``encode(texts) -> float32 array (n, dim)``, L2-normalised."""
 
-    def __init__(self, name: str = BUNDLED, threads: int = 1, int8: bool = False) -> None:
+    def __init__(self, name: str = BUNDLED, threads: int = 1) -> None:
         self.name = name
         self.threads = threads
-        self.int8 = int8
         self._model = None
 
     @property
     def model(self):
         if self._model is None:
-            self._model = _load(resolve(self.name), self.threads, self.int8)
+            self._model = _load(resolve(self.name), self.threads)
         return self._model
 
     @property
@@ -105,14 +104,8 @@ class Encoder:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, threads: int, int8: bool = False):
-    """Load a sentence-transformers model once per process (CPU, offline for the bundled one).
-
-    With ``int8`` its linear layers are quantised dynamically (int8 weights, activations
-    quantised per call): about three times faster on one CPU thread (measured in
-    docs/benchmarks.md). A model must be served the way it was trained, so the choice is
-    part of :class:`annae.nlu.features.FeatureConfig`.
-    """
+def _load(path: str, threads: int):
+    """Load a sentence-transformers model once per process (CPU, offline for the bundled one)."""
     if Path(path).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -124,28 +117,4 @@ def _load(path: str, threads: int, int8: bool = False):
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    model = SentenceTransformer(path, device="cpu")
-    if int8:
-        model = quantize(model)
-    return model
-
-
-def quantize(model):
-    """Dynamic int8 quantisation of every ``nn.Linear``, per output channel (in place).
-
-    Per-channel scales keep the embeddings closer to float32 than one scale per tensor
-    (mean cosine 0.977 against 0.952 on BANKING77's test questions) at the same speed.
-    """
-    import warnings
-
-    import torch
-
-    with warnings.catch_warnings():
-        # torch.ao's eager quantisation is deprecated in favour of torchao (not a dependency);
-        # it still works on the pinned torch and is what fbgemm runs fastest on a CPU.
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        return quantize_dynamic(
-            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
-        )
+    return SentenceTransformer(path, device="cpu")

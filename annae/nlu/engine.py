@@ -65,11 +65,7 @@ class Engine:
         self.manifest = manifest
         self.top_k = top_k
         features = classifier.features
-        self.encoder = (
-            Encoder(features.encoder, threads=threads, int8=features.int8)
-            if features.uses_encoder
-            else None
-        )
+        self.encoder = Encoder(features.encoder, threads=threads) if features.uses_encoder else None
         self.policy = PolicyConfig(
             threshold=classifier.threshold_, clarify_threshold=classifier.clarify_threshold_
         )
@@ -114,11 +110,7 @@ class Engine:
             norm = [normalize(t)[:MAX_CHARS] for t in texts]
             embeddings = None
             if features.uses_encoder:
-                encoder = Encoder(
-                    features.encoder,
-                    threads=train_threads or os.cpu_count() or 1,
-                    int8=features.int8,
-                )
+                encoder = Encoder(features.encoder, threads=train_threads or os.cpu_count() or 1)
                 done = [0]
 
                 def tick(n: int) -> None:

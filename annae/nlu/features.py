@@ -25,19 +25,13 @@ class FeatureConfig:
     word_ngrams: tuple[int, int] = (1, 2)
     morphemes: bool = True
     embedding_weight: float = 1.5
-    int8: bool = True  # quantise the encoder's linear layers (see annae.nlu.encoder.quantize)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def __setstate__(self, state: dict) -> None:
-        # a model pickled before ``int8`` existed was trained on a float32 encoder
-        object.__setattr__(self, "__dict__", {"int8": False, **state})
-
     @classmethod
     def from_dict(cls, data: dict) -> FeatureConfig:
         data = dict(data)
-        data.setdefault("int8", False)  # models saved before the option had a float32 encoder
         for key in ("char_ngrams", "word_ngrams"):
             if key in data:
                 data[key] = tuple(data[key])
