@@ -1,5 +1,9 @@
-"""The intent classifier: a linear SVM over stacked features, temperature-calibrated,
+"""The intent classifier: a linear model over stacked features, temperature-calibrated,
 with answer and clarify thresholds chosen by cross-validation on the training data.
+
+Below :data:`SMALL_DATA` examples the linear model is a multinomial logistic regression
+(it generalises better from a few examples per entry: 86.3 % against 85.6 % for the SVM on
+BANKING77 with 10 per intent); above, a linear SVM (as accurate there, and far faster to fit).
 
 scikit-learn conventions: ``fit(texts, labels)``, ``predict_proba(texts)``,
 ``top_k(texts, k)``. Texts are expected already normalised (``annae.nlu.text.normalize``).
@@ -12,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from annae.nlu import calibration
@@ -19,8 +24,12 @@ from annae.nlu.features import FeatureConfig, LexicalFeatures, morphemes, stack
 
 OOS = "oos"
 SMALL_DATA = 3000
-"""Below this many examples the embedding weight is chosen by cross-validation."""
+"""Below this many examples: logistic regression, and the embedding weight is chosen by CV."""
 EMBEDDING_WEIGHTS = (1.5, 3.0)
+"""Candidate embedding weights for the SVM (small data)."""
+LOGREG_WEIGHTS = (2.0, 4.0)
+"""Candidate embedding weights for logistic regression (measured flat between 3 and 5)."""
+LOGREG_C = 10.0
 Progress = Callable[[str, int, int], None]
 
 
@@ -31,7 +40,7 @@ class TrainingError(ValueError):
 @dataclass
 class Fitted:
     lexical: LexicalFeatures
-    svm: LinearSVC
+    svm: LinearSVC | LogisticRegression  # any linear model with ``decision_function``
     classes: np.ndarray  # indices into IntentClassifier.classes_
 
     def scores(self, lex_texts, tokens, emb, weight, n_classes) -> np.ndarray:
@@ -54,6 +63,7 @@ class IntentClassifier:
     oos_share: float = 0.20
     folds: int | None = None  # None: 5 below 2,000 examples, else 3
     random_state: int = 0
+    model: str = "auto"  # "svm", "logreg", or "auto": logreg below SMALL_DATA examples
 
     classes_: np.ndarray = field(init=False, default=None)
     temperature_: float = field(init=False, default=1.0)
@@ -92,6 +102,10 @@ class IntentClassifier:
         tokens = [morphemes(t) for t in texts] if self.features.morphemes else None
         if self.folds is None:
             self.folds = 5 if len(texts) < 2000 else 3
+        if self.model == "auto":
+            self.model = "logreg" if len(texts) < SMALL_DATA else "svm"
+        if self.model not in ("svm", "logreg"):
+            raise TrainingError(f"unknown classifier model {self.model!r} (svm or logreg)")
         oos_idx = self._oos_index()
         step = _stepper(progress, self.folds + 2)
 
@@ -104,7 +118,7 @@ class IntentClassifier:
             and len(texts) < SMALL_DATA
             and self.features.embedding_weight == 1.5
         ):
-            weights = list(EMBEDDING_WEIGHTS)
+            weights = list(LOGREG_WEIGHTS if self.model == "logreg" else EMBEDDING_WEIGHTS)
         best = None
         for weight in weights:
             oof = self._out_of_fold(texts, tokens, embeddings, y, anchor, weight)
@@ -114,6 +128,7 @@ class IntentClassifier:
         _, weight, oof = best
         self.features = replace(self.features, embedding_weight=weight)
         self.metrics_["embedding_weight"] = weight
+        self.metrics_["model"] = self.model
         step("cross-validation")
         # 2. pseudo out-of-scope: score each entry's examples with a model that never saw that entry
         pseudo = []
@@ -176,7 +191,10 @@ class IntentClassifier:
         present = np.unique(y[idx])
         if len(present) < 2:
             raise TrainingError("a cross-validation fold holds a single entry; add more examples")
-        svm = LinearSVC(C=self.C, tol=1e-3, random_state=self.random_state, max_iter=5000)
+        if self.model == "logreg":
+            svm = LogisticRegression(C=LOGREG_C, max_iter=3000)
+        else:
+            svm = LinearSVC(C=self.C, tol=1e-3, random_state=self.random_state, max_iter=5000)
         svm.fit(x, y[idx])
         return Fitted(lexical, svm, svm.classes_)
 

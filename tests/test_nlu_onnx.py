@@ -1,0 +1,135 @@
+"""The encoder exported to ONNX (the serving path) and the small-data classifier."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_nlu_engine import LEXICAL, OOS, TOPICS
+
+from annae.nlu.classifier import IntentClassifier, TrainingError
+from annae.nlu.encoder import Encoder
+from annae.nlu.engine import ENCODER_DIR, Engine
+from annae.nlu.features import FeatureConfig
+from annae.nlu.onnx import OnnxEncoder, export
+
+QUESTIONS = [
+    "How long does delivery take?",
+    "my card payment was declined twice",
+    "배송은 얼마나 걸려요?",
+    "환불 받고 싶어요",
+    "a",
+    "x " * 400,  # longer than the encoder's 256 tokens: truncated the same way
+]
+
+
+@pytest.fixture(scope="module")
+def torch_encoder() -> Encoder:
+    return Encoder("bundled")
+
+
+def test_onnx_export_gives_the_torch_embeddings(torch_encoder, tmp_path):
+    exported = export(torch_encoder.model)
+    assert exported is not None
+    reference = torch_encoder.encode(QUESTIONS)
+    in_memory = OnnxEncoder(exported).encode(QUESTIONS)
+    assert in_memory.shape == reference.shape == (len(QUESTIONS), 384)
+    assert (in_memory * reference).sum(1).min() > 0.9999
+    folder = exported.write(tmp_path / "enc")
+    from_disk = OnnxEncoder(folder).encode(QUESTIONS)
+    np.testing.assert_allclose(from_disk, in_memory, atol=1e-6)
+    assert json.loads((folder / "encoder.json").read_text())["sha256"] == exported.sha256
+    assert OnnxEncoder(folder).encode([]).shape == (0, 384)
+
+
+def test_an_export_that_disagrees_with_torch_is_refused(torch_encoder, monkeypatch):
+    import annae.nlu.onnx as onnx_mod
+
+    monkeypatch.setattr(onnx_mod, "PROBES", ["hello"])
+    real_encode = OnnxEncoder.encode
+    monkeypatch.setattr(OnnxEncoder, "encode", lambda self, texts: -real_encode(self, texts))
+    assert export(torch_encoder.model) is None
+
+
+def _data():
+    texts, labels = [], []
+    for topic, examples in TOPICS.items():
+        texts += examples
+        labels += [topic] * len(examples)
+    return texts + OOS, labels + ["oos"] * len(OOS)
+
+
+def test_saved_engine_serves_with_onnx_runtime_without_torch(tmp_path):
+    texts, labels = _data()
+    engine = Engine.fit(texts, labels)
+    assert engine.manifest["encoder_runtime"] == "onnxruntime"
+    assert isinstance(engine.encoder, OnnxEncoder)
+    engine.save(tmp_path / "v1")
+    engine.save(tmp_path / "v2")
+    onnx_file = tmp_path / "v2" / ENCODER_DIR / "model.onnx"
+    # versions side by side share one encoder file
+    assert os.stat(onnx_file).st_nlink == 2
+    assert os.path.samefile(onnx_file, tmp_path / "v1" / ENCODER_DIR / "model.onnx")
+    script = (
+        "import sys, json; from annae.nlu.engine import Engine; "
+        "e = Engine.load(sys.argv[1]); d = e.decide(sys.argv[2]); "
+        "print(json.dumps({'key': d.candidates[0].key, 'conf': d.candidates[0].confidence, "
+        "'torch': 'torch' in sys.modules, 'enc': type(e.encoder).__name__}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "v2"), "배송 기간이 얼마나 되나요"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["torch"] is False
+    assert result["enc"] == "OnnxEncoder"
+    here = engine.candidates(["배송 기간이 얼마나 되나요"])[0][0]
+    assert result["key"] == here.key == "shipping"
+    assert abs(result["conf"] - here.confidence) < 1e-3
+    # a loaded engine saved elsewhere carries its encoder along
+    Engine.load(tmp_path / "v2").save(tmp_path / "copy" / "v3")
+    assert (tmp_path / "copy" / "v3" / ENCODER_DIR / "model.onnx").stat().st_size == (
+        onnx_file.stat().st_size
+    )
+
+
+def test_torch_stays_available(tmp_path):
+    texts, labels = _data()
+    engine = Engine.fit(texts, labels, onnx=False)
+    assert engine.manifest["encoder_runtime"] == "torch"
+    assert isinstance(engine.encoder, Encoder)
+    engine.save(tmp_path / "m")
+    assert not (tmp_path / "m" / ENCODER_DIR).exists()
+    loaded = Engine.load(tmp_path / "m")
+    assert isinstance(loaded.encoder, Encoder)
+    assert loaded.decide("where is my refund").candidates[0].key == "refund"
+
+
+def test_small_data_uses_logistic_regression_large_data_the_svm():
+    texts, labels = _data()
+    small = IntentClassifier(features=LEXICAL).fit(texts, labels)
+    assert small.model == "logreg"
+    assert small.metrics_["model"] == "logreg"
+    svm = IntentClassifier(features=LEXICAL, model="svm").fit(texts, labels)
+    assert type(svm._model.svm).__name__ == "LinearSVC"
+    assert type(small._model.svm).__name__ == "LogisticRegression"
+    for clf in (small, svm):
+        probs = clf.predict_proba(["gift wrap please"])
+        assert clf.top_k(probs, 1)[0][0][0] == "wrap"
+    with pytest.raises(TrainingError, match="unknown classifier model"):
+        IntentClassifier(features=LEXICAL, model="forest").fit(texts, labels)
+
+
+def test_lexical_only_engine_has_no_encoder(tmp_path):
+    texts, labels = _data()
+    engine = Engine.fit(texts, labels, features=FeatureConfig(encoder="none"))
+    assert engine.encoder is None
+    assert engine.manifest["encoder_runtime"] is None
+    engine.save(tmp_path / "lex")
+    assert not (tmp_path / "lex" / ENCODER_DIR).exists()
