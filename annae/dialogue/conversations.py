@@ -7,6 +7,7 @@ sockets, ``agents`` for the console.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import uuid
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from annae.agents.users import hash_secret, new_secret
+from annae.dialogue.policy import Decision
 from annae.privacy.redact import redact_text
 from annae.store.db import utcnow
 from annae.store.tables.service import Conversation, Message, User
@@ -260,6 +263,73 @@ def add_message(
     return msg
 
 
+# SQL NULL (not JSON 'null') for messages without options or a decision, as the ORM writes them
+_JSON_OR_NULL = JSON(none_as_null=True)
+_INSERT_MESSAGES = (
+    insert(Message.__table__)
+    .values(
+        options=bindparam("options", type_=_JSON_OR_NULL),
+        decision=bindparam("decision", type_=_JSON_OR_NULL),
+    )
+    .returning(Message.__table__.c.id, sort_by_parameter_order=True)
+)
+_MESSAGE_COLUMNS = (
+    "conversation_id",
+    "sender",
+    "type",
+    "text",
+    "entry_id",
+    "confidence",
+    "options",
+    "decision",
+    "agent_id",
+    "created_at",
+)
+
+
+def new_message(conv: Conversation, sender: str, type_: str, text: str, **fields) -> Message:
+    """A message not yet stored (customers' text redacted, as in :func:`add_message`)."""
+    if sender == "customer":
+        text = redact_text(text)
+    return Message(
+        conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields
+    )
+
+
+def insert_messages(session: Session, msgs: list[Message]) -> None:
+    """Store ``msgs`` with one INSERT (one round trip) and set their ids, in order.
+
+    The rows are the same as :func:`add_message` writes; the objects stay outside the session.
+    """
+    if not msgs:
+        return
+    rows = [{name: getattr(msg, name) for name in _MESSAGE_COLUMNS} for msg in msgs]
+    ids = session.execute(_INSERT_MESSAGES, rows).scalars().all()
+    for msg, id_ in zip(msgs, ids, strict=True):
+        msg.id = id_
+
+
+def decision_record(decision: DecisionLike) -> dict:
+    """``decision.to_dict()`` (the audit record), built without ``dataclasses.asdict``'s deep copy
+    when the decision is a plain dataclass (its leaves are numbers and strings)."""
+    if dataclasses.is_dataclass(decision) and type(decision).to_dict is _ASDICT_TO_DICT:
+        return _plain(decision)
+    return decision.to_dict()
+
+
+_ASDICT_TO_DICT = Decision.to_dict
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value
+
+
 def transition(
     session: Session, conv: Conversation, to_state: str, from_states: tuple[str, ...], **values
 ) -> None:
@@ -282,7 +352,8 @@ def transition(
     if result.rowcount != 1:
         session.refresh(conv)
         raise Conflict(f"conversation {conv.id} is {conv.state}, cannot become {to_state}")
-    session.refresh(conv)
+    for key, value in values.items():  # what the UPDATE wrote: no SELECT to read it back
+        set_committed_value(conv, key, value)
 
 
 def state_event(session: Session, conv: Conversation) -> dict:
@@ -381,6 +452,8 @@ def post_customer(
     looks up an entry's answer for a choice. ``decision`` is one made beforehand (batched, outside
     the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
     reason when there is no decision.
+
+    The turn's messages go to the database in one INSERT and the conversation in one UPDATE.
     """
     events: list[Event] = []
     new: list[Message] = []
@@ -394,7 +467,7 @@ def post_customer(
             handoff_reason=None,
             assigned_agent_id=None,
         )
-        new.append(add_message(session, conv, "system", "system", "reopened"))
+        new.append(new_message(conv, "system", "system", "reopened"))
         events.append((f"conv:{conv.id}", state_event(session, conv)))
         events.append(("agents", state_event(session, conv)))
 
@@ -410,25 +483,21 @@ def post_customer(
             raise Invalid(f"entry {choice} was not offered in the latest clarify reply")
         option = next(o for o in clarify.options if o.get("entry_id") == choice)
         chosen_text = option.get("question") or str(choice)
-        customer = add_message(
-            session,
+        customer = new_message(
             conv,
             "customer",
             "choice",
             chosen_text,
             entry_id=choice,
             confidence=option.get("confidence"),
-            flush=False,
             decision={"clarify_message_id": clarify.id},
         )
     elif handoff:
-        customer = add_message(
-            session,
+        customer = new_message(
             conv,
             "customer",
             "text",
             "[asked for a person]",
-            flush=False,
             decision={"handoff_requested": True},
         )
     else:
@@ -440,23 +509,23 @@ def post_customer(
             decision, no_decision = None, "engine_error"
         if decision is not None and not language:
             language = decision.language
-        customer = add_message(
-            session,
+        customer = new_message(
             conv,
             "customer",
             "text",
             text,
-            flush=False,
-            decision=decision.to_dict() if decision is not None else {"model_version": None},
+            decision=decision_record(decision) if decision is not None else {"model_version": None},
         )
     new.append(customer)
+    # the conversation's own changes: with a hand-off they go into its state UPDATE
+    touched = {"updated_at": utcnow()}
     if language and conv.language != language:
-        conv.language = language
-    conv.updated_at = utcnow()
+        touched["language"] = language
 
     reply_msg: Message | None = None
     if conv.state in SILENT:
-        session.flush()
+        _touch(conv, touched)
+        insert_messages(session, new)
         events += message_events(conv, new)
         return Outcome(
             _reply(None, customer, conv, text=text_for("queued", language)), events, decision
@@ -466,8 +535,9 @@ def post_customer(
         answer = entry_answer(session, choice) if entry_answer else None
         if not answer:
             raise Invalid(f"entry {choice} has no answer any more")
-        reply_msg = add_message(
-            session, conv, "bot", "answer", answer, entry_id=choice, confidence=customer.confidence
+        _touch(conv, touched)
+        reply_msg = new_message(
+            conv, "bot", "answer", answer, entry_id=choice, confidence=customer.confidence
         )
     elif handoff or decision is None or decision.type == "handoff":
         reason = (
@@ -475,9 +545,8 @@ def post_customer(
             if handoff
             else (no_decision if decision is None else decision.reason or "low_confidence")
         )
-        transition(session, conv, "waiting", ("bot",), handoff_reason=reason)
-        reply_msg = add_message(
-            session,
+        transition(session, conv, "waiting", ("bot",), handoff_reason=reason, **touched)
+        reply_msg = new_message(
             conv,
             "bot",
             "handoff",
@@ -488,8 +557,8 @@ def post_customer(
         events.append((f"conv:{conv.id}", st))
         events.append(("agents", {**st, "event": "handoff", "queue_length": queue_length(session)}))
     elif decision.type == "clarify":
-        reply_msg = add_message(
-            session,
+        _touch(conv, touched)
+        reply_msg = new_message(
             conv,
             "bot",
             "clarify",
@@ -498,8 +567,8 @@ def post_customer(
             options=_options(decision),
         )
     else:
-        reply_msg = add_message(
-            session,
+        _touch(conv, touched)
+        reply_msg = new_message(
             conv,
             "bot",
             "answer",
@@ -508,5 +577,12 @@ def post_customer(
             confidence=float(decision.confidence),
         )
     new.append(reply_msg)
+    insert_messages(session, new)
     events += message_events(conv, new)
     return Outcome(_reply(reply_msg, customer, conv), events, decision)
+
+
+def _touch(conv: Conversation, values: dict) -> None:
+    """Set ``values`` on ``conv`` (written by one UPDATE when the session flushes)."""
+    for key, value in values.items():
+        setattr(conv, key, value)
