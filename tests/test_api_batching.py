@@ -69,3 +69,30 @@ def test_batch_decider_serves_concurrent_threads(engine):
         _same(results[i], engine.decide(text))
     assert decider.questions == len(texts)
     assert len(texts) / 4 <= decider.batches <= len(texts)
+
+
+def test_batch_decider_serves_the_event_loop(engine):
+    """WebSocket turns await their decision on the loop; concurrent ones share batches."""
+    import asyncio
+
+    decider = BatchDecider(max_batch=4)
+    texts = QUESTIONS * 2
+
+    async def ask_all() -> list:
+        return await asyncio.gather(*(decider.decide_async(engine, t) for t in texts))
+
+    results = asyncio.run(ask_all())
+    for text, decision in zip(texts, results, strict=True):
+        _same(decision, engine.decide(text))
+    assert decider.questions == len(texts)
+    assert decider.batches < len(texts)  # they arrived together, so some were batched
+
+
+def test_audit_record_is_the_decisions_dict(engine):
+    """The record stored with a customer message equals ``Decision.to_dict()``."""
+    from annae.dialogue.conversations import decision_record
+
+    for decision in decide_many(engine, QUESTIONS):
+        record = decision_record(decision)
+        assert record == decision.to_dict()
+        assert all(isinstance(c, dict) for c in record["candidates"])

@@ -59,6 +59,10 @@ class LocalLimiter:
         self._lock = threading.Lock()
         self.max_keys = max_keys
 
+    def blocks(self, kind: str) -> bool:
+        """True when ``hit(kind, …)`` does network I/O (call it from a worker thread then)."""
+        return False
+
     def hit(self, kind: str, key: str) -> float:
         """Take one token; returns 0 when allowed, else the seconds to wait."""
         rate = self.rates.get(kind)
@@ -103,6 +107,9 @@ class RedisLimiter(LocalLimiter):
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._script = self._redis.register_script(_LUA)
+
+    def blocks(self, kind: str) -> bool:
+        return self.rates.get(kind) is not None
 
     def hit(self, kind: str, key: str) -> float:
         rate = self.rates.get(kind)

@@ -7,6 +7,7 @@ them together. At low load a batch is a single question and nothing waits.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Sequence
@@ -57,7 +58,8 @@ class BatchDecider:
         self.batches = 0
         self.questions = 0
 
-    def decide(self, engine, text: str):
+    def submit(self, engine, text: str) -> Future:
+        """Queue ``text`` for the inference thread; the Future gets its decision (or error)."""
         fut: Future = Future()
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
@@ -65,7 +67,15 @@ class BatchDecider:
                 self._thread.start()
             self._pending.append((engine, text, fut))
             self._cond.notify()
-        return fut.result()
+        return fut
+
+    def decide(self, engine, text: str):
+        """The decision for ``text``, blocking the calling thread until its batch is done."""
+        return self.submit(engine, text).result()
+
+    async def decide_async(self, engine, text: str):
+        """The decision for ``text``, awaited on the event loop (no worker thread waits)."""
+        return await asyncio.wrap_future(self.submit(engine, text))
 
     def _run(self) -> None:
         while True:

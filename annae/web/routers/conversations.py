@@ -120,6 +120,43 @@ def customer_turn(
         except Exception:
             log.exception("the engine failed on a customer message")
             failure = "engine_error"
+    return store_turn(conn, conv_id, body, token, channel, decision, failure)
+
+
+async def customer_turn_async(
+    conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None
+) -> dict:
+    """:func:`customer_turn` for the event loop: the question waits for its batch without
+    holding a worker thread; only the database work runs in one."""
+    svc = services(conn)
+    if svc.limiter.blocks("ip"):
+        await run_in_threadpool(limit, conn, "ip", client_ip(conn))
+    else:
+        limit(conn, "ip", client_ip(conn))
+    decision, failure = None, "no_model"
+    engine = svc.holder.get() if body.text is not None else None
+    if engine is not None:
+        try:
+            decision = await svc.decider.decide_async(engine, body.text)
+        except Exception:
+            log.exception("the engine failed on a customer message")
+            failure = "engine_error"
+    return await run_in_threadpool(
+        store_turn, conn, conv_id, body, token, channel, decision, failure
+    )
+
+
+def store_turn(
+    conn: HTTPConnection,
+    conv_id: str,
+    body: MessageIn,
+    token: str | None,
+    channel: str | None,
+    decision,
+    failure: str,
+) -> dict:
+    """The turn's one transaction (authorize, rate-limit the conversation, store), then events."""
+    svc = services(conn)
     try:
         with session_scope(svc.db) as session:
             conv, access = authorize(conn, session, conv_id, token, channel)
@@ -225,7 +262,7 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
                 "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
             )
         try:
-            reply = await run_in_threadpool(customer_turn, ws, conv_id, body, token, channel)
+            reply = await customer_turn_async(ws, conv_id, body, token, channel)
         except ApiError as exc:
             return error_frame(exc.code, exc.message)
         metrics.observe_request("WS", "/api/v1/conversations/{conv_id}/ws", 200, started)
