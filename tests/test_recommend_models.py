@@ -205,3 +205,19 @@ def test_a_model_saved_before_a_new_parameter_still_loads(hybrid, shop):
     assert old.max_history == 200
     again = pickle.loads(pickle.dumps(old))
     assert again.score(np.array([0]), "repeat").shape == (1, shop.n_items)
+
+
+def test_averaged_tree_ensembles_give_the_mean_decision():
+    rng = np.random.default_rng(1)
+    x = rng.random((400, 4))
+    y = x[:, 0] + 0.3 * rng.random(400) > 0.6
+    parts, sk = [], []
+    for seed, leaves in ((0, 7), (1, 15), (2, 31)):  # different tree sizes: padding is exercised
+        model = HistGradientBoostingClassifier(
+            max_iter=10, max_leaf_nodes=leaves, random_state=seed
+        ).fit(x[seed::2] if seed else x, y[seed::2] if seed else y)
+        parts.append(TreeEnsemble.from_sklearn(model))
+        sk.append(model.decision_function(x))
+    avg = TreeEnsemble.average(parts)
+    assert np.allclose(avg.decision(x), np.mean(sk, axis=0))
+    assert TreeEnsemble.average(parts[:1]) is parts[0]

@@ -10,6 +10,7 @@ interleave).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -36,6 +37,11 @@ NOVEL = (
     "pop30",
     "activity",
     "user_recent",
+    "user_repeat",
+    "user_breadth",
+    "user_due",
+    "trend",
+    "item_fresh",
 )
 # Signals about the customer's own past products ("buy again"); zero elsewhere.
 REPEAT = (
@@ -50,9 +56,18 @@ REPEAT = (
     "hist_rate",
     "hist_last",
     "hist_due",
+    "hist_decay",
+    "hist_decay_share",
+    "hist_decay14",
+    "hist_own_due",
 )
 FEATURES = NOVEL + REPEAT
 F = {name: j for j, name in enumerate(FEATURES)}
+# the signals of hybrids saved before the decayed-count, customer and trend signals were added
+_V1_FEATURES = (
+    *NOVEL[:10],
+    *REPEAT[:11],
+)
 
 _BASE = {
     "ease": 1.0,
@@ -74,6 +89,7 @@ DEFAULT_WEIGHTS = {
         "hist_recency": 0.5,
         "hist_pop7": 0.5,
         "hist_rate": 0.5,
+        "hist_decay": 0.5,
     },
 }
 GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -111,15 +127,18 @@ class Hybrid(Recommender):
         ease_max_items: int = 12000,
         als_factors: int = 64,
         recency_days: float = 30.0,
+        decay_days: float = 90.0,
         learn: bool = True,
         rerank: bool = True,
         negatives: float = 0.3,
         trees: int = 80,
+        bags: int = 3,
         min_val_customers: int = 50,
         min_rerank_customers: int = 300,
         holdout: float = 0.25,
         max_history: int = 200,
-        val_windows: int = 1,
+        val_windows: int = 4,
+        val_stride_days: float | None = None,
         random_state: int = 0,
     ) -> None:
         self.min_val_customers = min_val_customers
@@ -127,6 +146,7 @@ class Hybrid(Recommender):
         self.holdout = holdout
         self.max_history = max_history
         self.val_windows = val_windows
+        self.val_stride_days = val_stride_days
         self.val_days = val_days
         self.max_val_users = max_val_users
         self.candidates = candidates
@@ -134,10 +154,12 @@ class Hybrid(Recommender):
         self.ease_max_items = ease_max_items
         self.als_factors = als_factors
         self.recency_days = recency_days
+        self.decay_days = decay_days
         self.learn = learn
         self.rerank = rerank
         self.negatives = negatives
         self.trees = trees
+        self.bags = bags
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------------------------
@@ -184,6 +206,33 @@ class Hybrid(Recommender):
             np.float32
         )
         self.item_gap_ = _repurchase_gaps(data)
+        self.decay_ = _decayed_counts(data, self.decay_days, hist)
+        self.decay14_ = _decayed_counts(data, 14.0, hist)
+        self.first_ = _first_seen(data, hist)
+        c7 = Popularity(days=7).fit(data).counts_
+        c30 = Popularity(days=30).fit(data).counts_
+        self.trend_ = np.clip(np.log((c7 + 1.0) / (c30 * 7.0 / 30.0 + 1.0)) / 2.0, -1.0, 1.0)
+        self.trend_ = self.trend_.astype(np.float32)
+        last_sold = np.full(data.n_items, -np.inf)
+        np.maximum.at(last_sold, data.items, data.times.astype(np.float64))
+        self.fresh_ = np.exp(-(data.end_time - last_sold) / DAY / 14.0).astype(np.float32)
+        trip_users, trip_days = user_day // 100_000, user_day % 100_000
+        span = np.zeros(data.n_users)
+        np.maximum.at(span, trip_users, trip_days.astype(np.float64))
+        first_trip = np.full(data.n_users, np.inf)
+        np.minimum.at(first_trip, trip_users, trip_days.astype(np.float64))
+        span = np.where(np.isfinite(first_trip), span - first_trip, 0.0)
+        # the customer's mean days between shopping days (60 with a single one)
+        self.user_gap_ = np.where(
+            self.user_days_ > 1, span / np.maximum(self.user_days_ - 1, 1), 60.0
+        ).astype(np.float32)
+        # share of the customer's (product, day) purchases that re-bought an earlier product
+        n_hist = np.diff(hist.indptr)
+        owner = np.repeat(np.arange(data.n_users), n_hist)
+        total = np.bincount(owner, weights=hist.data, minlength=data.n_users)
+        self.user_repeat_ = ((total - n_hist) / np.maximum(total, 1.0)).clip(0.0, 1.0)
+        self.user_repeat_ = self.user_repeat_.astype(np.float32)
+        self.user_breadth_ = (np.log1p(n_hist) / 6.0).astype(np.float32)
         self.item_ids_ = data.item_ids
         self.item_names_ = data.item_names
         self.user_ids_ = data.user_ids
@@ -207,6 +256,7 @@ class Hybrid(Recommender):
             ease_max_items=self.ease_max_items,
             als_factors=self.als_factors,
             recency_days=self.recency_days,
+            decay_days=self.decay_days,
             max_history=self.max_history,
             random_state=self.random_state,
         ).fit(part)
@@ -225,8 +275,9 @@ class Hybrid(Recommender):
         t0 = time.perf_counter()
         rng = np.random.default_rng(self.random_state)
         windows = []
+        stride = self.val_stride_days or self.val_days
         for w in range(self.val_windows):
-            got, n_users = self._window(data, data.end_time - w * self.val_days * DAY, rng)
+            got, n_users = self._window(data, data.end_time - w * stride * DAY, rng)
             if got is None:
                 if w == 0:
                     log.info("hybrid: %d validation customers, using default weights", n_users)
@@ -284,24 +335,28 @@ class Hybrid(Recommender):
     def _fit_reranker(
         self, feats: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     ) -> TreeEnsemble:
-        """Gradient-boosted trees over the candidates' signals (all positives, some negatives)."""
+        """Gradient-boosted trees over the candidates' signals (all positives, some negatives);
+        ``bags`` ensembles, each on its own sample of negatives, averaged (steadier rankings)."""
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         x = feats.reshape(-1, feats.shape[2])
         y = labels.ravel()
-        keep = y | (rng.random(len(y)) < self.negatives)
-        model = HistGradientBoostingClassifier(
-            max_iter=self.trees,
-            learning_rate=0.1,
-            max_leaf_nodes=31,
-            max_depth=6,
-            min_samples_leaf=50,
-            early_stopping=False,
-            random_state=self.random_state,
-        )
-        with threadpool_limits(1):
-            model.fit(x[keep], y[keep])
-        return TreeEnsemble.from_sklearn(model)
+        bags = []
+        for b in range(max(self.bags, 1)):
+            keep = y | (rng.random(len(y)) < self.negatives)
+            model = HistGradientBoostingClassifier(
+                max_iter=self.trees,
+                learning_rate=0.1,
+                max_leaf_nodes=31,
+                max_depth=6,
+                min_samples_leaf=50,
+                early_stopping=False,
+                random_state=self.random_state + b,
+            )
+            with threadpool_limits(1):
+                model.fit(x[keep], y[keep])
+            bags.append(TreeEnsemble.from_sklearn(model))
+        return TreeEnsemble.average(bags)
 
     def _candidates(
         self, users: np.ndarray, truth: sp.csr_matrix, batch: int = 128
@@ -370,6 +425,10 @@ class Hybrid(Recommender):
         out[:, :, F["pop7"]] = self.pop7_
         out[:, :, F["pop30"]] = self.pop30_
         out[:, :, F["activity"]] = (np.log1p(self.user_days_[users]) / 5.0)[:, None]
+        out[:, :, F["user_repeat"]] = self.user_repeat_[users][:, None]
+        out[:, :, F["user_breadth"]] = self.user_breadth_[users][:, None]
+        out[:, :, F["trend"]] = self.trend_
+        out[:, :, F["item_fresh"]] = self.fresh_
         has = np.diff(hist.indptr) > 0
         if len(cols):
             counts = hist.data
@@ -380,22 +439,22 @@ class Hybrid(Recommender):
             last_rows = np.zeros(len(users), np.float32)
             last_rows[has] = first
             out[:, :, F["user_recent"]] = np.where(has, np.exp(-last_rows / 30.0), 0.0)[:, None]
-            gap = self.item_gap_[cols]
-            out[rows, cols, len(NOVEL) :] = np.stack(
-                [
-                    np.ones_like(counts),
-                    np.log1p(counts) / np.log1p(np.maximum(peak_rows[rows], 1.0)),
-                    np.log1p(counts) / 3.0,
-                    counts / np.maximum(self.user_days_[users][rows], 1.0),
-                    np.exp(-days / self.recency_days),
-                    np.exp(-days / 7.0),
-                    np.exp(-days / 90.0),
-                    self.pop7_[cols],
-                    self.item_rate_[cols],
-                    (days <= last_rows[rows] + 0.5).astype(np.float32),
-                    np.exp(-np.abs(days - gap) / np.maximum(gap, 7.0)),
-                ],
-                axis=1,
+            out[:, :, F["user_due"]] = np.where(has, self._due(last_rows, users), 0.0)[:, None]
+            entries = np.concatenate([np.arange(ptr[u], ptr[u + 1]) for u in users])
+            decay = self.decay_[entries]
+            decay_peak = np.zeros(len(users), np.float32)
+            decay_peak[has] = np.maximum.reduceat(decay, hist.indptr[:-1][has])
+            out[rows, cols, len(NOVEL) :] = self._repeat_signals(
+                counts,
+                days,
+                decay,
+                cols,
+                peak_rows[rows],
+                last_rows[rows],
+                self.user_days_[users][rows],
+                decay_peak[rows],
+                self.decay14_[entries],
+                self.first_[entries],
             )
         return out
 
@@ -457,7 +516,12 @@ class Hybrid(Recommender):
         novel[F["pop30"]] = self.pop30_
         novel[F["activity"]] = np.log1p(self.user_days_[user]) / 5.0
         novel[F["user_recent"]] = np.exp(-days.min() / 30.0) if len(days) else 0.0
-        return novel, idx, self._history_block(counts, days, idx, user)
+        novel[F["user_repeat"]] = self.user_repeat_[user]
+        novel[F["user_breadth"]] = self.user_breadth_[user]
+        novel[F["user_due"]] = self._due(days.min(), user) if len(days) else 0.0
+        novel[F["trend"]] = self.trend_
+        novel[F["item_fresh"]] = self.fresh_
+        return novel, idx, self._history_block(counts, days, idx, user, start, end)
 
     def _rows_for(
         self, novel: np.ndarray, idx: np.ndarray, hist: np.ndarray, items: np.ndarray
@@ -489,26 +553,66 @@ class Hybrid(Recommender):
         return _place_on_top(linear[None, :], cand[None, :], raw[None, :])[0]
 
     def _history_block(
-        self, counts: np.ndarray, days: np.ndarray, cols: np.ndarray, user
+        self, counts: np.ndarray, days: np.ndarray, cols: np.ndarray, user: int, a: int, b: int
     ) -> np.ndarray:
-        """The REPEAT signals for one customer's past products (rows in ``cols`` order)."""
+        """The REPEAT signals for one customer's past products (history_ entries ``a:b``)."""
         if not len(cols):
             return np.zeros((0, len(REPEAT)), np.float32)
-        peak = counts.max()
+        decay = self.decay_[a:b]
+        n = len(cols)
+        return self._repeat_signals(
+            counts,
+            days,
+            decay,
+            cols,
+            np.full(n, counts.max(), np.float32),
+            np.full(n, days.min(), np.float32),
+            np.full(n, self.user_days_[user], np.float32),
+            np.full(n, decay.max(), np.float32),
+            self.decay14_[a:b],
+            self.first_[a:b],
+        )
+
+    def _due(self, since: np.ndarray | float, users: np.ndarray | int) -> np.ndarray | float:
+        """Days since the customer's last shopping day over their usual gap, scaled to [0, 1]."""
+        return np.clip(since / np.maximum(self.user_gap_[users], 1.0), 0.0, 3.0) / 3.0
+
+    def _repeat_signals(
+        self,
+        counts: np.ndarray,
+        days: np.ndarray,
+        decay: np.ndarray,
+        cols: np.ndarray,
+        peak: np.ndarray,
+        last: np.ndarray,
+        user_days: np.ndarray,
+        decay_peak: np.ndarray,
+        decay14: np.ndarray,
+        first: np.ndarray,
+    ) -> np.ndarray:
+        """REPEAT signals for (customer, past product) entries: shopping days with it, days since,
+        decayed count; ``peak``/``last``/``user_days``/``decay_peak`` are the owner's largest
+        count, most recent purchase, number of shopping days and largest decayed count."""
+        gap = self.item_gap_[cols]
+        own_gap = (first - days) / np.maximum(counts - 1.0, 1.0)  # the customer's re-order gap
         return np.stack(
             [
                 np.ones_like(counts),
-                np.log1p(counts) / np.log1p(max(peak, 1.0)),
+                np.log1p(counts) / np.log1p(np.maximum(peak, 1.0)),
                 np.log1p(counts) / 3.0,
-                counts / max(self.user_days_[user], 1.0),
+                counts / np.maximum(user_days, 1.0),
                 np.exp(-days / self.recency_days),
                 np.exp(-days / 7.0),
                 np.exp(-days / 90.0),
                 self.pop7_[cols],
                 self.item_rate_[cols],
-                (days <= days.min() + 0.5).astype(np.float32),
-                np.exp(
-                    -np.abs(days - self.item_gap_[cols]) / np.maximum(self.item_gap_[cols], 7.0)
+                (days <= last + 0.5).astype(np.float32),
+                np.exp(-np.abs(days - gap) / np.maximum(gap, 7.0)),
+                np.log1p(decay) / 2.0,
+                decay / np.maximum(decay_peak, 1e-6),
+                np.log1p(decay14) / 2.0,
+                np.where(
+                    counts > 1, np.exp(-np.abs(days - own_gap) / np.maximum(own_gap, 7.0)), 0.0
                 ),
             ],
             axis=1,
@@ -518,6 +622,33 @@ class Hybrid(Recommender):
         """(len(items), len(FEATURES)) weight × signal for one customer: which signal drove each product."""
         novel, idx, hist = self._signals_one(int(user))
         return self._rows_for(novel, idx, hist, np.asarray(items)) * self.weights_[mode]
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "weights_" in state and "decay_" not in state:
+            self._upgrade_v1()
+
+    def _upgrade_v1(self) -> None:
+        """A hybrid saved with the first signal set scores as before: the signals added since get
+        weight 0, no tree splits on them, and their inputs are zeros."""
+        where = np.array([F[f] for f in _V1_FEATURES])
+        for mode, w in self.weights_.items():
+            new = np.zeros(len(FEATURES), np.float32)
+            new[where] = w
+            self.weights_[mode] = new
+        self.rerankers_ = {
+            mode: dataclasses.replace(ens, feature=where[ens.feature].astype(np.int32))
+            for mode, ens in self.rerankers_.items()
+        }
+        entries, users, items = len(self.days_), len(self.user_days_), self.n_items_
+        self.decay_ = np.zeros(entries, np.float32)
+        self.decay14_ = np.zeros(entries, np.float32)
+        self.first_ = self.days_.copy()
+        self.user_repeat_ = np.zeros(users, np.float32)
+        self.user_breadth_ = np.zeros(users, np.float32)
+        self.user_gap_ = np.zeros(users, np.float32)
+        self.trend_ = np.zeros(items, np.float32)
+        self.fresh_ = np.zeros(items, np.float32)
 
     def weights(self) -> dict[str, dict[str, float]]:
         return {
@@ -543,6 +674,43 @@ def _repurchase_gaps(data: Interactions) -> np.ndarray:
     out = np.full(data.n_items, float(gaps.median()) if len(gaps) else 60.0, np.float32)
     out[gaps.index.to_numpy()] = gaps.to_numpy()
     return out
+
+
+def _decayed_counts(data: Interactions, half_life: float, hist: sp.csr_matrix) -> np.ndarray:
+    """Per (customer, product) entry of ``hist`` the shopping days with the product, each
+    weighted 2^(-days ago / ``half_life``) (recent re-orders count more)."""
+    day = data.times // int(DAY)
+    end = data.end_time / DAY
+    w = np.ones(len(data.users), np.float32) if data.weights is None else data.weights
+    key = pd.DataFrame({"u": data.users, "i": data.items, "d": day, "w": w})
+    key = key.groupby(["u", "i", "d"], sort=False)["w"].max().reset_index()
+    age = end - key["d"].to_numpy() - 0.5
+    mat = sp.csr_matrix(
+        (
+            key["w"].to_numpy(np.float64) * np.exp2(-age / half_life),
+            (key["u"].to_numpy(), key["i"].to_numpy()),
+        ),
+        shape=hist.shape,
+    )
+    mat.sum_duplicates()
+    if not np.array_equal(mat.indptr, hist.indptr) or not np.array_equal(
+        mat.indices, hist.indices
+    ):  # pragma: no cover
+        raise AssertionError("history and decayed-count matrices differ in structure")
+    return mat.data.astype(np.float32)
+
+
+def _first_seen(data: Interactions, hist: sp.csr_matrix) -> np.ndarray:
+    """Per (customer, product) entry of ``hist`` the days since the first interaction (+1)."""
+    frame = pd.DataFrame({"u": data.users, "i": data.items, "t": data.times})
+    first = frame.groupby(["u", "i"], sort=False)["t"].min().reset_index()
+    days = (data.end_time - first["t"].to_numpy()) / DAY + 1.0
+    mat = sp.csr_matrix(
+        (days.astype(np.float32), (first["u"].to_numpy(), first["i"].to_numpy())), shape=hist.shape
+    )
+    if not np.array_equal(mat.indices, hist.indices):  # pragma: no cover
+        raise AssertionError("history and first-seen matrices differ in structure")
+    return mat.data
 
 
 def _sum_rows(mat: sp.csr_matrix, rows: np.ndarray, n: int) -> np.ndarray:

@@ -60,6 +60,31 @@ class TreeEnsemble:
             depth,
         )
 
+    @classmethod
+    def average(cls, parts: list[TreeEnsemble]) -> TreeEnsemble:
+        """One ensemble whose decision is the mean of ``parts``' decisions (trees side by side)."""
+        if len(parts) == 1:
+            return parts[0]
+        width = max(p.feature.shape[1] for p in parts)
+
+        def stack(name: str, fill) -> np.ndarray:
+            arrays = [getattr(p, name) for p in parts]
+            return np.concatenate(
+                [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill) for a in arrays]
+            )
+
+        return cls(
+            stack("feature", 0),
+            stack("threshold", 0.0),
+            stack("left", 0),
+            stack("right", 0),
+            stack("missing_left", False),
+            stack("leaf", True),
+            stack("value", 0.0) / len(parts),
+            float(np.mean([p.baseline for p in parts])),
+            max(p.depth for p in parts),
+        )
+
     def __post_init__(self) -> None:
         n_trees, width = self.feature.shape
         offset = np.repeat(np.arange(n_trees, dtype=np.int64) * width, width)
