@@ -111,19 +111,35 @@ def test_torch_stays_available(tmp_path):
     assert loaded.decide("where is my refund").candidates[0].key == "refund"
 
 
-def test_small_data_uses_logistic_regression_large_data_the_svm():
+def test_small_data_chooses_the_linear_model_by_cross_validation():
     texts, labels = _data()
-    small = IntentClassifier(features=LEXICAL).fit(texts, labels)
-    assert small.model == "logreg"
-    assert small.metrics_["model"] == "logreg"
+    auto = IntentClassifier(features=LEXICAL).fit(texts, labels)
+    tried = auto.metrics_["cv_candidates"]
+    assert [c["model"] for c in tried] == ["logreg", "svm"]
+    best = max(tried, key=lambda c: c["cv_accuracy"])
+    assert auto.model == auto.metrics_["model"] == best["model"]
+    logreg = IntentClassifier(features=LEXICAL, model="logreg").fit(texts, labels)
     svm = IntentClassifier(features=LEXICAL, model="svm").fit(texts, labels)
+    assert [c["model"] for c in svm.metrics_["cv_candidates"]] == ["svm"]
     assert type(svm._model.svm).__name__ == "LinearSVC"
-    assert type(small._model.svm).__name__ == "LogisticRegression"
-    for clf in (small, svm):
+    assert type(logreg._model.svm).__name__ == "LogisticRegression"
+    for clf in (logreg, svm):
         probs = clf.predict_proba(["gift wrap please"])
         assert clf.top_k(probs, 1)[0][0][0] == "wrap"
     with pytest.raises(TrainingError, match="unknown classifier model"):
         IntentClassifier(features=LEXICAL, model="forest").fit(texts, labels)
+
+
+def test_large_data_uses_the_svm_only():
+    clf = IntentClassifier(features=LEXICAL)
+    assert clf._candidates(5000, True) == [("svm", 1.5)]
+    assert clf._candidates(500, True) == [
+        ("logreg", 2.0),
+        ("logreg", 4.0),
+        ("svm", 1.5),
+        ("svm", 3.0),
+    ]
+    assert clf._candidates(500, False) == [("logreg", 1.5), ("svm", 1.5)]
 
 
 def test_lexical_only_engine_has_no_encoder(tmp_path):
