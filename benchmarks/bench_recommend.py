@@ -95,6 +95,7 @@ def main() -> None:
         "latency": result["latency_ms_p99"] <= TARGETS["latency_ms_p99"],
     }
     weights = result["blend"]["weights"]
+    val = result["blend"]["validation"]
     body = f"""
 `annae rec eval --interactions online_retail.csv.gz --split-date {SPLIT} --k {K}`: train before the
 date, score the products each known customer bought after it. **novel**: only products new to
@@ -119,11 +120,12 @@ repeat NDCG@10 ≥ {TARGETS["repeat"]} ({"met" if met["repeat"] else "missed"}),
 p99 ≤ {TARGETS["latency_ms_p99"]} ms ({"met" if met["latency"] else "missed"} in wall-clock here,
 {result["cpu_ms_p99"]:.2f} CPU ms).
 
-Validation (last {result["blend"]["validation"].get("days")} days of the training period only):
-`{json.dumps({m: result["blend"]["validation"].get(m) for m in ("novel", "repeat")})}`.
+Validation ({val.get("windows")} windows of {val.get("days")} days at the end of the training period;
+the test period is never seen; `customers` counts all windows, the held-out ones are from the
+newest): `{json.dumps({m: val.get(m) for m in ("novel", "repeat")})}`.
 Fit phases (s): `{json.dumps(result["blend"]["timings"])}`.
 
-Learnt linear weights (first stage; gradient-boosted trees re-rank its top candidates):
+Learnt linear weights (first stage; bagged gradient-boosted trees re-rank its top candidates):
 novel `{json.dumps({k: v for k, v in weights["novel"].items() if v})}`,
 repeat `{json.dumps({k: v for k, v in weights["repeat"].items() if v})}`.
 
