@@ -318,13 +318,22 @@ def decision_record(decision: DecisionLike) -> dict:
 
 
 _ASDICT_TO_DICT = Decision.to_dict
+_LEAVES = (str, int, float, bool, type(None))
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _plain(value):
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    """``asdict`` for dataclasses, lists, tuples and dicts; other values as they are."""
+    cls = type(value)
+    if cls in _LEAVES:
+        return value
+    names = _FIELDS.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, list | tuple):
-        return type(value)(_plain(v) for v in value)
+        return cls(_plain(v) for v in value)
     if isinstance(value, dict):
         return {_plain(k): _plain(v) for k, v in value.items()}
     return value
