@@ -31,7 +31,7 @@ REASON_POPULAR = "popular with customers"
 _GROUPS = {
     "together": ("ease", "ease_recent", "knn", "als"),
     "content": ("content",),
-    "week": ("pop7",),
+    "week": ("pop7", "trend", "item_fresh"),  # selling now, rising this week
     "popular": ("pop", "pop30", "activity"),
 }
 
