@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
@@ -93,6 +94,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its child processes (Linux /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return 0.0
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # user + system
+    return total
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def _conversation(http: httpx.AsyncClient, base: str, stats: dict):
     """A new conversation and its WebSocket (after its hello frame)."""
     import websockets
@@ -133,15 +160,16 @@ async def _customer(
             stats["sent"] += 1
             frame: dict = {}
             try:
-                while True:
-                    frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                    if frame.get("event") == "reply":
-                        stats["latency"].append(time.perf_counter() - sent)
-                        stats["types"][frame["reply"]["type"]] += 1
-                        break
-                    if frame.get("event") == "error":
-                        stats["errors"][frame["error"]["code"]] += 1
-                        break
+                async with asyncio.timeout(10):  # one timer per question, not one task per frame
+                    while True:
+                        frame = json.loads(await ws.recv())
+                        if frame.get("event") == "reply":
+                            stats["latency"].append(time.perf_counter() - sent)
+                            stats["types"][frame["reply"]["type"]] += 1
+                            break
+                        if frame.get("event") == "error":
+                            stats["errors"][frame["error"]["code"]] += 1
+                            break
             except TimeoutError:
                 stats["errors"]["timeout (10 s)"] += 1
             if frame.get("event") != "reply" or frame["reply"]["type"] == "handoff":
@@ -154,11 +182,17 @@ async def _customer(
 
 
 async def _load(
-    base: str, questions: list[str], customers: int, rate: float, seconds: float
+    base: str,
+    questions: list[str],
+    customers: int,
+    rate: float,
+    seconds: float,
+    server_pid: int | None = None,
 ) -> dict:
     """One load phase: ``customers`` sockets asking ``rate`` questions per second in all."""
     stats = {"sent": 0, "conversations": 0, "latency": [], "types": Counter(), "errors": Counter()}
     stats.update(customers=customers, rate=rate, seconds=seconds, load_before=os.getloadavg()[0])
+    cpu_before = (_tree_cpu(server_pid) if server_pid else 0.0), _own_cpu()
     limits = httpx.Limits(max_connections=50)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
         gate = asyncio.Semaphore(20)
@@ -180,6 +214,8 @@ async def _load(
             )
         )
     stats["load_after"] = os.getloadavg()[0]
+    stats["cpu_service"] = (_tree_cpu(server_pid) if server_pid else 0.0) - cpu_before[0]
+    stats["cpu_generator"] = _own_cpu() - cpu_before[1]
     return stats
 
 
@@ -245,7 +281,9 @@ def main() -> None:
         phases = []
         for customers, rate, seconds in PHASES:
             print(f"{customers} customers at {rate:.0f} q/s for {seconds:.0f} s", flush=True)
-            phases.append(asyncio.run(_load(base, questions, customers, rate, seconds)))
+            phases.append(
+                asyncio.run(_load(base, questions, customers, rate, seconds, server_pid=proc.pid))
+            )
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
     finally:
         if proc is not None:
@@ -272,6 +310,13 @@ def main() -> None:
             lambda p: ", ".join(f"{k} {v}" for k, v in p["errors"].most_common()) or "none",
         ),
         ("reply types", lambda p: ", ".join(f"{k} {v}" for k, v in p["types"].most_common())),
+        (
+            "CPU per reply: service (all workers) / load generator",
+            lambda p: (
+                f"{1000 * p['cpu_service'] / max(1, len(p['latency'])):.1f} ms / "
+                f"{1000 * p['cpu_generator'] / max(1, len(p['latency'])):.1f} ms"
+            ),
+        ),
         (
             "machine load average (1 min) before / after",
             lambda p: f"{p['load_before']:.1f} / {p['load_after']:.1f}",
