@@ -325,12 +325,15 @@ def main() -> None:
     rows = [[name, *(fn(p) for p in phases)] for name, fn in measures]
     body = (
         f"`annae serve --workers {WORKERS}` on a fresh PostgreSQL database with Redis events, model {version} "
-        f"(encoder `{ENCODER}`, one torch thread per worker, micro-batched decisions), demo KB; the load "
+        f"(encoder `{ENCODER}`, one inference thread per worker on one core thread, micro-batched "
+        f"decisions), demo KB; the load "
         f"generator runs on the same machine. Each customer holds a WebSocket and sends a question "
         f"(demo-KB phrasings, about 10 % out of scope) at a fixed period, waits for the reply and, after a "
         f"hand-off or a 10 s timeout, comes back in a new conversation; latency is from sending the frame "
         f"to the `reply` event. Rate limits off (one client IP). The machine is shared: its load average "
-        f"is in the table (2 cores; above 2 means our processes got only part of the CPU).\n\n"
+        f"is in the table (2 cores; above 2 means our processes got only part of the CPU). CPU per reply "
+        f"is that of every worker process (answer engine, database work, sockets) and of the load "
+        f"generator; PostgreSQL and Redis come on top.\n\n"
         + table(headers, rows)
         + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine.\n"
     )
