@@ -60,6 +60,23 @@ def test_clusters_group_similar_questions_with_trend():
     assert clusters.purity([0, 0, 1, 1], ["a", "a", "a", "b"]) == 0.75
 
 
+def test_clusters_with_the_serving_models_onnx_encoder():
+    from annae.nlu.encoder import Encoder
+    from annae.nlu.onnx import OnnxEncoder
+
+    onnx = OnnxEncoder(Encoder("bundled").export())
+    now = utcnow()
+    items = [
+        Unanswered(i + 1, f"c{i}", t, "en", now, "handoff") for i, t in enumerate(SPONSORING + PETS)
+    ]
+    by_object = clusters.cluster(items, encoder=onnx, now=now)
+    by_name = clusters.cluster(items, encoder="bundled", now=now)
+    assert [sorted(c.message_ids) for c in by_object] == [sorted(c.message_ids) for c in by_name]
+    groups = {frozenset(c.message_ids) for c in by_object if c.size > 1}
+    assert frozenset({1, 2, 3, 4}) in groups
+    assert any(g <= {5, 6, 7} and len(g) >= 2 for g in groups)
+
+
 def _unanswered_traffic(api, texts):
     ids = []
     for text in texts:

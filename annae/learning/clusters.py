@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -49,9 +50,15 @@ class Cluster:
         return {**self.__dict__, "trend": self.trend}
 
 
-def embed(texts: Sequence[str], encoder: str = "bundled") -> np.ndarray:
-    """L2-normalised vectors for ``texts`` (sentence embeddings, or TF-IDF with ``none``)."""
+def embed(texts: Sequence[str], encoder: str | Any = "bundled") -> np.ndarray:
+    """L2-normalised vectors for ``texts`` (sentence embeddings, or TF-IDF with ``none``).
+
+    ``encoder`` is a name for :class:`annae.nlu.encoder.Encoder`, or an encoder object with
+    ``encode(texts)`` (the serving model's ONNX encoder: no torch in a web worker).
+    """
     norm = [normalize(t) for t in texts]
+    if not isinstance(encoder, str):
+        return encoder.encode(norm)
     if encoder == "none":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -82,7 +89,7 @@ def assign(vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndar
 def cluster(
     items: Sequence[Unanswered],
     *,
-    encoder: str = "bundled",
+    encoder: str | Any = "bundled",
     threshold: float | None = None,
     now: datetime | None = None,
     n_representatives: int = 3,
