@@ -161,6 +161,27 @@ def test_retrain_models_and_rollback_api(api):
     )
 
 
+def test_clusters_page_uses_the_live_models_encoder(api, monkeypatch):
+    from annae.nlu.encoder import Encoder
+    from annae.nlu.onnx import OnnxEncoder
+
+    calls = []
+
+    class Counting(OnnxEncoder):
+        def encode(self, texts, *args, **kwargs):
+            calls.append(len(texts))
+            return super().encode(texts, *args, **kwargs)
+
+    _unanswered_traffic(api, SPONSORING[:3])
+    # the live model here is lexical: give it an encoder only for the clusters call
+    live = api.client.app.state.services.holder.get()
+    monkeypatch.setattr(live, "encoder", Counting(Encoder("bundled").export()))
+    admin = api.login("root")
+    found = api.client.get("/api/v1/learning/clusters", headers=admin).json()["clusters"]
+    assert calls and calls[-1] == 3
+    assert found[0]["size"] == 3
+
+
 def test_cli_learn_clusters_models_and_rollback(api):
     _unanswered_traffic(api, SPONSORING[:2])
     app = typer.Typer()

@@ -188,8 +188,11 @@ def cluster_list(request: Request, f: analytics.Filters, limit: int = 50) -> lis
         request,
         lambda s: feedback.unanswered_questions(s, since=since, until=until, language=f.language),
     )
-    # the most recent questions only: the page embeds them on every load
-    found = clusters.cluster(items[-MAX_CLUSTERED:], encoder=services(request).settings.encoder)
+    # the most recent questions only: the page embeds them on every load, with the serving
+    # model's encoder where it has one (ONNX Runtime, already loaded: no torch in the worker)
+    svc = services(request)
+    encoder = getattr(svc.holder.get(), "encoder", None) or svc.settings.encoder
+    found = clusters.cluster(items[-MAX_CLUSTERED:], encoder=encoder)
     return [c.to_dict() for c in found[:limit]]
 
 
