@@ -106,15 +106,20 @@ class IntentClassifier:
         if self.model not in ("auto", "svm", "logreg"):
             raise TrainingError(f"unknown classifier model {self.model!r} (svm or logreg)")
         oos_idx = self._oos_index()
-        step = _stepper(progress, self.folds + 2)
+
+        def step(stage: str, done: int, total: int) -> None:
+            if progress:
+                progress(stage, done, total)
 
         # 1. out-of-fold scores: how the model does on questions it has not seen. On small
         #    data the linear model and the weight of the sentence embeddings are chosen here
         #    too (more weight generalises better from few examples; less suits large or
         #    Korean-heavy data).
         best = None
-        for kind, weight in self._candidates(len(texts), embeddings is not None):
+        candidates = self._candidates(len(texts), embeddings is not None)
+        for i, (kind, weight) in enumerate(candidates):
             oof = self._out_of_fold(texts, tokens, embeddings, y, anchor, weight, kind)
+            step("cross-validation", i + 1, len(candidates))
             ok = (oof.argmax(1) == y)[~anchor].mean()
             self.metrics_.setdefault("cv_candidates", []).append(
                 {"model": kind, "embedding_weight": weight, "cv_accuracy": round(float(ok), 4)}
@@ -125,15 +130,16 @@ class IntentClassifier:
         self.features = replace(self.features, embedding_weight=weight)
         self.metrics_["embedding_weight"] = weight
         self.metrics_["model"] = self.model
-        step("cross-validation")
         # 2. pseudo out-of-scope: score each entry's examples with a model that never saw that entry
         pseudo = []
-        for held in self._class_groups(in_scope):
+        groups = self._class_groups(in_scope)
+        for g, held in enumerate(groups):
             held_idx = np.searchsorted(self.classes_, held)
             train = np.flatnonzero(~np.isin(y, held_idx))
             test = np.flatnonzero(np.isin(y, held_idx) & ~anchor)
-            if len(np.unique(y[train])) < 2:
-                continue  # too few entries left to train a model on
+            if len(np.unique(y[train])) < 2:  # too few entries left to train a model on
+                step("out-of-scope simulation", g + 1, len(groups))
+                continue
             model = self._fit_subset(texts, tokens, embeddings, y, train)
             pseudo.append(
                 model.scores(
@@ -144,7 +150,7 @@ class IntentClassifier:
                     len(self.classes_),
                 )
             )
-            step("out-of-scope simulation")
+            step("out-of-scope simulation", g + 1, len(groups))
         # 3. calibrate and choose thresholds
         self.temperature_ = calibration.fit_temperature(oof, y)
         questions = ~anchor
@@ -156,7 +162,7 @@ class IntentClassifier:
         )
         # 4. the model that serves: all the data
         self._model = self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
-        step("final fit")
+        step("final fit", 1, 1)
         self.metrics_["fit_seconds"] = round(time.perf_counter() - start, 2)
         self.metrics_["n_train"] = len(texts)
         self.metrics_["n_entries"] = len(in_scope)
@@ -336,17 +342,6 @@ def _take(items, idx):
 
 def _rows(matrix: np.ndarray | None, idx):
     return None if matrix is None else matrix[idx]
-
-
-def _stepper(progress: Progress | None, total: int):
-    done = [0]
-
-    def step(stage: str) -> None:
-        done[0] += 1
-        if progress:
-            progress(stage, done[0], total)
-
-    return step
 
 
 __all__ = ["IntentClassifier", "TrainingError", "OOS"]
