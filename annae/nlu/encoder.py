@@ -109,6 +109,14 @@ class Encoder:
         return export(self.model)
 
 
+def release_torch_models() -> None:
+    """Forget the cached torch models (after an ONNX export, a retraining worker keeps none)."""
+    import gc
+
+    _load.cache_clear()
+    gc.collect()
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, threads: int):
     """Load a sentence-transformers model once per process (CPU, offline for the bundled one)."""

@@ -21,7 +21,7 @@ import joblib
 
 from annae.dialogue.policy import Candidate, Decision, PolicyConfig, decide, pre_check
 from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
-from annae.nlu.encoder import Encoder, set_threads
+from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.onnx import OnnxEncoder
 from annae.nlu.text import MAX_CHARS, detect_language, normalize
@@ -124,6 +124,7 @@ class Engine:
                 encoder = Encoder(features.encoder, threads=workers)
                 exported = encoder.export() if onnx else None
                 if exported is not None:
+                    release_torch_models()  # the export is all that is needed from here on
                     encoder = OnnxEncoder(exported, threads=workers)
                 done = [0]
 
