@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+
 import httpx
 import pytest
 from browser_fixtures import LiveServer
@@ -14,6 +17,9 @@ expect.set_options(timeout=15_000)
 DESKTOP = {"width": 1280, "height": 800}
 DENTIST = "Can you recommend a good dentist near Gangnam station for a root canal?"
 SPONSOR = "Do you sponsor local football teams?"
+BUSAN = "Can you recommend a good dentist in Busan?"
+HANGUL = re.compile(r"[가-힣]")
+ENGLISH = re.compile(r"[A-Za-z]{2,}")
 
 
 def _login(page, server: LiveServer, who, target: str) -> None:
@@ -93,3 +99,163 @@ def test_resolve_asks_the_label_and_analytics_creates_an_entry(
         server.url + "/api/v1/admin/entries?q=sponsor", headers=_token(server, server.admin)
     ).json()["entries"]
     assert [e["answer"] for e in found] == ["We sponsor two youth teams a year."]
+
+
+def _korean_context(browser, server: LiveServer):
+    """A browser context whose language cookie says Korean (as the toggle leaves it)."""
+    ctx = browser.new_context(viewport=DESKTOP)
+    ctx.add_cookies([{"name": "annae_lang", "value": "ko", "url": server.url}])
+    return ctx
+
+
+def test_label_dialog_in_korean_and_english(browser, sqlite_server: LiveServer) -> None:
+    server = sqlite_server
+    conv_id = _handed_off(server, BUSAN)
+    ctx = _korean_context(browser, server)
+    try:
+        agent = ctx.new_page()
+        _login(agent, server, server.agent, "/console")
+        expect(agent.locator("html")).to_have_attribute("lang", "ko")
+        agent.locator(f"#queue-list .conv-item[data-conv-id='{conv_id}']").click()
+        agent.click("#btn-assign")
+        expect(agent.locator("#conv-meta")).to_contain_text("상담원 응대")
+        agent.click("#btn-resolve")
+        dialog = agent.locator("#label-dialog[open]")
+        expect(dialog.locator("h2")).to_have_text("이 상담은 어떤 내용이었나요?")
+        expect(dialog.locator("label")).to_have_text(
+            ["기존 항목", "새 항목", "자주 묻는 질문 아님"]
+        )
+        expect(dialog.locator("#label-search")).to_have_attribute("placeholder", "항목 검색")
+        expect(dialog.locator("#label-search")).to_have_attribute("aria-label", "항목 검색")
+        expect(dialog.locator("#label-entry")).to_have_attribute("aria-label", "항목")
+        expect(dialog.locator("#label-new-q")).to_have_attribute("aria-label", "새 항목 질문")
+        expect(dialog.locator("#label-new-a")).to_have_attribute("aria-label", "새 항목 답변")
+        expect(dialog.locator("#label-save")).to_have_text("저장하고 상담 종료")
+        expect(dialog.locator("#label-skip")).to_have_text("건너뛰기")
+        dialog.locator("input[value=new_entry]").check()
+        dialog.locator("#label-save").click()  # no answer written: our own error, in Korean
+        expect(dialog.locator("#label-error")).to_have_text("새 항목의 질문과 답변을 입력하세요.")
+        agent.keyboard.press("Escape")
+        expect(agent.locator("#label-dialog[open]")).to_have_count(0)
+
+        # the toggle switches the page and the (closed, reused) dialog to English
+        agent.click("[data-lang-toggle]")
+        expect(agent.locator("html")).to_have_attribute("lang", "en")
+        agent.click("#btn-resolve")
+        expect(dialog.locator("h2")).to_have_text("What was this conversation about?")
+        expect(dialog.locator("label")).to_have_text(
+            ["An existing entry", "A new entry", "Not a FAQ question"]
+        )
+        expect(dialog.locator("#label-search")).to_have_attribute("placeholder", "Search entries")
+        expect(dialog.locator("#label-entry")).to_have_attribute("aria-label", "Entry")
+        expect(dialog.locator("#label-save")).to_have_text("Save and resolve")
+        expect(dialog.locator("#label-skip")).to_have_text("Skip")
+        expect(dialog.locator("#label-error")).to_be_hidden()
+        dialog.locator("input[value=new_entry]").check()
+        dialog.locator("#label-save").click()
+        expect(dialog.locator("#label-error")).to_have_text(
+            "Write the question and the answer of the new entry."
+        )
+        # what the toggle does, while the modal dialog covers it: our error follows the language
+        agent.evaluate("window.Annae.setLang('ko')")
+        expect(dialog.locator("#label-error")).to_have_text("새 항목의 질문과 답변을 입력하세요.")
+        expect(dialog.locator("#label-skip")).to_have_text("건너뛰기")
+        dialog.locator("#label-skip").click()  # resolves without a label: the topic stays open
+        expect(agent.locator("#conv-meta .tag", has_text="종료")).to_be_visible()
+    finally:
+        ctx.close()
+
+
+def _chrome_texts(page) -> list[str]:
+    """The analytics page's own interface text (headings, labels, buttons, headers, tags)."""
+    main = page.locator("main.analytics")
+    parts = "h1, h2, th, label > span, button, .tile > span, .legend, .tag, td[data-reason]"
+    return [t for t in main.locator(parts).all_inner_texts() if t.strip()]
+
+
+def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer) -> None:
+    server = sqlite_server
+    _handed_off(server, BUSAN)  # an unanswered topic (the label test may run alone or not at all)
+    models = server.home / "models"
+    live = (models / "LIVE").read_text().strip()
+    (models / "v90").mkdir(exist_ok=True)  # a saved version, so "Make live" is offered
+    shutil.copy(models / live / "manifest.json", models / "v90" / "manifest.json")
+    ctx = _korean_context(browser, server)
+    try:
+        page = ctx.new_page()
+        _login(page, server, server.admin, "/console/analytics")
+        expect(page).to_have_title("통계 · Annae")
+        expect(page.locator("main h1")).to_have_text("통계")
+        expect(page.locator(".filters label > span")).to_have_text(
+            ["시작일", "종료일 (해당일 제외)", "언어"]
+        )
+        expect(page.locator(".filters button")).to_have_text("적용")
+        expect(page.locator(".tile > span.muted").nth(1)).to_have_text("자동 해결률")
+        expect(page.locator(".tile").nth(1)).to_contain_text(re.compile(r"자동 해결 \d+건"))
+        expect(page.locator(".legend")).to_have_text(re.compile(r"자동 해결\s+상담원 연결\s+기타"))
+        expect(page.locator("td[data-reason=low_confidence]")).to_have_text("도우미 확신 낮음")
+        topic = page.locator(".cluster", has_text=BUSAN)
+        expect(topic.locator(".tag").first).to_have_text(re.compile(r"^질문 \d+개$"))
+        expect(topic).to_contain_text(re.compile(r"(증가|감소|유지): 이번 주 \d+건, 지난주 \d+건"))
+        expect(topic.locator("[data-create-entry]")).to_have_text("항목 만들기")
+        expect(page.locator("#gated-retrain")).to_have_text("다시 학습 (검증 후 적용)")
+        expect(page.locator("#models th").first).to_have_text("버전")
+        expect(page.locator("#models [data-status=live]")).to_have_text("적용 중")
+        expect(page.locator("#models [data-status=saved]")).to_have_text("보관됨")
+        expect(page.locator("[data-rollback=v90]")).to_have_text("적용하기")
+        english = [t for t in _chrome_texts(page) if ENGLISH.search(t.replace("CSV", ""))]
+        assert english == []
+
+        page.on("dialog", lambda d: d.dismiss())  # confirm(): answer "no", keep the live model
+        with page.expect_event("dialog") as asked:
+            page.locator("[data-rollback=v90]").click()
+        assert asked.value.message == "v90 모델을 적용할까요?"
+
+        topic.locator("[data-create-entry]").click()
+        form = page.locator("#cluster-dialog[open]")
+        expect(form.locator("h2")).to_have_text("주제로 새 항목 만들기")
+        expect(form.locator("label > span")).to_have_text(["질문 (제목)", "답변"])
+        expect(form.locator("#cluster-save")).to_have_text("항목 저장")
+        expect(form.locator("button[value=cancel]")).to_have_text("취소")
+        form.locator("textarea[name=answer]").fill("부산 치과는 추천해 드리기 어려워요.")
+        form.locator("#cluster-save").click()
+        expect(topic.locator(".tag-ok")).to_have_text(
+            re.compile(r"항목을 만들었어요 \(예시 \d+개\)")
+        )
+
+        # the toggle re-labels everything without a reload, the numbers included
+        page.click("[data-lang-toggle]")
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        expect(page).to_have_title("Analytics · Annae")
+        expect(page.locator("main h1")).to_have_text("Analytics")
+        expect(page.locator(".filters label > span")).to_have_text(
+            ["From", "To (exclusive)", "Language"]
+        )
+        expect(page.locator(".filters button")).to_have_text("Apply")
+        expect(page.locator(".tile > span.muted").nth(1)).to_have_text("Containment rate")
+        expect(page.locator(".tile").nth(1)).to_contain_text(re.compile(r"\d+ contained"))
+        expect(page.locator("td[data-reason=low_confidence]")).to_have_text("bot unsure")
+        expect(topic.locator(".tag").first).to_have_text(re.compile(r"^\d+ questions$"))
+        expect(topic).to_contain_text(
+            re.compile(r"(rising|falling|steady): \d+ this week, \d+ last week")
+        )
+        expect(topic.locator("[data-create-entry]")).to_have_text("Create entry")
+        expect(topic.locator(".tag-ok")).to_have_text(
+            re.compile(r"^entry \S+ created, \d+ examples$")
+        )
+        expect(page.locator("#gated-retrain")).to_have_text("Retrain (gated)")
+        expect(page.locator("#models th").first).to_have_text("version")
+        expect(page.locator("#models [data-status=live]")).to_have_text("live")
+        expect(page.locator("[data-rollback=v90]")).to_have_text("Make live")
+        korean = [t for t in _chrome_texts(page) if HANGUL.search(t)]
+        assert korean == []
+        with page.expect_event("dialog") as asked:
+            page.locator("[data-rollback=v90]").click()
+        assert asked.value.message == "Make v90 the live model?"
+
+        page.click("[data-lang-toggle]")  # and back
+        expect(page.locator("main h1")).to_have_text("통계")
+        expect(topic.locator(".tag").first).to_have_text(re.compile(r"^질문 \d+개$"))
+        expect(topic.locator(".tag-ok")).to_have_text(re.compile(r"항목을 만들었어요"))
+    finally:
+        ctx.close()

@@ -1,7 +1,36 @@
-/* Analytics page: create a knowledge-base entry from an unanswered topic (click, then save). */
+/* Analytics page: create a knowledge-base entry from an unanswered topic (click, then save),
+   retrain with the gate, make a saved model live.
+
+   Strings with numbers in them carry data-i18n-fmt (the key) and data-i18n-vars (JSON); they are
+   filled again here on `annae:lang`, after annae.js has re-labelled the plain data-i18n ones. */
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", () => {
+    const A = window.Annae;
+    const { t } = A;
+
+    /** Show `t(key, vars)` in `node` and remember it, so a language switch fills it again. */
+    function say(node, key, vars) {
+      node.dataset.i18nFmt = key;
+      node.dataset.i18nVars = JSON.stringify(vars || {});
+      node.textContent = t(key, vars);
+    }
+
+    /** Show a message from the server as it is (nothing to re-translate). */
+    function sayRaw(node, text) {
+      delete node.dataset.i18nFmt;
+      delete node.dataset.i18nVars;
+      node.textContent = text;
+    }
+
+    function relabel() {
+      document.querySelectorAll("[data-i18n-fmt]").forEach((node) => {
+        node.textContent = t(node.dataset.i18nFmt, JSON.parse(node.dataset.i18nVars || "{}"));
+      });
+      document.title = t("analytics_title") + " · Annae";
+    }
+    document.addEventListener("annae:lang", relabel);
+
     const dialog = document.getElementById("cluster-dialog");
     const form = document.getElementById("cluster-form");
     const error = document.getElementById("cluster-error");
@@ -19,16 +48,19 @@
     const status = document.getElementById("retrain-status");
     const retrainBtn = document.getElementById("gated-retrain");
     async function poll() {
-      const s = await window.Annae.api("GET", "/api/v1/learning/retrain");
+      const s = await A.api("GET", "/api/v1/learning/retrain");
       if (s.status === "running") {
-        status.textContent = "training a challenger…";
+        say(status, "analytics_training");
         setTimeout(poll, 2000);
         return;
       }
-      if (s.status === "failed") status.textContent = "retrain failed: " + s.error;
+      if (s.status === "failed") say(status, "analytics_retrain_failed", { error: s.error });
       if (s.status === "done") {
         const r = s.result;
-        status.textContent = r.challenger + (r.promoted ? " promoted" : " rejected") + ": " + r.reasons.join("; ");
+        say(status, r.promoted ? "analytics_promoted" : "analytics_rejected", {
+          version: r.challenger,
+          reasons: r.reasons.join("; "),
+        });
         setTimeout(() => location.reload(), 2500);
       }
       retrainBtn.disabled = false;
@@ -36,22 +68,22 @@
     retrainBtn.addEventListener("click", async () => {
       retrainBtn.disabled = true;
       try {
-        await window.Annae.api("POST", "/api/v1/learning/retrain");
+        await A.api("POST", "/api/v1/learning/retrain");
         poll();
       } catch (err) {
-        status.textContent = err.message;
+        sayRaw(status, err.message);
         retrainBtn.disabled = false;
       }
     });
     document.querySelectorAll("[data-rollback]").forEach((btn) => {
       btn.addEventListener("click", async () => {
         const v = btn.dataset.rollback;
-        if (!window.confirm("Make " + v + " the live model?")) return;
+        if (!window.confirm(t("analytics_confirm_live", { version: v }))) return;
         try {
-          await window.Annae.api("POST", "/api/v1/learning/models/" + v + "/rollback");
+          await A.api("POST", "/api/v1/learning/models/" + v + "/rollback");
           location.reload();
         } catch (err) {
-          status.textContent = err.message;
+          sayRaw(status, err.message);
         }
       });
     });
@@ -60,19 +92,16 @@
       e.preventDefault();
       const ids = current.dataset.messageIds.split(",").filter(Boolean).map(Number);
       try {
-        const out = await window.Annae.api("POST", "/api/v1/learning/clusters/entry", {
+        const out = await A.api("POST", "/api/v1/learning/clusters/entry", {
           message_ids: ids,
           question: form.question.value.trim(),
           answer: form.answer.value.trim(),
           language: current.dataset.language,
         });
         dialog.close();
-        current.querySelector(".cluster-head").insertAdjacentHTML(
-          "beforeend",
-          '<span class="tag tag-ok"></span>'
-        );
-        current.querySelector(".tag-ok").textContent =
-          "entry " + out.key + " created, " + out.examples_added + " examples";
+        const done = A.el("span", { class: "tag tag-ok" });
+        say(done, "analytics_entry_created", { key: out.key, n: out.examples_added });
+        current.querySelector(".cluster-head").appendChild(done);
         current.querySelector("[data-create-entry]").disabled = true;
       } catch (err) {
         error.textContent = err.message;

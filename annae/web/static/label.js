@@ -10,25 +10,40 @@
     return m ? m[1] : null;
   }
 
+  /** The dialog, labelled through data-i18n* so the language toggle re-labels it like the page. */
   function build() {
     const d = document.createElement("dialog");
     d.id = "label-dialog";
+    d.setAttribute("aria-labelledby", "label-title");
     d.innerHTML =
       '<form method="dialog" class="label-form" style="display:grid;gap:.6rem;min-width:min(520px,90vw)">' +
-      "<h2>What was this conversation about?</h2>" +
+      '<h2 id="label-title" data-i18n="label_title"></h2>' +
       '<p class="muted small" id="label-question"></p>' +
-      '<label><input type="radio" name="kind" value="entry" checked> An existing entry</label>' +
-      '<input class="field" type="search" id="label-search" placeholder="Search entries" aria-label="Search entries">' +
-      '<select class="field" id="label-entry" size="5" aria-label="Entry"></select>' +
-      '<label><input type="radio" name="kind" value="new_entry"> A new entry</label>' +
-      '<input class="field" id="label-new-q" aria-label="New entry question">' +
-      '<textarea class="field" id="label-new-a" rows="4" aria-label="New entry answer"></textarea>' +
-      '<label><input type="radio" name="kind" value="not_faq"> Not a FAQ question</label>' +
+      '<label><input type="radio" name="kind" value="entry" checked> <span data-i18n="label_existing"></span></label>' +
+      '<input class="field" type="search" id="label-search" data-i18n-placeholder="label_search" data-i18n-label="label_search">' +
+      '<select class="field" id="label-entry" size="5" data-i18n-label="label_entry"></select>' +
+      '<label><input type="radio" name="kind" value="new_entry"> <span data-i18n="label_new"></span></label>' +
+      '<input class="field" id="label-new-q" data-i18n-label="label_new_question">' +
+      '<textarea class="field" id="label-new-a" rows="4" data-i18n-label="label_new_answer"></textarea>' +
+      '<label><input type="radio" name="kind" value="not_faq"> <span data-i18n="label_not_faq"></span></label>' +
       '<p class="notice notice-error" id="label-error" role="alert" hidden></p>' +
-      '<div><button class="btn btn-primary" value="save" id="label-save">Save and resolve</button> ' +
-      '<button class="btn" value="skip" formnovalidate id="label-skip">Skip</button></div></form>';
+      '<div><button class="btn btn-primary" value="save" id="label-save" data-i18n="label_save"></button> ' +
+      '<button class="btn" value="skip" formnovalidate id="label-skip" data-i18n="label_skip"></button></div></form>';
     document.body.appendChild(d);
+    window.Annae.applyI18n(d);
     return d;
+  }
+
+  /** Show an error: one of ours by key (re-labelled with the page), or the server's text as is. */
+  function showError(node, key, text) {
+    if (key) {
+      node.dataset.i18n = key;
+      node.textContent = window.Annae.t(key);
+    } else {
+      delete node.dataset.i18n;
+      node.textContent = text;
+    }
+    node.hidden = false;
   }
 
   function fillEntries(select, rows, preferred) {
@@ -74,12 +89,16 @@
       e.preventDefault();
       const kind = d.querySelector("input[name=kind]:checked").value;
       const body = { kind };
-      if (kind === "entry") body.entry_id = Number(select.value);
+      if (kind === "entry") {
+        if (!select.value) return showError(error, "label_pick_entry");
+        body.entry_id = Number(select.value);
+      }
       if (kind === "new_entry") {
         body.new_entry = {
           question: d.querySelector("#label-new-q").value.trim(),
           answer: d.querySelector("#label-new-a").value.trim(),
         };
+        if (!body.new_entry.question || !body.new_entry.answer) return showError(error, "label_need_text");
       }
       try {
         await api("POST", "/api/v1/conversations/" + id + "/label", body);
@@ -87,8 +106,7 @@
         bypass = true;
         resolveBtn.click();
       } catch (err) {
-        error.textContent = err.message;
-        error.hidden = false;
+        showError(error, null, err.message);
       }
     };
     d.showModal();
