@@ -79,6 +79,24 @@ def annae_home(tmp_path, monkeypatch, db_url) -> Path:
 
 
 @pytest.fixture(scope="session")
+def models(tmp_path_factory) -> Path:
+    """The demo knowledge base's model (lexical features), trained once per test session."""
+    from api_support import demo_model
+
+    return demo_model(tmp_path_factory)
+
+
+@pytest.fixture
+def api(annae_home, db_url, models, monkeypatch):
+    """The service app on the test's fresh database with the demo KB, model and accounts."""
+    from api_support import make_api
+
+    api = make_api(annae_home, db_url, models, monkeypatch)
+    with api.client:
+        yield api
+
+
+@pytest.fixture(scope="session")
 def datasets() -> Path:
     if not DATASETS.exists():
         pytest.fail(f"shared datasets not found at {DATASETS}")

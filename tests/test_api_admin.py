@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
-from api_support import PASSWORD, demo_model, make_api
+from api_support import PASSWORD
 
 from annae.kb.entries import list_entries
 from annae.store.db import get_engine, session_scope
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
-
 
 ADMIN_ENDPOINTS = [
     ("GET", "/api/v1/admin/entries"),

@@ -3,19 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_support import PASSWORD, demo_model, make_api
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
+from api_support import PASSWORD
 
 
 def _handoff(api) -> tuple[str, dict]:

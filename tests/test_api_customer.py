@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-from api_support import demo_model, make_api
-
 from annae.dialogue import conversations as convs
 from annae.kb.entries import get_entry_by_key
 from annae.store.db import get_engine, session_scope
 
 OUT_OF_SCOPE = "Can you recommend a good dentist near Gangnam station for a root canal?"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
 
 
 def _entry_id(db_url: str, key: str) -> int:

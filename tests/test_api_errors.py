@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from api_support import demo_model, make_api
+from api_support import make_api
 from starlette.websockets import WebSocketDisconnect
 
 from annae.store.db import get_engine, session_scope
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
 
 
 def _count_messages(db_url: str) -> int:

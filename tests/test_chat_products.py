@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_support import demo_model, make_api
+from api_support import make_api
 from sqlalchemy import func, select
 
 from annae.agents.users import create_api_key
@@ -21,11 +21,6 @@ C2,P3,2026-11-03 11:00,1,12.0,Teapot,Round teapot,kitchen,purchase
 C3,P4,2026-11-04 09:00,1,3.25,Coaster,Cork coaster,kitchen,purchase
 """
 QUESTION = "How long does delivery take?"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from api_support import demo_model, make_api
 from sqlalchemy import select, update
 
 from annae.learning import analytics
@@ -15,18 +14,6 @@ from annae.store.tables.service import Conversation, Message
 OUT_OF_SCOPE = "Can you recommend a good dentist near Gangnam station for a root canal?"
 DELIVERY = "How long does delivery take?"
 KOREAN = "배송은 얼마나 걸리나요?"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
 
 
 def _post(api, conv_id, headers, **body):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 import typer
-from api_support import demo_model, make_api
 from typer.testing import CliRunner
 
 from annae.learning import cli as learning_cli
@@ -26,18 +24,6 @@ PETS = [
     "are dogs allowed in the shop",
     "Can my dog come in the store?",
 ]
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
 
 
 def test_clusters_group_similar_questions_with_trend():

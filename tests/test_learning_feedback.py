@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from api_support import demo_model, make_api
 
 from annae.kb import entries
 from annae.learning import feedback
@@ -11,18 +10,6 @@ from annae.store.db import get_engine, session_scope
 
 OUT_OF_SCOPE = "Can you recommend a good dentist near Gangnam station for a root canal?"
 DELIVERY = "How long does delivery take?"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
 
 
 def _entry(api, key: str):

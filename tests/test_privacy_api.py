@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from api_support import demo_model, make_api
+from api_support import make_api
 
 from annae.dialogue import conversations
 from annae.privacy.api import router
 from annae.store.db import get_engine, session_scope
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
 
 
 @pytest.fixture

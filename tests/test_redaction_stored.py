@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-from api_support import demo_model, make_api
 from sqlalchemy import text
 
 from annae.store.db import get_engine
 
 EMAIL = "minji.kim@example.com"
 PHONE = "010-2345-6789"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    return demo_model(tmp_path_factory)
-
-
-@pytest.fixture
-def api(annae_home, db_url, models, monkeypatch):
-    api = make_api(annae_home, db_url, models, monkeypatch)
-    with api.client:
-        yield api
 
 
 def test_messages_are_stored_redacted(api, db_url):
