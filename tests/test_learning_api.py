@@ -50,7 +50,8 @@ def test_clusters_with_the_serving_models_onnx_encoder():
     from annae.nlu.encoder import Encoder
     from annae.nlu.onnx import OnnxEncoder
 
-    onnx = OnnxEncoder(Encoder("bundled").export())
+    onnx = Encoder("bundled").export()
+    assert isinstance(onnx, OnnxEncoder)
     now = utcnow()
     items = [
         Unanswered(i + 1, f"c{i}", t, "en", now, "handoff") for i, t in enumerate(SPONSORING + PETS)
@@ -161,7 +162,7 @@ def test_clusters_page_uses_the_live_models_encoder(api, monkeypatch):
     _unanswered_traffic(api, SPONSORING[:3])
     # the live model here is lexical: give it an encoder only for the clusters call
     live = api.client.app.state.services.holder.get()
-    monkeypatch.setattr(live, "encoder", Counting(Encoder("bundled").export()))
+    monkeypatch.setattr(live, "encoder", Counting(Encoder("bundled").export().exported))
     admin = api.login("root")
     found = api.client.get("/api/v1/learning/clusters", headers=admin).json()["clusters"]
     assert calls and calls[-1] == 3

@@ -33,10 +33,12 @@ def torch_encoder() -> Encoder:
 
 
 def test_onnx_export_gives_the_torch_embeddings(torch_encoder, tmp_path):
-    exported = export(torch_encoder.model)
-    assert exported is not None
+    checked = export(torch_encoder.model)
+    assert checked is not None
+    exported = checked.exported
     reference = torch_encoder.encode(QUESTIONS)
     in_memory = OnnxEncoder(exported).encode(QUESTIONS)
+    np.testing.assert_allclose(checked.encode(QUESTIONS), in_memory, atol=1e-6)
     assert in_memory.shape == reference.shape == (len(QUESTIONS), 384)
     assert (in_memory * reference).sum(1).min() > 0.9999
     folder = exported.write(tmp_path / "enc")
@@ -97,6 +99,8 @@ def test_saved_engine_serves_with_onnx_runtime_without_torch(tmp_path):
     assert (tmp_path / "copy" / "v3" / ENCODER_DIR / "model.onnx").stat().st_size == (
         onnx_file.stat().st_size
     )
+    copied = Engine.load(tmp_path / "copy" / "v3").candidates(["배송 기간이 얼마나 되나요"])[0][0]
+    assert copied.key == here.key and abs(copied.confidence - here.confidence) < 1e-3
 
 
 def test_torch_stays_available(tmp_path):

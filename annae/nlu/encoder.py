@@ -102,11 +102,12 @@ class Encoder:
         emb[order] = np.concatenate(out)
         return emb
 
-    def export(self):
-        """This model exported to ONNX (:class:`annae.nlu.onnx.Exported`), or ``None``."""
+    def export(self, threads: int = 1):
+        """This model exported to ONNX, as an :class:`annae.nlu.onnx.OnnxEncoder` on
+        ``threads`` (checked against torch), or ``None`` where it cannot be exported."""
         from annae.nlu.onnx import export
 
-        return export(self.model)
+        return export(self.model, threads=threads)
 
 
 def release_torch_models() -> None:

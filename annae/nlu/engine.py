@@ -118,14 +118,14 @@ class Engine:
             anchor = [i >= n_questions for i in range(len(labels))]
             norm = [normalize(t)[:MAX_CHARS] for t in texts]
             embeddings = None
-            exported = None
+            onnx_encoder = None
             if features.uses_encoder:
                 workers = train_threads or os.cpu_count() or 1
                 encoder = Encoder(features.encoder, threads=workers)
-                exported = encoder.export() if onnx else None
-                if exported is not None:
+                onnx_encoder = encoder.export(threads=workers) if onnx else None
+                if onnx_encoder is not None:
                     release_torch_models()  # the export is all that is needed from here on
-                    encoder = OnnxEncoder(exported, threads=workers)
+                    encoder = onnx_encoder
                 done = [0]
 
                 def tick(n: int) -> None:
@@ -151,7 +151,7 @@ class Engine:
             features=features.to_dict(),
             encoder_path=_encoder_path(features.encoder),
             encoder_runtime=(
-                None if not features.uses_encoder else "onnxruntime" if exported else "torch"
+                None if not features.uses_encoder else "onnxruntime" if onnx_encoder else "torch"
             ),
             classifier={
                 "type": ("LogisticRegression" if clf.model == "logreg" else "LinearSVC")
@@ -164,7 +164,9 @@ class Engine:
             metrics={**clf.metrics_, "total_fit_seconds": round(time.perf_counter() - start, 2)},
             libraries=library_versions(),
         )
-        serving = OnnxEncoder(exported, threads=threads) if exported is not None else None
+        serving = onnx_encoder  # a session's threads are fixed: one more for other serving threads
+        if onnx_encoder is not None and threads != onnx_encoder.threads:
+            serving = OnnxEncoder(onnx_encoder.exported, threads=threads)
         return cls(clf, answers, info, top_k=top_k, threads=threads, encoder=serving)
 
     # ---- answering ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,39 +54,46 @@ class Exported:
     def write(self, folder: Path, link_from: list[Path] = ()) -> Path:
         """Write into ``folder``; an identical ``model.onnx`` in ``link_from`` is hard-linked."""
         folder.mkdir(parents=True, exist_ok=True)
+        digest = self.sha256
         target = folder / MODEL_FILE
-        if target.exists():
-            target.unlink()
+        target.unlink(missing_ok=True)
         for other in link_from:
-            candidate = other / MODEL_FILE
             try:
-                same = json.loads((other / CONFIG_FILE).read_text()).get("sha256") == self.sha256
-                if same and candidate.stat().st_size == len(self.model):
-                    os.link(candidate, target)
+                if json.loads((other / CONFIG_FILE).read_text()).get("sha256") == digest:
+                    _link_or_copy(other / MODEL_FILE, target)
                     break
             except (OSError, ValueError):
                 continue
         if not target.exists():
             target.write_bytes(self.model)
         (folder / TOKENIZER_FILE).write_text(self.tokenizer)
-        (folder / CONFIG_FILE).write_text(json.dumps({**self.config, "sha256": self.sha256}))
+        (folder / CONFIG_FILE).write_text(json.dumps({**self.config, "sha256": digest}))
         return folder
 
 
-def export(st_model) -> Exported | None:
-    """Export a loaded ``SentenceTransformer`` (pooling and normalisation included)."""
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the file system allows one, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def export(st_model, threads: int = 1) -> OnnxEncoder | None:
+    """Export a loaded ``SentenceTransformer`` (pooling and normalisation included) and return
+    it as an :class:`OnnxEncoder` on ``threads``, once checked against torch."""
     try:
         exported = _export(st_model)
     except Exception as exc:  # noqa: BLE001 - any failure means: keep torch
         log.warning("encoder not exported to ONNX (%s); serving with torch", exc)
         return None
-    encoder = OnnxEncoder(exported, threads=1)
+    encoder = OnnxEncoder(exported, threads=threads)
     reference = np.asarray(st_model.encode(PROBES, normalize_embeddings=True))
     cos = (encoder.encode(PROBES) * reference).sum(1)
     if cos.min() < AGREEMENT:
         log.warning("ONNX export disagrees with torch (cosine %.5f); serving with torch", cos.min())
         return None
-    return exported
+    return encoder
 
 
 def _export(st_model) -> Exported:
@@ -166,22 +174,17 @@ class OnnxEncoder:
     def dim(self) -> int:
         return int(self.config["dim"])
 
-    @property
-    def sha256(self) -> str:
-        return self.exported.sha256 if self.exported else self.config["sha256"]
-
     def save(self, folder: Path, link_from: list[Path] = ()) -> Path:
         """Write the encoder files into ``folder`` (hard links where an identical copy exists)."""
+        folder = Path(folder)
         if self.exported is not None:
             return self.exported.write(folder, link_from)
-        if self.folder is None or Path(folder).resolve() == self.folder.resolve():
-            return Path(folder)
-        source = Exported(
-            (self.folder / MODEL_FILE).read_bytes(),
-            (self.folder / TOKENIZER_FILE).read_text(),
-            {k: v for k, v in self.config.items() if k != "sha256"},
-        )
-        return source.write(folder, [self.folder, *link_from])
+        if folder.resolve() != self.folder.resolve():  # loaded from disk: link its own files
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):
+                (folder / name).unlink(missing_ok=True)
+                _link_or_copy(self.folder / name, folder / name)
+        return folder
 
     def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
         """Embed ``texts``; ``progress(n_done)`` is called after each batch."""
