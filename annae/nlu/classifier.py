@@ -25,7 +25,7 @@ from annae.nlu.features import FeatureConfig, LexicalFeatures, morphemes, stack
 
 OOS = "oos"
 SMALL_DATA = 3000
-"""Below this many examples: logistic regression, and the embedding weight is chosen by CV."""
+"""Below this many examples the linear model and the embedding weight are chosen by CV."""
 EMBEDDING_WEIGHTS = (1.5, 3.0)
 """Candidate embedding weights for the SVM (small data)."""
 LOGREG_WEIGHTS = (2.0, 4.0)
@@ -172,9 +172,10 @@ class IntentClassifier:
         """(linear model, embedding weight) pairs to compare by cross-validation."""
         weight = self.features.embedding_weight
         small = n < SMALL_DATA
-        models = ["logreg", "svm"] if self.model == "auto" and small else [self.model]
-        if self.model == "auto" and not small:
-            models = ["svm"]
+        if self.model != "auto":
+            models = [self.model]
+        else:
+            models = ["logreg", "svm"] if small else ["svm"]
         out = []
         for model in models:  # logistic regression first: it wins ties
             grid = LOGREG_WEIGHTS if model == "logreg" else EMBEDDING_WEIGHTS
