@@ -106,28 +106,13 @@ def _entry_answer(session: Session, entry_id: int) -> str | None:
     return entry.answer if entry.active else None
 
 
-def customer_turn(
+async def customer_turn(
     conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None
 ) -> dict:
-    """Authorize, rate-limit, store the turn and the bot's reply; publish events after commit."""
-    svc = services(conn)
-    limit(conn, "ip", client_ip(conn))
-    decision, failure = None, "no_model"
-    engine = svc.holder.get() if body.text is not None else None
-    if engine is not None:
-        try:  # before the transaction: the question may wait for a batch
-            decision = svc.decider.decide(engine, body.text)
-        except Exception:
-            log.exception("the engine failed on a customer message")
-            failure = "engine_error"
-    return store_turn(conn, conv_id, body, token, channel, decision, failure)
+    """Authorize, rate-limit, store the turn and the bot's reply; publish events after commit.
 
-
-async def customer_turn_async(
-    conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None
-) -> dict:
-    """:func:`customer_turn` for the event loop: the question waits for its batch without
-    holding a worker thread; only the database work runs in one."""
+    On the event loop: the question waits for its batch (before the transaction) without
+    holding a worker thread; only the database work (and a Redis rate limit) runs in one."""
     svc = services(conn)
     if svc.limiter.blocks("ip"):
         await run_in_threadpool(limit, conn, "ip", client_ip(conn))
@@ -201,9 +186,11 @@ def create_conversation(request: Request, body: CreateIn | None = None) -> dict:
 
 
 @router.post("/conversations/{conv_id}/messages")
-def post_message(conv_id: str, body: MessageIn, request: Request) -> dict:
+async def post_message(conv_id: str, body: MessageIn, request: Request) -> dict:
     """A customer turn: a question, a clarify choice, or asking for a person → the bot's reply."""
-    return customer_turn(request, conv_id, body, bearer_token(request), api_key_channel(request))
+    return await customer_turn(
+        request, conv_id, body, bearer_token(request), api_key_channel(request)
+    )
 
 
 @router.get("/conversations/{conv_id}/messages")
@@ -262,7 +249,7 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
                 "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
             )
         try:
-            reply = await customer_turn_async(ws, conv_id, body, token, channel)
+            reply = await customer_turn(ws, conv_id, body, token, channel)
         except ApiError as exc:
             return error_frame(exc.code, exc.message)
         metrics.observe_request("WS", "/api/v1/conversations/{conv_id}/ws", 200, started)
