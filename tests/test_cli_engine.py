@@ -90,6 +90,7 @@ def test_eval_json_contract(banking_files, monkeypatch):
     assert 0.5 <= data["in_scope_accuracy"] <= 1.0
     assert 0.0 <= data["oos_recall"] <= 1.0
     assert data["latency_ms_p50"] <= data["latency_ms_p99"]
+    assert data["classifier"] in ("logreg", "svm")
     get_settings.cache_clear()
 
 

@@ -97,6 +97,7 @@ def evaluate(
         "latency_ms_p99": round(float(np.percentile(latencies, 99)), 2) if latencies else None,
         "latency_n": len(latencies),
         "encoder": engine.classifier.features.encoder,
+        "classifier": engine.classifier.model,
     }
 
 
