@@ -9,7 +9,7 @@ import shutil
 import httpx
 import pytest
 from browser_fixtures import LiveServer
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 expect.set_options(timeout=15_000)
@@ -173,6 +173,60 @@ def _chrome_texts(page) -> list[str]:
     return [t for t in main.locator(parts).all_inner_texts() if t.strip()]
 
 
+ANALYTICS_LABELS = {
+    "ko": {
+        "title": "통계 · Annae",
+        "h1": "통계",
+        "filters": ["시작일", "종료일 (해당일 제외)", "언어"],
+        "apply": "적용",
+        "tile": "자동 해결률",
+        "tile_count": r"자동 해결 \d+건",
+        "low_confidence": "도우미 확신 낮음",
+        "size": r"^질문 \d+개$",
+        "trend": r"(증가|감소|유지): 이번 주 \d+건, 지난주 \d+건",
+        "create": "항목 만들기",
+        "retrain": "다시 학습 (검증 후 적용)",
+        "version": "버전",
+        "live": "적용 중",
+        "rollback": "적용하기",
+    },
+    "en": {
+        "title": "Analytics · Annae",
+        "h1": "Analytics",
+        "filters": ["From", "To (exclusive)", "Language"],
+        "apply": "Apply",
+        "tile": "Containment rate",
+        "tile_count": r"\d+ contained",
+        "low_confidence": "bot unsure",
+        "size": r"^\d+ questions$",
+        "trend": r"(rising|falling|steady): \d+ this week, \d+ last week",
+        "create": "Create entry",
+        "retrain": "Retrain (gated)",
+        "version": "version",
+        "live": "live",
+        "rollback": "Make live",
+    },
+}
+
+
+def _expect_analytics_labels(page: Page, topic, labels: dict) -> None:
+    """The analytics page's own interface text, in one language (``ANALYTICS_LABELS``)."""
+    expect(page).to_have_title(labels["title"])
+    expect(page.locator("main h1")).to_have_text(labels["h1"])
+    expect(page.locator(".filters label > span")).to_have_text(labels["filters"])
+    expect(page.locator(".filters button")).to_have_text(labels["apply"])
+    expect(page.locator(".tile > span.muted").nth(1)).to_have_text(labels["tile"])
+    expect(page.locator(".tile").nth(1)).to_contain_text(re.compile(labels["tile_count"]))
+    expect(page.locator("td[data-reason=low_confidence]")).to_have_text(labels["low_confidence"])
+    expect(topic.locator(".tag").first).to_have_text(re.compile(labels["size"]))
+    expect(topic).to_contain_text(re.compile(labels["trend"]))
+    expect(topic.locator("[data-create-entry]")).to_have_text(labels["create"])
+    expect(page.locator("#gated-retrain")).to_have_text(labels["retrain"])
+    expect(page.locator("#models th").first).to_have_text(labels["version"])
+    expect(page.locator("#models [data-status=live]")).to_have_text(labels["live"])
+    expect(page.locator("[data-rollback=v90]")).to_have_text(labels["rollback"])
+
+
 def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer) -> None:
     server = sqlite_server
     _handed_off(server, BUSAN)  # an unanswered topic (the label test may run alone or not at all)
@@ -184,25 +238,10 @@ def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer
     try:
         page = ctx.new_page()
         _login(page, server, server.admin, "/console/analytics")
-        expect(page).to_have_title("통계 · Annae")
-        expect(page.locator("main h1")).to_have_text("통계")
-        expect(page.locator(".filters label > span")).to_have_text(
-            ["시작일", "종료일 (해당일 제외)", "언어"]
-        )
-        expect(page.locator(".filters button")).to_have_text("적용")
-        expect(page.locator(".tile > span.muted").nth(1)).to_have_text("자동 해결률")
-        expect(page.locator(".tile").nth(1)).to_contain_text(re.compile(r"자동 해결 \d+건"))
-        expect(page.locator(".legend")).to_have_text(re.compile(r"자동 해결\s+상담원 연결\s+기타"))
-        expect(page.locator("td[data-reason=low_confidence]")).to_have_text("도우미 확신 낮음")
         topic = page.locator(".cluster", has_text=BUSAN)
-        expect(topic.locator(".tag").first).to_have_text(re.compile(r"^질문 \d+개$"))
-        expect(topic).to_contain_text(re.compile(r"(증가|감소|유지): 이번 주 \d+건, 지난주 \d+건"))
-        expect(topic.locator("[data-create-entry]")).to_have_text("항목 만들기")
-        expect(page.locator("#gated-retrain")).to_have_text("다시 학습 (검증 후 적용)")
-        expect(page.locator("#models th").first).to_have_text("버전")
-        expect(page.locator("#models [data-status=live]")).to_have_text("적용 중")
+        _expect_analytics_labels(page, topic, ANALYTICS_LABELS["ko"])
+        expect(page.locator(".legend")).to_have_text(re.compile(r"자동 해결\s+상담원 연결\s+기타"))
         expect(page.locator("#models [data-status=saved]")).to_have_text("보관됨")
-        expect(page.locator("[data-rollback=v90]")).to_have_text("적용하기")
         english = [t for t in _chrome_texts(page) if ENGLISH.search(t.replace("CSV", ""))]
         assert english == []
 
@@ -226,27 +265,10 @@ def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer
         # the toggle re-labels everything without a reload, the numbers included
         page.click("[data-lang-toggle]")
         expect(page.locator("html")).to_have_attribute("lang", "en")
-        expect(page).to_have_title("Analytics · Annae")
-        expect(page.locator("main h1")).to_have_text("Analytics")
-        expect(page.locator(".filters label > span")).to_have_text(
-            ["From", "To (exclusive)", "Language"]
-        )
-        expect(page.locator(".filters button")).to_have_text("Apply")
-        expect(page.locator(".tile > span.muted").nth(1)).to_have_text("Containment rate")
-        expect(page.locator(".tile").nth(1)).to_contain_text(re.compile(r"\d+ contained"))
-        expect(page.locator("td[data-reason=low_confidence]")).to_have_text("bot unsure")
-        expect(topic.locator(".tag").first).to_have_text(re.compile(r"^\d+ questions$"))
-        expect(topic).to_contain_text(
-            re.compile(r"(rising|falling|steady): \d+ this week, \d+ last week")
-        )
-        expect(topic.locator("[data-create-entry]")).to_have_text("Create entry")
+        _expect_analytics_labels(page, topic, ANALYTICS_LABELS["en"])
         expect(topic.locator(".tag-ok")).to_have_text(
             re.compile(r"^entry \S+ created, \d+ examples$")
         )
-        expect(page.locator("#gated-retrain")).to_have_text("Retrain (gated)")
-        expect(page.locator("#models th").first).to_have_text("version")
-        expect(page.locator("#models [data-status=live]")).to_have_text("live")
-        expect(page.locator("[data-rollback=v90]")).to_have_text("Make live")
         korean = [t for t in _chrome_texts(page) if HANGUL.search(t)]
         assert korean == []
         with page.expect_event("dialog") as asked:
