@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,6 +16,7 @@ from annae.nlu.classifier import IntentClassifier, TrainingError
 from annae.nlu.encoder import Encoder
 from annae.nlu.engine import ENCODER_DIR, Engine
 from annae.nlu.features import FeatureConfig
+from annae.nlu.integrity import ModelIntegrityError
 from annae.nlu.onnx import OnnxEncoder, export
 
 QUESTIONS = [
@@ -101,6 +103,21 @@ def test_saved_engine_serves_with_onnx_runtime_without_torch(tmp_path):
     )
     copied = Engine.load(tmp_path / "copy" / "v3").candidates(["배송 기간이 얼마나 되나요"])[0][0]
     assert copied.key == here.key and abs(copied.confidence - here.confidence) < 1e-3
+    # the manifest records every file's SHA-256; a tampered model.onnx is refused at load
+    manifest = json.loads((tmp_path / "v2" / "manifest.json").read_text())
+    assert set(manifest["files"]) >= {"encoder/model.onnx", "classifier.joblib", "answers.json"}
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tmp_path / "v2", tampered)  # a real copy, not the shared hard link
+    with (tampered / ENCODER_DIR / "model.onnx").open("r+b") as fh:
+        fh.seek(-100, os.SEEK_END)
+        byte = fh.read(1)
+        fh.seek(-100, os.SEEK_END)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelIntegrityError, match=r"encoder/model\.onnx has SHA-256"):
+        Engine.load(tampered)
+    assert (
+        Engine.load(tmp_path / "v2").candidates(["배송 기간이 얼마나 되나요"])[0][0].key == here.key
+    )
 
 
 def test_torch_stays_available(tmp_path):

