@@ -13,6 +13,7 @@ from rich.table import Table
 
 from annae.kb.cli import app as kb_app
 from annae.learning import cli as learning_cli
+from annae.ops import cli as ops_cli
 from annae.privacy.cli import app as privacy_app
 from annae.progress import progress_bar as _progress_bar
 from annae.recommend.cli import app as rec_app
@@ -30,6 +31,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(web_cli.user_app, name="user")
 web_cli.register(app)
 learning_cli.register(app)
+ops_cli.register(app)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis URL for live events across processes."
     )
+    erasure_log: Path | None = Field(
+        default=None,
+        description="Append-only log of erasures that restores re-apply; default home/erasures.jsonl.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signing key; default a random key kept in home."
     )

@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session
 from annae.privacy.redact import redact_text
 from annae.store.tables.privacy import AuditEvent, AuditLogIsAppendOnly
 
-__all__ = ["AuditError", "AuditLogIsAppendOnly", "customer_ref", "record", "query", "to_dict"]
+__all__ = [
+    "AuditError",
+    "AuditLogIsAppendOnly",
+    "customer_ref",
+    "ensure_key",
+    "record",
+    "query",
+    "to_dict",
+]
 
 CONTENT_KEYS = frozenset(
     {"text", "content", "message", "messages", "body", "transcript", "question", "answer", "reply"}
@@ -51,6 +59,12 @@ def _key(home: Path) -> bytes:
         with os.fdopen(fd, "wb") as fh:
             fh.write(key)
         return key
+
+
+def ensure_key(home: Path) -> Path:
+    """Create the pseudonym key now if it does not exist yet (a backup must carry it); its path."""
+    _key(Path(home))
+    return Path(home) / "privacy.key"
 
 
 def customer_ref(customer_id: str, home: Path | None = None) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from annae.privacy import audit, consent
+from annae.privacy import audit, consent, erasures
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.kb import KBExample
 from annae.store.tables.recommend import RecCustomer, RecInteraction
@@ -314,6 +314,8 @@ def erase_customer(
                 "examples": report.examples,
             },
         )
+    # outside the database, so that restoring an older backup cannot bring the customer back
+    erasures.append(erasures.log_path(settings), ref, utcnow())
 
     say("checking models")
     nlu = ModelRegistry(settings.models_dir)
