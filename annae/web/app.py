@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annae import __version__
 from annae.dialogue.conversations import ConversationError
+from annae.logs import RequestIdMiddleware
 from annae.settings import Settings, get_settings
 from annae.store.db import get_engine
 from annae.web import metrics
@@ -249,4 +250,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CSRFCookieMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every line of a request has its id
     return app

@@ -31,7 +31,11 @@ def _db():
 
 
 def serve_forever(
-    host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info"
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = True,
 ) -> None:
     """Migrate the database, then run uvicorn with ``workers`` processes until interrupted."""
     import uvicorn
@@ -45,6 +49,8 @@ def serve_forever(
         # a worker imports torch and loads the model before it answers the supervisor's pings;
         # on a busy 2-core machine that takes longer than uvicorn's default of 5 s
         options["timeout_worker_healthcheck"] = 120
+    from annae import logs
+
     uvicorn.run(
         "annae.web.app:create_app",
         factory=True,
@@ -52,8 +58,9 @@ def serve_forever(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=logs.config(log_level),  # JSON lines, the same for uvicorn's access log
         proxy_headers=True,
-        access_log=False,
+        access_log=access_log,
         **options,
     )
 
@@ -68,10 +75,13 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(
             1, min=1, max=64, help="Worker processes (use PostgreSQL and Redis for >1)."
         ),
-        log_level: str = typer.Option("info", help="uvicorn log level."),
+        log_level: str = typer.Option("info", help="Log level (JSON lines on stderr)."),
+        access_log: bool = typer.Option(
+            True, "--access-log/--no-access-log", help="One JSON line per request."
+        ),
     ) -> None:
         """Run the chat, console and API service (FastAPI + uvicorn)."""
-        serve_forever(host, port, workers, log_level)
+        serve_forever(host, port, workers, log_level, access_log)
 
 
 def _read_password(password_stdin: bool) -> str:

@@ -18,6 +18,7 @@ from annae.agents import desk, users
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import ConversationError
+from annae.logs import set_conversation, text_field
 from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
 from annae.web import metrics
@@ -113,6 +114,7 @@ async def customer_turn(
 
     On the event loop: the question waits for its batch (before the transaction) without
     holding a worker thread; only the database work (and a Redis rate limit) runs in one."""
+    set_conversation(conv_id)
     svc = services(conn)
     if svc.limiter.blocks("ip"):
         await run_in_threadpool(limit, conn, "ip", client_ip(conn))
@@ -126,9 +128,19 @@ async def customer_turn(
         except Exception:
             log.exception("the engine failed on a customer message")
             failure = "engine_error"
-    return await run_in_threadpool(
+    reply = await run_in_threadpool(
         store_turn, conn, conv_id, body, token, channel, decision, failure
     )
+    log.info(
+        "turn",
+        extra={
+            "type": reply["type"],
+            "reason": reply.get("reason"),
+            "confidence": reply.get("confidence"),
+            **text_field(body.text),
+        },
+    )
+    return reply
 
 
 def store_turn(
