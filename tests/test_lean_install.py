@@ -63,10 +63,12 @@ def test_lean_install_serves_a_model_trained_elsewhere(models, tmp_path):
     prepare_home(home, database, "none", models)  # the demo KB and the shared trained model
     port = free_port()
     env.update(ANNAE_HOME=str(home), ANNAE_DATABASE_URL=database, OMP_NUM_THREADS="1")
+    # the container image's steps: its entrypoint waits for the database, migrates, serves
+    env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", ANNAE_PORT=str(port), ANNAE_BIND="127.0.0.1")
     log = (tmp_path / "serve.log").open("wb")
     started = time.monotonic()
     proc = subprocess.Popen(
-        [str(venv / "bin" / "annae"), "serve", "--port", str(port)],
+        ["sh", str(ROOT / "deploy" / "container" / "entrypoint.sh"), "serve"],
         env=env,
         cwd=tmp_path,
         stdout=log,
@@ -100,3 +102,12 @@ def test_lean_install_serves_a_model_trained_elsewhere(models, tmp_path):
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+    # every line the service wrote is one JSON object; the access log is among them
+    lines = [json.loads(line) for line in (tmp_path / "serve.log").read_text().splitlines()]
+    assert lines[0] == {"level": "info", "logger": "annae-entrypoint", "event": "database migrated"}
+    assert any(
+        line["logger"] == "uvicorn.access" and line["path"] == "/readyz" and line["status"] == 200
+        for line in lines
+    )
+    turn = next(line for line in lines if line["event"] == "turn")
+    assert turn["conversation_id"] == conv["id"] and "text" not in turn
