@@ -37,7 +37,7 @@ HANDLER_FILTERS: list[Callable[[], logging.Filter]] = [RedactingFilter]
 FIELDS = ("client", "method", "path", "status", "conversation_id", "type", "reason")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ACCESS = re.compile(r'^(\S+) - "(\S+) (\S+) HTTP/[\d.]+" (\d{3})$')
-_STD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
