@@ -28,6 +28,7 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(rec_app, name="rec")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(web_cli.user_app, name="user")
+app.add_typer(web_cli.widget_app, name="widget")
 web_cli.register(app)
 learning_cli.register(app)
 
