@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import secrets
 import shutil
@@ -237,13 +238,19 @@ def shop_site(tmp_path) -> Iterator[callable]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
-    def page(annae_url: str, lang: str = "en") -> str:
+    def page(annae_url: str, lang: str = "en", attrs: dict[str, str] | None = None) -> str:
+        """Write the page (``attrs``: more data-* attributes on the widget's script tag)."""
+        extra = "".join(
+            f" data-{name}='{html.escape(value, quote=True)}'"
+            for name, value in (attrs or {}).items()
+        )
         (root / "index.html").write_text(
             "<!doctype html><html><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             "<title>Gift shop</title></head><body style='font-family:sans-serif;margin:40px'>"
             "<h1>Annae Gift Shop</h1><p>Handmade presents, wrapped with care.</p>"
-            f"<script src='{annae_url}/widget.js' data-annae-url='{annae_url}' data-lang='{lang}'></script>"
+            f"<script src='{annae_url}/widget.js' data-annae-url='{annae_url}' data-lang='{lang}'"
+            f"{extra}></script>"
             "</body></html>",
             encoding="utf-8",
         )
