@@ -120,7 +120,7 @@ def _questions() -> list[str]:
 def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from annae.privacy import consent
-    from annae.recommend import record_entry_interest, recommend_for_entry, suggest_for_entry
+    from annae.recommend import recommend_for_entry, record_entry_interest, suggest_for_entry
     from annae.store.db import session_scope
 
     load = os.getloadavg()[0]
