@@ -29,16 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.bench_recommend import DATA, SPLIT
 from benchmarks.report import table, write_section
 
-DATA = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "datasets"
-    / "online-retail"
-    / "online_retail.csv.gz"
-)
-SPLIT = "2011-11-01"
 CARDS = 3
 LINKED = 10
 EARLIER = 3000

@@ -10,13 +10,11 @@ import re
 
 import httpx
 import pytest
-from browser_fixtures import LiveServer
+from browser_fixtures import LiveServer, link_two_products, login
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from annae.agents import identity
-from annae.privacy import consent
-from annae.recommend.store import link_entry, upsert_product
 from annae.store.db import get_engine, session_scope
 from annae.store.tables.recommend import RecInteraction
 from annae.store.tables.service import Conversation
@@ -25,17 +23,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 expect.set_options(timeout=15_000)
 QUESTION = "How long does delivery take?"
 CUSTOMER = "cust-77"
-
-
-def _answer_entry(server: LiveServer) -> int:
-    conv = httpx.post(server.url + "/api/v1/conversations", json={"language": "en"}).json()
-    reply = httpx.post(
-        f"{server.url}/api/v1/conversations/{conv['id']}/messages",
-        json={"text": QUESTION},
-        headers={"Authorization": f"Bearer {conv['token']}"},
-    ).json()
-    assert reply["type"] == "answer", reply
-    return reply["entry_id"]
 
 
 def _ask_in_widget(page, shop_url: str):
@@ -59,13 +46,8 @@ def test_signed_widget_verified_in_console_and_forgery_stays_anonymous(
 ) -> None:
     server = sqlite_server
     secret = identity.rotate_secret(server.home)  # `annae widget secret` on the service's home
-    entry_id = _answer_entry(server)
+    link_two_products(server, QUESTION, CUSTOMER)
     engine = get_engine(server.database)
-    with session_scope(engine) as s:
-        upsert_product(s, "GW1", name="Gift wrap", price=2.5)
-        upsert_product(s, "EX1", name="Express delivery", price=4.0)
-        link_entry(s, entry_id, ["EX1", "GW1"])
-        consent.grant(s, CUSTOMER, "marketing", text_version="test-v1")
     signature = identity.sign(secret, CUSTOMER)  # what the shop's server computes
     earlier = httpx.post(
         server.url + "/api/v1/conversations",
@@ -92,12 +74,7 @@ def test_signed_widget_verified_in_console_and_forgery_stays_anonymous(
         assert conv.customer_name == "Mina Park" and conv.customer_email == "m@p.kr"
 
         agent = ctx.new_page()
-        agent.goto(server.url + "/console")
-        expect(agent).to_have_url(re.compile(r"/console/login\?next="))
-        agent.fill("#username", server.agent[0])
-        agent.fill("#password", server.agent[1])
-        agent.click("#login-form button[type=submit]")
-        expect(agent).to_have_url(server.url + "/console")
+        login(agent, server, server.agent)
         agent.goto(f"{server.url}/console#c={conv.id}")
         agent.reload()
         badge = agent.locator("#conv-meta .verified")
