@@ -133,6 +133,18 @@ def test_cards_only_right_after_an_answer_never_on_hand_offs(shop):
     assert _cards(shop, anon_id, anon).json()["items"] == []  # no answer yet
 
 
+def test_a_channel_id_too_long_for_the_recommender_still_gets_cards(shop):
+    long_id = "u" * 150  # a channel may use 200 characters; recommendation ids hold 100
+    conv_id, headers = _identified(shop, long_id)
+    body = _cards(shop, conv_id, headers).json()
+    assert body["kind"] == "personal" and len(body["items"]) == 3
+    with session_scope(shop.engine) as s:
+        assert (
+            s.scalars(select(RecInteraction).where(RecInteraction.kind == "conversation")).all()
+            == []
+        )
+
+
 def test_the_deployment_switch_turns_cards_off(annae_home, db_url, models, monkeypatch):
     from api_support import make_api
 

@@ -118,15 +118,23 @@ def entry_cards(conv_id: str, request: Request, entry_id: int = Query(ge=1, le=2
         try:
             if consent:
                 items = recommend_for_entry(session, saved, entry_id, conv.customer_id, CARDS)
-                if items and not has_entry_interest(
-                    session, conv.customer_id, entry_id, conv.created_at
-                ):
-                    record_entry_interest(session, entry_id, conv.customer_id)
             else:
                 items = suggest_for_entry(session, saved, entry_id, CARDS)
         except RecommendError as exc:
             raise ApiError(422, "invalid", str(exc)) from exc
+        if consent and items:
+            _note_interest(session, conv, entry_id)
         return {**out, "kind": kind, "items": [card(i, kind) for i in items]}
+
+
+def _note_interest(session: Session, conv, entry_id: int) -> None:
+    """Record a consenting customer's interest in the entry once per conversation; an id the
+    recommendation tables cannot hold (a channel's id over 100 characters) keeps its cards."""
+    try:
+        if not has_entry_interest(session, conv.customer_id, entry_id, conv.created_at):
+            record_entry_interest(session, entry_id, conv.customer_id)  # checks the id first
+    except RecommendError:
+        log.warning("interest not recorded for conversation %s: customer id too long", conv.id)
 
 
 @router.post("/conversations/{conv_id}/products/{product_id}/click", status_code=204)
