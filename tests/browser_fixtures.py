@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -237,13 +239,19 @@ def shop_site(tmp_path) -> Iterator[callable]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
-    def page(annae_url: str, lang: str = "en") -> str:
+    def page(annae_url: str, lang: str = "en", attrs: dict[str, str] | None = None) -> str:
+        """Write the page (``attrs``: more data-* attributes on the widget's script tag)."""
+        extra = "".join(
+            f" data-{name}='{html.escape(value, quote=True)}'"
+            for name, value in (attrs or {}).items()
+        )
         (root / "index.html").write_text(
             "<!doctype html><html><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             "<title>Gift shop</title></head><body style='font-family:sans-serif;margin:40px'>"
             "<h1>Annae Gift Shop</h1><p>Handmade presents, wrapped with care.</p>"
-            f"<script src='{annae_url}/widget.js' data-annae-url='{annae_url}' data-lang='{lang}'></script>"
+            f"<script src='{annae_url}/widget.js' data-annae-url='{annae_url}' data-lang='{lang}'"
+            f"{extra}></script>"
             "</body></html>",
             encoding="utf-8",
         )
@@ -257,6 +265,46 @@ def shop_site(tmp_path) -> Iterator[callable]:
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args) -> None:  # noqa: A002
         pass
+
+
+def answered_entry(server: LiveServer, question: str) -> int:
+    """The entry id the running service answers ``question`` with (asked in a new conversation)."""
+    conv = httpx.post(server.url + "/api/v1/conversations", json={"language": "en"}).json()
+    reply = httpx.post(
+        f"{server.url}/api/v1/conversations/{conv['id']}/messages",
+        json={"text": question},
+        headers={"Authorization": f"Bearer {conv['token']}"},
+    ).json()
+    assert reply["type"] == "answer", reply
+    return reply["entry_id"]
+
+
+def link_two_products(server: LiveServer, question: str, customer: str) -> int:
+    """Link "Express delivery" (EX1) and "Gift wrap" (GW1) to the entry that answers ``question``
+    and give ``customer`` marketing consent; returns the entry id."""
+    from annae.privacy import consent
+    from annae.recommend.store import link_entry, upsert_product
+
+    entry_id = answered_entry(server, question)
+    engine = get_engine(server.database)
+    with session_scope(engine) as s:
+        upsert_product(s, "GW1", name="Gift wrap", price=2.5)
+        upsert_product(s, "EX1", name="Express delivery", price=4.0)
+        link_entry(s, entry_id, ["EX1", "GW1"])
+        consent.grant(s, customer, "marketing", text_version="test-v1")
+    return entry_id
+
+
+def login(page, server: LiveServer, who: tuple[str, str], target: str = "/console") -> None:
+    """Open a console page, get sent to the sign-in form, sign in, land back on ``target``."""
+    from playwright.sync_api import expect
+
+    page.goto(server.url + target)
+    expect(page).to_have_url(re.compile(r"/console/login\?next="))
+    page.fill("#username", who[0])
+    page.fill("#password", who[1])
+    page.click("#login-form button[type=submit]")
+    expect(page).to_have_url(server.url + target)
 
 
 def screenshot(page, name: str, *, full_page: bool = False) -> None:

@@ -191,5 +191,12 @@ def test_api_key_channel_creates_conversations_for_customers(api):
     assert detail["suggestions"][0]["entry_id"] == r.json()["entry_id"]
     wrong = api.client.post("/api/v1/conversations", json={}, headers={"X-API-Key": "ak_nope"})
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
+    # without a key or a valid widget signature the claim is ignored: an anonymous conversation
     no_key = api.client.post("/api/v1/conversations", json={"customer_id": "u-43"})
-    assert no_key.status_code == 403
+    assert no_key.status_code == 201 and no_key.json()["verified"] is False
+    detail = api.client.get(f"/api/v1/conversations/{no_key.json()['id']}", headers=agent).json()
+    assert detail["customer_id"] is None and detail["verified"] is False
+    too_long = api.client.post(
+        "/api/v1/conversations", json={"customer_id": "u" * 201}, headers={"X-API-Key": key}
+    )
+    assert too_long.status_code == 422

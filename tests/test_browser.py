@@ -10,7 +10,7 @@ import re
 
 import httpx
 import pytest
-from browser_fixtures import LiveServer, screenshot
+from browser_fixtures import LiveServer, login, screenshot
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -20,16 +20,6 @@ expect.set_options(timeout=15_000)
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 667}
 HANGUL = re.compile(r"[가-힣]")
-
-
-def login(page: Page, server: LiveServer, who: tuple[str, str], target: str = "/console") -> None:
-    """Open a console page, get sent to the sign-in form, sign in, land back on ``target``."""
-    page.goto(server.url + target)
-    expect(page).to_have_url(re.compile(r"/console/login\?next="))
-    page.fill("#username", who[0])
-    page.fill("#password", who[1])
-    page.click("#login-form button[type=submit]")
-    expect(page).to_have_url(server.url + target)
 
 
 def ask(page: Page, text: str) -> None:

@@ -5,17 +5,14 @@ entry linked to products and sees the cards; a click is recorded; an agent's sug
 from __future__ import annotations
 
 import json
-import re
 
 import httpx
 import pytest
-from browser_fixtures import LiveServer
+from browser_fixtures import LiveServer, link_two_products, login
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from annae.agents.users import create_api_key
-from annae.privacy import consent
-from annae.recommend.store import link_entry, upsert_product
 from annae.store.db import get_engine, session_scope
 from annae.store.tables.recommend import RecInteraction
 
@@ -24,26 +21,11 @@ expect.set_options(timeout=15_000)
 QUESTION = "How long does delivery take?"
 
 
-def _entry_for(server: LiveServer, question: str) -> int:
-    conv = httpx.post(server.url + "/api/v1/conversations", json={"language": "en"}).json()
-    reply = httpx.post(
-        f"{server.url}/api/v1/conversations/{conv['id']}/messages",
-        json={"text": question},
-        headers={"Authorization": f"Bearer {conv['token']}"},
-    ).json()
-    assert reply["type"] == "answer", reply
-    return reply["entry_id"]
-
-
 def test_consenting_customer_sees_product_cards(browser, sqlite_server: LiveServer) -> None:
     server = sqlite_server
-    entry_id = _entry_for(server, QUESTION)
+    link_two_products(server, QUESTION, "cust-42")
     engine = get_engine(server.database)
     with session_scope(engine) as s:
-        upsert_product(s, "GW1", name="Gift wrap", price=2.5)
-        upsert_product(s, "EX1", name="Express delivery", price=4.0)
-        link_entry(s, entry_id, ["EX1", "GW1"])
-        consent.grant(s, "cust-42", "marketing", text_version="test-v1")
         key = create_api_key(s, "browser-shop")
     conv = httpx.post(
         server.url + "/api/v1/conversations",
@@ -77,12 +59,7 @@ def test_consenting_customer_sees_product_cards(browser, sqlite_server: LiveServ
 
         # the agent's "Suggest products" button in the console; the cards arrive live
         agent = ctx.new_page()
-        agent.goto(server.url + "/console")
-        expect(agent).to_have_url(re.compile(r"/console/login\?next="))
-        agent.fill("#username", server.agent[0])
-        agent.fill("#password", server.agent[1])
-        agent.click("#login-form button[type=submit]")
-        expect(agent).to_have_url(server.url + "/console")
+        login(agent, server, server.agent)
         agent.goto(f"{server.url}/console#c={conv['id']}")
         agent.reload()
         button = agent.locator("#btn-suggest-products")

@@ -51,7 +51,9 @@ def _identified(api, customer: str = "C1", granted: bool = True) -> tuple[str, d
         "/api/v1/conversations", json={"customer_id": customer}, headers={"X-API-Key": api.key}
     )
     assert r.status_code == 201, r.text
-    return r.json()["id"], {"Authorization": f"Bearer {r.json()['token']}"}
+    conv_id, headers = r.json()["id"], {"Authorization": f"Bearer {r.json()['token']}"}
+    assert api.say(conv_id, headers, QUESTION)["entry_id"] == api.entry_id  # cards follow answers
+    return conv_id, headers
 
 
 def _cards(api, conv_id: str, headers: dict, entry_id: int | None = None):
@@ -73,36 +75,118 @@ def _clicks(api, customer: str) -> int:
 
 def test_consenting_customer_gets_three_cards_and_withdrawal_is_immediate(shop):
     conv_id, headers = _identified(shop)
-    reply = shop.say(conv_id, headers, QUESTION)
-    assert reply["entry_id"] == shop.entry_id
     body = _cards(shop, conv_id, headers).json()
-    assert body["consent"] is True and body["reason"] is None
+    assert body["consent"] is True and body["reason"] is None and body["kind"] == "personal"
     assert [c["product_id"] for c in body["items"]] == ["P3", "P4", "P1"]
     assert body["items"][0] == {
         "product_id": "P3",
         "name": "Teapot",
         "price": 12.0,
-        "reason": "about your question",
+        "reason": "for you: about your question",
+        "kind": "personal",
     }
     with session_scope(shop.engine) as s:
         consent.withdraw(s, "C1", "marketing")
     body = _cards(shop, conv_id, headers).json()
-    assert body["consent"] is False and body["items"] == [] and "consent" in body["reason"]
+    assert body["consent"] is False and "consent" in body["reason"]
+    assert body["kind"] == "general" and {c["kind"] for c in body["items"]} == {"general"}
+    assert all(c["reason"].startswith("for everyone: ") for c in body["items"])
 
 
-def test_no_consent_or_no_customer_gives_an_empty_list(shop):
+def test_no_consent_or_no_customer_gets_general_cards_only(shop):
     conv_id, headers = _identified(shop, "C2", granted=False)
     body = _cards(shop, conv_id, headers).json()
-    assert body == {
-        "entry_id": shop.entry_id,
-        "consent": False,
-        "reason": body["reason"],
-        "items": [],
-    }
+    assert body["consent"] is False and body["kind"] == "general"
     assert "marketing consent" in body["reason"]
+    assert [c["product_id"] for c in body["items"]] == ["P3", "P4", "P1"]
+    assert body["items"][0] == {
+        "product_id": "P3",
+        "name": "Teapot",
+        "price": 12.0,
+        "reason": "for everyone: goes with this answer",
+        "kind": "general",
+    }
     anon_id, anon = shop.customer()
+    assert shop.say(anon_id, anon, QUESTION)["entry_id"] == shop.entry_id
     body = _cards(shop, anon_id, anon).json()
     assert body["consent"] is False and "no identified customer" in body["reason"]
+    assert [c["product_id"] for c in body["items"]] == ["P3", "P4", "P1"]
+    # nothing about the visitors was recorded: no interest, no clicks
+    r = shop.client.post(f"/api/v1/conversations/{anon_id}/products/P3/click", headers=anon)
+    assert r.status_code == 204
+    with session_scope(shop.engine) as s:
+        rows = s.scalars(select(RecInteraction).where(RecInteraction.source != "shop.csv")).all()
+    assert rows == []
+
+
+def test_cards_only_right_after_an_answer_never_on_hand_offs(shop):
+    conv_id, headers = _identified(shop)
+    assert _cards(shop, conv_id, headers).json()["items"]
+    other = shop.entry_id + 1
+    body = _cards(shop, conv_id, headers, entry_id=other).json()
+    assert body["items"] == [] and "latest answer" in body["reason"]
+    reply = shop.say(conv_id, headers, "This is useless, I want to complain. Terrible!!")
+    assert reply["type"] == "handoff", reply
+    body = _cards(shop, conv_id, headers).json()
+    assert body["items"] == [] and "latest answer" in body["reason"]
+    anon_id, anon = shop.customer()
+    assert _cards(shop, anon_id, anon).json()["items"] == []  # no answer yet
+
+
+def test_a_channel_id_too_long_for_the_recommender_still_gets_cards(shop):
+    long_id = "u" * 150  # a channel may use 200 characters; recommendation ids hold 100
+    conv_id, headers = _identified(shop, long_id)
+    body = _cards(shop, conv_id, headers).json()
+    assert body["kind"] == "personal" and len(body["items"]) == 3
+    with session_scope(shop.engine) as s:
+        assert (
+            s.scalars(select(RecInteraction).where(RecInteraction.kind == "conversation")).all()
+            == []
+        )
+
+
+def test_the_deployment_switch_turns_cards_off(annae_home, db_url, models, monkeypatch):
+    from api_support import make_api
+
+    off = make_api(annae_home, db_url, models, monkeypatch, ANNAE_CHAT_PRODUCTS="false")
+    with off.client:
+        conv_id, headers = off.customer()
+        entry_id = off.say(conv_id, headers, QUESTION)["entry_id"]
+        body = off.client.get(
+            f"/api/v1/conversations/{conv_id}/products",
+            params={"entry_id": entry_id},
+            headers=headers,
+        ).json()
+    assert body["items"] == [] and "turned off" in body["reason"]
+
+
+def test_personal_interest_feeds_the_aggregate_for_everyone(shop):
+    """Consenting customers' questions count as interest (once per conversation); what at least
+    three of them bought then reaches everyone as "customers who asked about this also bought"."""
+    with session_scope(shop.engine) as s:
+        link_entry(s, shop.entry_id, ["P3"])
+        for cid in ("C7", "C8", "C9"):
+            upsert = [("P2", cid)] + ([("P4", cid)] if cid != "C9" else [])
+            for pid, who in upsert:
+                from annae.recommend.store import record_interaction
+
+                record_interaction(s, who, pid, kind="purchase", source="shop-2")
+    anon_id, anon = shop.customer()
+    shop.say(anon_id, anon, QUESTION)
+    assert [c["product_id"] for c in _cards(shop, anon_id, anon).json()["items"]] == ["P3"]
+    for cid in ("C7", "C8", "C9"):
+        conv_id, headers = _identified(shop, cid)
+        _cards(shop, conv_id, headers)
+        _cards(shop, conv_id, headers)  # asked again in the same conversation: counted once
+    with session_scope(shop.engine) as s:
+        interest = s.scalars(
+            select(RecInteraction.customer_id).where(RecInteraction.kind == "conversation")
+        ).all()
+    assert sorted(interest) == ["C7", "C8", "C9"]
+    items = _cards(shop, anon_id, anon).json()["items"]
+    assert [c["product_id"] for c in items][:2] == ["P3", "P2"]  # P4: only two customers
+    assert items[1]["reason"] == "for everyone: customers who asked about this also bought"
+    assert "P4" not in [c["product_id"] for c in items if "asked" in c["reason"]]
 
 
 def test_deleted_products_and_unknown_entries(shop):
@@ -160,7 +244,7 @@ def test_agent_suggestion_reaches_the_customer_live(shop):
     msg = frame["message"]
     assert msg["sender"] == "agent" and msg["type"] == "products" and msg["author"] == "alice"
     assert 1 <= len(msg["options"]) <= 3
-    assert all(set(c) == {"product_id", "name", "price", "reason"} for c in msg["options"])
+    assert all(set(c) == {"product_id", "name", "price", "reason", "kind"} for c in msg["options"])
     seen = shop.transcript(conv_id, headers)[-1]
     assert seen["type"] == "products" and seen["options"] == msg["options"]
 

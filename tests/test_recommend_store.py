@@ -16,6 +16,7 @@ from annae.recommend.service import (
     recommend,
     recommend_for_entry,
     similar,
+    suggest_for_entry,
 )
 from annae.recommend.store import (
     RecommendError,
@@ -255,4 +256,11 @@ def test_cards_for_an_entry(engine, trained):
         cards = recommend_for_entry(s, trained, entry.id, "C001", k=3)
         assert [c["product_id"] for c in cards[:2]] in (["B01", "B02"], ["B02", "B01"])
         assert len(cards) == 3 and cards[2]["product_id"] not in ("B01", "B02")
+        assert all(c["reason"].startswith("for you: ") for c in cards)
         assert recommend_for_entry(s, trained, 4242, "C001") == []
+        # non-personal cards: no customer goes in, so every visitor gets the same row
+        general = suggest_for_entry(s, trained, entry.id, k=3)
+        assert [c["product_id"] for c in general[:2]] == ["B01", "B02"]  # link order
+        assert len(general) == 3 and general[2]["product_id"] not in ("B01", "B02")
+        assert all(c["reason"].startswith("for everyone: ") for c in general)
+        assert suggest_for_entry(s, trained, 4242) == []

@@ -262,3 +262,48 @@ def test_cli_export_erase_retain_explain(shop, tmp_path) -> None:
     out = runner.invoke(app, ["audit", "--json", "--action", "privacy."])
     actions = [json.loads(line)["action"] for line in out.output.splitlines()]
     assert actions == ["privacy.retain", "privacy.erase", "privacy.export"]
+
+
+def test_erasure_removes_the_widget_link_and_every_recommendation_input(shop) -> None:
+    """A conversation the widget linked to C038 by a signed identity, their interest in an answered
+    entry and a card click: erasure removes the link and each input of the "customers who asked
+    about this also bought" aggregate, which then no longer counts them."""
+    from annae.recommend import asked_also_bought, link_entry, record_entry_interest
+    from annae.recommend.store import upsert_product
+
+    db = shop["db"]
+    with session_scope(db) as s:
+        conv, _token = conversations.create(
+            s,
+            customer_id="C038",
+            verified=True,
+            customer_name="Zebra Kim",
+            customer_email="zebra.kim@example.com",
+        )
+        widget_conv = conv.id
+        upsert_product(s, "LINKED", name="Linked mug")
+        upsert_product(s, "ALSO", name="Also bought tray")
+        shipping = entries.get_entry_by_key(s, "shipping").id
+        link_entry(s, shipping, ["LINKED"])
+        for cid in ("C038", "C001", "C002"):
+            record_entry_interest(s, shipping, cid)
+            record_interaction(s, cid, "ALSO", kind="purchase", source="shop-extra")
+        record_interaction(s, "C038", "LINKED", kind="click", source="chat")
+        assert asked_also_bought(s, shipping, 3, exclude=["LINKED"]) == [("ALSO", 3)]
+        exported = rights.export_customer(s, "C038")
+        widget = next(c for c in exported["conversations"] if c["id"] == widget_conv)
+        assert widget["verified"] is True and widget["customer_email"] == "zebra.kim@example.com"
+        kinds = {(i["kind"], i["source"]) for i in exported["interactions"]}
+        assert ("conversation", f"entry:{shipping}") in kinds and ("click", "chat") in kinds
+    assert "zebra.kim@example.com" in _everything_stored(db)
+
+    report = rights.erase_customer(db, "C038", actor="admin", retrain=False)
+    assert report.conversations == 3
+    stored = _everything_stored(db)
+    assert "C038" not in stored and "Zebra Kim" not in stored and "zebra.kim" not in stored
+    with session_scope(db) as s:
+        assert s.get(Conversation, widget_conv) is None
+        assert asked_also_bought(s, shipping, 3, exclude=["LINKED"]) == []  # 2 customers left
+        assert asked_also_bought(s, shipping, 3, exclude=["LINKED"], min_customers=2) == [
+            ("ALSO", 2)
+        ]

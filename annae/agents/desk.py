@@ -46,6 +46,7 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
         item.update(
             agent=names.get(conv.assigned_agent_id),
             customer_id=conv.customer_id,
+            verified=bool(conv.verified),
             channel=conv.channel,
             waiting_since=convs.iso(conv.waiting_since),
             waiting_seconds=convs.waiting_seconds(conv),
@@ -112,6 +113,7 @@ def detail(session: Session, conv_id: str) -> dict:
         **convs.summary_dict(session, conv),
         "messages": convs.messages(session, conv.id, with_decision=True),
         "suggestions": suggestions(session, conv.id),
+        "previous": convs.previous_of(session, conv),
     }
 
 

@@ -117,8 +117,14 @@ def create(
     language: str | None = None,
     customer_id: str | None = None,
     channel: str = "web",
+    verified: bool = False,
+    customer_name: str | None = None,
+    customer_email: str | None = None,
 ) -> tuple[Conversation, str]:
-    """A new conversation in state ``bot`` and its customer token (returned once, stored hashed)."""
+    """A new conversation in state ``bot`` and its customer token (returned once, stored hashed).
+
+    ``verified`` marks a customer id proven by the shop's signature (``annae.agents.identity``);
+    ``customer_name``/``customer_email`` are what the shop passed along for the agent."""
     token = new_secret()
     now = utcnow()
     conv = Conversation(
@@ -126,6 +132,9 @@ def create(
         token_hash=hash_secret(token),
         customer_id=customer_id,
         channel=channel,
+        verified=verified,
+        customer_name=customer_name,
+        customer_email=customer_email,
         state="bot",
         language=language,
         created_at=now,
@@ -216,10 +225,26 @@ def summary_dict(session: Session, conv: Conversation) -> dict:
         **public_dict(conv),
         "agent": agent_name(session, conv),
         "customer_id": conv.customer_id,
+        "verified": bool(conv.verified),
+        "customer_name": conv.customer_name,
+        "customer_email": conv.customer_email,
         "channel": conv.channel,
         "waiting_since": iso(conv.waiting_since),
         "waiting_seconds": waiting_seconds(conv),
     }
+
+
+def previous_of(session: Session, conv: Conversation, limit: int = 20) -> list[dict]:
+    """The same customer's other conversations, newest first (none for anonymous ones)."""
+    if not conv.customer_id:
+        return []
+    rows = session.scalars(
+        select(Conversation)
+        .where(Conversation.customer_id == conv.customer_id, Conversation.id != conv.id)
+        .order_by(Conversation.created_at.desc(), Conversation.id)
+        .limit(limit)
+    )
+    return [{**public_dict(c), "channel": c.channel} for c in rows]
 
 
 def queue_length(session: Session) -> int:
@@ -433,10 +458,11 @@ def _reply(msg: Message | None, customer_msg: Message, conv: Conversation, **fie
     return base
 
 
-def _last_clarify(session: Session, conv: Conversation) -> Message | None:
+def last_bot_message(session: Session, conv_id: str) -> Message | None:
+    """The bot's latest message in the conversation (an answer, clarify or hand-off), if any."""
     return session.scalar(
         select(Message)
-        .where(Message.conversation_id == conv.id, Message.sender == "bot")
+        .where(Message.conversation_id == conv_id, Message.sender == "bot")
         .order_by(Message.id.desc())
         .limit(1)
     )
@@ -482,7 +508,7 @@ def post_customer(
 
     language = conv.language
     if choice is not None:
-        clarify = _last_clarify(session, conv)
+        clarify = last_bot_message(session, conv.id)
         offered = (
             {o.get("entry_id") for o in (clarify.options or [])}
             if clarify and clarify.type == "clarify"

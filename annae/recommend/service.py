@@ -14,6 +14,7 @@ from annae.recommend.models import Recommender, top_k
 from annae.recommend.registry import SavedModel
 from annae.recommend.store import (
     RecommendError,
+    asked_also_bought,
     entry_products,
     get_customer,
     has_marketing_consent,
@@ -27,6 +28,14 @@ NO_CONSENT = "no marketing consent: this customer has not agreed to product reco
 REASON_BEFORE = "you bought this before"
 REASON_WEEK = "popular this week"
 REASON_POPULAR = "popular with customers"
+PERSONAL, GENERAL = "personal", "general"
+"""Chat cards: ``personal`` from the customer's own history (marketing consent), ``general``
+computed without the visitor's data (the same for everyone asking about the entry)."""
+FOR_YOU = "for you: "
+FOR_EVERYONE = "for everyone: "
+REASON_QUESTION = FOR_YOU + "about your question"
+REASON_LINKED = FOR_EVERYONE + "goes with this answer"
+REASON_ASKED = FOR_EVERYONE + "customers who asked about this also bought"
 
 _GROUPS = {
     "together": ("ease", "ease_recent", "knn", "als"),
@@ -354,13 +363,56 @@ def recommend_for_entry(
             linked, key=lambda p: -scores[c] if (c := model.item_code(p)) is not None else np.inf
         )
     cards = [
-        Item(p, live[p].name, live[p].price, 1.0, "also_like", "about your question").to_dict()
+        Item(p, live[p].name, live[p].price, 1.0, "also_like", REASON_QUESTION).to_dict()
         for p in order[:k]
     ]
     if len(cards) < k and model is not None and linked:
-        for extra in similar(session, saved, linked[0], k=k)["items"]:
-            if len(cards) >= k:
-                break
-            if extra["product_id"] not in {c["product_id"] for c in cards}:
-                cards.append(extra)
+        _fill_similar(session, saved, linked[0], cards, k, FOR_YOU)
+    return cards
+
+
+def _fill_similar(
+    session: Session, saved: SavedModel, product_id: str, cards: list[dict], k: int, prefix: str
+) -> None:
+    """Top ``cards`` up to ``k`` with products bought together with (or like) ``product_id``."""
+    have = {c["product_id"] for c in cards}
+    for extra in similar(session, saved, product_id, k=k)["items"]:
+        if len(cards) >= k:
+            break
+        if extra["product_id"] not in have:
+            cards.append({**extra, "reason": prefix + extra["reason"]})
+            have.add(extra["product_id"])
+
+
+def suggest_for_entry(
+    session: Session, saved: SavedModel | None, entry_id: int, k: int = 3
+) -> list[dict]:
+    """Non-personal cards after an answer about ``entry_id``, for anyone (anonymous visitors,
+    customers without marketing consent): computed without the visitor's data.
+
+    The entry's linked products, then what customers who asked about it also bought (counted
+    over at least :data:`~annae.recommend.store.MIN_GROUP` customers, one slot kept for it when
+    there is any), then products bought together with the first linked one (the model's
+    item-to-item co-purchase, the same for everyone). Empty when the entry has no linked products.
+    """
+    k = _check_k(k)
+    linked = entry_products(session, entry_id)
+    if not linked:
+        return []
+    live = _active(session, linked)
+    linked = [p for p in linked if p in live]
+    asked = asked_also_bought(session, entry_id, k, exclude=linked)
+    take = linked[: k - 1] if asked and len(linked) >= k else linked[:k]
+    cards = [
+        Item(p, live[p].name, live[p].price, 1.0, "also_like", REASON_LINKED).to_dict()
+        for p in take
+    ]
+    found = products_by_id(session, [pid for pid, _n in asked])
+    for pid, n in asked:
+        if len(cards) >= k:
+            break
+        p = found[pid]
+        cards.append(Item(p.id, p.name, p.price, float(n), "also_like", REASON_ASKED).to_dict())
+    if len(cards) < k and saved is not None and saved.model is not None and linked:
+        _fill_similar(session, saved, linked[0], cards, k, FOR_EVERYONE)
     return cards

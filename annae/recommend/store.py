@@ -395,6 +395,65 @@ def entry_products(session: Session, entry_id: int) -> list[str]:
     return list(session.scalars(stmt))
 
 
+MIN_GROUP = 3
+"""A product counts as "customers who asked about this also bought" only when at least this many
+different customers did: the suggestion never reflects one person's purchases."""
+
+
+def asked_also_bought(
+    session: Session,
+    entry_id: int,
+    k: int,
+    *,
+    exclude: Iterable[str] = (),
+    min_customers: int = MIN_GROUP,
+) -> list[tuple[str, int]]:
+    """Active products bought by customers who asked about ``entry_id`` (their conversation
+    interest, :func:`record_entry_interest`), as ``(product id, number of customers)``, most
+    customers first; only products at least ``min_customers`` of them bought."""
+    asked = (
+        select(RecInteraction.customer_id)
+        .where(
+            RecInteraction.source == f"entry:{int(entry_id)}",
+            RecInteraction.kind == "conversation",
+        )
+        .distinct()
+    )
+    n = func.count(func.distinct(RecInteraction.customer_id))
+    stmt = (
+        select(RecInteraction.product_id, n)
+        .join(RecProduct, RecProduct.id == RecInteraction.product_id)
+        .where(
+            RecInteraction.customer_id.in_(asked),
+            RecInteraction.kind == "purchase",
+            RecProduct.active.is_(True),
+        )
+        .group_by(RecInteraction.product_id)
+        .having(n >= min_customers)
+        .order_by(n.desc(), RecInteraction.product_id)
+        .limit(k)
+    )
+    skip = list(exclude)
+    if skip:
+        stmt = stmt.where(RecInteraction.product_id.not_in(skip))
+    return [(pid, int(count)) for pid, count in session.execute(stmt)]
+
+
+def has_entry_interest(session: Session, customer_id: str, entry_id: int, since: datetime) -> bool:
+    """Whether the customer's interest in ``entry_id`` was recorded at or after ``since``."""
+    stmt = (
+        select(RecInteraction.id)
+        .where(
+            RecInteraction.customer_id == str(customer_id).strip(),
+            RecInteraction.source == f"entry:{int(entry_id)}",
+            RecInteraction.kind == "conversation",
+            RecInteraction.at >= since,
+        )
+        .limit(1)
+    )
+    return session.scalar(stmt) is not None
+
+
 def record_entry_interest(session: Session, entry_id: int, customer_id: str) -> int:
     """An answered question about a linked entry counts as interest in its products; returns how many."""
     products = entry_products(session, entry_id)

@@ -18,6 +18,10 @@ apikey_app = typer.Typer(
     help="API keys for server-to-server channels (X-API-Key).", no_args_is_help=True
 )
 user_app.add_typer(apikey_app, name="apikey")
+widget_app = typer.Typer(
+    help="The widget's signed customer identity (the shop signs customer ids with this secret).",
+    no_args_is_help=True,
+)
 console = Console()
 
 
@@ -200,3 +204,44 @@ def apikey_revoke(name: str) -> None:
     from annae.agents.users import revoke_api_key
 
     _change(name, lambda s: revoke_api_key(s, name), "revoked")
+
+
+@widget_app.command("secret")
+def widget_secret(
+    rotate: bool = typer.Option(
+        False, "--rotate", help="Replace an existing secret (signatures made with it stop working)."
+    ),
+) -> None:
+    """Create the widget secret (printed once; keep it on the shop's server only)."""
+    from annae.agents.identity import load_secret, rotate_secret, secret_path
+    from annae.settings import get_settings
+
+    settings = get_settings()
+    if settings.widget_secret:
+        console.print("[red]error:[/] ANNAE_WIDGET_SECRET is set; change it there instead")
+        raise typer.Exit(1)
+    if load_secret(settings.home) is not None and not rotate:
+        console.print(
+            f"[red]error:[/] {secret_path(settings.home)} already holds a secret; "
+            "use --rotate to replace it"
+        )
+        raise typer.Exit(1)
+    typer.echo(rotate_secret(settings.home))
+
+
+@widget_app.command("sign")
+def widget_sign(customer_id: str) -> None:
+    """Print the signature of CUSTOMER_ID (to test an embed page; shops sign on their server)."""
+    from annae.agents.identity import customer_id_problem, load_secret, sign
+    from annae.settings import get_settings
+
+    settings = get_settings()
+    secret = load_secret(settings.home, settings.widget_secret)
+    if secret is None:
+        console.print("[red]error:[/] no widget secret yet: run `annae widget secret`")
+        raise typer.Exit(1)
+    problem = customer_id_problem(customer_id)
+    if problem:
+        console.print(f"[red]error:[/] this customer id cannot be verified ({problem})")
+        raise typer.Exit(1)
+    typer.echo(sign(secret, customer_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from annae.store.db import Base, utcnow
@@ -58,6 +58,10 @@ class Conversation(Base):
     token_hash: Mapped[str] = mapped_column(String(64), index=True)
     customer_id: Mapped[str | None] = mapped_column(String(200), index=True, nullable=True)
     channel: Mapped[str] = mapped_column(String(100), default="web")
+    # the widget's signed identity: customer_id was proven by the shop's HMAC signature
+    verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    customer_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    customer_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     state: Mapped[str] = mapped_column(String(16), index=True, default="bot")
     handoff_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     assigned_agent_id: Mapped[int | None] = mapped_column(

@@ -1,9 +1,13 @@
 """Product cards in the chat: cards after an answer, clicks, an agent's "suggest products",
 and the admin's links between knowledge-base entries and products.
 
-Cards are shown only for a conversation with a ``customer_id`` whose consent covers marketing
-(checked on every request, so a withdrawal takes effect at once). Agent suggestions are stored as
-a message of type ``products`` whose ``options`` column holds the cards.
+Every chat may get one row of cards after a bot answer about an entry linked to products (never
+after a hand-off, so never on complaints or frustration; ``ANNAE_CHAT_PRODUCTS=false`` turns them
+off). A conversation with a ``customer_id`` whose consent covers marketing gets ``personal``
+cards; everyone else ``general`` ones computed without their data. Consent is checked on every
+request, so a withdrawal takes effect at once; clicks and interest are recorded only for
+consenting identified customers. Agent suggestions (personal only) are stored as a message of
+type ``products`` whose ``options`` column holds the cards.
 """
 
 from __future__ import annotations
@@ -16,14 +20,21 @@ from sqlalchemy.orm import Session
 
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
-from annae.recommend import service
-from annae.recommend.store import (
+from annae.recommend import (
+    GENERAL,
+    NO_CONSENT,
+    PERSONAL,
     RecommendError,
     entry_products,
+    has_entry_interest,
     has_marketing_consent,
     link_entry,
     products_by_id,
+    recommend,
+    recommend_for_entry,
+    record_entry_interest,
     record_interaction,
+    suggest_for_entry,
 )
 from annae.store.db import session_scope
 from annae.web.auth import api_key_channel, require_role
@@ -34,6 +45,8 @@ router = APIRouter(prefix="/api/v1", tags=["products"])
 log = logging.getLogger("annae.web")
 CARDS = 3
 NO_CUSTOMER = "this conversation has no identified customer"
+CARDS_OFF = "product cards are turned off for this deployment"
+NOT_AFTER_ANSWER = "cards follow only the bot's latest answer about this entry"
 SUGGEST_TEXT = {"en": "Products you may like", "ko": "추천 상품"}
 agent = require_role("agent")
 admin = require_role("admin")
@@ -56,13 +69,14 @@ def _model(request: Request):
         return None
 
 
-def card(item: dict) -> dict:
-    """What the chat shows of a recommended product."""
+def card(item: dict, kind: str = PERSONAL) -> dict:
+    """What the chat shows of a recommended product (``kind``: personal or general)."""
     return {
         "product_id": item["product_id"],
         "name": item["name"],
         "price": item["price"],
         "reason": item["reason"],
+        "kind": kind,
     }
 
 
@@ -74,31 +88,53 @@ def _consenting(session: Session, customer_id: str | None) -> tuple[bool, str | 
     if not customer_id:
         return False, NO_CUSTOMER
     if not has_marketing_consent(session, customer_id):
-        return False, service.NO_CONSENT
+        return False, NO_CONSENT
     return True, None
+
+
+def _after_answer(session: Session, conv, entry_id: int) -> bool:
+    """Whether the bot's latest message is an answer about ``entry_id`` and no person is needed."""
+    if conv.state != "bot":
+        return False
+    last = convs.last_bot_message(session, conv.id)
+    return last is not None and last.type == "answer" and last.entry_id == entry_id
 
 
 @router.get("/conversations/{conv_id}/products")
 def entry_cards(conv_id: str, request: Request, entry_id: int = Query(ge=1, le=2**31 - 1)) -> dict:
-    """Up to three product cards after an answer about ``entry_id`` (empty without consent)."""
-    saved = _model(request)
-    with session_scope(services(request).db) as session:
+    """One row of up to three product cards after the bot's answer about ``entry_id``: personal
+    for a consenting identified customer, else general (``reason`` says why not personal)."""
+    svc = services(request)
+    with session_scope(svc.db) as session:
         conv = _customer_conv(request, session, conv_id)
         consent, reason = _consenting(session, conv.customer_id)
-        items: list[dict] = []
-        if consent:
-            try:
-                items = service.recommend_for_entry(
-                    session, saved, entry_id, conv.customer_id, CARDS
-                )
-            except RecommendError as exc:
-                raise ApiError(422, "invalid", str(exc)) from exc
-        return {
-            "entry_id": entry_id,
-            "consent": consent,
-            "reason": reason,
-            "items": [card(i) for i in items],
-        }
+        out = {"entry_id": entry_id, "consent": consent, "kind": None, "reason": reason}
+        if not svc.settings.chat_products:
+            return {**out, "reason": CARDS_OFF, "items": []}
+        if not _after_answer(session, conv, entry_id):
+            return {**out, "reason": NOT_AFTER_ANSWER, "items": []}
+        saved = _model(request)
+        kind = PERSONAL if consent else GENERAL
+        try:
+            if consent:
+                items = recommend_for_entry(session, saved, entry_id, conv.customer_id, CARDS)
+            else:
+                items = suggest_for_entry(session, saved, entry_id, CARDS)
+        except RecommendError as exc:
+            raise ApiError(422, "invalid", str(exc)) from exc
+        if consent and items:
+            _note_interest(session, conv, entry_id)
+        return {**out, "kind": kind, "items": [card(i, kind) for i in items]}
+
+
+def _note_interest(session: Session, conv, entry_id: int) -> None:
+    """Record a consenting customer's interest in the entry once per conversation; an id the
+    recommendation tables cannot hold (a channel's id over 100 characters) keeps its cards."""
+    try:
+        if not has_entry_interest(session, conv.customer_id, entry_id, conv.created_at):
+            record_entry_interest(session, entry_id, conv.customer_id)  # checks the id first
+    except RecommendError:
+        log.warning("interest not recorded for conversation %s: customer id too long", conv.id)
 
 
 @router.post("/conversations/{conv_id}/products/{product_id}/click", status_code=204)
@@ -128,9 +164,9 @@ def suggest_products(conv_id: str, request: Request, user: Identity = Depends(ag
             raise ApiError(409, "conflict", f"conversation {conv.id} is resolved")
         consent, reason = _consenting(session, conv.customer_id)
         if not consent:
-            raise ApiError(409, "no_consent", reason or service.NO_CONSENT)
+            raise ApiError(409, "no_consent", reason or NO_CONSENT)
         try:
-            found = service.recommend(session, saved, conv.customer_id, CARDS)["items"]
+            found = recommend(session, saved, conv.customer_id, CARDS)["items"]
         except RecommendError as exc:
             raise ApiError(422, "invalid", str(exc)) from exc
         if not found:

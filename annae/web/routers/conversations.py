@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from annae.agents import desk, users
+from annae.agents import desk, identity, users
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import ConversationError
@@ -28,12 +28,21 @@ from annae.web.routers.sockets import close, error_frame, pump
 
 router = APIRouter(prefix="/api/v1", tags=["customer"])
 log = logging.getLogger("annae.web")
+MAX_CLAIM = 64 * 1024  # no tighter than the body limit: a bad claim means anonymous, not 422
 
 
 class CreateIn(BaseModel):
+    """``customer_id`` comes from an API-key channel, or from the widget with the shop's
+    ``signature`` (then ``name``/``email`` are shown to agents). Without an API key, any claimed
+    identity that does not verify leaves the conversation anonymous instead of failing: the body
+    limit bounds the fields, :mod:`annae.agents.identity` judges them."""
+
     model_config = ConfigDict(extra="forbid")
     language: Literal["ko", "en"] | None = None
-    customer_id: str | None = Field(None, min_length=1, max_length=200)
+    customer_id: str | None = Field(None, max_length=MAX_CLAIM)
+    signature: str | None = Field(None, max_length=MAX_CLAIM)
+    name: str | None = Field(None, max_length=MAX_CLAIM)
+    email: str | None = Field(None, max_length=MAX_CLAIM)
 
 
 class MessageIn(BaseModel):
@@ -186,15 +195,40 @@ def create_conversation(request: Request, body: CreateIn | None = None) -> dict:
     body = body or CreateIn()
     svc = services(request)
     channel = api_key_channel(request)
-    if body.customer_id and not channel:
-        raise ApiError(403, "forbidden", "customer_id needs an X-API-Key")
+    if channel and body.customer_id is not None and not 1 <= len(body.customer_id) <= 200:
+        raise ApiError(422, "invalid", "customer_id must be 1-200 characters")
     limit(request, "ip", client_ip(request))
+    fields: dict = {"customer_id": body.customer_id if channel else None}
+    if not channel and (body.customer_id is not None or body.signature is not None):
+        fields = _signed_identity(svc.settings, body)
     with session_scope(svc.db) as session:
         conv, token = convs.create(
-            session, language=body.language, customer_id=body.customer_id, channel=channel or "web"
+            session, language=body.language, channel=channel or "web", **fields
         )
-        out = {"id": conv.id, "token": token, "state": conv.state}
+        out = {"id": conv.id, "token": token, "state": conv.state, "verified": conv.verified}
     return out
+
+
+def _signed_identity(settings, body: CreateIn) -> dict:
+    """The conversation's identity fields from a widget's claim: linked to the customer only with
+    a valid signature; otherwise anonymous (nothing kept of the claim) and one log line that
+    names the reason and a fingerprint of the claimed id, never the id, signature or secret."""
+    secret = identity.load_secret(settings.home, settings.widget_secret)
+    verdict = identity.verify(secret, body.customer_id, body.signature)
+    if not verdict.verified:
+        log.warning(
+            "widget identity refused (%s): conversation stays anonymous; claimed id #%s, %d chars",
+            verdict.problem,
+            identity.fingerprint(body.customer_id),
+            len(body.customer_id or ""),
+        )
+        return {}
+    return {
+        "customer_id": verdict.customer_id,
+        "verified": True,
+        "customer_name": identity.clean_text(body.name, identity.MAX_NAME),
+        "customer_email": identity.clean_text(body.email, identity.MAX_EMAIL),
+    }
 
 
 @router.post("/conversations/{conv_id}/messages")

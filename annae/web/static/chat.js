@@ -15,6 +15,7 @@
   const errorBox = document.getElementById("chat-error");
   const connLabel = document.getElementById("chat-conn");
   const embedded = !!A.config.embed;
+  const identity = readIdentity();
 
   /** Conversation state: id/token (kept in sessionStorage so a reload continues), messages by id. */
   const state = {
@@ -29,10 +30,24 @@
     queuedShown: false,
   };
 
+  /** The shop's signed identity from the URL fragment (the widget puts it there; never sent to
+   * a server in the URL): {customer_id, signature, name?, email?} or null. */
+  function readIdentity() {
+    const p = new URLSearchParams(location.hash.slice(1));
+    if (!p.get("customer_id") || !p.get("signature")) return null;
+    const out = { customer_id: p.get("customer_id"), signature: p.get("signature") };
+    if (p.get("name")) out.name = p.get("name");
+    if (p.get("email")) out.email = p.get("email");
+    return out;
+  }
+
   function loadConversation() {
     try {
       const raw = sessionStorage.getItem(STORE);
       const conv = raw ? JSON.parse(raw) : null;
+      // a conversation started for another visitor (logged in or out since) is not continued
+      const who = identity ? identity.customer_id : "";
+      if (conv && (conv.who || "") !== who) return null;
       return conv && conv.id && conv.token ? conv : null;
     } catch (e) {
       return null;
@@ -187,7 +202,7 @@
           type: "button",
           role: "listitem",
           class: "product" + (clicked ? " clicked" : ""),
-          dataset: { productId: String(c.product_id) },
+          dataset: { productId: String(c.product_id), kind: c.kind || "personal" },
           onclick: () => clickCard(msg, c),
         }, [
           el("span", { class: "product-name", text: c.name || String(c.product_id) }),
@@ -213,7 +228,8 @@
     rerenderItem(msg);
   }
 
-  /** After an answer about an entry: ask for its product cards (empty without marketing consent). */
+  /** After an answer about an entry: ask for its one row of product cards (personal with
+   * marketing consent, else general; empty when the entry has no linked products). */
   async function loadCards(msg) {
     const conv = state.conv;
     if (!conv || !msg.entry_id) return;
@@ -357,8 +373,8 @@
 
   async function ensureConversation() {
     if (state.conv) return state.conv;
-    const created = await api("POST", API, { language: A.lang });
-    saveConversation({ id: created.id, token: created.token });
+    const created = await api("POST", API, Object.assign({ language: A.lang }, identity || {}));
+    saveConversation({ id: created.id, token: created.token, who: identity ? identity.customer_id : "" });
     showState(created.state || "bot");
     openSocket();
     return state.conv;

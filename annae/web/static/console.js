@@ -24,6 +24,8 @@
     transcript: $("transcript"),
     suggList: $("sugg-list"),
     suggEmpty: $("sugg-empty"),
+    previous: $("previous"),
+    previousList: $("previous-list"),
     assign: $("btn-assign"),
     handback: $("btn-handback"),
     resolve: $("btn-resolve"),
@@ -164,6 +166,7 @@
       item.reason ? el("span", { class: "tag tag-warn", text: reasonLabel(item.reason) }) : null,
       item.language ? el("span", { class: "tag", text: item.language }) : null,
       item.customer_id ? el("span", { class: "tag", text: item.customer_id }) : null,
+      item.verified ? el("span", { class: "tag tag-ok", text: "✓ " + t("console_verified") }) : null,
     ]);
     return el("li", {}, [
       el(
@@ -290,6 +293,20 @@
     ui.suggEmpty.hidden = items.length > 0;
   }
 
+  /** The same customer's earlier conversations (only for identified customers). */
+  function renderPrevious(list) {
+    const items = (list || []).map((p) =>
+      el("li", {}, [
+        el("button", { type: "button", class: "link-btn previous-item", dataset: { convId: p.id }, onclick: () => select(p.id) }, [
+          el("span", { class: "cid", text: shortId(p.id) }),
+          el("span", { class: "muted small", text: " " + new Date(p.created_at).toLocaleDateString(A.lang === "ko" ? "ko-KR" : "en-US") + " · " + t("status_" + p.state) }),
+        ]),
+      ])
+    );
+    ui.previousList.replaceChildren(...items);
+    ui.previous.hidden = items.length === 0;
+  }
+
   function useDraft(text) {
     ui.reply.value = text;
     ui.reply.classList.add("drafted");
@@ -304,6 +321,11 @@
       c.reason ? el("span", { class: "tag tag-warn", text: reasonLabel(c.reason) }) : null,
       c.language ? el("span", { class: "tag", text: c.language }) : null,
       c.customer_id ? el("span", { class: "tag", text: c.customer_id }) : null,
+      c.verified
+        ? el("span", { class: "tag tag-ok verified", title: t("console_verified_help"), text: "✓ " + t("console_verified") })
+        : null,
+      c.customer_name ? el("span", { class: "muted customer-name", text: c.customer_name }) : null,
+      c.customer_email ? el("span", { class: "muted customer-email", text: c.customer_email }) : null,
       c.agent ? el("span", { class: "muted", text: t("chat_agent") + ": " + c.agent }) : null,
       c.state === "waiting" ? el("span", { class: "muted", dataset: { waitFor: c.id } }) : null,
     ];
@@ -336,6 +358,7 @@
     for (const m of c.messages || []) addLine(m);
     renderHeader(c);
     renderSuggestions(c.suggestions);
+    renderPrevious(c.previous);
     ui.placeholder.hidden = true;
     ui.conv.hidden = false;
     return c;

@@ -6,6 +6,10 @@
  * (/chat?embed=1), so the shop page needs no CORS set-up and its CSS cannot clash with ours.
  * Optional attributes: data-lang="ko|en" (default: the browser's language),
  * data-position="right|left", data-color="#2457d6", data-open="true".
+ * Signed identity (docs/ui.md): data-customer-id="<the shop's id>" and
+ * data-signature="<hex HMAC-SHA256(widget secret, customer id)>" computed on the shop's server,
+ * optionally data-name and data-email for the agent. They travel in the iframe URL's fragment,
+ * which browsers never send to a server; without a valid signature the chat stays anonymous.
  */
 (function () {
   "use strict";
@@ -21,6 +25,13 @@
   const lang = ds.lang === "ko" || ds.lang === "en" ? ds.lang : browserLang.startsWith("ko") ? "ko" : "en";
   const side = ds.position === "left" ? "left" : "right";
   const color = /^#[0-9a-fA-F]{3,8}$/.test(ds.color || "") ? ds.color : "#2457d6";
+  const identity = new URLSearchParams();
+  if (ds.customerId && ds.signature) {
+    identity.set("customer_id", ds.customerId);
+    identity.set("signature", ds.signature);
+    if (ds.name) identity.set("name", ds.name);
+    if (ds.email) identity.set("email", ds.email);
+  }
   const LABELS = {
     en: { open: "Chat with us", close: "Close chat", title: "Customer support chat", unread: "new message" },
     ko: { open: "채팅 상담", close: "채팅 닫기", title: "고객센터 채팅", unread: "새 메시지" },
@@ -71,7 +82,7 @@
     if (frame) return;
     frame = document.createElement("iframe");
     frame.title = LABELS.title;
-    frame.src = base + "/chat?embed=1&lang=" + lang;
+    frame.src = base + "/chat?embed=1&lang=" + lang + (identity.toString() ? "#" + identity.toString() : "");
     frame.setAttribute("allow", "clipboard-write");
     frame.addEventListener("load", () => {
       loaded = true;
