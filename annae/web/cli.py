@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import tempfile
@@ -31,30 +30,27 @@ def _db():
 
 
 def serve_forever(
-    host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info"
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
 ) -> None:
-    """Migrate the database, then run uvicorn with ``workers`` processes until interrupted."""
-    import uvicorn
+    """Migrate the database, then run uvicorn with ``workers`` processes until interrupted
+    (see :mod:`annae.web.serving` for its logging, limits and worker checks)."""
+    from annae.web import serving
 
     _db()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # one scrape of /metrics sums every worker (prometheus-client multiprocess mode)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="annae-metrics-")
-    options: dict = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
-        # a worker imports torch and loads the model before it answers the supervisor's pings;
-        # on a busy 2-core machine that takes longer than uvicorn's default of 5 s
-        options["timeout_worker_healthcheck"] = 120
-    uvicorn.run(
+    serving.run(
         "annae.web.app:create_app",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
         log_level=log_level,
-        proxy_headers=True,
-        access_log=False,
-        **options,
+        access_log=access_log,
     )
 
 
@@ -69,9 +65,12 @@ def register(app: typer.Typer) -> None:
             1, min=1, max=64, help="Worker processes (use PostgreSQL and Redis for >1)."
         ),
         log_level: str = typer.Option("info", help="uvicorn log level."),
+        access_log: bool = typer.Option(
+            False, help="Log every request line (credentials in query strings are redacted)."
+        ),
     ) -> None:
         """Run the chat, console and API service (FastAPI + uvicorn)."""
-        serve_forever(host, port, workers, log_level)
+        serve_forever(host, port, workers, log_level, access_log)
 
 
 def _read_password(password_stdin: bool) -> str:
