@@ -18,6 +18,7 @@ from annae.recommend import service
 from annae.recommend.registry import SavedModel, registry_for
 from annae.recommend.store import RecommendError, record_interaction
 from annae.store.db import get_engine, session_scope
+from annae.web.inputs import Id
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
 
@@ -92,7 +93,7 @@ def similar_products(
 
 @router.get("/entries/{entry_id}/products")
 def entry_cards(
-    entry_id: int,
+    entry_id: Id,
     customer_id: str | None = None,
     k: int = Query(3, ge=1, le=10),
     db: Engine = Depends(get_db),
