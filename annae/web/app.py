@@ -23,7 +23,7 @@ from annae import __version__
 from annae.dialogue.conversations import ConversationError
 from annae.settings import Settings, get_settings
 from annae.store.db import get_engine
-from annae.web import inputs, metrics
+from annae.web import inputs, metrics, openapi
 from annae.web.auth import CSRFCookieMiddleware
 from annae.web.events import make_broker
 from annae.web.faults import RETRY_AFTER_S, UNAVAILABLE_MESSAGE, bad_value, db_unavailable
@@ -295,6 +295,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    openapi.install(app)
     app.add_middleware(CSRFCookieMiddleware)
     app.add_middleware(InputMiddleware)
     app.add_middleware(MetricsMiddleware)
