@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -119,16 +120,26 @@ class LocalBroker:
 
 
 class RedisBroker(LocalBroker):
-    """Fan-out across processes through Redis pub/sub (``ANNAE_REDIS_URL``)."""
+    """Fan-out across processes through Redis pub/sub (``ANNAE_REDIS_URL``).
+
+    An event reaches this process's own subscribers directly, whatever Redis is doing; Redis
+    carries it to the other processes (each skips what it published itself). When the listener
+    loses Redis it reconnects at once, then with a short back-off (at most
+    :data:`MAX_BACKOFF_S`), and on reconnecting sends every local subscriber a ``resync`` event:
+    events published elsewhere meanwhile may be missed, so clients refetch (``?after=``)."""
+
+    MAX_BACKOFF_S = 1.0
 
     def __init__(self, url: str) -> None:
         super().__init__()
         import redis
 
         self.url = url
-        self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.origin = uuid.uuid4().hex
+        self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
+        self.connected = False
 
     @property
     def kind(self) -> str:
@@ -147,17 +158,28 @@ class RedisBroker(LocalBroker):
                 await self._task
         self._sync.close()
 
+    def resync(self, reason: str) -> None:
+        """Tell every subscriber of this process to refetch what it may have missed."""
+        with self._lock:
+            subs = {sub for group in self._subs.values() for sub in group}
+        for sub in subs:
+            self._call(sub._put, {"event": "resync", "reason": reason})
+
     async def _listen(self) -> None:
         import redis.asyncio as aredis
 
-        delay = 0.5
+        delay, lost = 0.0, False
         while True:
-            client = aredis.Redis.from_url(self.url)
+            client = aredis.Redis.from_url(self.url, socket_connect_timeout=2)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.psubscribe(PREFIX + "*")
+                self.connected = True
                 self._ready.set()
-                delay = 0.5
+                if lost:
+                    log.warning("redis events: reconnected; asking sockets to resync")
+                    self.resync("reconnected")
+                delay, lost = 0.0, False
                 async for item in pubsub.listen():
                     if item.get("type") != "pmessage":
                         continue
@@ -165,42 +187,45 @@ class RedisBroker(LocalBroker):
                     if channel not in self._subs:  # nobody here listens: skip the JSON parse
                         continue
                     try:
-                        payload = json.loads(item["data"])
-                    except (ValueError, TypeError):
+                        envelope = json.loads(item["data"])
+                        origin, payload = envelope["o"], envelope["p"]
+                    except (ValueError, TypeError, KeyError):
                         continue
-                    self.deliver(channel, payload)
+                    if origin != self.origin:  # our own events were delivered at publish time
+                        self.deliver(channel, payload)
+                raise ConnectionError("the subscription ended")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # connection lost: retry with back-off
-                log.warning("redis events: %s; reconnecting in %.1fs", exc, delay)
+            except Exception as exc:  # connection lost: retry at once, then with back-off
+                if not lost:
+                    log.warning("redis events: %s; reconnecting", exc)
+                self.connected, lost = False, True
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+                delay = min(max(delay * 2, 0.05), self.MAX_BACKOFF_S)
             finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
+    def _envelope(self, payload: dict) -> str:
+        return json.dumps({"o": self.origin, "p": payload}, ensure_ascii=False, default=str)
+
     def publish(self, channel: str, payload: dict) -> None:
-        """Publish through Redis (blocking briefly: call from a worker thread, not the loop)."""
-        data = json.dumps(payload, ensure_ascii=False, default=str)
-        try:
-            self._sync.publish(PREFIX + channel, data)
-        except Exception as exc:  # Redis down: at least this process's listeners hear it
-            log.warning("redis publish failed (%s); delivering locally only", exc)
-            self.deliver(channel, payload)
+        """Deliver here, then publish through Redis (blocking briefly: call from a worker thread)."""
+        self.publish_many([(channel, payload)])
 
     def publish_many(self, events: list[tuple[str, dict]]) -> None:
-        """Publish several events in one round trip (a Redis pipeline)."""
+        """Deliver here, then publish several events in one Redis round trip (a pipeline)."""
         if not events:
             return
+        for channel, payload in events:
+            self.deliver(channel, payload)
         try:
             pipe = self._sync.pipeline(transaction=False)
             for channel, payload in events:
-                pipe.publish(PREFIX + channel, json.dumps(payload, ensure_ascii=False, default=str))
+                pipe.publish(PREFIX + channel, self._envelope(payload))
             pipe.execute()
-        except Exception as exc:
-            log.warning("redis publish failed (%s); delivering locally only", exc)
-            for channel, payload in events:
-                self.deliver(channel, payload)
+        except Exception as exc:  # other processes miss these; they resync when Redis is back
+            log.warning("redis publish failed (%s); delivered in this process only", exc)
 
     def ping(self) -> bool:
         try:

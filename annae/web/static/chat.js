@@ -519,6 +519,9 @@
       addStored(ev.message);
     } else if (ev.event === "state" || ev.event === "hello") {
       showState(ev.state, ev.reason);
+    } else if (ev.event === "resync") {
+      // the server may have missed events (its event bus reconnected): refetch after our last id
+      sync().catch(() => {});
     }
   }
 
