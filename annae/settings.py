@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis URL for live events across processes."
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token for /metrics; without it only loopback clients may scrape.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signing key; default a random key kept in home."
     )

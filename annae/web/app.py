@@ -27,6 +27,7 @@ from annae.web import inputs, metrics, openapi
 from annae.web.auth import CSRFCookieMiddleware
 from annae.web.events import make_broker
 from annae.web.faults import RETRY_AFTER_S, UNAVAILABLE_MESSAGE, bad_value, db_unavailable
+from annae.web.headers import SecurityHeadersMiddleware
 from annae.web.ratelimit import make_limiter
 from annae.web.routers import admin, agents, auth, conversations, ops
 from annae.web.routers.deps import ApiError, EngineHolder, Services
@@ -298,5 +299,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     app.add_middleware(CSRFCookieMiddleware)
     app.add_middleware(InputMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -42,7 +42,8 @@ def authorize(request: Request) -> str:
     from annae.web.routers.deps import ApiError
 
     try:
-        identity = staff_identity(request)
+        # a browser session (cookie) on an unsafe method must echo the CSRF cookie
+        identity = staff_identity(request, check_csrf_for=request)
         if identity is not None:
             return f"user:{identity.username}"
         channel = api_key_channel(request)
