@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -77,9 +78,10 @@ def _pg_bin(name: str) -> str:
 class PrivatePostgres:
     """A throw-away PostgreSQL cluster (``initdb`` into a temporary folder, trust auth)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.data = folder / "pgdata"
+    def __init__(self) -> None:
+        # directly under /tmp: the postgres user must reach it (pytest's tmp_path is root-only)
+        self.folder = Path(tempfile.mkdtemp(prefix="annae-pg-"))
+        self.data = self.folder / "pgdata"
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         # PostgreSQL refuses to run as root: as root, run it as the postgres user
@@ -172,3 +174,8 @@ class PrivatePostgres:
                 self.proc.kill()
                 self.proc.wait()
         _wait_port(self.port, up=False)
+
+    def remove(self) -> None:
+        """Stop the server and delete its folder."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from typing import Any
 
 from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE, Config
@@ -88,20 +89,67 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 class Supervisor(Multiprocess):
     """uvicorn's worker supervisor with a liveness check of its own.
 
-    uvicorn uses ``timeout_worker_healthcheck`` both for how long a restarted worker may take to
-    get ready and for how long a running worker may leave a ping unanswered; one number cannot be
-    right for both (a model loads in seconds, a hung worker should go in seconds)."""
+    uvicorn uses ``timeout_worker_healthcheck`` both for how long a worker may take to start and
+    for how long a running worker may leave a ping unanswered; one number cannot be right for
+    both (a worker loads its model for seconds on a busy machine; a hung one should go in
+    seconds). Here a starting worker is asked once, without waiting, whether it is serving yet,
+    and has :data:`READY_TIMEOUT` seconds to say yes; from then on it must answer every ping
+    within :data:`LIVENESS_TIMEOUT` seconds, or it is killed and replaced."""
 
     liveness_timeout = LIVENESS_TIMEOUT
+    ready_timeout = READY_TIMEOUT
+
+    def __init__(self, config: Config, sockets: list) -> None:
+        super().__init__(config, sockets)
+        self._born: dict[int, float] = {}  # id(process) -> start time, until it serves
+        self._asked: set[int] = set()  # id(process) with a start-up ping not yet answered
+        self._serving: set[Process] = set()  # answered "started": liveness pings from now on
+
+    def _starting(self, process: Process) -> bool | None:
+        """True while ``process`` is still starting in time, False once it serves, None if it
+        took too long (or its pipe broke)."""
+        key = id(process)
+        born = self._born.setdefault(key, time.monotonic())
+        try:
+            if key not in self._asked:
+                process.parent_conn.send(b"ping")
+                self._asked.add(key)
+            if process.parent_conn.poll(0):
+                self._asked.discard(key)
+                if process.parent_conn.recv() is True:
+                    del self._born[key]
+                    return False
+        except (OSError, EOFError):
+            return None
+        return True if time.monotonic() - born < self.ready_timeout else None
+
+    def _healthy(self, process: Process) -> bool:
+        if not process.process.is_alive():
+            return False
+        if process not in self._serving:
+            state = self._starting(process)
+            if state is None:
+                return False
+            if state is False:
+                self._serving.add(process)
+            return True
+        return process.is_alive(timeout=self.liveness_timeout)
 
     def keep_subprocess_alive(self) -> None:
         if self.should_exit.is_set():
             return
-        for idx, process in enumerate(self.processes):
-            if process.is_alive(timeout=self.liveness_timeout):
+        # dead workers first (no waiting), then the pings, which may each wait
+        dead = [i for i, p in enumerate(self.processes) if not p.process.is_alive()]
+        alive = [i for i in range(len(self.processes)) if i not in dead]
+        for idx in dead + alive:
+            process = self.processes[idx]
+            if idx in alive and self._healthy(process):
                 continue
             process.kill()  # dead or hung: make sure it is gone
             process.join()
+            self._serving.discard(process)
+            self._born.pop(id(process), None)
+            self._asked.discard(id(process))
             forget_worker_metrics(process.pid)
             if process.exitcode == STARTUP_FAILURE:
                 log.error("worker [%s] failed to start, stopping", process.pid)
