@@ -35,7 +35,7 @@ from annae.kb.demo import demo_path
 from annae.kb.importers import import_kb
 from annae.store.db import get_engine, init_db
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(900)]
 
 PASSWORD = "correct-horse-battery"
 CUSTOMERS = 6
