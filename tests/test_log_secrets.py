@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import time
 
 import httpx
 import pytest
@@ -75,6 +77,20 @@ def test_no_secret_in_the_log_of_a_served_session(tmp_path, db_url, models):
             with pytest.raises(ConnectionClosed) as closed:
                 ws.recv(timeout=10)
             assert closed.value.rcvd.code == 4401
+        # the protocol limits `annae serve` sets: 64 kB frames, 10 s for request headers
+        with connect(f"{server.ws}/api/v1/conversations/{conv}/ws?token={token}") as ws:
+            assert json.loads(ws.recv(timeout=10))["event"] == "hello"
+            ws.send("x" * 100_000)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            assert closed.value.rcvd.code == 1009
+        port = int(server.base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the end
+            slow.settimeout(30)
+            started = time.monotonic()
+            assert slow.recv(1024) == b""  # closed by the server
+            assert 9 <= time.monotonic() - started <= 20
         httpx.get(f"{server.base}/api/v1/conversations/{conv}/messages?token={token}&after=0")
         httpx.get(f"{server.base}/readyz?api_key={api_key}")
     finally:
