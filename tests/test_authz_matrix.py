@@ -15,6 +15,7 @@ from starlette.websockets import WebSocketDisconnect
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 PUBLIC, CUSTOMER, AGENT, ADMIN = "public", "customer", "agent", "admin"
+ONLY_CUSTOMER = "only the customer"  # its token (or a channel's key); staff are refused
 STAFF_OR_CHANNEL = "staff or channel"  # an agent/admin, or a channel's X-API-Key
 PAGE, CONSOLE, ADMIN_PAGE = "page", "console", "admin page"  # HTML: login redirect, 403 page
 LOCAL = "loopback"  # /metrics: loopback clients or ANNAE_METRICS_TOKEN (test_hardening_web)
@@ -34,7 +35,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", "/auth/login"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,  # a form; without a session it only redirects
     ("POST", "/api/v1/conversations"): PUBLIC,
-    ("POST", C + "/messages"): CUSTOMER,
+    ("POST", C + "/messages"): ONLY_CUSTOMER,
     ("GET", C + "/messages"): CUSTOMER,
     ("GET", C): CUSTOMER,
     ("WS", C + "/ws"): CUSTOMER,
@@ -61,7 +62,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", C + "/label"): AGENT,
     ("GET", C + "/label"): AGENT,
     ("GET", "/api/v1/learning/entries"): AGENT,
-    ("POST", C + "/messages/{message_id}/rating"): CUSTOMER,
+    ("POST", C + "/messages/{message_id}/rating"): ONLY_CUSTOMER,
     ("GET", "/api/v1/learning/review"): ADMIN,
     ("POST", "/api/v1/learning/review/{rating_id}/done"): ADMIN,
     ("GET", "/api/v1/learning/clusters"): ADMIN,
@@ -88,7 +89,7 @@ RULES: dict[tuple[str, str], str] = {
     ("DELETE", "/api/v1/admin/privacy/customers/{customer_id}"): ADMIN,
     ("GET", "/api/v1/admin/privacy/customers/{customer_id}/consent"): ADMIN,
     ("POST", "/api/v1/admin/privacy/customers/{customer_id}/consent"): ADMIN,
-    ("POST", C + "/consent"): CUSTOMER,
+    ("POST", C + "/consent"): ONLY_CUSTOMER,
     ("GET", "/api/v1/admin/audit"): ADMIN,
     ("GET", C + "/products"): CUSTOMER,
     ("POST", C + "/products/{product_id}/click"): CUSTOMER,
@@ -188,11 +189,16 @@ def test_matrix(api):
         else:
             expect(anon[0] in (401, 4401), "anonymous", key, anon)
         as_customer = _call(api, method, path, customer, body)
-        if rule == CUSTOMER:
+        if rule in (CUSTOMER, ONLY_CUSTOMER):
             expect(as_customer[0] not in denied, "its customer", key, as_customer)
         elif rule not in (CONSOLE, ADMIN_PAGE):
             expect(as_customer[0] in (401, 4401), "a customer", key, as_customer)
         as_agent = _call(api, method, path, agent, body)
+        if rule == ONLY_CUSTOMER:
+            as_admin = _call(api, method, path, admin, body)
+            expect(as_agent[0] in denied, "an agent", key, as_agent)
+            expect(as_admin[0] in denied, "an admin", key, as_admin)
+            continue
         if rule in (ADMIN, ADMIN_PAGE):
             expect(as_agent[0] in (403, 4403), "an agent", key, as_agent)
         elif rule != CONSOLE and key not in NO_POSITIVE:
