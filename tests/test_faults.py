@@ -69,11 +69,12 @@ class Chat:
         self.arrived.setdefault(message["id"], time.monotonic())
         self.last_id = max(self.last_id, message["id"])
 
-    def refetch(self) -> None:
+    def refetch(self, after: int | None = None) -> None:
+        after = self.last_id if after is None else min(after, self.last_id)
         try:
             r = httpx.get(
                 f"{self.base}/api/v1/conversations/{self.id}/messages",
-                params={"after": self.last_id},
+                params={"after": after},
                 headers=self.auth,
                 timeout=5,
             )
@@ -96,7 +97,7 @@ class Chat:
                         if event["event"] == "message":
                             self._seen(event["message"])
                         elif event["event"] == "resync":
-                            self.refetch()
+                            self.refetch(event.get("after"))
             except ConnectionClosed as exc:
                 if exc.rcvd is not None:
                     self.closes.append(exc.rcvd.code)

@@ -28,10 +28,21 @@ class Subscription:
         self.channels = channels
         self.queue: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
+        #: the largest message id handed to this listener, and that id when the event bus last
+        #: lost Redis: a ``resync`` tells the client to refetch after it (later ids may be gaps)
+        self.last_message_id = 0
+        self.intact_until: int | None = None
 
     def _put(self, payload: dict) -> None:
         if self.overflowed:
             return
+        if payload.get("event") == "resync":
+            payload = {**payload, "after": self.intact_until or 0}
+            self.intact_until = None
+        else:
+            message_id = (payload.get("message") or {}).get("id")
+            if isinstance(message_id, int) and message_id > self.last_message_id:
+                self.last_message_id = message_id
         try:
             self.queue.put_nowait(payload)
         except asyncio.QueueFull:
@@ -136,7 +147,7 @@ class RedisBroker(LocalBroker):
 
         self.url = url
         self.origin = uuid.uuid4().hex
-        self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self._sync = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
         self.connected = False
@@ -157,6 +168,14 @@ class RedisBroker(LocalBroker):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         self._sync.close()
+
+    def _lost(self) -> None:
+        """Remember, for each subscriber, the last message it got while the bus was whole."""
+        with self._lock:
+            subs = {sub for group in self._subs.values() for sub in group}
+        for sub in subs:
+            if sub.intact_until is None:
+                sub.intact_until = sub.last_message_id
 
     def resync(self, reason: str) -> None:
         """Tell every subscriber of this process to refetch what it may have missed."""
@@ -199,6 +218,7 @@ class RedisBroker(LocalBroker):
             except Exception as exc:  # connection lost: retry at once, then with back-off
                 if not lost:
                     log.warning("redis events: %s; reconnecting", exc)
+                    self._lost()  # on the loop: before any later local delivery
                 self.connected, lost = False, True
                 await asyncio.sleep(delay)
                 delay = min(max(delay * 2, 0.05), self.MAX_BACKOFF_S)
@@ -210,22 +230,29 @@ class RedisBroker(LocalBroker):
         return json.dumps({"o": self.origin, "p": payload}, ensure_ascii=False, default=str)
 
     def publish(self, channel: str, payload: dict) -> None:
-        """Deliver here, then publish through Redis (blocking briefly: call from a worker thread)."""
+        """Publish through Redis and deliver here (blocking briefly: call from a worker thread)."""
         self.publish_many([(channel, payload)])
 
     def publish_many(self, events: list[tuple[str, dict]]) -> None:
-        """Deliver here, then publish several events in one Redis round trip (a pipeline)."""
+        """Publish several events in one Redis round trip (a pipeline), then deliver them here.
+
+        This process's sockets get the events whatever Redis does: a failed publish (Redis down:
+        refused at once; hung: after ``socket_timeout``) only means other processes miss them, and
+        they resync when their listener is back. A failed publish also marks, before the local
+        delivery, what this process's sockets had while the bus was whole."""
         if not events:
             return
-        for channel, payload in events:
-            self.deliver(channel, payload)
         try:
             pipe = self._sync.pipeline(transaction=False)
             for channel, payload in events:
                 pipe.publish(PREFIX + channel, self._envelope(payload))
             pipe.execute()
-        except Exception as exc:  # other processes miss these; they resync when Redis is back
+        except Exception as exc:
             log.warning("redis publish failed (%s); delivered in this process only", exc)
+            if self.loop is not None:
+                self._call(self._lost)
+        for channel, payload in events:
+            self.deliver(channel, payload)
 
     def ping(self) -> bool:
         try:
