@@ -330,6 +330,16 @@ def test_faults_lose_nothing_and_recover_fast(stack):
     for chat in chats:
         chat.thread.join(timeout=10)
 
+    # /metrics counts no socket of the killed workers (every chat is closed now)
+    scrape = httpx.get(f"{server.base}/metrics", timeout=10).text
+    open_sockets = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in scrape.splitlines()
+        if line.startswith("annae_websockets{")
+    )
+    report["metrics_open_websockets_after"] = open_sockets
+    assert open_sockets == 0, [ln for ln in scrape.splitlines() if "websockets" in ln]
+
     # nothing acknowledged is missing from the transcripts, and every reply reached its chat
     stored: dict[str, set[int]] = {}
     for chat in chats:
