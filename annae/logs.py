@@ -27,11 +27,12 @@ from datetime import UTC, datetime
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annae.privacy.redact import RedactingFilter, redact_text
+from annae.web.logredact import RedactSecrets
 
 request_id: ContextVar[str | None] = ContextVar("annae_request_id", default=None)
 conversation_id: ContextVar[str | None] = ContextVar("annae_conversation_id", default=None)
 
-HANDLER_FILTERS: list[Callable[[], logging.Filter]] = [RedactingFilter]
+HANDLER_FILTERS: list[Callable[[], logging.Filter]] = [RedactSecrets, RedactingFilter]
 """Factories of the filters attached to every handler (in this order)."""
 
 FIELDS = ("client", "method", "path", "status", "conversation_id", "type", "reason")

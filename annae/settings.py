@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         default=None,
         description="Append-only log of erasures that restores re-apply; default home/erasures.jsonl.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token for /metrics; without it only loopback clients may scrape.",
+    )
     secret_key: str | None = Field(
         default=None, description="Signing key; default a random key kept in home."
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from served import free_port, recv_until
 from websockets.sync.client import connect
 
 from annae.agents.users import create_user
@@ -21,12 +21,6 @@ PASSWORD = "correct-horse-battery"
 REDIS_URL = os.environ.get("ANNAE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve(home: Path, db_url: str, port: int, log: Path) -> subprocess.Popen:
@@ -66,17 +60,6 @@ def _wait_up(base: str, proc: subprocess.Popen, log: Path, timeout: float = 90) 
     pytest.fail(f"annae serve did not start on {base}:\n{log.read_text()[-3000:]}")
 
 
-def _recv_until(ws, predicate, timeout: float = 10) -> dict:
-    deadline = time.time() + timeout
-    while True:
-        left = deadline - time.time()
-        if left <= 0:
-            raise AssertionError("the event did not arrive")
-        event = json.loads(ws.recv(timeout=left))
-        if predicate(event):
-            return event
-
-
 @pytest.fixture
 def two_servers(tmp_path, db_url):
     create_user(get_engine(db_url), "alice", "agent", PASSWORD)
@@ -84,7 +67,7 @@ def two_servers(tmp_path, db_url):
     for name in ("a", "b"):
         home = tmp_path / name
         home.mkdir()
-        port = _free_port()
+        port = free_port()
         log = tmp_path / f"{name}.log"
         proc = _serve(home, db_url, port, log)
         procs.append(proc)
@@ -126,7 +109,7 @@ def test_event_posted_on_one_process_reaches_a_websocket_on_the_other(two_server
             headers={"Authorization": f"Bearer {token}"},
         )
         assert r.status_code == 200 and r.json()["state"] == "waiting"
-        handoff = _recv_until(
+        handoff = recv_until(
             agents_ws, lambda e: e["event"] == "handoff" and e["conversation_id"] == conv_id
         )
         assert handoff["reason"] == "customer_request" and handoff["queue_length"] >= 1
@@ -137,7 +120,7 @@ def test_event_posted_on_one_process_reaches_a_websocket_on_the_other(two_server
             headers={"Authorization": f"Bearer {agent}"},
         )
         assert r.status_code == 201
-        pushed = _recv_until(
+        pushed = recv_until(
             customer_ws, lambda e: e["event"] == "message" and e["message"]["sender"] == "agent"
         )
         assert (
@@ -153,7 +136,7 @@ def test_event_posted_on_one_process_reaches_a_websocket_on_the_other(two_server
             headers={"Authorization": f"Bearer {token}"},
         )
         assert r.json()["type"] == "queued"
-        heard = _recv_until(
+        heard = recv_until(
             agents_b, lambda e: e["event"] == "message" and e["conversation_id"] == conv_id
         )
         assert heard["message"]["text"] == "Are you there?"

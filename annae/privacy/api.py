@@ -21,6 +21,7 @@ from annae.agents.users import Identity
 from annae.privacy import audit, consent, rights
 from annae.store.db import session_scope
 from annae.web.auth import require_role
+from annae.web.inputs import Id
 from annae.web.routers.deps import ApiError, bearer_token, services
 
 router = APIRouter(prefix="/api/v1", tags=["privacy"])
@@ -51,7 +52,7 @@ def _record_consent(session, customer_id: str, body: ConsentIn, source: str) -> 
 
 
 @router.get("/decisions/{message_id}")
-def decision(message_id: int, request: Request, user: Identity = Depends(admin)) -> dict:
+def decision(message_id: Id, request: Request, user: Identity = Depends(admin)) -> dict:
     """Explain a bot decision: entry, confidence, threshold, model version and its training data."""
     svc = services(request)
     try:

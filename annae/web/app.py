@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,9 +24,11 @@ from annae.dialogue.conversations import ConversationError
 from annae.logs import RequestIdMiddleware
 from annae.settings import Settings, get_settings
 from annae.store.db import get_engine
-from annae.web import metrics
+from annae.web import inputs, metrics, openapi
 from annae.web.auth import CSRFCookieMiddleware
 from annae.web.events import make_broker
+from annae.web.faults import RETRY_AFTER_S, UNAVAILABLE_MESSAGE, bad_value, db_unavailable
+from annae.web.headers import SecurityHeadersMiddleware
 from annae.web.ratelimit import make_limiter
 from annae.web.routers import admin, agents, auth, conversations, ops
 from annae.web.routers.deps import ApiError, EngineHolder, Services
@@ -46,7 +49,10 @@ CODES = {
     413: "too_large",
     422: "invalid",
     429: "rate_limited",
+    503: "unavailable",
 }
+# FastAPI's answer to a body it could not parse (bad UTF-8, JSON nested too deep, broken form)
+PARSE_ERROR = "There was an error parsing the body"
 
 
 def error_body(status: int, message: str, code: str | None = None, **extra) -> dict:
@@ -68,18 +74,32 @@ async def _send_json(send: Send, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-class BodyLimitMiddleware:
-    """413 for bodies over ``limit`` bytes: by Content-Length, and by counting while reading."""
+class InputMiddleware:
+    """The edge checks of every request: 413 for bodies over ``limit`` bytes (by Content-Length,
+    and by counting while reading) and 422 for a NUL anywhere in the path, query or body
+    (:mod:`annae.web.inputs`); a WebSocket with a NUL in its URL is refused (close 1008)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        nul = error_body(422, inputs.NUL_MESSAGE)
+        path, query = scope.get("path", ""), scope.get("query_string", b"")
+        if inputs.nul_in_request(path, query, ""):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": "NUL in URL"})
+            else:
+                await _send_json(send, 422, nul)
+            return
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
+        headers = dict(scope.get("headers", []))
         too_large = error_body(413, f"request body over {self.limit // 1024} kB")
-        length = dict(scope.get("headers", [])).get(b"content-length")
+        length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await _send_json(send, 413, too_large)
             return
@@ -96,6 +116,10 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body, replayed = b"".join(chunks), False
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        if inputs.nul_in_request("", b"", content_type, body):
+            await _send_json(send, 422, nul)
+            return
 
         async def replay() -> Message:
             nonlocal replayed
@@ -218,12 +242,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == PARSE_ERROR:
+            message = "the body could not be parsed (not UTF-8, or JSON nested too deeply)"
+            return JSONResponse(error_body(422, message), status_code=422)
         message = exc.detail if isinstance(exc.detail, str) else "error"
         return JSONResponse(
             error_body(exc.status_code, message),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        if db_unavailable(exc):
+            log.warning(
+                "database unavailable on %s %s: %s",
+                request.method,
+                request.url.path,
+                type(exc).__name__,
+            )
+            return JSONResponse(
+                error_body(503, UNAVAILABLE_MESSAGE),
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        if bad_value(exc):
+            return JSONResponse(
+                error_body(422, "a value cannot be stored (out of range or not valid text)"),
+                status_code=422,
+            )
+        return await _crash(request, exc)
+
+    for kind in (SQLAlchemyError, UnicodeError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
@@ -247,8 +297,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    openapi.install(app)
     app.add_middleware(CSRFCookieMiddleware)
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(InputMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every line of a request has its id
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import tempfile
@@ -41,31 +40,21 @@ def serve_forever(
     log_level: str = "info",
     access_log: bool = True,
 ) -> None:
-    """Migrate the database, then run uvicorn with ``workers`` processes until interrupted."""
-    import uvicorn
+    """Migrate the database, then run uvicorn with ``workers`` processes until interrupted
+    (see :mod:`annae.web.serving` for its logging, limits and worker checks)."""
+    from annae.web import serving
 
     _db()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # one scrape of /metrics sums every worker (prometheus-client multiprocess mode)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="annae-metrics-")
-    options: dict = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
-        # a worker imports torch and loads the model before it answers the supervisor's pings;
-        # on a busy 2-core machine that takes longer than uvicorn's default of 5 s
-        options["timeout_worker_healthcheck"] = 120
-    from annae import logs
-
-    uvicorn.run(
+    serving.run(
         "annae.web.app:create_app",
-        factory=True,
         host=host,
         port=port,
         workers=workers,
         log_level=log_level,
-        log_config=logs.config(log_level),  # JSON lines, the same for uvicorn's access log
-        proxy_headers=True,
         access_log=access_log,
-        **options,
     )
 
 
@@ -81,7 +70,9 @@ def register(app: typer.Typer) -> None:
         ),
         log_level: str = typer.Option("info", help="Log level (JSON lines on stderr)."),
         access_log: bool = typer.Option(
-            True, "--access-log/--no-access-log", help="One JSON line per request."
+            True,
+            "--access-log/--no-access-log",
+            help="One JSON line per request (credentials in query strings are redacted).",
         ),
     ) -> None:
         """Run the chat, console and API service (FastAPI + uvicorn)."""

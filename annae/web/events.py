@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -27,10 +28,21 @@ class Subscription:
         self.channels = channels
         self.queue: asyncio.Queue[dict | None] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
+        #: the largest message id handed to this listener, and that id when the event bus last
+        #: lost Redis: a ``resync`` tells the client to refetch after it (later ids may be gaps)
+        self.last_message_id = 0
+        self.intact_until: int | None = None
 
     def _put(self, payload: dict) -> None:
         if self.overflowed:
             return
+        if payload.get("event") == "resync":
+            payload = {**payload, "after": self.intact_until or 0}
+            self.intact_until = None
+        else:
+            message_id = (payload.get("message") or {}).get("id")
+            if isinstance(message_id, int) and message_id > self.last_message_id:
+                self.last_message_id = message_id
         try:
             self.queue.put_nowait(payload)
         except asyncio.QueueFull:
@@ -119,16 +131,26 @@ class LocalBroker:
 
 
 class RedisBroker(LocalBroker):
-    """Fan-out across processes through Redis pub/sub (``ANNAE_REDIS_URL``)."""
+    """Fan-out across processes through Redis pub/sub (``ANNAE_REDIS_URL``).
+
+    An event reaches this process's own subscribers directly, whatever Redis is doing; Redis
+    carries it to the other processes (each skips what it published itself). When the listener
+    loses Redis it reconnects at once, then with a short back-off (at most
+    :data:`MAX_BACKOFF_S`), and on reconnecting sends every local subscriber a ``resync`` event:
+    events published elsewhere meanwhile may be missed, so clients refetch (``?after=``)."""
+
+    MAX_BACKOFF_S = 1.0
 
     def __init__(self, url: str) -> None:
         super().__init__()
         import redis
 
         self.url = url
-        self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.origin = uuid.uuid4().hex
+        self._sync = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
+        self.connected = False
 
     @property
     def kind(self) -> str:
@@ -147,17 +169,36 @@ class RedisBroker(LocalBroker):
                 await self._task
         self._sync.close()
 
+    def _lost(self) -> None:
+        """Remember, for each subscriber, the last message it got while the bus was whole."""
+        with self._lock:
+            subs = {sub for group in self._subs.values() for sub in group}
+        for sub in subs:
+            if sub.intact_until is None:
+                sub.intact_until = sub.last_message_id
+
+    def resync(self, reason: str) -> None:
+        """Tell every subscriber of this process to refetch what it may have missed."""
+        with self._lock:
+            subs = {sub for group in self._subs.values() for sub in group}
+        for sub in subs:
+            self._call(sub._put, {"event": "resync", "reason": reason})
+
     async def _listen(self) -> None:
         import redis.asyncio as aredis
 
-        delay = 0.5
+        delay, lost = 0.0, False
         while True:
-            client = aredis.Redis.from_url(self.url)
+            client = aredis.Redis.from_url(self.url, socket_connect_timeout=2)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.psubscribe(PREFIX + "*")
+                self.connected = True
                 self._ready.set()
-                delay = 0.5
+                if lost:
+                    log.warning("redis events: reconnected; asking sockets to resync")
+                    self.resync("reconnected")
+                delay, lost = 0.0, False
                 async for item in pubsub.listen():
                     if item.get("type") != "pmessage":
                         continue
@@ -165,42 +206,53 @@ class RedisBroker(LocalBroker):
                     if channel not in self._subs:  # nobody here listens: skip the JSON parse
                         continue
                     try:
-                        payload = json.loads(item["data"])
-                    except (ValueError, TypeError):
+                        envelope = json.loads(item["data"])
+                        origin, payload = envelope["o"], envelope["p"]
+                    except (ValueError, TypeError, KeyError):
                         continue
-                    self.deliver(channel, payload)
+                    if origin != self.origin:  # our own events were delivered at publish time
+                        self.deliver(channel, payload)
+                raise ConnectionError("the subscription ended")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # connection lost: retry with back-off
-                log.warning("redis events: %s; reconnecting in %.1fs", exc, delay)
+            except Exception as exc:  # connection lost: retry at once, then with back-off
+                if not lost:
+                    log.warning("redis events: %s; reconnecting", exc)
+                    self._lost()  # on the loop: before any later local delivery
+                self.connected, lost = False, True
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+                delay = min(max(delay * 2, 0.05), self.MAX_BACKOFF_S)
             finally:
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
+    def _envelope(self, payload: dict) -> str:
+        return json.dumps({"o": self.origin, "p": payload}, ensure_ascii=False, default=str)
+
     def publish(self, channel: str, payload: dict) -> None:
-        """Publish through Redis (blocking briefly: call from a worker thread, not the loop)."""
-        data = json.dumps(payload, ensure_ascii=False, default=str)
-        try:
-            self._sync.publish(PREFIX + channel, data)
-        except Exception as exc:  # Redis down: at least this process's listeners hear it
-            log.warning("redis publish failed (%s); delivering locally only", exc)
-            self.deliver(channel, payload)
+        """Publish through Redis and deliver here (blocking briefly: call from a worker thread)."""
+        self.publish_many([(channel, payload)])
 
     def publish_many(self, events: list[tuple[str, dict]]) -> None:
-        """Publish several events in one round trip (a Redis pipeline)."""
+        """Publish several events in one Redis round trip (a pipeline), then deliver them here.
+
+        This process's sockets get the events whatever Redis does: a failed publish (Redis down:
+        refused at once; hung: after ``socket_timeout``) only means other processes miss them, and
+        they resync when their listener is back. A failed publish also marks, before the local
+        delivery, what this process's sockets had while the bus was whole."""
         if not events:
             return
         try:
             pipe = self._sync.pipeline(transaction=False)
             for channel, payload in events:
-                pipe.publish(PREFIX + channel, json.dumps(payload, ensure_ascii=False, default=str))
+                pipe.publish(PREFIX + channel, self._envelope(payload))
             pipe.execute()
         except Exception as exc:
-            log.warning("redis publish failed (%s); delivering locally only", exc)
-            for channel, payload in events:
-                self.deliver(channel, payload)
+            log.warning("redis publish failed (%s); delivered in this process only", exc)
+            if self.loop is not None:
+                self._call(self._lost)
+        for channel, payload in events:
+            self.deliver(channel, payload)
 
     def ping(self) -> bool:
         try:

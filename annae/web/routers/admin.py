@@ -14,6 +14,7 @@ from annae.kb import entries as kb
 from annae.kb.entries import KBError
 from annae.store.db import session_scope
 from annae.web.auth import require_role
+from annae.web.inputs import Id
 from annae.web.routers.deps import ApiError, RetrainState, services
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
@@ -124,13 +125,13 @@ def add_entry(body: EntryIn, request: Request, user: Identity = Depends(admin)) 
 
 
 @router.get("/entries/{entry_id}")
-def get_entry(entry_id: int, request: Request, user: Identity = Depends(admin)) -> dict:
+def get_entry(entry_id: Id, request: Request, user: Identity = Depends(admin)) -> dict:
     return _kb(request, lambda s: entry_dict(kb.get_entry(s, entry_id)))
 
 
 @router.patch("/entries/{entry_id}")
 def update_entry(
-    entry_id: int, body: EntryPatch, request: Request, user: Identity = Depends(admin)
+    entry_id: Id, body: EntryPatch, request: Request, user: Identity = Depends(admin)
 ) -> dict:
     changes = body.model_dump(exclude_none=True)
     if not changes:
@@ -142,7 +143,7 @@ def update_entry(
 
 @router.post("/entries/{entry_id}/examples", status_code=201)
 def add_examples(
-    entry_id: int, body: ExamplesIn, request: Request, user: Identity = Depends(admin)
+    entry_id: Id, body: ExamplesIn, request: Request, user: Identity = Depends(admin)
 ) -> dict:
     def write(session: Session) -> dict:
         rows = kb.add_examples(
@@ -154,7 +155,7 @@ def add_examples(
 
 
 @router.delete("/examples/{example_id}", status_code=204)
-def delete_example(example_id: int, request: Request, user: Identity = Depends(admin)) -> Response:
+def delete_example(example_id: Id, request: Request, user: Identity = Depends(admin)) -> Response:
     _kb(request, lambda s: kb.delete_example(s, example_id, author=user.username))
     return Response(status_code=204)
 

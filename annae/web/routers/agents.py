@@ -15,7 +15,7 @@ from annae.dialogue.conversations import ConversationError
 from annae.store.db import session_scope
 from annae.web.auth import SESSION_COOKIE, current_user
 from annae.web.routers.deps import ApiError, services
-from annae.web.routers.sockets import close, pump
+from annae.web.routers.sockets import close, fail, pump
 
 router = APIRouter(prefix="/api/v1", tags=["agent"])
 
@@ -125,7 +125,11 @@ async def agents_ws(ws: WebSocket) -> None:
                 identity = None
             return identity, desk.queue_length(session) if identity else 0
 
-    identity, length = await run_in_threadpool(check)
+    try:
+        identity, length = await run_in_threadpool(check)
+    except Exception as exc:  # the database is down, or a server error: say so, then close
+        await fail(ws, exc)
+        return
     if identity is None:
         await close(ws, 4401, "log in first")
         return

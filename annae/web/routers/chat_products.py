@@ -38,6 +38,7 @@ from annae.recommend import (
 )
 from annae.store.db import session_scope
 from annae.web.auth import api_key_channel, require_role
+from annae.web.inputs import Id
 from annae.web.routers.conversations import authorize
 from annae.web.routers.deps import ApiError, bearer_token, services
 
@@ -101,7 +102,7 @@ def _after_answer(session: Session, conv, entry_id: int) -> bool:
 
 
 @router.get("/conversations/{conv_id}/products")
-def entry_cards(conv_id: str, request: Request, entry_id: int = Query(ge=1, le=2**31 - 1)) -> dict:
+def entry_cards(conv_id: str, request: Request, entry_id: Id = Query()) -> dict:
     """One row of up to three product cards after the bot's answer about ``entry_id``: personal
     for a consenting identified customer, else general (``reason`` says why not personal)."""
     svc = services(request)
@@ -215,7 +216,7 @@ def _links(session: Session, entry_id: int) -> dict:
 
 
 @router.get("/admin/entries/{entry_id}/products", tags=["admin"])
-def get_links(entry_id: int, request: Request, _user: Identity = Depends(admin)) -> dict:
+def get_links(entry_id: Id, request: Request, _user: Identity = Depends(admin)) -> dict:
     """The products linked to a knowledge-base entry, in link order."""
     with session_scope(services(request).db) as session:
         _entry_or_404(session, entry_id)
@@ -224,7 +225,7 @@ def get_links(entry_id: int, request: Request, _user: Identity = Depends(admin))
 
 @router.put("/admin/entries/{entry_id}/products", tags=["admin"])
 def put_links(
-    entry_id: int, body: LinksIn, request: Request, _user: Identity = Depends(admin)
+    entry_id: Id, body: LinksIn, request: Request, _user: Identity = Depends(admin)
 ) -> dict:
     """Replace an entry's linked products (an empty list removes them); unknown ids change nothing."""
     with session_scope(services(request).db) as session:

@@ -23,8 +23,9 @@ from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
 from annae.web import metrics
 from annae.web.auth import SESSION_COOKIE, api_key_channel, check_csrf
+from annae.web.inputs import AfterId, Id
 from annae.web.routers.deps import ApiError, bearer_token, client_ip, is_unsafe, limit, services
-from annae.web.routers.sockets import close, error_frame, pump
+from annae.web.routers.sockets import close, error_frame, fail, pump
 
 router = APIRouter(prefix="/api/v1", tags=["customer"])
 log = logging.getLogger("annae.web")
@@ -50,7 +51,7 @@ class MessageIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     text: str | None = Field(None, max_length=convs.MAX_TEXT)
-    choice: int | None = None
+    choice: Id | None = None
     handoff: bool = False
 
     @model_validator(mode="after")
@@ -240,7 +241,7 @@ async def post_message(conv_id: str, body: MessageIn, request: Request) -> dict:
 
 
 @router.get("/conversations/{conv_id}/messages")
-def get_messages(conv_id: str, request: Request, after: int | None = Query(None, ge=0)) -> dict:
+def get_messages(conv_id: str, request: Request, after: AfterId | None = Query(None)) -> dict:
     """The transcript, oldest first (``after``: only messages with a larger id)."""
     svc = services(request)
     with session_scope(svc.db) as session:
@@ -282,6 +283,9 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
     except (ApiError, ConversationError) as exc:
         status = getattr(exc, "status", 400)
         await close(ws, 4000 + status, str(exc))
+        return
+    except Exception as exc:  # the database is down, or a server error: say so, then close
+        await fail(ws, exc)
         return
 
     async def handle(frame: dict) -> dict:

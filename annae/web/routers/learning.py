@@ -20,6 +20,7 @@ from annae.learning.feedback import LearningError
 from annae.nlu.registry import ModelRegistry
 from annae.store.db import session_scope, utcnow
 from annae.web.auth import current_user, optional_user, require_role
+from annae.web.inputs import Id
 from annae.web.routers.deps import ApiError, bearer_token, services
 
 router = APIRouter(tags=["learning"])
@@ -41,9 +42,9 @@ class LabelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["entry", "new_entry", "not_faq"]
-    entry_id: int | None = None
+    entry_id: Id | None = None
     new_entry: NewEntryIn | None = None
-    message_id: int | None = None
+    message_id: Id | None = None
     replace: bool = False
 
 
@@ -54,7 +55,7 @@ class RatingIn(BaseModel):
 
 class ClusterEntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    message_ids: list[int] = Field(min_length=1, max_length=2000)
+    message_ids: list[Id] = Field(min_length=1, max_length=2000)
     question: str = Field(min_length=1, max_length=4000)
     answer: str = Field(min_length=1, max_length=20000)
     key: str | None = Field(None, max_length=200)
@@ -144,7 +145,7 @@ def entry_choices(
 
 
 @router.post(API + "/conversations/{conv_id}/messages/{message_id}/rating")
-def rate(conv_id: str, message_id: int, body: RatingIn, request: Request) -> dict:
+def rate(conv_id: str, message_id: Id, body: RatingIn, request: Request) -> dict:
     """The customer rates a bot answer (conversation token as bearer)."""
     from annae.web.routers.conversations import authorize
 
@@ -168,7 +169,7 @@ def review(
 
 
 @router.post(API + "/learning/review/{rating_id}/done")
-def review_done(rating_id: int, request: Request, user: Identity = Depends(admin)) -> dict:
+def review_done(rating_id: Id, request: Request, user: Identity = Depends(admin)) -> dict:
     _db(request, lambda s: feedback.mark_reviewed(s, rating_id, user.username))
     return {"rating_id": rating_id, "reviewed_by": user.username}
 

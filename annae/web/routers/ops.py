@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
@@ -9,7 +11,9 @@ from sqlalchemy import text
 from annae.agents import desk
 from annae.store.db import session_scope
 from annae.web import metrics
-from annae.web.routers.deps import services
+from annae.web.routers.deps import ApiError, bearer_token, client_ip, services
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
 
 router = APIRouter(tags=["operations"])
 
@@ -54,7 +58,19 @@ def readyz(request: Request) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus(request: Request) -> Response:
-    db = services(request).db
+    """Prometheus text, for a scraper on this machine or one sending ``ANNAE_METRICS_TOKEN``."""
+    svc = services(request)
+    expected = svc.settings.metrics_token
+    if expected:
+        if not hmac.compare_digest(bearer_token(request) or "", expected):
+            raise ApiError(401, "unauthorized", "send the metrics token as a bearer token")
+    elif client_ip(request) not in LOOPBACK:
+        raise ApiError(
+            403,
+            "forbidden",
+            "/metrics answers loopback clients only unless ANNAE_METRICS_TOKEN is set",
+        )
+    db = svc.db
 
     def queue_length() -> int | None:
         try:

@@ -18,6 +18,7 @@ from annae.recommend import service
 from annae.recommend.registry import SavedModel, registry_for
 from annae.recommend.store import RecommendError, record_interaction
 from annae.store.db import get_engine, session_scope
+from annae.web.inputs import Id
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
 
@@ -41,7 +42,8 @@ def authorize(request: Request) -> str:
     from annae.web.routers.deps import ApiError
 
     try:
-        identity = staff_identity(request)
+        # a browser session (cookie) on an unsafe method must echo the CSRF cookie
+        identity = staff_identity(request, check_csrf_for=request)
         if identity is not None:
             return f"user:{identity.username}"
         channel = api_key_channel(request)
@@ -92,7 +94,7 @@ def similar_products(
 
 @router.get("/entries/{entry_id}/products")
 def entry_cards(
-    entry_id: int,
+    entry_id: Id,
     customer_id: str | None = None,
     k: int = Query(3, ge=1, le=10),
     db: Engine = Depends(get_db),

@@ -535,13 +535,18 @@
       addStored(ev.message);
     } else if (ev.event === "state" || ev.event === "hello") {
       showState(ev.state, ev.reason);
+    } else if (ev.event === "resync") {
+      // the server may have missed events (its event bus reconnected): refetch from the last id
+      // it delivered while whole (later ones we saw may have gaps before them)
+      sync(ev.after).catch(() => {});
     }
   }
 
-  async function sync() {
+  async function sync(after) {
     const conv = state.conv;
     if (!conv) return;
-    const q = state.lastId ? "?after=" + state.lastId : "";
+    const from = typeof after === "number" ? Math.min(after, state.lastId || 0) : state.lastId;
+    const q = from ? "?after=" + from : "";
     const data = await api("GET", API + "/" + conv.id + "/messages" + q, undefined, { token: conv.token });
     for (const m of data.messages || []) {
       if (m.sender === "customer" && m.type === "choice") markChoice(m);

@@ -446,6 +446,11 @@
       case "hello":
         scheduleRefresh();
         break;
+      case "resync":
+        // events may have been missed (the server's event bus reconnected): reload what we show
+        scheduleRefresh();
+        if (state.current) reloadCurrentSoon();
+        break;
       case "handoff":
         notifyHandoff(cid, ev.reason);
         if (state.knownWaiting) state.knownWaiting.add(cid);

@@ -1,0 +1,77 @@
+"""Schemathesis over /openapi.json, time-boxed: no 5xx, and only documented status codes.
+
+Every operation gets generated valid (positive) and invalid (negative) requests, sent with an
+admin's bearer token (the widest rights, so requests get past authentication into the handlers),
+on SQLite and on PostgreSQL, for at most FUZZ_SECONDS per database.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis.generation import GenerationMode
+
+pytestmark = pytest.mark.slow
+
+FUZZ_SECONDS = float(os.environ.get("ANNAE_FUZZ_SECONDS", "60"))
+EXAMPLES = 25  # per operation and mode, while time lasts
+# starting a retrain trains a model in the background: minutes of CPU, not an input check
+SKIP = {("POST", "/api/v1/admin/retrain"), ("POST", "/api/v1/learning/retrain")}
+
+
+def test_fuzz_openapi_no_5xx_and_only_documented_codes(api):
+    admin = api.login("root")
+    app = api.client.app
+    documented_schema = app.openapi()
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [r.ok() for r in schema.get_all_operations()]
+    operations = [op for op in operations if (op.method.upper(), op.path) not in SKIP]
+    assert len(operations) >= 50
+    random.Random(7).shuffle(operations)
+    deadline = time.monotonic() + FUZZ_SECONDS
+    seen: Counter = Counter()
+    failures: list[str] = []
+
+    def fuzz(op, mode: GenerationMode, documented: set[int]) -> None:
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=op.as_strategy(generation_mode=mode))
+        def run(case) -> None:
+            if time.monotonic() > deadline:
+                return
+            response = case.call(headers=admin)
+            status = response.status_code
+            seen[status] += 1
+            if status >= 500 or status not in documented:
+                failures.append(
+                    f"{op.method.upper()} {op.path} -> {status} "
+                    f"({response.text[:200]!r}) for {case.path_parameters} "
+                    f"{case.query} {str(case.body)[:200]}"
+                )
+
+        try:
+            run()
+        except Unsatisfiable:  # e.g. no invalid request exists for an operation without inputs
+            pass
+
+    for op in operations:
+        responses = documented_schema["paths"][op.path][op.method.lower()]["responses"]
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            if time.monotonic() < deadline:
+                fuzz(op, mode, {int(code) for code in responses})
+    total = sum(seen.values())
+    print(f"fuzz: {total} requests over {len(operations)} operations, statuses {dict(seen)}")
+    assert total >= 100, seen  # the time box left room for a real run
+    assert not failures, "\n".join(failures[:20])
