@@ -80,9 +80,12 @@ def train(
                 engine, author="cli", progress=update, make_live=not no_live
             )
     except TrainingError as exc:
-        fail(
-            f"cannot train: {exc}. Import a knowledge base first (annae kb import FILE, or annae kb import --demo)."
+        hint = (
+            " Import a knowledge base first (annae kb import FILE, or annae kb import --demo)."
+            if "got 0" in str(exc)
+            else ""
         )
+        fail(f"cannot train: {exc}.{hint}")
     m = info.manifest
     metrics = m["metrics"]
     out.print(
@@ -94,6 +97,43 @@ def train(
         f"(expected precision {metrics['expected_precision']:.3f} at {metrics['oos_share_assumed']:.0%} "
         f"out-of-scope traffic); fit {metrics['total_fit_seconds']:.1f} s"
     )
+    print_operating_points(m)
+
+
+def print_operating_points(manifest: dict) -> None:
+    """The operating curve of a model (its manifest), and what it cannot promise."""
+    metrics = manifest.get("metrics", {})
+    points = manifest.get("operating_points") or []
+    if points:
+        table = Table(
+            "target precision",
+            "answer threshold",
+            "expected precision",
+            "answered (all traffic)",
+            "in-scope answered right",
+            title="operating points (estimated from training data, "
+            f"{metrics.get('oos_share_assumed', 0):.0%} out-of-scope traffic)",
+        )
+        for p in points:
+            live = abs(p["threshold"] - manifest.get("threshold", -1)) < 1e-4
+            table.add_row(
+                f"{p['target']:.2f}" + (" (live)" if live else ""),
+                f"{p['threshold']:.3f}" if p["reached_target"] else "not reachable",
+                f"{p['expected_precision']:.3f}" if p["reached_target"] else "–",
+                f"{p['expected_coverage']:.1%}",
+                f"{p['expected_containment']:.1%}",
+            )
+        out.print(table)
+    clarify = manifest.get("clarify_threshold")
+    if clarify is not None:
+        out.print(
+            f"clarify threshold {clarify:.3f} (right entry among the options "
+            f"{metrics.get('clarify_expected_precision', 0):.0%} of the time, target "
+            f"{metrics.get('clarify_target', 0):.0%}); out-of-scope threshold "
+            f"{manifest.get('oos_threshold') or 0:.3f}"
+        )
+    for limit in metrics.get("limits", []):
+        out.print(f"[yellow]cannot promise:[/] {limit}")
 
 
 def _live_engine():
@@ -171,6 +211,13 @@ def eval_(
     oos_label: str = typer.Option("oos", "--oos-label"),
     target_precision: float = typer.Option(None, "--target-precision", min=0.01, max=0.999),
     oos_share: float = typer.Option(None, "--oos-share", min=0.0, max=0.99),
+    clarify_precision: float = typer.Option(
+        None,
+        "--clarify-precision",
+        min=0.01,
+        max=0.999,
+        help="How often the right entry must be among the options offered when clarifying.",
+    ),
     encoder: str = typer.Option(
         None, "--encoder", help="'bundled', 'none' or a sentence-transformers model."
     ),
@@ -197,6 +244,7 @@ def eval_(
                 oos_label=oos_label,
                 target_precision=target_precision or settings.target_precision,
                 oos_share=settings.oos_share if oos_share is None else oos_share,
+                clarify_precision=clarify_precision or settings.clarify_precision,
                 features=FeatureConfig(encoder=encoder or settings.encoder),
                 progress=update,
                 label_names=label_names,
