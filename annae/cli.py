@@ -136,6 +136,38 @@ def print_operating_points(manifest: dict) -> None:
         out.print(f"[yellow]cannot promise:[/] {limit}")
 
 
+@app.command("operating-point")
+def operating_point(
+    target: float = typer.Argument(
+        None, help="Target precision to switch to (one of the live model's points, e.g. 0.90)."
+    ),
+) -> None:
+    """Show the live model's operating curve, or switch it to another target precision.
+
+    The switch is a new model version with other thresholds (no retraining), audit-logged;
+    `annae rollback VERSION` restores the previous one."""
+    from annae.learning.calibrate import set_operating_point
+    from annae.learning.retrain import GateError
+
+    reg = registry()
+    live = reg.live_version()
+    if live is None:
+        fail("no trained model yet: run `annae train` first")
+    if target is None:
+        print_operating_points(reg.manifest(live))
+        return
+    try:
+        change = set_operating_point(reg, target, author="cli", db_engine=db())
+    except GateError as exc:
+        fail(str(exc))
+    out.print(
+        f"[bold green]model {change.version}[/] live: target {change.target:.2f}, answer threshold "
+        f"{change.threshold:.3f} (expected precision {change.expected_precision:.3f}, answers "
+        f"{change.expected_coverage:.1%} of traffic); was {change.previous} — "
+        f"`annae rollback {change.previous}` restores it"
+    )
+
+
 def _live_engine():
     engine = registry().load_live()
     if engine is None:

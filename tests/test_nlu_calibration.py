@@ -168,3 +168,51 @@ def test_clarify_threshold_never_above_the_answer_threshold():
     assert clf.clarify_threshold_ <= clf.threshold_ + 1e-9
     assert [p["target"] for p in clf.operating_points_] == list(calibration.CURVE_TARGETS)
     assert "oos_threshold" in clf.metrics_
+
+
+def test_train_prints_the_curve_and_the_operating_point_is_reversible(annae_home, monkeypatch):
+    from typer.testing import CliRunner
+
+    from annae.cli import app
+    from annae.privacy import audit
+    from annae.settings import get_settings
+    from annae.store.db import get_engine, session_scope
+
+    monkeypatch.setenv("ANNAE_ENCODER", "none")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    assert runner.invoke(app, ["kb", "import", "--demo"]).exit_code == 0
+    r = runner.invoke(app, ["train"])
+    assert r.exit_code == 0, r.output
+    assert "operating points" in r.stdout and "0.90" in r.stdout and "0.98" in r.stdout
+    assert "clarify threshold" in r.stdout
+    r = runner.invoke(app, ["operating-point"])
+    assert r.exit_code == 0 and "operating points" in r.stdout
+    points = {
+        p["target"]: p
+        for p in __import__("json").loads(
+            (annae_home / "models" / "v1" / "manifest.json").read_text()
+        )["operating_points"]
+    }
+    reachable = [t for t, p in points.items() if p["reached_target"]]
+    if not reachable:  # the demo KB without the encoder: nothing reachable, a clear refusal
+        r = runner.invoke(app, ["operating-point", "0.9"])
+        assert r.exit_code == 1 and "cannot reach" in r.output
+        return
+    target = min(reachable)
+    r = runner.invoke(app, ["operating-point", str(target)])
+    assert r.exit_code == 0, r.output
+    assert "model v2" in r.stdout and "annae rollback v1" in r.stdout
+    live = runner.invoke(app, ["ask", "how long does delivery take"])
+    assert __import__("json").loads(live.stdout)["threshold"] == pytest.approx(
+        points[target]["threshold"], abs=1e-4
+    )
+    with session_scope(get_engine()) as session:
+        events = audit.query(session, action="model.operating_point")
+        assert [e.target for e in events] == ["v2"]
+    r = runner.invoke(app, ["operating-point", "0.42"])
+    assert r.exit_code == 1 and "no operating point for 0.42" in r.output
+    assert runner.invoke(app, ["rollback", "v1"]).exit_code == 0
+    live = runner.invoke(app, ["ask", "how long does delivery take"])
+    assert __import__("json").loads(live.stdout)["model_version"] == "v1"
+    get_settings.cache_clear()
