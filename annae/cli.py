@@ -141,11 +141,21 @@ def operating_point(
     target: float = typer.Argument(
         None, help="Target precision to switch to (one of the live model's points, e.g. 0.90)."
     ),
+    from_traffic: bool = typer.Option(
+        False,
+        "--from-traffic",
+        help="Estimate precision on labelled traffic (agents' labels, customers' ratings) "
+        "and show the threshold it supports.",
+    ),
+    apply: bool = typer.Option(
+        False, "--apply", help="With --from-traffic: make that threshold live."
+    ),
 ) -> None:
     """Show the live model's operating curve, or switch it to another target precision.
 
     The switch is a new model version with other thresholds (no retraining), audit-logged;
     `annae rollback VERSION` restores the previous one."""
+    from annae.learning.calibrate import from_traffic as traffic_estimate
     from annae.learning.calibrate import set_operating_point
     from annae.learning.retrain import GateError
 
@@ -153,6 +163,30 @@ def operating_point(
     live = reg.live_version()
     if live is None:
         fail("no trained model yet: run `annae train` first")
+    if from_traffic:
+        est, change = traffic_estimate(reg, db(), target=target, author="cli", apply=apply)
+        metrics = reg.manifest(live).get("metrics", {})
+        observed = est.observed_precision_live
+        out.print(
+            f"model {live}: {est.n_labelled} labelled questions ({est.n_rated_answers} rated "
+            f"answers, {est.n_labelled_handoffs} labelled hand-offs); precision at the live "
+            f"threshold: expected {metrics.get('expected_precision', 0):.3f}, observed "
+            + ("–" if observed is None else f"{observed:.3f}")
+        )
+        if est.proposed_threshold is None:
+            out.print(f"[yellow]no change:[/] {est.reason}")
+            raise typer.Exit(2 if apply else 0)
+        out.print(
+            f"labelled traffic supports answer threshold {est.proposed_threshold:.3f} "
+            f"(precision {est.proposed_precision:.3f} on that traffic)"
+            + ("" if apply else "; --apply makes it live")
+        )
+        if change is not None:
+            out.print(
+                f"[bold green]model {change.version}[/] live (was {change.previous}); "
+                f"`annae rollback {change.previous}` restores it"
+            )
+        return
     if target is None:
         print_operating_points(reg.manifest(live))
         return
