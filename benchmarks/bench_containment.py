@@ -12,7 +12,7 @@ Data sets (``../shared/datasets``):
 * BANKING77 full (no out-of-scope test rows);
 * ko-delivery: train.csv → test.csv (Korean, colloquial test questions, 50 out of scope);
 * the demo KB: every third example of each entry and every second out-of-scope question
-  held out as the test file.
+  held out as the test file; and the same without its out-of-scope training examples.
 """
 
 from __future__ import annotations
@@ -88,6 +88,11 @@ def datasets(tmp: Path) -> list[tuple[str, Path, Path]]:
         ),
         ("ko-delivery", DATA / "ko-delivery" / "train.csv", DATA / "ko-delivery" / "test.csv"),
         ("demo KB", write(tmp / "demo.csv", demo_train), write(tmp / "demo_test.csv", demo_test)),
+        (
+            "demo KB, no oos in training",
+            write(tmp / "demo_nooos.csv", [r for r in demo_train if r[1] != "oos"]),
+            write(tmp / "demo_test.csv", demo_test),
+        ),
     ]
 
 
