@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from annae.learning.retrain import GateError, promote
 from annae.nlu.registry import ModelRegistry
-from annae.store.db import session_scope
+from annae.store.db import session_scope, utcnow
 from annae.store.tables.learning import AnswerRating, ConversationLabel
 from annae.store.tables.service import Message
 
@@ -123,6 +123,7 @@ def _switch(
             "author": author,
         },
         "author": author,
+        "created_at": utcnow().isoformat(timespec="seconds"),
     }
     engine.manifest["metrics"] = {
         **engine.manifest.get("metrics", {}),
