@@ -224,7 +224,7 @@ def commit_of(code: Path) -> str | None:
     return proc.stdout.strip()
 
 
-def baseline_eval(train: Path, test: Path) -> dict:
+def baseline_eval(train: Path, test: Path, *, cached_only: bool = False) -> dict | None:
     """The previous engine's result for these files, from the cache when its commit is known."""
     commit = commit_of(BASELINE)
     digest = hashlib.sha256(f"{commit}{TARGET}".encode())
@@ -233,6 +233,8 @@ def baseline_eval(train: Path, test: Path) -> dict:
     cached = CACHE / f"{digest.hexdigest()[:24]}.json"
     if commit and cached.exists():
         return json.loads(cached.read_text())
+    if cached_only:
+        return None
     result = run_eval(BASELINE, train, test, recorded=True)
     result["baseline_commit"] = commit
     if commit:
@@ -258,7 +260,7 @@ def code_digest(code: Path) -> str:
     return digest.hexdigest()
 
 
-def current_eval(train: Path, test: Path) -> dict:
+def current_eval(train: Path, test: Path, *, cached_only: bool = False) -> dict | None:
     """This checkout's result, cached by its engine's sources (a change elsewhere, or a rerun
     that only writes the report, does not retrain)."""
     source = code_digest(ROOT)
@@ -268,6 +270,8 @@ def current_eval(train: Path, test: Path) -> dict:
     cached = CACHE / f"current-{digest.hexdigest()[:24]}.json"
     if cached.exists():
         return json.loads(cached.read_text())
+    if cached_only:
+        return None
     result = run_eval(ROOT, train, test)
     result["code_digest"] = source[:12]
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -279,9 +283,12 @@ def pct(value) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
-def rows_for(name: str, before: dict, after: dict) -> list[list[str]]:
+def rows_for(name: str, before: dict | None, after: dict | None) -> list[list[str]]:
     out = []
     for label, r in (("before", before), ("after", after)):
+        if r is None:
+            out.append([name if label == "before" else "", label] + ["not run"] + [""] * 9)
+            continue
         out.append(
             [
                 name if label == "before" else "",
@@ -308,12 +315,15 @@ def main() -> None:
         for name, train, test in ordered(datasets(Path(tmp))):
             start = time.perf_counter()
             side = os.environ.get("BENCH_CONTAINMENT_SIDE")  # "before" / "after": fill the cache
-            before = None if side == "after" else baseline_eval(train, test)
-            after = None if side == "before" else current_eval(train, test)
+            # "cached": write the report from results already computed, run nothing new
+            cached = side == "cached"
+            before = None if side == "after" else baseline_eval(train, test, cached_only=cached)
+            after = None if side == "before" else current_eval(train, test, cached_only=cached)
             print(f"  {name}: {time.perf_counter() - start:.0f} s", flush=True)
-            if side:
+            if side in ("before", "after"):
                 continue
-            results.append((name, before, after))
+            if before is not None or after is not None:
+                results.append((name, before, after))
     if not results:
         return
     (CACHE / "containment.json").write_text(
@@ -343,7 +353,8 @@ def main() -> None:
         DESCRIPTION
         + "\n"
         + body
-        + (f"\n\nNot run in this pass: {', '.join(missing)}." if missing else ""),
+        + (f"\n\nNot run in this pass: {'; '.join(missing)}." if missing else "")
+        + f"\n\nLoad average when the report was written: {os.getloadavg()[0]:.1f}.",
     )
 
 
