@@ -61,3 +61,87 @@ def test_traffic_that_contradicts_the_model_raises_the_threshold_or_refuses():
     bad = _rows(rng, 100, 0.5, 1.0, 0.6, True)
     est = estimate(bad, {"answer": 100}, live_threshold=0.9, target=0.95, model="v1")
     assert est.proposed_threshold is None and "no threshold reaches" in est.reason
+
+
+def test_traffic_rows_read_labels_and_ratings_of_the_live_model(engine):
+    from annae.learning.calibrate import traffic_rows
+    from annae.store.db import session_scope
+    from annae.store.tables.learning import AnswerRating, ConversationLabel
+    from annae.store.tables.service import Conversation, Message
+
+    def decision(kind, conf, guess, version="v1"):
+        return {
+            "type": kind,
+            "confidence": conf,
+            "model_version": version,
+            "candidates": [{"entry_id": guess, "confidence": conf}],
+        }
+
+    with session_scope(engine) as s:
+        for cid in ("c1", "c2", "c3", "c4"):
+            s.add(Conversation(id=cid, token_hash=cid * 8))
+        s.flush()
+        q1 = Message(
+            conversation_id="c1",
+            sender="customer",
+            type="text",
+            text="q",
+            decision=decision("handoff", 0.7, 5),
+        )
+        q2 = Message(
+            conversation_id="c2",
+            sender="customer",
+            type="text",
+            text="q",
+            decision=decision("handoff", 0.6, 5),
+        )
+        q3 = Message(
+            conversation_id="c3",
+            sender="customer",
+            type="text",
+            text="q",
+            decision=decision("answer", 0.99, 7),
+        )
+        q4 = Message(
+            conversation_id="c4",
+            sender="customer",
+            type="text",
+            text="q",
+            decision=decision("handoff", 0.5, 5, version="v0"),
+        )  # another model
+        s.add_all([q1, q2, q3, q4])
+        s.flush()
+        a3 = Message(
+            conversation_id="c3", sender="bot", type="answer", text="a", entry_id=7, confidence=0.99
+        )
+        s.add(a3)
+        s.flush()
+        s.add_all(
+            [
+                ConversationLabel(
+                    conversation_id="c1",
+                    message_id=q1.id,
+                    kind="entry",
+                    entry_id=5,
+                    bot_entry_id=5,
+                    agent="a",
+                ),
+                ConversationLabel(
+                    conversation_id="c2", message_id=q2.id, kind="not_faq", agent="a"
+                ),
+                ConversationLabel(
+                    conversation_id="c4",
+                    message_id=q4.id,
+                    kind="entry",
+                    entry_id=5,
+                    bot_entry_id=5,
+                    agent="a",
+                ),
+                AnswerRating(conversation_id="c3", message_id=a3.id, entry_id=7, helpful=False),
+            ]
+        )
+    with session_scope(engine) as s:
+        rows, counts = traffic_rows(s, "v1")
+    assert counts == {"answer": 1, "handoff": 2, "clarify": 0}
+    got = sorted((r.confidence, r.right, r.answered) for r in rows)
+    assert got == [(0.6, False, False), (0.7, True, False), (0.99, False, True)]

@@ -27,6 +27,7 @@ from sqlalchemy import Engine as DBEngine
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from annae.learning.feedback import _question_before as question_before
 from annae.learning.retrain import GateError, promote
 from annae.nlu.registry import ModelRegistry
 from annae.store.db import session_scope, utcnow
@@ -203,16 +204,8 @@ def traffic_rows(session: Session, model_version: str) -> tuple[list[TrafficRow]
         right = label.kind == "entry" and top.get("entry_id") == label.entry_id
         rows.append(TrafficRow(float(d.get("confidence") or 0.0), bool(right), False))
     for rating in session.scalars(select(AnswerRating)):
-        question = session.scalar(
-            select(Message)
-            .where(
-                Message.conversation_id == rating.conversation_id,
-                Message.sender == "customer",
-                Message.id < rating.message_id,
-            )
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
+        answer = session.get(Message, rating.message_id)
+        question = question_before(session, answer) if answer is not None else None
         d = decisions.get(question.id if question is not None else -1)
         if d is None or d.get("type") != "answer":
             continue
