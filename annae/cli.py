@@ -83,9 +83,12 @@ def train(
                 engine, author="cli", progress=update, make_live=not no_live
             )
     except TrainingError as exc:
-        fail(
-            f"cannot train: {exc}. Import a knowledge base first (annae kb import FILE, or annae kb import --demo)."
+        hint = (
+            " Import a knowledge base first (annae kb import FILE, or annae kb import --demo)."
+            if "got 0" in str(exc)
+            else ""
         )
+        fail(f"cannot train: {exc}.{hint}")
     m = info.manifest
     metrics = m["metrics"]
     out.print(
@@ -96,6 +99,109 @@ def train(
         f"cross-validated accuracy {metrics['cv_accuracy']:.3f}; answer threshold {m['threshold']:.3f} "
         f"(expected precision {metrics['expected_precision']:.3f} at {metrics['oos_share_assumed']:.0%} "
         f"out-of-scope traffic); fit {metrics['total_fit_seconds']:.1f} s"
+    )
+    print_operating_points(m)
+
+
+def print_operating_points(manifest: dict) -> None:
+    """The operating curve of a model (its manifest), and what it cannot promise."""
+    metrics = manifest.get("metrics", {})
+    points = manifest.get("operating_points") or []
+    if points:
+        table = Table(
+            "target precision",
+            "answer threshold",
+            "expected precision",
+            "answered (all traffic)",
+            "in-scope answered right",
+            title="operating points (estimated from training data, "
+            f"{metrics.get('oos_share_assumed', 0):.0%} out-of-scope traffic)",
+        )
+        for p in points:
+            live = abs(p["threshold"] - manifest.get("threshold", -1)) < 1e-4
+            table.add_row(
+                f"{p['target']:.2f}" + (" (live)" if live else ""),
+                f"{p['threshold']:.3f}" if p["reached_target"] else "not reachable",
+                f"{p['expected_precision']:.3f}" if p["reached_target"] else "–",
+                f"{p['expected_coverage']:.1%}",
+                f"{p['expected_containment']:.1%}",
+            )
+        out.print(table)
+    clarify = manifest.get("clarify_threshold")
+    if clarify is not None:
+        out.print(
+            f"clarify threshold {clarify:.3f} (right entry among the options "
+            f"{metrics.get('clarify_expected_precision', 0):.0%} of the time, target "
+            f"{metrics.get('clarify_target', 0):.0%}); out-of-scope threshold "
+            f"{manifest.get('oos_threshold') or 0:.3f}"
+        )
+    for limit in metrics.get("limits", []):
+        out.print(f"[yellow]cannot promise:[/] {limit}")
+
+
+@app.command("operating-point")
+def operating_point(
+    target: float = typer.Argument(
+        None, help="Target precision to switch to (one of the live model's points, e.g. 0.90)."
+    ),
+    from_traffic: bool = typer.Option(
+        False,
+        "--from-traffic",
+        help="Estimate precision on labelled traffic (agents' labels, customers' ratings) "
+        "and show the threshold it supports.",
+    ),
+    apply: bool = typer.Option(
+        False, "--apply", help="With --from-traffic: make that threshold live."
+    ),
+) -> None:
+    """Show the live model's operating curve, or switch it to another target precision.
+
+    The switch is a new model version with other thresholds (no retraining), audit-logged;
+    `annae rollback VERSION` restores the previous one."""
+    from annae.learning.calibrate import from_traffic as traffic_estimate
+    from annae.learning.calibrate import set_operating_point
+    from annae.learning.retrain import GateError
+
+    reg = registry()
+    live = reg.live_version()
+    if live is None:
+        fail("no trained model yet: run `annae train` first")
+    if from_traffic:
+        est, change = traffic_estimate(reg, db(), target=target, author="cli", apply=apply)
+        metrics = reg.manifest(live).get("metrics", {})
+        observed = est.observed_precision_live
+        out.print(
+            f"model {live}: {est.n_labelled} labelled questions ({est.n_rated_answers} rated "
+            f"answers, {est.n_labelled_handoffs} labelled hand-offs); precision at the live "
+            f"threshold: expected {metrics.get('expected_precision', 0):.3f}, observed "
+            + ("–" if observed is None else f"{observed:.3f}")
+        )
+        if est.proposed_threshold is None:
+            out.print(f"[yellow]no change:[/] {est.reason}")
+            raise typer.Exit(2 if apply else 0)
+        out.print(
+            f"labelled traffic supports answer threshold {est.proposed_threshold:.3f} "
+            f"(precision {est.proposed_precision:.3f} on that traffic)"
+            + ("" if apply else "; --apply makes it live")
+        )
+        if change is not None:
+            out.print(
+                f"[bold green]model {change.version}[/] live (was {change.previous}); "
+                f"`annae rollback {change.previous}` restores it"
+            )
+        return
+    if target is None:
+        print_operating_points(reg.manifest(live))
+        return
+    try:
+        change = set_operating_point(reg, target, author="cli", db_engine=db())
+    except GateError as exc:
+        fail(str(exc))
+    out.print(
+        f"[bold green]model {change.version}[/] live: target {change.target:.2f}, answer threshold "
+        f"{change.threshold:.3f} (expected precision {change.expected_precision:.3f}, answers "
+        f"{change.expected_coverage:.1%} of traffic); was {change.previous} — "
+        f"`annae rollback {change.previous}` restores it"
     )
 
 
@@ -174,6 +280,13 @@ def eval_(
     oos_label: str = typer.Option("oos", "--oos-label"),
     target_precision: float = typer.Option(None, "--target-precision", min=0.01, max=0.999),
     oos_share: float = typer.Option(None, "--oos-share", min=0.0, max=0.99),
+    clarify_precision: float = typer.Option(
+        None,
+        "--clarify-precision",
+        min=0.01,
+        max=0.999,
+        help="How often the right entry must be among the options offered when clarifying.",
+    ),
     encoder: str = typer.Option(
         None, "--encoder", help="'bundled', 'none' or a sentence-transformers model."
     ),
@@ -200,6 +313,7 @@ def eval_(
                 oos_label=oos_label,
                 target_precision=target_precision or settings.target_precision,
                 oos_share=settings.oos_share if oos_share is None else oos_share,
+                clarify_precision=clarify_precision or settings.clarify_precision,
                 features=FeatureConfig(encoder=encoder or settings.encoder),
                 progress=update,
                 label_names=label_names,

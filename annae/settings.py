@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     oos_share: float = Field(
         default=0.20, ge=0, lt=1, description="Expected share of out-of-scope traffic."
     )
+    clarify_precision: float = Field(
+        default=0.80,
+        gt=0,
+        lt=1,
+        description="How often the right entry must be among the options when the bot asks to clarify.",
+    )
     top_k: int = Field(default=3, ge=1, le=20)
 
     @property

@@ -36,6 +36,10 @@ _FRUSTRATION = re.compile(
 )
 
 MAX_QUESTION_CHARS = 2000
+CLARIFY_MAX = 3
+"""At most this many entries offered when asking to clarify."""
+CLARIFY_MIN_CONFIDENCE = 0.05
+"""A third option below this confidence adds next to nothing and is left out."""
 
 
 @dataclass
@@ -63,7 +67,19 @@ class Decision:
     language: str = "en"
     threshold: float | None = None
     clarify_threshold: float | None = None
+    oos_score: float | None = None
+    """Calibrated probability that the question is out of scope (None: the model has none)."""
+    oos_threshold: float | None = None
     model_version: str | None = None
+
+    @property
+    def confidently_out_of_scope(self) -> bool:
+        """The model is sure enough (its target precision) that no entry covers this."""
+        return (
+            self.oos_score is not None
+            and self.oos_threshold is not None
+            and self.oos_score >= self.oos_threshold
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +91,9 @@ class PolicyConfig:
 
     threshold: float
     clarify_threshold: float
-    clarify_max: int = 3
+    clarify_max: int = CLARIFY_MAX
+    oos_threshold: float = 1.01
+    """``Decision.oos_score`` from here up: confidently out of scope (> 1: never)."""
 
 
 def wants_human(text: str) -> bool:
@@ -112,13 +130,19 @@ def decide(
     language: str,
     model_version: str | None = None,
     reason: str | None = None,
+    oos_score: float | None = None,
 ) -> Decision:
     """Turn ranked, calibrated candidates into a decision.
 
     - ``answer`` when the top confidence reaches the model's threshold;
-    - ``clarify`` when it does not, but the two or three best together reach
-      ``clarify_threshold`` (the customer picks one of them);
+    - ``clarify`` when it does not, but the options offered (the two or three best,
+      :func:`clarify_options`) together reach ``clarify_threshold``, which the model
+      keeps at or below the answer threshold (the customer picks one of them);
     - ``handoff`` otherwise (reason ``low_confidence``), or when ``reason`` is given.
+
+    ``oos_score`` (the model's calibrated probability that the question is out of
+    scope) is carried on the decision with ``config.oos_threshold``; at or above it the
+    question is confidently out of scope (``Decision.confidently_out_of_scope``).
     """
     top = candidates[0] if candidates else None
     base = dict(
@@ -128,6 +152,8 @@ def decide(
         clarify_threshold=config.clarify_threshold,
         model_version=model_version,
         confidence=top.confidence if top else 0.0,
+        oos_score=oos_score,
+        oos_threshold=config.oos_threshold if oos_score is not None else None,
     )
     if reason is not None or top is None:
         return Decision(type="handoff", reason=reason or "low_confidence", **base)
@@ -135,9 +161,15 @@ def decide(
         return Decision(
             type="answer", entry_key=top.key, entry_id=top.entry_id, answer=top.answer, **base
         )
-    options = candidates[: config.clarify_max]
+    options = clarify_options(candidates, config.clarify_max)
     if len(options) >= 2 and sum(c.confidence for c in options) >= config.clarify_threshold:
-        # offer the options that matter: drop a third one that adds next to nothing
-        options = [c for i, c in enumerate(options) if i < 2 or c.confidence >= 0.05]
         return Decision(type="clarify", reason="ambiguous", **{**base, "candidates": options})
     return Decision(type="handoff", reason="low_confidence", **base)
+
+
+def clarify_options(candidates: list[Candidate], k: int = CLARIFY_MAX) -> list[Candidate]:
+    """The entries a clarify question offers: the best ``k``, less any after the second
+    that adds next to nothing (below :data:`CLARIFY_MIN_CONFIDENCE`)."""
+    return [
+        c for i, c in enumerate(candidates[:k]) if i < 2 or c.confidence >= CLARIFY_MIN_CONFIDENCE
+    ]

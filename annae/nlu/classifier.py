@@ -20,6 +20,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
+from annae.dialogue.policy import CLARIFY_MAX, CLARIFY_MIN_CONFIDENCE
 from annae.nlu import calibration
 from annae.nlu.features import FeatureConfig, LexicalFeatures, morphemes, stack
 
@@ -61,6 +62,8 @@ class IntentClassifier:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     C: float = 0.3
     target_precision: float = 0.95
+    clarify_precision: float = 0.80
+    """How often the right entry must be among the options when the bot asks to clarify."""
     oos_share: float = 0.20
     folds: int | None = None  # None: 5 below 2,000 examples, else 3
     random_state: int = 0
@@ -70,6 +73,8 @@ class IntentClassifier:
     temperature_: float = field(init=False, default=1.0)
     threshold_: float = field(init=False, default=1.0)
     clarify_threshold_: float = field(init=False, default=1.0)
+    oos_score_: calibration.OosScore | None = field(init=False, default=None, repr=False)
+    operating_points_: list[dict] = field(init=False, default_factory=list)
     metrics_: dict = field(init=False, default_factory=dict)
     _model: Fitted | None = field(init=False, default=None, repr=False)
 
@@ -97,6 +102,11 @@ class IntentClassifier:
         self.classes_ = np.array(sorted(set(labels)), dtype=object)
         in_scope = [c for c in self.classes_ if c != OOS]
         if len(in_scope) < 2:
+            if len(in_scope) == 0 and len(texts):
+                raise TrainingError(
+                    "every example is marked out of scope (oos): at least two entries "
+                    "with examples are needed"
+                )
             raise TrainingError(f"need at least two entries to tell apart, got {len(in_scope)}")
         y = np.searchsorted(self.classes_, labels)
         anchor = np.zeros(len(texts), bool) if anchor is None else np.asarray(anchor, bool)
@@ -166,7 +176,55 @@ class IntentClassifier:
         self.metrics_["fit_seconds"] = round(time.perf_counter() - start, 2)
         self.metrics_["n_train"] = len(texts)
         self.metrics_["n_entries"] = len(in_scope)
+        self.metrics_["limits"] = self._limits(texts, labels, anchor)
         return self
+
+    def _limits(self, texts, labels, anchor) -> list[str]:
+        """What this model cannot promise, in words (``annae train`` prints them)."""
+        m, out = self.metrics_, []
+        questions = [(t, lab) for t, lab, a in zip(texts, labels, anchor, strict=True) if not a]
+        per_entry: dict[str, int] = {}
+        owners: dict[str, set[str]] = {}
+        for text, label in questions:
+            if label != OOS:
+                per_entry[label] = per_entry.get(label, 0) + 1
+            owners.setdefault(text, set()).add(label)
+        thin = [e for e in self.classes_ if e != OOS and per_entry.get(e, 0) < 2]
+        if thin:
+            out.append(
+                f"{len(thin)} of {m['n_entries']} entries have fewer than 2 example questions: "
+                "cross-validation cannot test them, so their answers count as unproven "
+                "(add 3 or more examples per entry)"
+            )
+        shared = sum(len(labs) > 1 for labs in owners.values())
+        if shared:
+            out.append(
+                f"{shared} example text(s) appear under more than one entry (or as oos): "
+                "the model cannot tell those entries apart"
+            )
+        if not m.get("n_oos_examples") and not m.get("n_pseudo_oos"):
+            out.append(
+                "no out-of-scope estimate (no oos examples, and too few entries to hold some "
+                "out): the expected precision holds only for questions that one of the "
+                "entries answers"
+            )
+        elif not m.get("n_oos_examples"):
+            out.append(
+                "no oos examples: out-of-scope questions are estimated from entries held out "
+                "of training only (add oos examples of what the bot must not answer)"
+            )
+        if not m.get("threshold_reached_target"):
+            out.append(
+                f"the target precision {self.target_precision:.2f} cannot be reached on this "
+                "data: the bot will not answer directly; it "
+                + (
+                    "asks to clarify or hands off"
+                    if self.clarify_threshold_ <= 1.0
+                    else "hands every question to a person"
+                )
+                + " (add example questions, or lower the target)"
+            )
+        return out
 
     def _candidates(self, n: int, has_embeddings: bool) -> list[tuple[str, float]]:
         """(linear model, embedding weight) pairs to compare by cross-validation."""
@@ -243,31 +301,28 @@ class IntentClassifier:
         return [order[i::n] for i in range(n)]
 
     def _choose_thresholds(self, oof, y, pseudo, oos_idx) -> None:
+        """Answer threshold, clarify threshold and out-of-scope score from out-of-fold
+        scores (``oof``, rows labelled ``y``) and pseudo out-of-scope scores."""
         probs = calibration.probabilities(oof, self.temperature_)
         in_mask = y != (oos_idx if oos_idx is not None else -1)
         top_in, top_conf = self._top_in_scope(probs)
         correct = top_in == y
-        oos_conf = []
+        oos_probs = []  # one per source of out-of-scope questions: each weighs the same
         if oos_idx is not None and (~in_mask).any():
-            oos_conf.append(top_conf[~in_mask])
-        oos_sets = []
-        if oos_idx is not None and (~in_mask).any():
-            oos_sets.append(self._set_confidence(probs[~in_mask])[0])
+            oos_probs.append(probs[~in_mask])
         if len(pseudo):
-            pseudo_probs = calibration.probabilities(pseudo, self.temperature_)
-            oos_conf.append(self._top_in_scope(pseudo_probs)[1])
-            oos_sets.append(self._set_confidence(pseudo_probs)[0])
-        conf_oos = np.concatenate(oos_conf) if oos_conf else np.zeros(0)
-        conf_oos_sets = np.concatenate(oos_sets) if oos_sets else np.zeros(0)
-        choice = calibration.choose_threshold(
-            top_conf[in_mask],
-            correct[in_mask],
-            conf_oos,
-            target=self.target_precision,
-            oos_share=self.oos_share,
+            oos_probs.append(calibration.probabilities(pseudo, self.temperature_))
+        oos_conf = [self._top_in_scope(p)[1] for p in oos_probs]
+        curve = calibration.precision_curve(
+            top_conf[in_mask], correct[in_mask], oos_conf, oos_share=self.oos_share
         )
+        choice = curve.choose(self.target_precision)
         self.threshold_ = choice.threshold
-        self.clarify_threshold_ = self._choose_clarify(probs, in_mask, y, conf_oos_sets)
+        self.operating_points_ = curve.operating_points()
+        self.clarify_threshold_ = self._choose_clarify(probs[in_mask], y[in_mask], oos_probs)
+        self.oos_score_ = calibration.fit_oos_score(
+            top_conf[in_mask], oos_conf, oos_share=self.oos_share, target=self.target_precision
+        )
         self.metrics_.update(
             cv_accuracy=round(float(correct[in_mask].mean()), 4),
             expected_precision=round(choice.expected_precision, 4),
@@ -278,24 +333,44 @@ class IntentClassifier:
             n_pseudo_oos=int(len(pseudo)),
             oos_share_assumed=self.oos_share,
             target_precision=self.target_precision,
+            clarify_target=self.clarify_precision,
+            oos_threshold=round(self.oos_score_.threshold, 4),
+            oos_expected_precision=round(self.oos_score_.expected_precision, 4),
+            operating_points=self.operating_points_,
         )
 
-    def _set_confidence(self, probs: np.ndarray, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
-        """Summed confidence of the top-``k`` entries, and those entries, per row."""
+    def _set_confidence(
+        self, probs: np.ndarray, k: int = CLARIFY_MAX
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Summed confidence of the entries a clarify question offers (the top ``k``, less
+        a third one that adds next to nothing: :func:`annae.dialogue.policy.clarify_options`),
+        and those entries (-1 where dropped), per row."""
         masked = self._mask_oos(probs)
         order = np.argsort(-masked, axis=1)[:, :k]
-        return np.take_along_axis(masked, order, axis=1).sum(1), order
+        conf = np.take_along_axis(masked, order, axis=1)
+        keep = np.ones_like(conf, dtype=bool)
+        keep[:, 2:] = conf[:, 2:] >= CLARIFY_MIN_CONFIDENCE
+        return (conf * keep).sum(1), np.where(keep, order, -1)
 
-    def _choose_clarify(self, probs, in_mask, y, conf_oos_sets) -> float:
-        """The summed top-3 confidence at which a clarify question holds the right entry
-        with the target precision (the same estimate as the answer threshold)."""
-        sets, order = self._set_confidence(probs[in_mask])
-        hit = (order == y[in_mask][:, None]).any(1)
+    def _choose_clarify(self, probs_in, y_in, oos_probs) -> float:
+        """The summed confidence of the options from which a clarify question holds the
+        right entry with ``clarify_precision``, among questions below the answer threshold
+        (the same estimate as the answer threshold); never above the answer threshold."""
+        below = self._top_in_scope(probs_in)[1] < self.threshold_
+        sets, order = self._set_confidence(probs_in[below])
+        hit = (order == y_in[below][:, None]).any(1)
+        oos_sets = []
+        for p in oos_probs:
+            p = p[self._top_in_scope(p)[1] < self.threshold_]
+            oos_sets.append(self._set_confidence(p)[0])
         choice = calibration.choose_threshold(
-            sets, hit, conf_oos_sets, target=self.target_precision, oos_share=self.oos_share
+            sets, hit, oos_sets, target=self.clarify_precision, oos_share=self.oos_share
         )
         self.metrics_["clarify_expected_precision"] = round(choice.expected_precision, 4)
-        return choice.threshold if choice.reached_target else 1.0
+        self.metrics_["clarify_expected_rate"] = round(choice.expected_coverage * below.mean(), 4)
+        if not choice.reached_target or len(sets) == 0:
+            return max(self.threshold_, 1.0)
+        return min(choice.threshold, self.threshold_)
 
     # ---- prediction -----------------------------------------------------------------------
     def _mask_oos(self, probs: np.ndarray) -> np.ndarray:

@@ -74,8 +74,11 @@ class Engine:
         if encoder is None and features.uses_encoder:
             encoder = Encoder(features.encoder, threads=threads)
         self.encoder = encoder
+        oos = getattr(classifier, "oos_score_", None)  # models trained before it have none
         self.policy = PolicyConfig(
-            threshold=classifier.threshold_, clarify_threshold=classifier.clarify_threshold_
+            threshold=classifier.threshold_,
+            clarify_threshold=classifier.clarify_threshold_,
+            oos_threshold=oos.threshold if oos is not None else 1.01,
         )
 
     @property
@@ -94,6 +97,7 @@ class Engine:
         features: FeatureConfig | None = None,
         target_precision: float = 0.95,
         oos_share: float = 0.20,
+        clarify_precision: float = 0.80,
         top_k: int = 3,
         threads: int = 1,
         train_threads: int | None = None,
@@ -137,7 +141,10 @@ class Engine:
 
                 embeddings = encoder.encode(norm, progress=tick)
             clf = IntentClassifier(
-                features=features, target_precision=target_precision, oos_share=oos_share
+                features=features,
+                target_precision=target_precision,
+                oos_share=oos_share,
+                clarify_precision=clarify_precision,
             )
             clf.fit(norm, labels, embeddings, progress=progress, anchor=anchor)
         finally:
@@ -163,6 +170,8 @@ class Engine:
             },
             threshold=clf.threshold_,
             clarify_threshold=clf.clarify_threshold_,
+            oos_threshold=clf.oos_score_.threshold if clf.oos_score_ is not None else None,
+            operating_points=clf.operating_points_,
             metrics={**clf.metrics_, "total_fit_seconds": round(time.perf_counter() - start, 2)},
             libraries=library_versions(),
         )
@@ -174,6 +183,8 @@ class Engine:
     # ---- answering ------------------------------------------------------------------------
     def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
         """The top-k entries with calibrated confidence for each text (batched)."""
+        if not texts:
+            return []
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
         emb = self.encoder.encode(norm) if self.encoder is not None else None
         probs = self.classifier.predict_proba(norm, emb)
@@ -194,17 +205,35 @@ class Engine:
 
     def decide(self, text: str) -> Decision:
         """Answer, ask to clarify, or hand off; never raises on odd input."""
-        text = text if isinstance(text, str) else ""
-        reason = pre_check(text)
-        language = detect_language(text[:MAX_CHARS]) if text else "en"
-        if reason in ("empty", "too_long"):
-            return decide(
-                [], self.policy, language=language, model_version=self.version, reason=reason
+        return self.decide_many([text])[0]
+
+    def decide_many(self, texts: Sequence[str]) -> list[Decision]:
+        """:meth:`decide` for several questions with one encoder pass."""
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        reasons = [pre_check(t) for t in texts]
+        todo = [i for i, r in enumerate(reasons) if r not in ("empty", "too_long")]
+        ranked = dict(zip(todo, self.candidates([texts[i] for i in todo]), strict=True))
+        out = []
+        for i, text in enumerate(texts):
+            cands = ranked.get(i, [])
+            out.append(
+                decide(
+                    cands,
+                    self.policy,
+                    language=detect_language(text[:MAX_CHARS]) if text else "en",
+                    model_version=self.version,
+                    reason=reasons[i],
+                    oos_score=self.oos_score(cands) if i in ranked else None,
+                )
             )
-        cands = self.candidates([text])[0]
-        return decide(
-            cands, self.policy, language=language, model_version=self.version, reason=reason
-        )
+        return out
+
+    def oos_score(self, candidates: Sequence[Candidate]) -> float | None:
+        """Calibrated probability that the question is out of scope (None for older models)."""
+        oos = getattr(self.classifier, "oos_score_", None)
+        if oos is None:
+            return None
+        return round(float(oos(candidates[0].confidence if candidates else 0.0)), 4)
 
     def with_thresholds(
         self, threshold: float | None = None, clarify_threshold: float | None = None
@@ -212,14 +241,8 @@ class Engine:
         """The same engine with other thresholds (for what-if evaluation)."""
         clone = Engine.__new__(Engine)
         clone.__dict__.update(self.__dict__)
-        clone.policy = replace(
-            self.policy,
-            **{
-                k: v
-                for k, v in {"threshold": threshold, "clarify_threshold": clarify_threshold}.items()
-                if v is not None
-            },
-        )
+        changes = {"threshold": threshold, "clarify_threshold": clarify_threshold}
+        clone.policy = replace(self.policy, **{k: v for k, v in changes.items() if v is not None})
         return clone
 
     def warm_up(self) -> None:

@@ -25,6 +25,7 @@ def evaluate(
     oos_label: str = OOS,
     target_precision: float = 0.95,
     oos_share: float = 0.20,
+    clarify_precision: float = 0.80,
     features: FeatureConfig | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     latency_sample: int = LATENCY_SAMPLE,
@@ -52,6 +53,7 @@ def evaluate(
         documents=documents,
         target_precision=target_precision,
         oos_share=oos_share,
+        clarify_precision=clarify_precision,
         progress=progress,
     )
     fit_seconds = engine.manifest["metrics"]["total_fit_seconds"]
@@ -62,35 +64,30 @@ def evaluate(
         cands.extend(engine.candidates(test_texts[start : start + batch]))
         if progress:
             progress("scoring", min(start + batch, len(test_texts)), len(test_texts))
-    types, top1 = [], []
+    types, top1, conf, offered = [], [], [], []
     for text, cand in zip(test_texts, cands, strict=True):
         d = decide(cand, engine.policy, language=detect_language(text), reason=pre_check(text))
         types.append(d.type)
         top1.append(cand[0].key if cand else None)
-    types = np.array(types)
-    top1 = np.array(top1, dtype=object)
-    in_scope = gold != OOS
-    answered = types == "answer"
-    correct = top1 == gold
-
+        conf.append(cand[0].confidence if cand else 0.0)
+        offered.append({c.key for c in d.candidates} if d.type == "clarify" else set())
+    quality = decision_metrics(types, top1, conf, offered, gold, target_precision)
     latencies = _latencies(engine, test_texts, latency_sample, progress)
-    n_answered = int(answered.sum())
     return {
-        "in_scope_accuracy": _ratio(correct[in_scope].sum(), in_scope.sum()),
-        "oos_recall": _ratio((~answered[~in_scope]).sum(), (~in_scope).sum()),
-        "coverage_at_target_precision": _ratio(n_answered, len(gold)),
-        "answered_precision": _ratio((answered & correct).sum(), n_answered),
-        "clarify_rate": _ratio((types == "clarify").sum(), len(gold)),
-        "handoff_rate": _ratio((types == "handoff").sum(), len(gold)),
+        **quality,
         "threshold": round(engine.policy.threshold, 4),
         "clarify_threshold": round(engine.policy.clarify_threshold, 4),
         "target_precision": target_precision,
         "oos_share_assumed": oos_share,
         "expected_precision": engine.manifest["metrics"].get("expected_precision"),
+        "expected_coverage": engine.manifest["metrics"].get("expected_coverage"),
+        "clarify_target": clarify_precision,
+        "clarify_expected_precision": engine.manifest["metrics"].get("clarify_expected_precision"),
+        "oos_threshold": engine.manifest.get("oos_threshold"),
         "cv_accuracy": engine.manifest["metrics"].get("cv_accuracy"),
         "n_train": len(train_texts),
         "n_test": len(gold),
-        "n_test_oos": int((~in_scope).sum()),
+        "n_test_oos": int((gold == OOS).sum()),
         "unseen_test_labels": unseen,
         "fit_seconds": fit_seconds,
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2) if latencies else None,
@@ -99,6 +96,59 @@ def evaluate(
         "encoder": engine.classifier.features.encoder,
         "classifier": engine.classifier.model,
     }
+
+
+def decision_metrics(
+    types: Sequence[str],
+    top1: Sequence[str | None],
+    confidence: Sequence[float],
+    offered: Sequence[set[str]],
+    gold: Sequence[str],
+    target: float,
+) -> dict:
+    """Quality of the decisions on labelled rows (``gold`` is ``oos`` for out-of-scope rows).
+
+    ``types``: answer / clarify / handoff per row; ``top1`` and ``confidence``: the best
+    entry and its confidence; ``offered``: the entries offered when clarifying.
+    """
+    types = np.asarray(types)
+    gold = np.asarray(gold, dtype=object)
+    top1 = np.asarray(top1, dtype=object)
+    in_scope = gold != OOS
+    answered = types == "answer"
+    correct = top1 == gold
+    clarified = types == "clarify"
+    clarify_hit = np.array([g in opts for g, opts in zip(gold, offered, strict=True)], bool)
+    contained = (answered & correct) | (clarified & clarify_hit)
+    n_answered = int(answered.sum())
+    return {
+        "in_scope_accuracy": _ratio(correct[in_scope].sum(), in_scope.sum()),
+        "oos_recall": _ratio((~answered[~in_scope]).sum(), (~in_scope).sum()),
+        "coverage_at_target_precision": _ratio(n_answered, len(gold)),
+        "answered_precision": _ratio((answered & correct).sum(), n_answered),
+        "containment": _ratio(contained[in_scope].sum(), in_scope.sum()),
+        "wrong_answer_rate": _ratio((answered & ~correct).sum(), len(gold)),
+        "oracle_coverage_at_target": oracle_coverage(
+            np.asarray(confidence, dtype=float), correct, target
+        ),
+        "clarify_rate": _ratio(clarified.sum(), len(gold)),
+        "clarify_hit_rate": _ratio((clarified & clarify_hit).sum(), clarified.sum()),
+        "handoff_rate": _ratio((types == "handoff").sum(), len(gold)),
+    }
+
+
+def oracle_coverage(confidence: np.ndarray, correct: np.ndarray, target: float) -> float | None:
+    """The largest share of rows that one threshold on ``confidence`` answers with precision
+    at least ``target`` on these very rows (the best threshold in hindsight)."""
+    if len(confidence) == 0:
+        return None
+    order = np.argsort(-confidence, kind="stable")
+    conf, hits = confidence[order], np.cumsum(correct[order])
+    n = np.arange(1, len(conf) + 1)
+    # a threshold can only cut between distinct confidences: use the last row of each tie
+    last = np.r_[conf[1:] != conf[:-1], True]
+    ok = last & (hits >= target * n - 1e-9)
+    return round(float(n[ok].max() / len(conf)), 4) if ok.any() else 0.0
 
 
 def label_text(label: str) -> str:

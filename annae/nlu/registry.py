@@ -130,6 +130,7 @@ class ModelRegistry:
             features=FeatureConfig(encoder=settings.encoder),
             target_precision=settings.target_precision,
             oos_share=settings.oos_share,
+            clarify_precision=settings.clarify_precision,
             top_k=settings.top_k,
             threads=settings.threads,
             progress=progress,

@@ -1,0 +1,315 @@
+"""Moving the live model's operating point without retraining.
+
+Each model stores its operating curve (``manifest["operating_points"]``: for target precision
+0.90 / 0.95 / 0.98, the answer threshold and the expected precision, coverage and
+containment, estimated from its training data). An admin picks one; the change is a new model
+version that shares the trained classifier and encoder and differs only in its thresholds,
+made live through the same promotion as a retrain, so ``annae rollback`` (and the history)
+restores the previous operating point. Every change is written to the audit log.
+
+From labelled traffic (:func:`traffic_rows`, :func:`from_traffic`): agents' labels of
+handed-off questions (was the bot's best guess the entry the agent chose?) and customers'
+ratings of answers (helpful or not) give, for the live model, pairs of (confidence, right).
+Each pair is weighted by the inverse of its kind's labelling rate (answers rated out of all
+answers, hand-offs labelled out of all hand-offs), so a few rated answers do not stand for
+every answer. The proposed threshold is the lowest at which the weighted precision on that
+traffic reaches the target with at least :data:`MIN_LABELLED` labelled questions at or above
+it; with fewer, or if no threshold reaches the target, nothing changes (the gate).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import Engine as DBEngine
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from annae.learning.feedback import _question_before as question_before
+from annae.learning.retrain import GateError, promote
+from annae.nlu.registry import ModelRegistry
+from annae.store.db import session_scope, utcnow
+from annae.store.tables.learning import AnswerRating, ConversationLabel
+from annae.store.tables.service import Message
+
+MIN_LABELLED = 30
+"""Labelled questions needed at or above a threshold before traffic may move it."""
+
+
+@dataclass(frozen=True)
+class OperatingPointChange:
+    previous: str
+    version: str
+    target: float
+    threshold: float
+    clarify_threshold: float
+    expected_precision: float
+    expected_coverage: float
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def operating_points(registry: ModelRegistry, version: str | None = None) -> list[dict]:
+    """The operating curve of ``version`` (default: the live model); empty for old models."""
+    version = version or registry.live_version()
+    if version is None:
+        return []
+    return list(registry.manifest(version).get("operating_points") or [])
+
+
+def set_operating_point(
+    registry: ModelRegistry,
+    target: float,
+    *,
+    author: str,
+    db_engine: DBEngine | None = None,
+) -> OperatingPointChange:
+    """Make live a copy of the live model whose answer threshold is its curve's point for
+    ``target``; refuse a target the model cannot reach or a curve it does not have."""
+    live = registry.live_version()
+    if live is None:
+        raise GateError("no live model: run annae train first")
+    points = {round(p["target"], 4): p for p in operating_points(registry, live)}
+    point = points.get(round(target, 4))
+    if point is None:
+        known = ", ".join(f"{t:.2f}" for t in sorted(points)) or "none (retrain the model)"
+        raise GateError(f"model {live} has no operating point for {target:.2f} (known: {known})")
+    if not point["reached_target"]:
+        raise GateError(
+            f"model {live} cannot reach precision {target:.2f} on its training data; "
+            "nothing was changed"
+        )
+    return _switch(
+        registry,
+        live,
+        target,
+        float(point["threshold"]),
+        expected=(point["expected_precision"], point["expected_coverage"]),
+        source="curve",
+        author=author,
+        db_engine=db_engine,
+    )
+
+
+def _switch(
+    registry: ModelRegistry,
+    live: str,
+    target: float,
+    threshold: float,
+    *,
+    expected: tuple[float, float | None],
+    source: str,
+    author: str,
+    db_engine: DBEngine | None,
+) -> OperatingPointChange:
+    """Save and make live a copy of ``live`` answering from ``threshold``; audit it."""
+    engine = registry.load(live, warm=False)
+    clf = copy.copy(engine.classifier)
+    clf.target_precision = target
+    clf.threshold_ = threshold
+    clf.clarify_threshold_ = min(clf.clarify_threshold_, threshold)
+    engine.classifier = clf
+    engine = engine.with_thresholds(clf.threshold_, clf.clarify_threshold_)
+    engine.manifest = {
+        **engine.manifest,
+        "threshold": clf.threshold_,
+        "clarify_threshold": clf.clarify_threshold_,
+        "operating_point": {
+            "target": target,
+            "from_version": live,
+            "source": source,
+            "author": author,
+        },
+        "author": author,
+        "created_at": utcnow().isoformat(timespec="seconds"),
+    }
+    engine.manifest["metrics"] = {
+        **engine.manifest.get("metrics", {}),
+        "target_precision": target,
+        "expected_precision": expected[0],
+        "expected_coverage": expected[1],
+    }
+    info = registry.save(engine, make_live=False)
+    promote(registry, info.version, expected_live=live, author=author, action="operating_point")
+    change = OperatingPointChange(
+        previous=live,
+        version=info.version,
+        target=target,
+        threshold=round(clf.threshold_, 4),
+        clarify_threshold=round(clf.clarify_threshold_, 4),
+        expected_precision=expected[0],
+        expected_coverage=expected[1],
+    )
+    if db_engine is not None:
+        from annae.privacy import audit
+
+        with session_scope(db_engine) as session:
+            audit.record(
+                session,
+                author,
+                "model.operating_point",
+                info.version,
+                {**change.to_dict(), "source": source},
+            )
+    return change
+
+
+# --- labelled traffic ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrafficRow:
+    confidence: float
+    right: bool
+    answered: bool
+
+
+@dataclass(frozen=True)
+class TrafficEstimate:
+    """What labelled traffic says about a model's operating point."""
+
+    model_version: str
+    n_labelled: int
+    n_rated_answers: int
+    n_labelled_handoffs: int
+    observed_precision_live: float | None  # weighted, at the live threshold
+    proposed_threshold: float | None
+    proposed_precision: float | None
+    reason: str
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def traffic_rows(session: Session, model_version: str) -> tuple[list[TrafficRow], dict]:
+    """Labelled questions the model ``model_version`` decided, and its decision counts."""
+    counts = {"answer": 0, "handoff": 0, "clarify": 0}
+    decisions: dict[int, dict] = {}
+    for msg_id, decision in session.execute(
+        select(Message.id, Message.decision).where(Message.sender == "customer")
+    ):
+        if isinstance(decision, dict) and decision.get("model_version") == model_version:
+            decisions[msg_id] = decision
+            if decision.get("type") in counts:
+                counts[decision["type"]] += 1
+    rows: list[TrafficRow] = []
+    for label in session.scalars(select(ConversationLabel)):
+        d = decisions.get(label.message_id or -1)
+        if d is None or d.get("type") == "answer":
+            continue
+        top = (d.get("candidates") or [{}])[0]
+        right = label.kind == "entry" and top.get("entry_id") == label.entry_id
+        rows.append(TrafficRow(float(d.get("confidence") or 0.0), bool(right), False))
+    for rating in session.scalars(select(AnswerRating)):
+        answer = session.get(Message, rating.message_id)
+        question = question_before(session, answer) if answer is not None else None
+        d = decisions.get(question.id if question is not None else -1)
+        if d is None or d.get("type") != "answer":
+            continue
+        rows.append(TrafficRow(float(d.get("confidence") or 0.0), bool(rating.helpful), True))
+    return rows, counts
+
+
+def estimate(
+    rows: list[TrafficRow], counts: dict, *, live_threshold: float, target: float, model: str
+) -> TrafficEstimate:
+    """The weighted precision curve of labelled traffic, and the threshold it supports."""
+    rated = sum(r.answered for r in rows)
+    labelled = len(rows) - rated
+    base = dict(
+        model_version=model,
+        n_labelled=len(rows),
+        n_rated_answers=rated,
+        n_labelled_handoffs=labelled,
+    )
+    if len(rows) < MIN_LABELLED:
+        return TrafficEstimate(
+            **base,
+            observed_precision_live=None,
+            proposed_threshold=None,
+            proposed_precision=None,
+            reason=f"{len(rows)} labelled questions; at least {MIN_LABELLED} are needed",
+        )
+    conf = np.array([r.confidence for r in rows])
+    right = np.array([r.right for r in rows], dtype=float)
+    answered = np.array([r.answered for r in rows])
+    w_answer = counts.get("answer", 0) / rated if rated else 0.0
+    w_other = (counts.get("handoff", 0) + counts.get("clarify", 0)) / labelled if labelled else 0.0
+    weight = np.where(answered, max(w_answer, 1.0), max(w_other, 1.0))
+
+    def precision_at(t: float) -> tuple[float | None, int]:
+        above = conf >= t
+        if not above.any():
+            return None, 0
+        return float((weight * right)[above].sum() / weight[above].sum()), int(above.sum())
+
+    live_prec, _ = precision_at(live_threshold)
+    best = None
+    for t in np.unique(conf)[::-1]:  # high to low: keep the lowest that still holds
+        prec, n = precision_at(float(t))
+        if n >= MIN_LABELLED and prec is not None and prec >= target:
+            best = (float(t), prec)
+    if best is None:
+        return TrafficEstimate(
+            **base,
+            observed_precision_live=live_prec,
+            proposed_threshold=None,
+            proposed_precision=None,
+            reason=f"no threshold reaches {target:.2f} on labelled traffic",
+        )
+    return TrafficEstimate(
+        **base,
+        observed_precision_live=live_prec,
+        proposed_threshold=best[0],
+        proposed_precision=round(best[1], 4),
+        reason="ok",
+    )
+
+
+def from_traffic(
+    registry: ModelRegistry,
+    db_engine: DBEngine,
+    *,
+    target: float | None = None,
+    author: str,
+    apply: bool = False,
+) -> tuple[TrafficEstimate, OperatingPointChange | None]:
+    """Estimate the live model's precision on labelled traffic and, with ``apply``, make
+    live the threshold it supports (never one below ``target`` on that traffic)."""
+    live = registry.live_version()
+    if live is None:
+        raise GateError("no live model: run annae train first")
+    manifest = registry.manifest(live)
+    target = target or (manifest.get("metrics") or {}).get("target_precision") or 0.95
+    with session_scope(db_engine) as session:
+        rows, counts = traffic_rows(session, live)
+    est = estimate(
+        rows, counts, live_threshold=float(manifest["threshold"]), target=target, model=live
+    )
+    if not apply or est.proposed_threshold is None:
+        return est, None
+    change = _switch(
+        registry,
+        live,
+        target,
+        est.proposed_threshold,
+        expected=(est.proposed_precision or 0.0, None),
+        source="traffic",
+        author=author,
+        db_engine=db_engine,
+    )
+    return est, change
+
+
+__all__ = [
+    "OperatingPointChange",
+    "TrafficEstimate",
+    "estimate",
+    "from_traffic",
+    "operating_points",
+    "set_operating_point",
+    "traffic_rows",
+]
