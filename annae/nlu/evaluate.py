@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +29,7 @@ def evaluate(
     progress: Callable[[str, int, int], None] | None = None,
     latency_sample: int = LATENCY_SAMPLE,
     label_names: bool = True,
+    answers: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
     """Train a fresh engine on the training rows and score every test row.
 
@@ -42,14 +43,17 @@ def evaluate(
     unseen = sorted({lab for lab in test_labels if lab not in known and lab != oos_label})
     gold = np.array([lab if lab in known else OOS for lab in test_labels], dtype=object)
 
-    documents = (
-        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else None
+    documents: dict[str, list[str]] = (
+        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else {}
     )
+    for lab, texts in (answers or {}).items():
+        if lab in known:
+            documents.setdefault(lab, []).extend(t for t in texts if t and t.strip())
     engine = Engine.fit(
         train_texts,
         train_labels,
         features=features,
-        documents=documents,
+        documents=documents or None,
         target_precision=target_precision,
         oos_share=oos_share,
         progress=progress,
@@ -72,11 +76,15 @@ def evaluate(
     in_scope = gold != OOS
     answered = types == "answer"
     correct = top1 == gold
+    in_top3 = np.array(
+        [g in [c.key for c in cand[:3]] for g, cand in zip(gold, cands, strict=True)]
+    )
 
     latencies = _latencies(engine, test_texts, latency_sample, progress)
     n_answered = int(answered.sum())
     return {
         "in_scope_accuracy": _ratio(correct[in_scope].sum(), in_scope.sum()),
+        "in_scope_top3_accuracy": _ratio(in_top3[in_scope].sum(), in_scope.sum()),
         "oos_recall": _ratio((~answered[~in_scope]).sum(), (~in_scope).sum()),
         "coverage_at_target_precision": _ratio(n_answered, len(gold)),
         "answered_precision": _ratio((answered & correct).sum(), n_answered),
