@@ -25,7 +25,7 @@ from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.multilingual import E5, KoreanEncoder, route, shared
 from annae.nlu.onnx import OnnxEncoder
-from annae.nlu.text import MAX_CHARS, detect_language, normalize
+from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize
 
 MANIFEST = "manifest.json"
 ENCODER_DIR = "encoder"
@@ -120,6 +120,10 @@ class Engine:
                 labels += [label] * len(docs)
             anchor = [i >= n_questions for i in range(len(labels))]
             norm = [normalize(t)[:MAX_CHARS] for t in texts]
+            if features.korean_encoder != "none" and not any(map(has_hangul, norm)):
+                # no Korean to learn from: the e5 block would be all zeros (and its weights
+                # too), so an English KB serves exactly as before, without loading e5
+                features = replace(features, korean_encoder="none")
             embeddings = None
             onnx_encoder = None
             if features.uses_encoder:
