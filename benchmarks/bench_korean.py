@@ -241,6 +241,12 @@ def main() -> None:
             ],
         ),
     ]
+    body += [
+        "",
+        f"Load average at the end of the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(the machine is shared; latencies are CPU time of the process, which load inflates less "
+        "than wall time, but not entirely).",
+    ]
     write_section("korean", "Korean as customers type it (ko-delivery, demo KB)", "\n".join(body))
 
 
