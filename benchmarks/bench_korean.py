@@ -116,8 +116,12 @@ print(json.dumps(res))
 
 def run(script: str, pythonpath: str, *args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args], env=env, capture_output=True, text=True
+    proc = subprocess.run(  # cwd too: ``python -c`` puts the working folder first on sys.path
+        [sys.executable, "-c", script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=pythonpath,
     )
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
