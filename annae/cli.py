@@ -271,6 +271,34 @@ def _read_labelled(path: Path, text_col: str, label_col: str) -> tuple[list[str]
     return texts, labels
 
 
+def _read_answers(path: Path, train_labels: set[str]) -> dict[str, list[str]]:
+    """``label,question,answer`` rows as label -> [question, answer] (checked before training)."""
+    if not path.exists():
+        fail(f"{path}: no such file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        fail(f"{path}: not a UTF-8 CSV file ({exc})")
+    need = {"label", "question", "answer"}
+    if not rows or not need <= set(rows[0]):
+        fail(f"{path}: needs the columns label,question,answer")
+    out: dict[str, list[str]] = {}
+    for i, row in enumerate(rows, start=2):
+        label = (row.get("label") or "").strip()
+        if not label:
+            fail(f"{path}: line {i} has no label")
+        texts = [(row.get(k) or "").strip() for k in ("question", "answer")]
+        out.setdefault(label, []).extend(t for t in texts if t)
+    unknown = sorted(set(out) - train_labels)
+    if unknown:
+        err.print(
+            f"[yellow]note:[/] {len(unknown)} answer label(s) not in the training file are "
+            "ignored: " + ", ".join(unknown[:10])
+        )
+    return out
+
+
 @app.command("eval")
 def eval_(
     train_file: Path = typer.Option(..., "--train", help="Training CSV."),
@@ -293,6 +321,12 @@ def eval_(
     label_names: bool = typer.Option(
         True, "--label-names/--no-label-names", help="Use each label's name as its entry title."
     ),
+    answers_file: Path = typer.Option(
+        None,
+        "--answers",
+        help="CSV with label,question,answer rows: each entry's canonical question and answer, "
+        "used as evidence for it (as a KB entry's are).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object last."),
 ) -> None:
     """Train a fresh model on TRAIN only (nothing saved) and score every TEST row."""
@@ -303,6 +337,7 @@ def eval_(
     settings = get_settings()
     tr_x, tr_y = _read_labelled(train_file, text_col, label_col)
     te_x, te_y = _read_labelled(test_file, text_col, label_col)
+    answers = _read_answers(answers_file, set(tr_y)) if answers_file else None
     try:
         with progress_bar() as update:
             result = evaluate(
@@ -317,6 +352,7 @@ def eval_(
                 features=FeatureConfig(encoder=encoder or settings.encoder),
                 progress=update,
                 label_names=label_names,
+                answers=answers,
             )
     except TrainingError as exc:
         fail(f"cannot train on {train_file}: {exc}")

@@ -23,6 +23,9 @@ DEFAULT_THRESHOLD = (
     0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters
 )
 LEXICAL_THRESHOLD = 0.8  # TF-IDF vectors are further apart than sentence embeddings
+KOREAN_THRESHOLD = 0.125
+"""For Korean questions (multilingual-e5-small vectors, whose cosine similarities sit close
+together); chosen on ko-delivery with 10 intents hidden, see bench_clusters."""
 
 
 @dataclass
@@ -56,9 +59,11 @@ def embed(texts: Sequence[str], encoder: str | Any = "bundled") -> np.ndarray:
     ``encoder`` is a name for :class:`annae.nlu.encoder.Encoder`, or an encoder object with
     ``encode(texts)`` (the serving model's ONNX encoder: no torch in a web worker).
     """
+    from annae.nlu.multilingual import route, shared
+
     norm = [normalize(t) for t in texts]
     if not isinstance(encoder, str):
-        return encoder.encode(norm)
+        return route(norm, encoder, shared(1))
     if encoder == "none":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -68,7 +73,28 @@ def embed(texts: Sequence[str], encoder: str | Any = "bundled") -> np.ndarray:
         return mat / np.maximum(norms, 1e-9)
     from annae.nlu.encoder import Encoder
 
-    return Encoder(encoder).encode(norm)
+    return route(norm, Encoder(encoder), shared(1))
+
+
+def assign_by_language(
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    threshold: float = DEFAULT_THRESHOLD,
+    korean_threshold: float = KOREAN_THRESHOLD,
+) -> np.ndarray:
+    """:func:`assign` for Korean and other questions apart, each with its own threshold (their
+    vectors come from different encoders; a Korean and an English question never share a topic)."""
+    from annae.nlu.text import has_hangul
+
+    ko = np.array([has_hangul(normalize(t)) for t in texts], dtype=bool)
+    labels = np.zeros(len(texts), dtype=int)
+    offset = 0
+    for mask, thr in ((~ko, threshold), (ko, korean_threshold)):
+        if mask.any():
+            part = assign(vectors[mask], thr)
+            labels[mask] = part + offset
+            offset += int(part.max()) + 1
+    return labels
 
 
 def assign(vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
@@ -98,10 +124,12 @@ def cluster(
     if not items:
         return []
     now = now or utcnow()
-    vectors = embed([i.text for i in items], encoder)
-    if threshold is None:
-        threshold = LEXICAL_THRESHOLD if encoder == "none" else DEFAULT_THRESHOLD
-    labels = assign(vectors, threshold)
+    texts = [i.text for i in items]
+    vectors = embed(texts, encoder)
+    if encoder == "none":
+        labels = assign(vectors, LEXICAL_THRESHOLD if threshold is None else threshold)
+    else:
+        labels = assign_by_language(vectors, texts, threshold or DEFAULT_THRESHOLD)
     week, fortnight = now - timedelta(days=7), now - timedelta(days=14)
     out = []
     for label in np.unique(labels):

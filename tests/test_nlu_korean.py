@@ -1,0 +1,207 @@
+"""Korean as customers type it: normalisation, the multilingual encoder, and odd input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from annae.nlu import multilingual
+from annae.nlu.engine import Engine
+from annae.nlu.features import FeatureConfig, LexicalFeatures, jamo
+from annae.nlu.multilingual import KoreanEncoder, KoreanEncoderError, route
+from annae.nlu.text import normalize
+
+
+@pytest.mark.parametrize(
+    ("typed", "matched"),
+    [
+        (
+            "아 메뉴 잘못 눌럿어요 ㅠㅠ 이거 취소 어케해요??",
+            "아 메뉴 잘못 눌렀어요 이거 취소 어떻게해요??",
+        ),
+        ("환불 됬다는데 ㅋㅋㅋㅋ", "환불 됐다는데"),
+        ("꺼져 ㅡㅡ", "꺼져"),
+        ("쿠퐁 결재가 안돼요;;", "쿠폰 결제가 안돼요"),
+        ("pw 바꾸고 싶은데 어디서해요?", "비밀번호 바꾸고 싶은데 어디서해요?"),
+        ("방금 시킨거 캔슬 가능?", "방금 시킨거 취소 가능?"),
+        ("ＰＷ　변경", "비밀번호 변경"),  # full-width letters and space
+        ("배송\u200b언제\u200d와요", "배송 언제와요"),  # zero-width space and joiner
+        ("ㅇㅇ", "응"),
+    ],
+)
+def test_korean_chat_is_normalised_for_matching(typed, matched):
+    assert normalize(typed) == matched
+
+
+def test_english_is_left_alone_and_emoticon_only_text_is_kept():
+    assert normalize("My PW app login is broken") == "my pw app login is broken"
+    # nothing but emoticons: kept (squeezed), not emptied, so the policy still sees a question
+    assert normalize("ㅠㅠㅠㅠㅠㅠ") != ""
+
+
+def test_jamo_ngrams_share_features_across_a_batchim_typo():
+    assert jamo("됐") != "됐" and len(jamo("됐")) == 3
+    feats = LexicalFeatures(FeatureConfig(jamo_ngrams=(2, 4), morphemes=False)).fit(
+        ["환불 됐어요", "환불 없어요", "배송 언제 와요", "배송 됐어요"]
+    )
+
+    def cos(vectorizer) -> float:
+        a, b = vectorizer.transform(["됐어요"]), vectorizer.transform(["됬어요"])
+        return float((a @ b.T).toarray()[0, 0])  # TF-IDF rows are L2-normalised
+
+    assert cos(feats.jamo) > 0.6
+    assert cos(feats.jamo) > cos(feats.char) + 0.2
+
+
+def test_weights_are_checked_by_hash(monkeypatch):
+    multilingual.checked_model_path.cache_clear()
+    assert multilingual.checked_model_path().name == multilingual.MODEL_FILE
+    key = (multilingual.VERSION, multilingual.MODEL_FILE)
+    monkeypatch.setitem(multilingual.EXPECTED_SHA256, key, "0" * 64)
+    multilingual.checked_model_path.cache_clear()
+    with pytest.raises(KoreanEncoderError, match="SHA-256"):
+        multilingual.checked_model_path()
+    monkeypatch.undo()
+    multilingual.checked_model_path.cache_clear()
+    multilingual.checked_model_path()
+
+
+def test_version_is_pinned(monkeypatch):
+    monkeypatch.setattr(multilingual, "VERSION", "9.9.9")
+    with pytest.raises(KoreanEncoderError, match="pinned to 9.9.9"):
+        multilingual.model_path()
+
+
+def test_e5_reads_korean():
+    enc = KoreanEncoder()
+    v = enc.encode(["배달이 너무 늦어요", "음식이 아직 안 왔어요", "비밀번호를 잊어버렸어요"])
+    assert v.shape == (3, multilingual.DIM)
+    assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
+    assert v[0] @ v[1] > v[0] @ v[2]
+
+
+class _Base:
+    """A stand-in for MiniLM (only its shape matters to the routing under test)."""
+
+    dim = 4
+
+    def encode(self, texts, progress=None):
+        return np.ones((len(texts), self.dim), dtype=np.float32)
+
+
+def test_route_fills_minilm_for_english_and_e5_for_korean():
+    out = route(["where is my order", "주문 어디쯤이에요"], _Base(), multilingual.shared(1))
+    assert out.shape == (2, 4 + multilingual.DIM)
+    assert out[0, :4].all() and not out[0, 4:].any()
+    assert not out[1, :4].any() and abs(np.linalg.norm(out[1, 4:]) - 1) < 1e-3
+    assert route(["x"], _Base(), None).shape == (1, 4)
+
+
+BAD_INPUT = [
+    "ㅠㅠㅠㅠ",
+    "ㅇㅇ",
+    "배송 언제와여?? 😡😡 where is my order",
+    "韓國語 漢字 質問",
+    "ｶﾀｶﾅ ﾃﾞｽ",
+    "ㅋ" * 4000,
+    "\u200b\u200d\u200b",
+    "👍🏽\u200d👨‍👩‍👧",
+]
+
+
+@pytest.fixture(scope="module")
+def korean_engine():
+    texts = [
+        "배송은 얼마나 걸리나요?",
+        "배송 기간이 궁금해요",
+        "주문한 상품이 언제 오나요?",
+        "환불은 어떻게 받나요?",
+        "환불 신청하고 싶어요",
+        "결제 취소하면 언제 환불돼요?",
+        "비밀번호를 잊어버렸어요",
+        "비밀번호 재설정 방법",
+        "로그인 비밀번호 변경하고 싶어요",
+    ]
+    labels = ["shipping"] * 3 + ["refund"] * 3 + ["password"] * 3
+    return Engine.fit(texts, labels, features=FeatureConfig(encoder="bundled"))
+
+
+def test_engine_uses_e5_for_korean(korean_engine):
+    assert korean_engine.korean is not None
+    assert korean_engine.manifest["features"]["korean_encoder"] == "e5"
+    assert korean_engine.candidates(["환불 언제 들어와요 ㅠㅠ"])[0][0].key == "refund"
+    assert korean_engine.candidates(["비번 까먹음 ㅋㅋ"])[0][0].key == "password"
+
+
+@pytest.mark.parametrize("text", BAD_INPUT)
+def test_odd_korean_input_gets_a_careful_decision(korean_engine, text):
+    decision = korean_engine.decide(text)
+    assert decision.type in ("clarify", "handoff")
+
+
+def test_odd_input_is_stored_as_typed(api):
+    conv_id, headers = api.customer()
+    for text in BAD_INPUT[:5] + [BAD_INPUT[6] + "배송", "환불해줘 ㅡㅡ"]:
+        reply = api.say(conv_id, headers, text)
+        assert reply["type"] in ("answer", "clarify", "handoff")
+        stored = [m for m in api.transcript(conv_id, headers) if m["sender"] == "customer"]
+        assert stored[-1]["text"] == text
+        if reply["state"] != "bot":
+            break
+
+
+def _csv(path, header, rows):
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_eval_answers_file_is_evidence_and_bad_files_are_clear(tmp_path):
+    from typer.testing import CliRunner
+
+    from annae.cli import app
+
+    train = _csv(
+        tmp_path / "train.csv",
+        ["text", "label"],
+        [
+            ("주문을 취소하고 싶어요", "cancel"),
+            ("주문 취소 방법", "cancel"),
+            ("배달이 늦어요", "delay"),
+            ("배달이 너무 오래 걸려요", "delay"),
+            ("비밀번호를 잊었어요", "password"),
+            ("비밀번호 찾기", "password"),
+        ],
+    )
+    test = _csv(
+        tmp_path / "test.csv",
+        ["text", "label"],
+        [("방금 시킨거 캔슬 가능?", "cancel"), ("음식 언제와요 ㅡㅡ", "delay")],
+    )
+    answers = _csv(
+        tmp_path / "answers.csv",
+        ["label", "question", "answer"],
+        [
+            ("cancel", "주문 취소", "가게가 접수하기 전이면 주문 상세에서 취소할 수 있어요."),
+            ("delay", "배달 지연", "라이더 위치와 예상 도착 시간을 주문 상세에서 보세요."),
+            ("unknown", "없는 항목", "무시됩니다."),
+        ],
+    )
+    runner = CliRunner()
+    args = ["eval", "--train", str(train), "--test", str(test), "--encoder", "none", "--json"]
+    r = runner.invoke(app, [*args, "--answers", str(answers)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout.strip().splitlines()[-1])
+    assert 0.0 <= data["in_scope_top3_accuracy"] <= 1.0 and data["n_train"] == 6
+    assert "unknown" in r.output  # the label with no training rows is named, not trained on
+    bad = _csv(tmp_path / "bad.csv", ["label", "text"], [("cancel", "x")])
+    r = runner.invoke(app, [*args, "--answers", str(bad)])
+    assert r.exit_code == 1 and "label,question,answer" in r.output
+    r = runner.invoke(app, [*args, "--answers", str(tmp_path / "nope.csv")])
+    assert r.exit_code == 1 and "no such file" in r.output
