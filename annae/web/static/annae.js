@@ -201,8 +201,33 @@
     return d ? d.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" }) : "";
   }
 
+  /** A styled yes/no question (never the browser's confirm box); resolves to true on "yes". */
+  function confirmDialog(message) {
+    let d = document.getElementById("confirm-dialog");
+    if (!d) {
+      d = document.createElement("dialog");
+      d.id = "confirm-dialog";
+      d.className = "modal";
+      d.setAttribute("aria-labelledby", "confirm-title");
+      d.innerHTML =
+        '<form method="dialog" class="modal-form"><h2 id="confirm-title" data-i18n="confirm_title"></h2>' +
+        '<p id="confirm-text"></p><div class="modal-actions">' +
+        '<button class="btn" value="cancel" id="confirm-cancel" data-i18n="confirm_cancel"></button>' +
+        '<button class="btn btn-primary" value="ok" id="confirm-ok" data-i18n="confirm_ok"></button></div></form>';
+      document.body.appendChild(d);
+    }
+    applyI18n(d);
+    d.querySelector("#confirm-text").textContent = message;
+    d.returnValue = "";
+    return new Promise((resolve) => {
+      d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+      d.showModal();
+    });
+  }
+
   window.Annae = {
     config,
+    confirmDialog,
     t,
     applyI18n,
     setLang,
