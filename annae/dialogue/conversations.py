@@ -458,7 +458,8 @@ def post_customer(
 
     ``text`` is a question, ``choice`` an ``entry_id`` from the latest clarify options,
     ``handoff`` the customer asking for a person. ``entry_answer(session, entry_id) -> str``
-    looks up an entry's answer for a choice. ``decision`` is one made beforehand (batched, outside
+    looks up an entry's current answer (None when deleted or disabled) for a choice and for
+    the entry a decision picked: answer text is content, read when replying. ``decision`` is one made beforehand (batched, outside
     the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
     reason when there is no decision.
 
@@ -532,6 +533,15 @@ def post_customer(
         touched["language"] = language
 
     reply_msg: Message | None = None
+    served: str | None = None
+    if conv.state not in SILENT and choice is None and not handoff and decision is not None:
+        if decision.type == "answer":
+            # the decision picks the entry; its answer is read now, so an edit is served at
+            # once without retraining (the model's copy is only a fallback without a lookup)
+            served = decision.answer or ""
+            if entry_answer is not None and decision.entry_id is not None:
+                served = entry_answer(session, decision.entry_id)
+    unavailable = served is None and decision is not None and decision.type == "answer"
     if conv.state in SILENT:
         _touch(conv, touched)
         insert_messages(session, new)
@@ -548,12 +558,15 @@ def post_customer(
         reply_msg = new_message(
             conv, "bot", "answer", answer, entry_id=choice, confidence=customer.confidence
         )
-    elif handoff or decision is None or decision.type == "handoff":
-        reason = (
-            "customer_request"
-            if handoff
-            else (no_decision if decision is None else decision.reason or "low_confidence")
-        )
+    elif handoff or decision is None or decision.type == "handoff" or unavailable:
+        if handoff:
+            reason = "customer_request"
+        elif decision is None:
+            reason = no_decision
+        elif unavailable:  # the entry was deleted or disabled since the model was trained
+            reason = "entry_unavailable"
+        else:
+            reason = decision.reason or "low_confidence"
         transition(session, conv, "waiting", ("bot",), handoff_reason=reason, **touched)
         reply_msg = new_message(
             conv,
@@ -581,7 +594,7 @@ def post_customer(
             conv,
             "bot",
             "answer",
-            decision.answer or "",
+            served or "",
             entry_id=decision.entry_id,
             confidence=float(decision.confidence),
         )
