@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,29 @@ class Settings(BaseSettings):
         default=0.20, ge=0, lt=1, description="Expected share of out-of-scope traffic."
     )
     top_k: int = Field(default=3, ge=1, le=20)
+    oos_threshold: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Out-of-scope score (the model's probability of the KB's oos label) at which "
+        "the bot gives the out-of-scope reply, with a button to reach a person, instead of "
+        "handing off; ANNAE_OOS_THRESHOLD=off to always hand off.",
+    )
+    oos_reply_en: str | None = Field(
+        default=None, max_length=1000, description="The English out-of-scope reply."
+    )
+    oos_reply_ko: str | None = Field(
+        default=None, max_length=1000, description="The Korean out-of-scope reply."
+    )
+
+    @field_validator("oos_threshold", mode="before")
+    @classmethod
+    def _off(cls, value):
+        return None if str(value).strip().lower() in ("", "off", "none") else value
+
+    def oos_reply(self, language: str | None) -> str | None:
+        """The configured out-of-scope reply for ``language`` (None: the built-in one)."""
+        return self.oos_reply_ko if language == "ko" else self.oos_reply_en
 
     @property
     def database(self) -> str:

@@ -38,6 +38,12 @@ TEXTS = {
         "ko": "상담원에게 연결해 드릴게요. 잠시만 기다려 주세요.",
     },
     "clarify": {"en": "Did you mean one of these?", "ko": "혹시 다음 중 하나를 찾으시나요?"},
+    "out_of_scope": {
+        "en": "Sorry, that is outside what I can help with here: I answer questions about "
+        "orders, shipping, returns, payments and gifts. Would you like to talk to a person?",
+        "ko": "죄송해요, 그 질문은 제가 도와드리기 어려워요. 저는 주문, 배송, 반품, 결제, 선물에 "
+        "관한 질문에 답해 드려요. 상담원과 이야기하시겠어요?",
+    },
     "queued": {
         "en": "Thanks, a person will reply here shortly.",
         "ko": "메시지를 전달했어요. 상담원이 곧 답변드릴게요.",
@@ -453,6 +459,7 @@ def post_customer(
     entry_answer=None,
     decision: DecisionLike | None = None,
     no_decision: str = "no_model",
+    replies: dict[str, str] | None = None,
 ) -> Outcome:
     """Store a customer turn and the bot's reply (or stay silent while people handle it).
 
@@ -461,7 +468,8 @@ def post_customer(
     looks up an entry's current answer (None when deleted or disabled) for a choice and for
     the entry a decision picked: answer text is content, read when replying. ``decision`` is one made beforehand (batched, outside
     the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
-    reason when there is no decision.
+    reason when there is no decision. ``replies`` maps a language to a configured text for
+    the ``out_of_scope`` reply.
 
     The turn's messages go to the database in one INSERT and the conversation in one UPDATE.
     """
@@ -578,6 +586,17 @@ def post_customer(
         st = state_event(session, conv)
         events.append((f"conv:{conv.id}", st))
         events.append(("agents", {**st, "event": "handoff", "queue_length": queue_length(session)}))
+    elif decision.type == "out_of_scope":
+        # confidently none of the KB's business: say so and offer a person (the chat shows a
+        # button), instead of queueing it for the agents
+        _touch(conv, touched)
+        reply_msg = new_message(
+            conv,
+            "bot",
+            "out_of_scope",
+            (replies or {}).get(language or "en") or text_for("out_of_scope", language),
+            confidence=float(decision.confidence),
+        )
     elif decision.type == "clarify":
         _touch(conv, touched)
         reply_msg = new_message(

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-DecisionType = Literal["answer", "clarify", "handoff"]
+DecisionType = Literal["answer", "clarify", "handoff", "out_of_scope"]
 
 # Explicit requests for a person, Korean and English.
 _HUMAN = re.compile(
@@ -64,6 +64,7 @@ class Decision:
     threshold: float | None = None
     clarify_threshold: float | None = None
     model_version: str | None = None
+    oos_score: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +77,9 @@ class PolicyConfig:
     threshold: float
     clarify_threshold: float
     clarify_max: int = 3
+    # a question whose out-of-scope score reaches this gets the "out of scope" reply (with a
+    # button to reach a person) instead of an automatic hand-off; None: never
+    oos_threshold: float | None = None
 
 
 def wants_human(text: str) -> bool:
@@ -112,10 +116,14 @@ def decide(
     language: str,
     model_version: str | None = None,
     reason: str | None = None,
+    oos_score: float | None = None,
 ) -> Decision:
     """Turn ranked, calibrated candidates into a decision.
 
     - ``answer`` when the top confidence reaches the model's threshold;
+    - ``out_of_scope`` when it does not and ``oos_score`` (how sure the engine is that the
+      question is none of the KB's business) reaches ``config.oos_threshold``: confidently
+      out of scope, not just unsure;
     - ``clarify`` when it does not, but the two or three best together reach
       ``clarify_threshold`` (the customer picks one of them);
     - ``handoff`` otherwise (reason ``low_confidence``), or when ``reason`` is given.
@@ -128,6 +136,7 @@ def decide(
         clarify_threshold=config.clarify_threshold,
         model_version=model_version,
         confidence=top.confidence if top else 0.0,
+        oos_score=None if oos_score is None else round(float(oos_score), 4),
     )
     if reason is not None or top is None:
         return Decision(type="handoff", reason=reason or "low_confidence", **base)
@@ -135,6 +144,12 @@ def decide(
         return Decision(
             type="answer", entry_key=top.key, entry_id=top.entry_id, answer=top.answer, **base
         )
+    if (
+        config.oos_threshold is not None
+        and oos_score is not None
+        and oos_score >= config.oos_threshold
+    ):
+        return Decision(type="out_of_scope", reason="out_of_scope", **base)
     options = candidates[: config.clarify_max]
     if len(options) >= 2 and sum(c.confidence for c in options) >= config.clarify_threshold:
         # offer the options that matter: drop a third one that adds next to nothing

@@ -18,9 +18,10 @@ from importlib import metadata
 from pathlib import Path
 
 import joblib
+import numpy as np
 
 from annae.dialogue.policy import Candidate, Decision, PolicyConfig, decide, pre_check
-from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
+from annae.nlu.classifier import LOGREG_C, OOS, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.onnx import OnnxEncoder
@@ -172,13 +173,20 @@ class Engine:
     # ---- answering ------------------------------------------------------------------------
     def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
         """The top-k entries with calibrated confidence for each text (batched)."""
+        return self.scored(texts)[0]
+
+    def scored(self, texts: Sequence[str]) -> tuple[list[list[Candidate]], list[float | None]]:
+        """:meth:`candidates` and each text's out-of-scope score: the calibrated probability of
+        the KB's ``oos`` label (None when the KB has no out-of-scope examples)."""
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
         emb = self.encoder.encode(norm) if self.encoder is not None else None
         probs = self.classifier.predict_proba(norm, emb)
         out = []
         for row in self.classifier.top_k(probs, self.top_k):
             out.append([self._candidate(label, conf) for label, conf in row])
-        return out
+        hits = np.flatnonzero(np.asarray(self.classifier.classes_) == OOS)
+        oos = [float(p) for p in probs[:, hits[0]]] if len(hits) else [None] * len(out)
+        return out, oos
 
     def _candidate(self, label: str, conf: float) -> Candidate:
         info = self.answers.get(label, {})
@@ -199,9 +207,14 @@ class Engine:
             return decide(
                 [], self.policy, language=language, model_version=self.version, reason=reason
             )
-        cands = self.candidates([text])[0]
+        cands, oos = self.scored([text])
         return decide(
-            cands, self.policy, language=language, model_version=self.version, reason=reason
+            cands[0],
+            self.policy,
+            language=language,
+            model_version=self.version,
+            reason=reason,
+            oos_score=oos[0],
         )
 
     def with_thresholds(

@@ -87,7 +87,14 @@ class ModelRegistry:
         return ModelInfo(version, path, engine.manifest)
 
     def load(self, version: str, *, threads: int = 1, warm: bool = True) -> Engine:
-        return Engine.load(self.path(version), threads=threads, warm=warm)
+        """A saved version, with the serving policy's out-of-scope threshold from the settings."""
+        from dataclasses import replace
+
+        engine = Engine.load(self.path(version), threads=threads, warm=False)
+        engine.policy = replace(engine.policy, oos_threshold=get_settings().oos_threshold)
+        if warm:
+            engine.warm_up()
+        return engine
 
     def load_live(self, *, threads: int | None = None, warm: bool = True) -> Engine | None:
         version = self.live_version()

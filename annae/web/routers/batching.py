@@ -38,11 +38,20 @@ def decide_many(engine, texts: Sequence[str]) -> list:
         else:
             todo.append((i, text, reason))
     if todo:
-        ranked = engine.candidates([text for _, text, _ in todo])
-        for (i, text, reason), cands in zip(todo, ranked, strict=True):
+        texts = [text for _, text, _ in todo]
+        if hasattr(engine, "scored"):
+            ranked, oos = engine.scored(texts)
+        else:
+            ranked, oos = engine.candidates(texts), [None] * len(texts)
+        for (i, text, reason), cands, oos_score in zip(todo, ranked, oos, strict=True):
             language = detect_language(text[:MAX_CHARS]) if text else "en"
             out[i] = decide(
-                cands, engine.policy, language=language, model_version=engine.version, reason=reason
+                cands,
+                engine.policy,
+                language=language,
+                model_version=engine.version,
+                reason=reason,
+                oos_score=oos_score,
             )
     return out
 

@@ -115,7 +115,7 @@
 
   /**
    * A WebSocket that reconnects with backoff. `onMessage(data)` gets parsed JSON;
-   * `onState(open)` reports connectivity. Returns {close(), send(obj)}.
+   * `onState(open, code, retrying)` reports connectivity (not after close()). Returns {close(), send(obj)}.
    */
   function liveSocket(urlFn, onMessage, onState, shouldRetry) {
     let ws = null;
@@ -139,9 +139,10 @@
         onMessage(data);
       };
       ws.onclose = (ev) => {
-        if (onState) onState(false, ev.code);
-        if (closed) return;
-        if (shouldRetry && !shouldRetry(ev.code)) return;
+        if (closed) return; // closed on purpose: nothing to report, nothing to retry
+        const retry = !shouldRetry || shouldRetry(ev.code);
+        if (onState) onState(false, ev.code, retry);
+        if (!retry) return;
         timer = setTimeout(connect, delay);
         delay = Math.min(delay * 2, 10000);
       };
