@@ -424,6 +424,21 @@ def analytics_csv(
     )
 
 
+def _reason_chart(request: Request, reasons: list[dict]) -> str:
+    """The hand-off reasons chart with the reasons' translated names (as the table shows)."""
+    from annae.web import pages
+
+    strings = pages.STRINGS[pages.pick_language(request)]
+    keys = [f"reason_{r['reason']}" for r in reasons]
+    return charts.hbars(
+        [
+            (strings.get(k) or r["reason"], r["conversations"])
+            for k, r in zip(keys, reasons, strict=True)
+        ],
+        i18n_keys=[k if k in strings else None for k in keys],
+    )
+
+
 @router.get("/console/analytics", response_class=HTMLResponse, include_in_schema=False)
 def analytics_page(
     request: Request,
@@ -463,9 +478,7 @@ def analytics_page(
         labels=labels,
         models=retrain.list_models(_registry(request)),
         daily_svg=charts.daily_bars(data["daily"]),
-        reasons_svg=charts.hbars(
-            [(r["reason"], r["conversations"]) for r in data["handoff_reasons"]]
-        ),
+        reasons_svg=_reason_chart(request, data["handoff_reasons"]),
         entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),
         config={"page": "analytics"},
         **common,
