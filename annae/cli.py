@@ -15,6 +15,7 @@ from annae.kb.cli import app as kb_app
 from annae.learning import cli as learning_cli
 from annae.privacy.cli import app as privacy_app
 from annae.progress import progress_bar as _progress_bar
+from annae.progress import table as cli_table
 from annae.recommend.cli import app as rec_app
 from annae.settings import get_settings
 from annae.web import cli as web_cli
@@ -223,7 +224,7 @@ def models() -> None:
     """List saved model versions with their metrics."""
     reg = registry()
     live = reg.live_version()
-    table = Table(
+    table = cli_table(
         "version", "live", "created", "KB rev", "examples", "cv acc", "threshold", "exp. precision"
     )
     for version in reg.versions():

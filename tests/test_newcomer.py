@@ -38,3 +38,17 @@ def test_cli_start_imports_no_recommender_and_lists_passwd():
         check=True,
     )
     assert "passwd" in helped.stdout
+
+
+def test_cli_tables_never_cut_column_names():
+    from rich.console import Console
+
+    from annae.progress import table
+
+    t = table("version", "status", "created", "KB rev", "examples", "gate")
+    t.add_row("v2", "live", "2026-11-26T21:49:11+00:00", "1", "529", "acc 0.780 vs 0.765")
+    console = Console(width=60, record=True)
+    console.print(t)
+    header = console.export_text().splitlines()[1]
+    for name in ("version", "status", "created", "KB rev", "examples", "gate"):
+        assert name in header, header

@@ -253,7 +253,7 @@ def list_(
     table = Table(title=title, title_justify="left")
     for name, kw in (("id", {"justify": "right"}), ("key", {}), ("lang", {}), ("question", {"ratio": 1}),
                      ("examples", {"justify": "right"}), ("active", {})):  # fmt: skip
-        table.add_column(name, **kw)
+        table.add_column(name, min_width=len(name), **kw)  # names are never cut
     for r in rows:
         table.add_row(
             str(r["id"]),

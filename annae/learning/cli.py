@@ -11,10 +11,10 @@ from datetime import date
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from annae.progress import progress_bar
+from annae.progress import table as cli_table
 
 learn_app = typer.Typer(
     help="What the bot learns: unanswered topics, the review list, model history.",
@@ -54,7 +54,7 @@ def show_gate(result: dict) -> None:
     ch = result["challenger_metrics"]
     before, after = result.get("before") or {}, result.get("after") or {}
     kb = result.get("kb_changes") or {}
-    table = Table(
+    table = cli_table(
         "measure",
         "before: live " + str(result["live"] or "—"),
         "after: " + (result["challenger"] or "challenger (refused)"),
@@ -181,7 +181,7 @@ def clusters_command(
     if not found:
         out.print("no unanswered questions")
         return
-    table = Table("#", "size", "trend", "suggested title", "examples")
+    table = cli_table("#", "size", "trend", "suggested title", "examples")
     for c in found:
         table.add_row(
             str(c.id),
@@ -205,7 +205,7 @@ def review_command(limit: int = typer.Option(50, "--limit", min=1)) -> None:
     if not items:
         out.print("nothing to review")
         return
-    table = Table("rating", "when", "entry", "question", "answer")
+    table = cli_table("rating", "when", "entry", "question", "answer")
     for i in items:
         table.add_row(
             str(i["rating_id"]),
@@ -226,7 +226,7 @@ def models_command() -> None:
     if not rows:
         out.print("no models yet: run annae train or annae retrain")
         return
-    table = Table("version", "status", "created", "KB rev", "examples", "gate")
+    table = cli_table("version", "status", "created", "KB rev", "examples", "gate")
     for r in rows:
         gate = r["gate"]
         summary = "—"
