@@ -12,18 +12,9 @@ from pathlib import Path
 import yaml
 
 from annae.kb.entries import OOS, KBData
-from annae.kb.importers import FORMATS, detect_format
+from annae.kb.importers import FORMATS, QA_COLUMNS, detect_format
 
-CSV_COLUMNS = (
-    "question",
-    "answer",
-    "tags",
-    "language",
-    "key",
-    "examples",
-    "active",
-    "updated_at",
-)
+CSV_COLUMNS = QA_COLUMNS  # what the importer reads back (updated_at included)
 RASA_OOS_INTENT = "out_of_scope"
 
 
