@@ -98,7 +98,8 @@ def train(
 
 
 def _live_engine():
-    engine = registry().load_live()
+    # no warm-up: the first question does the same work (one inference fewer per `annae ask`)
+    engine = registry().load_live(warm=False)
     if engine is None:
         fail("no trained model yet: run `annae train` first")
     return engine
