@@ -306,7 +306,7 @@ def _labelled_traffic(session, held: set[int], examples: Sequence[TrainingExampl
     from_traffic = set(
         session.scalars(
             select(KBExample.id).where(
-                KBExample.id.in_(held), KBExample.source.like("conversation:%")
+                KBExample.id.in_(sorted(held)), KBExample.source.like("conversation:%")
             )
         )
     )
