@@ -120,8 +120,7 @@
             class: "chip oos-human",
             text: t("chat_talk_to_human"),
             "data-i18n": "chat_talk_to_human",
-            disabled: state.sending || state.chatState !== "bot",
-            onclick: () => askForHuman(),
+            onclick: () => askForHuman(), // ignored while a message is being sent
           }),
         ])
       );
