@@ -114,10 +114,10 @@
       // out of scope: the bot says what it can help with; a person is one click away
       node.classList.add("out-of-scope");
       node.append(
-        el("div", { class: "options" }, [
+        el("div", { class: "oos-actions" }, [
           el("button", {
             type: "button",
-            class: "chip oos-human",
+            class: "btn btn-small oos-human",
             text: t("chat_talk_to_human"),
             "data-i18n": "chat_talk_to_human",
             onclick: () => askForHuman(), // ignored while a message is being sent
