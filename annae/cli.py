@@ -16,6 +16,7 @@ from annae.learning import cli as learning_cli
 from annae.ops import cli as ops_cli
 from annae.privacy.cli import app as privacy_app
 from annae.progress import progress_bar as _progress_bar
+from annae.progress import table as cli_table
 from annae.recommend.cli import app as rec_app
 from annae.settings import get_settings
 from annae.web import cli as web_cli
@@ -206,7 +207,8 @@ def operating_point(
 
 
 def _live_engine():
-    engine = registry().load_live()
+    # no warm-up: the first question does the same work (one inference fewer per `annae ask`)
+    engine = registry().load_live(warm=False)
     if engine is None:
         fail("no trained model yet: run `annae train` first")
     return engine
@@ -376,7 +378,7 @@ def models() -> None:
     """List saved model versions with their metrics."""
     reg = registry()
     live = reg.live_version()
-    table = Table(
+    table = cli_table(
         "version", "live", "created", "KB rev", "examples", "cv acc", "threshold", "exp. precision"
     )
     for version in reg.versions():

@@ -1,4 +1,4 @@
-"""One Rich progress bar for every long step of the command line."""
+"""One Rich progress bar for every long step of the command line, and its tables."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 Update = Callable[[str, int, int], None]
 
@@ -30,3 +31,12 @@ def progress_bar(console: Console | None = None, *, transient: bool = False) -> 
             bar.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+def table(*headers: str, **options) -> Table:
+    """A Rich table whose column names are never cut: each column is at least as wide as its
+    name (long cell values wrap instead)."""
+    out = Table(**options)
+    for name in headers:
+        out.add_column(name, min_width=len(name), overflow="fold")
+    return out

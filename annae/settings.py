@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,6 +62,32 @@ class Settings(BaseSettings):
         description="How often the right entry must be among the options when the bot asks to clarify.",
     )
     top_k: int = Field(default=3, ge=1, le=20)
+    oos_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1.01,
+        description="Out-of-scope score (the model's calibrated probability that a question is "
+        "out of scope) at which the bot gives the out-of-scope reply, with a button to reach a "
+        "person, instead of handing off. Default: the model's own, chosen at training for the "
+        "target precision; ANNAE_OOS_THRESHOLD=off to always hand off.",
+    )
+    oos_reply_en: str | None = Field(
+        default=None, max_length=1000, description="The English out-of-scope reply."
+    )
+    oos_reply_ko: str | None = Field(
+        default=None, max_length=1000, description="The Korean out-of-scope reply."
+    )
+
+    @field_validator("oos_threshold", mode="before")
+    @classmethod
+    def _off(cls, value):
+        if value is None or str(value).strip().lower() in ("", "default", "model"):
+            return None
+        return 1.01 if str(value).strip().lower() in ("off", "none") else value
+
+    def oos_reply(self, language: str | None) -> str | None:
+        """The configured out-of-scope reply for ``language`` (None: the built-in one)."""
+        return self.oos_reply_ko if language == "ko" else self.oos_reply_en
 
     @property
     def database(self) -> str:

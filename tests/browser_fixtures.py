@@ -96,6 +96,7 @@ def _env(home: Path, database: str, encoder: str) -> dict[str, str]:
         ANNAE_HOME=str(home),
         ANNAE_DATABASE_URL=database,
         ANNAE_ENCODER=encoder,
+        ANNAE_OOS_THRESHOLD="off",  # the out-of-scope reply: on where a test turns it on
         OMP_NUM_THREADS="1",
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",

@@ -73,6 +73,9 @@ def annae_home(tmp_path, monkeypatch, db_url) -> Path:
     monkeypatch.setenv("ANNAE_HOME", str(home))
     monkeypatch.setenv("ANNAE_DATABASE_URL", db_url)
     monkeypatch.setenv("ANNAE_ENCODER", os.environ.get("ANNAE_TEST_ENCODER", "bundled"))
+    # tests use off-topic questions as the bot's "unsure → hand-off" case; the out-of-scope
+    # reply (on by default) is tested where a test turns it on
+    monkeypatch.setenv("ANNAE_OOS_THRESHOLD", "off")
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()

@@ -200,3 +200,37 @@ def test_api_key_channel_creates_conversations_for_customers(api):
         "/api/v1/conversations", json={"customer_id": "u" * 201}, headers={"X-API-Key": key}
     )
     assert too_long.status_code == 422
+
+
+def test_a_confidently_out_of_scope_question_gets_the_reply_and_a_way_to_a_person(
+    annae_home, db_url, models, monkeypatch
+):
+    from api_support import make_api
+
+    api = make_api(
+        annae_home,
+        db_url,
+        models,
+        monkeypatch,
+        ANNAE_OOS_THRESHOLD="0.3",
+        ANNAE_OOS_REPLY_EN="I help with our shop only. Want a person?",
+    )
+    with api.client:
+        conv_id, headers = api.customer()
+        reply = api.say(conv_id, headers, "what's the weather like today")
+        assert reply["type"] == "out_of_scope" and reply["state"] == "bot", reply
+        assert reply["text"] == "I help with our shop only. Want a person?"
+        admin = api.login("root")
+        queue = api.client.get("/api/v1/queue", headers=admin).json()
+        assert queue["length"] == 0, "nothing waits for a person"
+        ko_id, ko_headers = api.customer()
+        ko = api.say(ko_id, ko_headers, "오늘 날씨 어때?")
+        assert ko["type"] == "out_of_scope" and "상담원" in ko["text"], "the built-in Korean reply"
+        # the button: the customer asks for a person
+        r = api.client.post(
+            f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers
+        )
+        assert r.status_code == 200 and r.json()["state"] == "waiting"
+        assert r.json()["reason"] == "customer_request"
+        # in-scope questions are still answered
+        assert api.say(ko_id, ko_headers, "선물 포장 되나요?")["type"] == "answer"

@@ -48,7 +48,13 @@ def test_demo_command_is_idempotent(annae_home):
     assert kb("demo").exit_code == 0
     again = kb("demo")
     assert again.exit_code == 0, again.output
-    assert "entries updated" in again.output and "(+0)" in again.output
+    assert "(+0)" in again.output
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in again.output.splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["entries changed"] == "0" and rows["entries unchanged"] == "60"
     assert len(listed()) == 60
 
 

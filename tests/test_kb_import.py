@@ -540,7 +540,10 @@ def _without_sources(data: KBData) -> KBData:
 def test_json_round_trip_is_exact(tmp_path):
     data = _sample()
     (path,) = export_kb(data, tmp_path / "kb.json")
-    assert parse_file(path) == data
+    parsed = parse_file(path)
+    assert parsed.exported_at, "an export carries its time"
+    parsed.exported_at = None
+    assert parsed == data
 
 
 @pytest.mark.parametrize("target", ["kb.csv", "kb.xlsx", "rasa_dir", "bot/nlu.yml", "kb.txt"])
@@ -558,7 +561,9 @@ def test_csv_export_has_bom_and_expected_columns(tmp_path):
     raw = path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
-    assert rows[0] == ["question", "answer", "tags", "language", "key", "examples", "active"]
+    assert rows[0] == [
+        "question", "answer", "tags", "language", "key", "examples", "active", "updated_at"
+    ]  # fmt: skip
 
 
 def test_export_errors(tmp_path):
@@ -615,3 +620,50 @@ def test_banking77_slice(engine, datasets, tmp_path):
     assert sorted(r.added) == labels and r.examples_after == len(distinct)
     with session_scope(engine) as s:
         assert len(entries.training_examples(s)) == len(distinct)
+
+
+# --------------------------------------------------------------------------- diff and stale files
+
+
+def test_import_prints_a_real_diff_and_refuses_to_revert_newer_edits(engine, tmp_path):
+    from annae.kb.importers import RevertError
+
+    import_kb(engine, demo_path())
+    with session_scope(engine) as s:
+        old_export = export_kb(entries.dump_kb(s), tmp_path / "kb.csv")[0]
+        n = len(entries.list_entries(s))
+    # re-importing an export changes nothing, and says so
+    r = import_kb(engine, old_export)
+    assert r.updated == [] and r.changed == {} and len(r.unchanged) == n and r.added == []
+
+    # an answer edited after the export: importing the older file would revert it
+    with session_scope(engine) as s:
+        entry = entries.get_entry_by_key(s, "shipping_cost_ko")
+        entries.update_entry(s, entry.id, answer="배송비는 무료예요.")
+    with pytest.raises(RevertError) as err:
+        import_kb(engine, old_export)
+    assert err.value.problems[0][0] == "shipping_cost_ko"
+    assert "would revert answer" in err.value.problems[0][1]
+    with session_scope(engine) as s:
+        assert entries.get_entry_by_key(s, "shipping_cost_ko").answer == "배송비는 무료예요."
+    r = import_kb(engine, old_export, overwrite_newer=True, dry_run=True)
+    assert r.changed == {"shipping_cost_ko": ["answer"]} and r.reverted == ["shipping_cost_ko"]
+
+    # a newer export with one answer changed by hand: exactly that entry and field
+    with session_scope(engine) as s:
+        fresh = export_kb(entries.dump_kb(s), tmp_path / "fresh.json")[0]
+    text = fresh.read_text("utf-8").replace("배송비는 무료예요.", "배송비는 3,000원이에요.")
+    fresh.write_text(text, "utf-8")
+    r = import_kb(engine, fresh)
+    assert r.changed == {"shipping_cost_ko": ["answer"]} and len(r.unchanged) == n - 1
+
+
+def test_missing_column_is_named(engine, tmp_path):
+    f = write(tmp_path / "faq.csv", "question,tags\nHow long?,shipping\n")
+    with pytest.raises(KBImportError) as err:
+        import_kb(engine, f)
+    assert "missing column 'answer'" in str(err.value)
+    g = write(tmp_path / "labels.csv", "text,answer\nHow long?,2 days\n")
+    with pytest.raises(KBImportError) as err:
+        import_kb(engine, g)
+    assert "missing column 'question'" in str(err.value)

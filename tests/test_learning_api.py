@@ -123,7 +123,9 @@ def test_retrain_models_and_rollback_api(api):
     r = api.client.post("/api/v1/learning/retrain?wait=true", headers=admin)
     assert r.status_code == 202, r.text
     result = r.json()["result"]
-    assert result["live"] == first and result["mode"] == "live_cv_estimate"
+    assert result["live"] == first and result["mode"] == "same_slice"
+    # nothing changed in the KB: the two models tie, and the promoted one keeps every example
+    assert result["promoted"] and result["after"]["n_examples"] == result["before"]["n_examples"]
     listed = api.client.get("/api/v1/learning/models", headers=admin).json()
     assert [m["version"] for m in listed["models"]][0] == result["challenger"]
     assert listed["models"][0]["gate"]["challenger"] == result["challenger"]

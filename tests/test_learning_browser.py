@@ -65,7 +65,7 @@ def test_resolve_asks_the_label_and_analytics_creates_an_entry(
         agent.click("#btn-resolve")
         dialog = agent.locator("#label-dialog[open]")
         expect(dialog).to_be_visible()
-        expect(dialog.locator("#label-question")).to_contain_text("dentist")
+        expect(dialog.locator(".label-q q")).to_contain_text("dentist")
         expect(dialog.locator("#label-new-a")).to_have_value("We only sell gifts, sorry!")
         dialog.locator("input[value=not_faq]").check()
         dialog.locator("#label-save").click()
@@ -122,7 +122,7 @@ def test_label_dialog_in_korean_and_english(browser, sqlite_server: LiveServer) 
         agent.click("#btn-resolve")
         dialog = agent.locator("#label-dialog[open]")
         expect(dialog.locator("h2")).to_have_text("이 상담은 어떤 내용이었나요?")
-        expect(dialog.locator("label")).to_have_text(
+        expect(dialog.locator("label.choice")).to_have_text(
             ["기존 항목", "새 항목", "자주 묻는 질문 아님"]
         )
         expect(dialog.locator("#label-search")).to_have_attribute("placeholder", "항목 검색")
@@ -143,7 +143,7 @@ def test_label_dialog_in_korean_and_english(browser, sqlite_server: LiveServer) 
         expect(agent.locator("html")).to_have_attribute("lang", "en")
         agent.click("#btn-resolve")
         expect(dialog.locator("h2")).to_have_text("What was this conversation about?")
-        expect(dialog.locator("label")).to_have_text(
+        expect(dialog.locator("label.choice")).to_have_text(
             ["An existing entry", "A new entry", "Not a FAQ question"]
         )
         expect(dialog.locator("#label-search")).to_have_attribute("placeholder", "Search entries")

@@ -243,3 +243,84 @@ def test_two_agents_labelling_at_once_one_wins(api):
     with session_scope(get_engine(api.db_url)) as s:
         assert feedback.get_label(s, conv_id)["agent"] == wins[0]["agent"]
     assert len(_entry(api, _keys(api)[0])[1]) == len(before) + 1, "one example, not two"
+
+
+# --- the issue's scenario: small talk after the hand-off is never what gets labelled ---------
+
+EARBUD = "이어폰 한쪽이 안 들려요"
+SMALL_TALK = "A12345 입니다 감사해요!"
+
+
+def _scenario(api, first: str | None = None) -> tuple[str, dict, dict]:
+    """A Korean customer asks (maybe after a first question), is handed off; the agent asks for
+    the order number; the customer sends it with thanks."""
+    conv_id, headers = api.customer()
+    if first:
+        api.say(conv_id, headers, first)
+    assert api.say(conv_id, headers, EARBUD)["type"] == "handoff"
+    agent = api.login("alice")
+    assert api.client.post(f"/api/v1/conversations/{conv_id}/assign", headers=agent).is_success
+    r = api.client.post(
+        f"/api/v1/conversations/{conv_id}/replies",
+        json={"text": "주문번호를 알려 주시면 확인해 드릴게요."},
+        headers=agent,
+    )
+    assert r.status_code == 201, r.text
+    api.say(conv_id, headers, SMALL_TALK)
+    return conv_id, headers, agent
+
+
+def test_label_form_quotes_the_handed_off_question_not_later_small_talk(api):
+    conv_id, _, agent = _scenario(api)
+    form = api.client.get(f"/api/v1/conversations/{conv_id}/label", headers=agent).json()
+    assert [q["text"] for q in form["questions"]] == [EARBUD]
+    assert form["question"]["text"] == EARBUD and form["questions"][0]["selected"]
+    assert form["language"] == "ko"
+    top = form["guesses"][0]
+    assert top["confidence"] < 0.5 and form["preselect"] is None, "no credible guess: none"
+
+    small_talk_id = next(m["id"] for m in api.transcript(conv_id, agent) if m["text"] == SMALL_TALK)
+    r = _label(
+        api, conv_id, agent, kind="entry", entry_id=top["entry_id"], message_id=small_talk_id
+    )
+    assert r.status_code == 422 and "after the hand-off" in r.json()["error"]["message"]
+
+    warranty_id, before = _entry(api, "warranty_ko")
+    r = _label(api, conv_id, agent, kind="entry", entry_id=warranty_id)
+    assert r.status_code == 201, r.text
+    _, after = _entry(api, "warranty_ko")
+    added = [t for t, _ in after if (t, _) not in before]
+    assert added == [EARBUD], "the question is learnt, never the thanks"
+    assert SMALL_TALK not in [t for t, _ in after]
+
+    admin = api.login("root")
+    listed = api.client.get("/api/v1/learning/labels", headers=admin).json()["labels"]
+    assert listed[0]["conversation_id"] == conv_id and listed[0]["examples"] == [EARBUD]
+    other = api.login("bob")
+    r = api.client.delete(f"/api/v1/conversations/{conv_id}/label", headers=other)
+    assert r.status_code == 403, "an agent undoes only their own labels"
+    r = api.client.delete(f"/api/v1/conversations/{conv_id}/label", headers=admin)
+    assert r.status_code == 200 and r.json()["examples_removed"] == [EARBUD]
+    assert _entry(api, "warranty_ko")[1] == before, "undo removes the example"
+    assert (
+        api.client.get(f"/api/v1/conversations/{conv_id}/label", headers=agent).json()["label"]
+        is None
+    )
+    r = api.client.delete(f"/api/v1/conversations/{conv_id}/label", headers=admin)
+    assert r.status_code == 404
+
+
+def test_every_question_before_the_hand_off_is_offered_and_selectable(api):
+    first = "주문한 무선 이어폰이 한쪽만 소리가 안 나요. 어떻게 해야 하나요?"  # clarified
+    conv_id, _, agent = _scenario(api, first=first)
+    form = api.client.get(f"/api/v1/conversations/{conv_id}/label", headers=agent).json()
+    texts = [q["text"] for q in form["questions"]]
+    assert texts == [first, EARBUD]
+    assert [q["selected"] for q in form["questions"]] == [False, True]
+    ids = [q["message_id"] for q in form["questions"]]
+    warranty_id, before = _entry(api, "warranty_ko")
+    r = _label(api, conv_id, agent, kind="entry", entry_id=warranty_id, message_ids=ids)
+    assert r.status_code == 201 and r.json()["examples_added"] == 2
+    r = _label(api, conv_id, agent, kind="not_faq", replace=True)
+    assert r.status_code == 201
+    assert _entry(api, "warranty_ko")[1] == before, "replacing removes both examples"

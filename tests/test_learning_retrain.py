@@ -76,39 +76,72 @@ def _corrupt_training_labels(engine, held: set[int]) -> int:
     return n
 
 
-def test_gate_promotes_then_rejects_a_corrupted_challenger_and_rolls_back(setup):
+def test_gate_promotes_a_model_refit_on_all_examples_then_refuses_a_corrupted_one(setup):
     engine, settings, reg = setup
     v1 = reg.train_from_db(engine, settings=settings, author="test")  # like `annae train`
     assert reg.live_version() == v1.version
+    with session_scope(engine) as s:
+        n_all = len(entries.training_examples(s))
+        held = retrain.holdout_ids(entries.training_examples(s))
 
     first = retrain.retrain(engine, settings=settings, author="test")
-    assert first.promoted and first.mode == "live_cv_estimate"
+    # no KB change: reference and challenger learn the same examples, so they tie
+    assert first.promoted and first.mode == "same_slice"
+    assert first.challenger_metrics["accuracy"] == first.live_metrics["accuracy"]
+    assert first.n_evaluated == len(held) > 0
     assert reg.live_version() == first.challenger
     manifest = reg.manifest(first.challenger)
-    with session_scope(engine) as s:
-        held = retrain.holdout_ids(entries.training_examples(s))
-    assert set(manifest["data"]["excluded_ids"]) == held
-    assert not held & set(manifest["data"]["example_ids"]), "never trained on the held-out slice"
+    # the issue's 529 → 432: the promoted model used to be the one trained without the slice
+    assert manifest["data"]["n_examples"] == n_all == first.after["n_examples"]
+    assert manifest["data"]["excluded_ids"] == []
+    assert first.before == {**first.before, "version": v1.version, "n_examples": n_all}
 
     assert _corrupt_training_labels(engine, held) > 100
+    versions = reg.versions()
     bad = retrain.retrain(engine, settings=settings, author="test")
-    # the "one per entry" picks follow the (now shifted) labels, so a few ids move
-    assert bad.mode == "same_slice" and bad.n_evaluated >= 0.9 * len(held)
-    assert not bad.promoted
+    assert not bad.promoted and bad.refused and bad.challenger is None
     assert bad.challenger_metrics["accuracy"] < bad.live_metrics["accuracy"] - 0.2
+    assert any(r.startswith("accuracy") and "below" in r for r in bad.reasons)
     assert reg.live_version() == first.challenger, "the live model stays"
-    listed = {m["version"]: m for m in retrain.list_models(reg)}
-    assert listed[bad.challenger]["status"] == "rejected"
-    assert listed[bad.challenger]["gate"]["reasons"][0].startswith("accuracy")
-    assert listed[first.challenger]["status"] == "live"
+    assert reg.versions() == versions, "a refused retrain saves no model"
+    assert retrain.refused_gates(reg)[0]["reasons"] == bad.reasons
+    assert retrain.last_gate(reg)["refused"] is True
+    assert bad.kb_changes["revisions"][-1] == "corrupted on purpose"
 
     assert retrain.rollback(reg, v1.version, author="test") == first.challenger
     assert reg.live_version() == v1.version
-    assert [h["action"] for h in retrain.history(reg)] == ["promote", "rollback"]
+    assert [h["action"] for h in retrain.history(reg)] == ["promote", "refused", "rollback"]
     with pytest.raises(retrain.GateError):
         retrain.rollback(reg, "v99")
     with pytest.raises(ValueError):
         retrain.rollback(reg, "../etc")
+
+
+SMALL_TALK = "A12345 입니다 감사해요!"
+
+
+def test_the_issues_small_talk_label_cannot_make_the_live_model_worse(setup):
+    """The issue's case: one label stored "A12345 입니다 감사해요!" as an example of warranty_ko,
+    then Retrain. The retrain is refused, or what goes live is not worse on the same held-out
+    questions and keeps every example (refit on all)."""
+    engine, settings, reg = setup
+    v1 = reg.train_from_db(engine, settings=settings, author="test")
+    with session_scope(engine) as s:
+        warranty = entries.get_entry_by_key(s, "warranty_ko")
+        entries.add_examples(
+            s, warranty.id, [SMALL_TALK], source="conversation:abc/agent:mina", author="mina"
+        )
+        n_all = len(entries.training_examples(s))
+    result = retrain.retrain(engine, settings=settings, author="test")
+    assert result.before["n_examples"] == n_all - 1
+    assert result.kb_changes["examples_added"] == 1
+    assert result.kb_changes["added_texts"] == [f"warranty_ko: {SMALL_TALK}"]
+    if result.promoted:
+        for name in retrain.METRICS:
+            assert result.challenger_metrics[name] >= result.live_metrics[name] - result.tolerance
+        assert reg.manifest(result.challenger)["data"]["n_examples"] == n_all
+    else:
+        assert result.refused and reg.live_version() == v1.version
 
 
 def test_a_second_retrain_is_refused_while_one_runs(setup):

@@ -115,3 +115,23 @@ def test_decide_answer_clarify_handoff():
     d = decide(_cands(0.99, 0.01), cfg, language="ko", reason="human_requested")
     assert (d.type, d.reason, d.candidates[0].key) == ("handoff", "human_requested", "e0")
     assert d.to_dict()["candidates"][0]["confidence"] == 0.99
+
+
+def test_confidently_out_of_scope_gets_its_own_decision_not_a_hand_off():
+    from annae.dialogue.policy import Candidate, PolicyConfig, decide
+
+    cands = [Candidate("a", 1, "A?", "a", 0.30), Candidate("b", 2, "B?", "b", 0.25)]
+    config = PolicyConfig(threshold=0.8, clarify_threshold=0.9, oos_threshold=0.6)
+    d = decide(cands, config, language="en", oos_score=0.7)
+    assert d.type == "out_of_scope" and d.reason == "out_of_scope" and d.oos_score == 0.7
+    # unsure but not confidently out of scope: a hand-off as before
+    assert decide(cands, config, language="en", oos_score=0.5).type == "handoff"
+    # no threshold configured, or no score: never out of scope
+    off = PolicyConfig(threshold=0.8, clarify_threshold=0.9)
+    assert decide(cands, off, language="en", oos_score=0.99).type == "handoff"
+    assert decide(cands, config, language="en").type == "handoff"
+    # a confident answer wins; a request for a person always hands off
+    sure = [Candidate("a", 1, "A?", "a", 0.95)]
+    assert decide(sure, config, language="en", oos_score=0.9).type == "answer"
+    d = decide(cands, config, language="en", oos_score=0.9, reason="human_requested")
+    assert d.type == "handoff"

@@ -82,7 +82,10 @@ def list_conversations(
 
 
 def suggestions(session: Session, conv_id: str) -> list[dict]:
-    """The bot's top candidates for the last customer question, best first."""
+    """The bot's top candidates for the last customer question: those in the conversation's
+    language first (best first within each), with each entry's current answer."""
+    from annae.store.tables.kb import KBEntry
+
     last = session.scalar(
         select(Message)
         .where(
@@ -92,17 +95,26 @@ def suggestions(session: Session, conv_id: str) -> list[dict]:
         .limit(1)
     )
     decision = (last.decision or {}) if last is not None else {}
+    cands = decision.get("candidates") or []
+    ids = [c.get("entry_id") for c in cands if c.get("entry_id") is not None]
+    found = {e.id: e for e in session.scalars(select(KBEntry).where(KBEntry.id.in_(ids)))}
+    conv = session.get(Conversation, conv_id)
+    language = (conv.language if conv is not None else None) or decision.get("language")
     out = []
-    for cand in decision.get("candidates") or []:
+    for cand in cands:
+        entry = found.get(cand.get("entry_id"))
         out.append(
             {
                 "entry_id": cand.get("entry_id"),
                 "key": cand.get("key"),
-                "question": cand.get("question"),
-                "answer": cand.get("answer"),
+                "question": entry.question if entry else cand.get("question"),
+                "answer": entry.answer if entry else cand.get("answer"),
+                "language": entry.language if entry else None,
                 "confidence": cand.get("confidence"),
             }
         )
+    if language:
+        out.sort(key=lambda s: s["language"] != language)  # stable: confidence order kept
     return out
 
 

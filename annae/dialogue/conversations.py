@@ -38,6 +38,12 @@ TEXTS = {
         "ko": "상담원에게 연결해 드릴게요. 잠시만 기다려 주세요.",
     },
     "clarify": {"en": "Did you mean one of these?", "ko": "혹시 다음 중 하나를 찾으시나요?"},
+    "out_of_scope": {
+        "en": "Sorry, that is outside what I can help with here: I answer questions about "
+        "orders, shipping, returns, payments and gifts. Would you like to talk to a person?",
+        "ko": "죄송해요, 그 질문은 제가 도와드리기 어려워요. 저는 주문, 배송, 반품, 결제, 선물에 "
+        "관한 질문에 답해 드려요. 상담원과 이야기하시겠어요?",
+    },
     "queued": {
         "en": "Thanks, a person will reply here shortly.",
         "ko": "메시지를 전달했어요. 상담원이 곧 답변드릴게요.",
@@ -479,14 +485,17 @@ def post_customer(
     entry_answer=None,
     decision: DecisionLike | None = None,
     no_decision: str = "no_model",
+    replies: dict[str, str] | None = None,
 ) -> Outcome:
     """Store a customer turn and the bot's reply (or stay silent while people handle it).
 
     ``text`` is a question, ``choice`` an ``entry_id`` from the latest clarify options,
     ``handoff`` the customer asking for a person. ``entry_answer(session, entry_id) -> str``
-    looks up an entry's answer for a choice. ``decision`` is one made beforehand (batched, outside
+    looks up an entry's current answer (None when deleted or disabled) for a choice and for
+    the entry a decision picked: answer text is content, read when replying. ``decision`` is one made beforehand (batched, outside
     the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
-    reason when there is no decision.
+    reason when there is no decision. ``replies`` maps a language to a configured text for
+    the ``out_of_scope`` reply.
 
     The turn's messages go to the database in one INSERT and the conversation in one UPDATE.
     """
@@ -558,6 +567,15 @@ def post_customer(
         touched["language"] = language
 
     reply_msg: Message | None = None
+    served: str | None = None
+    if conv.state not in SILENT and choice is None and not handoff and decision is not None:
+        if decision.type == "answer":
+            # the decision picks the entry; its answer is read now, so an edit is served at
+            # once without retraining (the model's copy is only a fallback without a lookup)
+            served = decision.answer or ""
+            if entry_answer is not None and decision.entry_id is not None:
+                served = entry_answer(session, decision.entry_id)
+    unavailable = served is None and decision is not None and decision.type == "answer"
     if conv.state in SILENT:
         _touch(conv, touched)
         insert_messages(session, new)
@@ -574,12 +592,15 @@ def post_customer(
         reply_msg = new_message(
             conv, "bot", "answer", answer, entry_id=choice, confidence=customer.confidence
         )
-    elif handoff or decision is None or decision.type == "handoff":
-        reason = (
-            "customer_request"
-            if handoff
-            else (no_decision if decision is None else decision.reason or "low_confidence")
-        )
+    elif handoff or decision is None or decision.type == "handoff" or unavailable:
+        if handoff:
+            reason = "customer_request"
+        elif decision is None:
+            reason = no_decision
+        elif unavailable:  # the entry was deleted or disabled since the model was trained
+            reason = "entry_unavailable"
+        else:
+            reason = decision.reason or "low_confidence"
         transition(session, conv, "waiting", ("bot",), handoff_reason=reason, **touched)
         reply_msg = new_message(
             conv,
@@ -591,6 +612,17 @@ def post_customer(
         st = state_event(session, conv)
         events.append((f"conv:{conv.id}", st))
         events.append(("agents", {**st, "event": "handoff", "queue_length": queue_length(session)}))
+    elif decision.type == "out_of_scope":
+        # confidently none of the KB's business: say so and offer a person (the chat shows a
+        # button), instead of queueing it for the agents
+        _touch(conv, touched)
+        reply_msg = new_message(
+            conv,
+            "bot",
+            "out_of_scope",
+            (replies or {}).get(language or "en") or text_for("out_of_scope", language),
+            confidence=float(decision.confidence),
+        )
     elif decision.type == "clarify":
         _touch(conv, touched)
         reply_msg = new_message(
@@ -607,7 +639,7 @@ def post_customer(
             conv,
             "bot",
             "answer",
-            decision.answer or "",
+            served or "",
             entry_id=decision.entry_id,
             confidence=float(decision.confidence),
         )

@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-DecisionType = Literal["answer", "clarify", "handoff"]
+DecisionType = Literal["answer", "clarify", "handoff", "out_of_scope"]
 
 # Explicit requests for a person, Korean and English.
 _HUMAN = re.compile(
@@ -93,7 +93,8 @@ class PolicyConfig:
     clarify_threshold: float
     clarify_max: int = CLARIFY_MAX
     oos_threshold: float = 1.01
-    """``Decision.oos_score`` from here up: confidently out of scope (> 1: never)."""
+    """``Decision.oos_score`` from here up: confidently out of scope, so the bot gives the
+    out-of-scope reply (with a button to reach a person) instead of handing off (> 1: never)."""
 
 
 def wants_human(text: str) -> bool:
@@ -135,6 +136,9 @@ def decide(
     """Turn ranked, calibrated candidates into a decision.
 
     - ``answer`` when the top confidence reaches the model's threshold;
+    - ``out_of_scope`` when it does not and ``oos_score`` (the model's calibrated probability
+      that the question is none of the KB's business) reaches ``config.oos_threshold``:
+      confidently out of scope, not just unsure;
     - ``clarify`` when it does not, but the options offered (the two or three best,
       :func:`clarify_options`) together reach ``clarify_threshold``, which the model
       keeps at or below the answer threshold (the customer picks one of them);
@@ -161,6 +165,8 @@ def decide(
         return Decision(
             type="answer", entry_key=top.key, entry_id=top.entry_id, answer=top.answer, **base
         )
+    if oos_score is not None and oos_score >= config.oos_threshold:
+        return Decision(type="out_of_scope", reason="out_of_scope", **base)
     options = clarify_options(candidates, config.clarify_max)
     if len(options) >= 2 and sum(c.confidence for c in options) >= config.clarify_threshold:
         return Decision(type="clarify", reason="ambiguous", **{**base, "candidates": options})

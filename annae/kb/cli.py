@@ -16,7 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from annae.kb import entries
 from annae.kb.demo import demo_path
 from annae.kb.exporters import KBExportError, export_kb
-from annae.kb.importers import FORMATS, KBImportError, import_kb
+from annae.kb.importers import FORMATS, KBImportError, RevertError, import_kb
+
+MAX_DIFF = 20  # entries listed per kind of change
 
 app = typer.Typer(help="Import, export and list the knowledge base.", no_args_is_help=True)
 
@@ -67,6 +69,7 @@ def _import(
     replace: bool,
     author: str,
     dry_run: bool = False,
+    overwrite_newer: bool = False,
 ) -> None:
     try:
         r = import_kb(
@@ -77,7 +80,15 @@ def _import(
             replace=replace,
             author=author,
             dry_run=dry_run,
+            overwrite_newer=overwrite_newer,
         )
+    except RevertError as e:
+        Console(stderr=True).print(
+            f"[yellow]warning: {escape(path.name)} is older than changes it would overwrite; "
+            "nothing was written[/]"
+        )
+        _show_problems(e)
+        raise typer.Exit(1) from None
     except KBImportError as e:
         _show_problems(e)
         raise typer.Exit(1) from None
@@ -95,7 +106,8 @@ def _import(
     table.add_column(style="bold")
     table.add_column(justify="right")
     table.add_row("entries added", str(len(r.added)))
-    table.add_row("entries updated", str(len(r.updated)))
+    table.add_row("entries changed", str(len(r.changed)))
+    table.add_row("entries unchanged", str(len(r.unchanged)))
     if replace:
         table.add_row("entries removed", str(len(r.removed)))
     table.add_row(
@@ -108,6 +120,20 @@ def _import(
     console = Console()
     console.print(f"[bold]{escape(title)}[/]")
     console.print(table)
+    for key in r.added[:MAX_DIFF]:
+        console.print(f"  [green]+ {escape(key)}[/]")
+    for key, fields in list(r.changed.items())[:MAX_DIFF]:
+        console.print(f"  [yellow]~ {escape(key)}[/]: {escape(', '.join(fields))}")
+    for key in r.removed[:MAX_DIFF]:
+        console.print(f"  [red]- {escape(key)}[/]")
+    more = max(0, len(r.added) - MAX_DIFF) + max(0, len(r.changed) - MAX_DIFF)
+    more += max(0, len(r.removed) - MAX_DIFF)
+    if more:
+        console.print(f"  … and {more} more")
+    if r.reverted:
+        console.print(
+            f"[yellow]overwrote newer changes (--overwrite-newer): {escape(', '.join(r.reverted))}[/]"
+        )
 
 
 @app.command("import")
@@ -130,8 +156,18 @@ def import_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate and count the changes, write nothing.")
     ] = False,
+    overwrite_newer: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite-newer",
+            help="Import even where the knowledge base was changed after the file was exported.",
+        ),
+    ] = False,
 ) -> None:
-    """Validate a file, then write it to the knowledge base in one transaction."""
+    """Validate a file, then write it to the knowledge base in one transaction.
+
+    Prints what changes (entries added, changed with their fields, removed, unchanged); refuses
+    a file older than the changes it would overwrite."""
     if demo == (file is not None):
         Console(stderr=True).print("[red]Give a FILE or --demo (not both).[/red]")
         raise typer.Exit(2)
@@ -142,6 +178,7 @@ def import_(
         replace=replace,
         author=author,
         dry_run=dry_run,
+        overwrite_newer=overwrite_newer,
     )
 
 
@@ -216,7 +253,7 @@ def list_(
     table = Table(title=title, title_justify="left")
     for name, kw in (("id", {"justify": "right"}), ("key", {}), ("lang", {}), ("question", {"ratio": 1}),
                      ("examples", {"justify": "right"}), ("active", {})):  # fmt: skip
-        table.add_column(name, **kw)
+        table.add_column(name, min_width=len(name), **kw)  # names are never cut
     for r in rows:
         table.add_row(
             str(r["id"]),

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -33,6 +34,8 @@ class EntryData:
     examples: list[str] = field(default_factory=list)
     # where each example came from, parallel to ``examples`` (e.g. "import:faq.csv:12")
     sources: list[str] = field(default_factory=list)
+    # when the entry was last changed (ISO 8601, UTC): exports carry it, imports compare it
+    updated_at: str | None = None
 
 
 @dataclass
@@ -42,6 +45,7 @@ class KBData:
     entries: list[EntryData] = field(default_factory=list)
     oos_examples: list[str] = field(default_factory=list)
     oos_sources: list[str] = field(default_factory=list)
+    exported_at: str | None = None  # when an export was written (ISO 8601, UTC)
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,7 @@ def dump_kb(session: Session, *, active_only: bool = False) -> KBData:
                 active=entry.active,
                 examples=[e.text for e in entry.examples],
                 sources=[e.source for e in entry.examples],
+                updated_at=_iso(entry.updated_at),
             )
         )
     oos = session.scalars(
@@ -257,6 +262,14 @@ def dump_kb(session: Session, *, active_only: bool = False) -> KBData:
         data.oos_examples.append(row.text)
         data.oos_sources.append(row.source)
     return data
+
+
+def _iso(dt) -> str | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:  # SQLite returns naive datetimes; every stored time is UTC
+        dt = dt.replace(tzinfo=UTC)
+    return dt.isoformat()
 
 
 def training_examples(session: Session) -> list[TrainingExample]:
@@ -281,6 +294,17 @@ def answers(session: Session) -> dict[str, dict]:
         e.key: {"id": e.id, "question": e.question, "answer": e.answer, "language": e.language}
         for e in list_entries(session, active_only=True)
     }
+
+
+def stale_anchors(session: Session, model_answers: dict[str, dict]) -> list[str]:
+    """Keys of entries whose answer text changed since the model used it as an anchor text
+    (what is served is always the current text; the next retrain learns the new anchors)."""
+    current = answers(session)
+    return sorted(
+        key
+        for key, info in model_answers.items()
+        if key in current and (info or {}).get("answer") != current[key]["answer"]
+    )
 
 
 def data_hash(examples: Sequence[TrainingExample]) -> str:

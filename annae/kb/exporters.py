@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 
 from annae.kb.entries import OOS, KBData
-from annae.kb.importers import FORMATS, detect_format
+from annae.kb.importers import FORMATS, QA_COLUMNS, detect_format
 
-CSV_COLUMNS = ("question", "answer", "tags", "language", "key", "examples", "active")
+CSV_COLUMNS = QA_COLUMNS  # what the importer reads back (updated_at included)
 RASA_OOS_INTENT = "out_of_scope"
 
 
@@ -49,11 +49,18 @@ def _rows(data: KBData) -> list[list[str]]:
                 e.key,
                 "|".join(extras),
                 "true" if e.active else "false",
+                e.updated_at or "",
             ]
         )
     for text in data.oos_examples:
-        rows.append([text, "", "", "", OOS, "", ""])
+        rows.append([text, "", "", "", OOS, "", "", ""])
     return rows
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def to_json(data: KBData, *, include_sources: bool = True) -> str:
@@ -69,12 +76,15 @@ def to_json(data: KBData, *, include_sources: bool = True) -> str:
             "active": e.active,
             "examples": list(e.examples),
         }
+        if e.updated_at:
+            item["updated_at"] = e.updated_at
         if include_sources and e.sources:
             item["sources"] = list(e.sources)
         entries.append(item)
     doc: dict = {
         "format": "annae-kb",
         "version": 1,
+        "exported_at": data.exported_at or _now(),
         "entries": entries,
         "oos": list(data.oos_examples),
     }
@@ -107,7 +117,7 @@ def to_xlsx(data: KBData, path: Path) -> None:
             if r == 1:
                 cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
-    for letter, width in zip("ABCDEFG", (50, 70, 20, 10, 30, 60, 8), strict=True):
+    for letter, width in zip("ABCDEFGH", (50, 70, 20, 10, 30, 60, 8, 26), strict=True):
         ws.column_dimensions[letter].width = width
     buf = io.BytesIO()
     wb.save(buf)

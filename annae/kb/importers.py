@@ -14,6 +14,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from json import decoder as json_decoder
 from json import scanner as json_scanner
 from pathlib import Path
@@ -31,7 +32,16 @@ MAX_TAG_CHARS = 100
 SHOWN_PROBLEMS = 20
 
 OOS_LABELS = {OOS, "out_of_scope", "nlu_fallback"}
-QA_COLUMNS = ("question", "answer", "tags", "language", "key", "examples", "active")
+QA_COLUMNS = (
+    "question",
+    "answer",
+    "tags",
+    "language",
+    "key",
+    "examples",
+    "active",
+    "updated_at",
+)
 LABEL_COLUMNS = ("text", "label", "answer")
 ANSWER_COLUMNS = ("label", "answer", "question", "language", "tags")
 ALIASES = {
@@ -118,6 +128,7 @@ class _Builder:
         self.oos: list[str] = []
         self.oos_sources: list[str] = []
         self.oos_locs: list[str] = []
+        self.exported_at: str | None = None
 
     # locations and provenance
     def loc(self, line: int | None, path: Path | None = None) -> str:
@@ -126,6 +137,20 @@ class _Builder:
 
     def source(self, line: int | None, path: Path | None = None) -> str:
         return f"import:{(path or self.path).name}:{line or 0}"
+
+    def stamp(self, value: object, where: str) -> str | None:
+        """An ``updated_at``/``exported_at`` cell: ISO 8601 (UTC when no zone), or empty."""
+        text = _cell(value).strip() if value is not None else ""
+        if not text:
+            return None
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            self.problem(where, f"updated_at {text[:40]!r} is not a date and time (ISO 8601)")
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.isoformat()
 
     def problem(self, where: str | None, reason: str) -> None:
         self.problems.append((where, reason))
@@ -250,6 +275,7 @@ class _Builder:
             entries=[d.entry for d in self.drafts.values()],
             oos_examples=list(self.oos),
             oos_sources=list(self.oos_sources),
+            exported_at=self.exported_at,
         )
 
 
@@ -402,11 +428,23 @@ def _from_table(table: Table, b: _Builder, answers: Path | None) -> None:
         if header is not None:
             _labelled_rows(_records(table, header, b, b.path), b, answers)
     else:
+        missing = _missing_columns(names)
         b.problem(
             b.loc(1),
-            f"unexpected columns {', '.join(repr(n) for n in raw if n)}: expected "
-            "question,answer[,tags,language,key,examples,active] or text,label (with --answers)",
+            f"missing column {missing}: the header has "
+            f"{', '.join(repr(n) for n in raw if n) or 'no names'}; expected "
+            "question,answer[,tags,language,key,examples,active,updated_at] or text,label "
+            "(with --answers)",
         )
+
+
+def _missing_columns(names: set[str]) -> str:
+    """Name what is missing from the format the header comes closest to."""
+    if names & {"text", "label"} and not names & {"question", "answer"}:
+        need = [c for c in ("text", "label") if c not in names]
+    else:
+        need = [c for c in ("question", "answer") if c not in names]
+    return " and ".join(repr(c) for c in need)
 
 
 def _split_examples(value: str) -> list[str]:
@@ -440,6 +478,7 @@ def _qa_rows(rows: list[tuple[int, dict[str, str]]], b: _Builder) -> None:
             language=b.language(row.get("language"), question + " " + answer, where),
             tags=b.tags(row.get("tags", ""), where), active=b.active(row.get("active", ""), where),
             examples=extras, sources=[b.source(line)] * len(extras),
+            updated_at=b.stamp(row.get("updated_at"), where),
         )  # fmt: skip
         b.add_entry(entry, where, [where] * len(extras))
 
@@ -635,8 +674,9 @@ ENTRY_FIELDS = {
     "examples",
     "sources",
     "active",
+    "updated_at",
 }
-TOP_FIELDS = {"format", "version", "entries", "oos", "oos_sources"}
+TOP_FIELDS = {"format", "version", "exported_at", "entries", "oos", "oos_sources"}
 
 
 def _parse_json(b: _Builder) -> None:
@@ -657,6 +697,7 @@ def _parse_json(b: _Builder) -> None:
             )
         entries, oos = data["entries"], data.get("oos", [])
         oos_sources = data.get("oos_sources")
+        b.exported_at = b.stamp(data.get("exported_at"), b.loc(data.key_lines.get("exported_at")))
     elif isinstance(data, list):
         entries = data
     else:
@@ -740,7 +781,7 @@ def _json_entry(item: object, line: int, b: _Builder, taken: set[str]) -> None:
         key=key or _unique_key(slugify(question), taken), question=question, answer=answer,
         language=b.language(item.get("language"), question + " " + answer, where),
         tags=b.tags(item.get("tags", []), where), active=b.active(item.get("active", True), where),
-        examples=examples, sources=sources,
+        examples=examples, sources=sources, updated_at=b.stamp(item.get("updated_at"), where),
     )  # fmt: skip
     b.add_entry(entry, where, locs)
 
@@ -969,10 +1010,10 @@ def parse_file(
 
 @dataclass
 class ImportResult:
-    """What an import changed in the knowledge base."""
+    """What an import changed in the knowledge base: a real diff, entry by entry."""
 
     added: list[str]
-    updated: list[str]
+    updated: list[str]  # entries that changed (see ``changed`` for the fields)
     removed: list[str]
     examples_before: int
     examples_after: int
@@ -981,6 +1022,56 @@ class ImportResult:
     revision: int
     languages: dict[str, int]
     dry_run: bool = False
+    changed: dict[str, list[str]] = field(default_factory=dict)  # key → changed fields
+    unchanged: list[str] = field(default_factory=list)
+    reverted: list[str] = field(default_factory=list)  # newer stored edits overwritten (forced)
+
+
+FIELDS = ("question", "answer", "language", "tags", "active")
+
+
+def diff_entries(stored: KBData, data: KBData) -> tuple[dict[str, list[str]], list[str]]:
+    """For entries in both: key → the fields the file changes (``examples`` when it adds some),
+    and the keys it leaves as they are."""
+    have = {e.key: e for e in stored.entries}
+    changed: dict[str, list[str]] = {}
+    unchanged: list[str] = []
+    for new in data.entries:
+        old = have.get(new.key)
+        if old is None:
+            continue
+        fields = [f for f in FIELDS if getattr(old, f) != getattr(new, f)]
+        known = set(old.examples)
+        if any(t not in known for t in new.examples if t != new.question):
+            fields.append("examples")
+        if fields:
+            changed[new.key] = fields
+        else:
+            unchanged.append(new.key)
+    return changed, unchanged
+
+
+def would_revert(
+    stored: KBData, data: KBData, changed: dict[str, list[str]]
+) -> list[tuple[str, str, str]]:
+    """Entries the file would change although they were edited after the file was written:
+    ``(key, stored updated_at, file's time)``. The file's time is the entry's ``updated_at``
+    in the file, else the export's ``exported_at``; files without either cannot be checked."""
+    have = {e.key: e for e in stored.entries}
+    out = []
+    for new in data.entries:
+        fields = [f for f in changed.get(new.key, []) if f != "examples"]
+        old = have.get(new.key)
+        stamp = new.updated_at or data.exported_at
+        if not fields or old is None or not old.updated_at or not stamp:
+            continue
+        if datetime.fromisoformat(old.updated_at) > datetime.fromisoformat(stamp):
+            out.append((new.key, old.updated_at, stamp))
+    return out
+
+
+class RevertError(KBImportError):
+    """The file is older than edits it would overwrite; nothing was written."""
 
 
 def _counts(data: KBData) -> tuple[set[str], int, int]:
@@ -1031,6 +1122,7 @@ def import_kb(
     replace: bool = False,
     author: str = "import",
     dry_run: bool = False,
+    overwrite_newer: bool = False,
 ) -> ImportResult:
     """Parse and validate ``path``, then write it in one transaction (all or nothing).
 
@@ -1038,6 +1130,10 @@ def import_kb(
 
     Without ``replace``, an example question that the stored KB already has under a
     different entry is a problem too (the classifier would learn it both ways).
+
+    A file older than edits it would overwrite (an entry's ``updated_at`` in the knowledge base
+    is later than the file's, see :func:`would_revert`) raises :class:`RevertError` before
+    anything is written, unless ``overwrite_newer``.
     """
     from annae.kb.entries import dump_kb, load_kb
     from annae.store.db import session_scope
@@ -1048,6 +1144,21 @@ def import_kb(
         stored = dump_kb(session)
         if not replace and (problems := conflicts_with_stored(stored, data, path)):
             raise KBImportError(path, problems)
+        changed, unchanged = diff_entries(stored, data)
+        stale = would_revert(stored, data, changed)
+        if stale and not overwrite_newer:
+            raise RevertError(
+                path,
+                [
+                    (
+                        key,
+                        f"changed at {then} in the knowledge base, after this file ({stamp}): "
+                        f"importing would revert {', '.join(changed[key])} "
+                        "(export again, or import with --overwrite-newer)",
+                    )
+                    for key, then, stamp in stale
+                ],
+            )
         before_keys, ex_before, oos_before = _counts(stored)
         revision = load_kb(
             session, data, replace=replace, author=author, summary=f"import {path.name}"
@@ -1063,9 +1174,10 @@ def import_kb(
         languages[e.language] = languages.get(e.language, 0) + 1
     return ImportResult(
         added=[k for k in keys if k not in before_keys],
-        updated=[k for k in keys if k in before_keys],
+        updated=[k for k in keys if k in changed],
         removed=sorted(before_keys - set(keys)) if replace else [],
         examples_before=ex_before, examples_after=ex_after,
         oos_before=oos_before, oos_after=oos_after,
         revision=revision, languages=languages, dry_run=dry_run,
+        changed=changed, unchanged=unchanged, reverted=[k for k, _, _ in stale],
     )  # fmt: skip

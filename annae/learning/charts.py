@@ -49,8 +49,16 @@ def daily_bars(daily: list[dict], *, width: int = 720, height: int = 220) -> str
     return "".join(parts)
 
 
-def hbars(rows: list[tuple[str, float]], *, width: int = 360, row_h: int = 22) -> str:
-    """Horizontal bars with labels (hand-off reasons, top entries)."""
+def hbars(
+    rows: list[tuple[str, float]],
+    *,
+    width: int = 360,
+    row_h: int = 22,
+    i18n_keys: list[str | None] | None = None,
+) -> str:
+    """Horizontal bars with labels (hand-off reasons, top entries). ``i18n_keys`` marks each
+    label with the interface string it shows (``data-i18n``), so the page's language toggle
+    re-labels the chart too."""
     if not rows:
         return _empty(width, 60)
     top = max(v for _, v in rows) or 1
@@ -60,8 +68,10 @@ def hbars(rows: list[tuple[str, float]], *, width: int = 360, row_h: int = 22) -
     for i, (label, value) in enumerate(rows):
         y = 3 + i * row_h
         w = (width - label_w - 40) * value / top
+        key = i18n_keys[i] if i18n_keys else None
+        mark = f' data-i18n="{escape(key)}"' if key else ""
         parts.append(
-            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="11">'
+            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" font-size="11"{mark}>'
             f"{escape(str(label)[:22])}</text>"
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" '
             f'fill="{COLORS["bar"]}"/>'

@@ -11,10 +11,10 @@ from datetime import date
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from annae.progress import progress_bar
+from annae.progress import table as cli_table
 
 learn_app = typer.Typer(
     help="What the bot learns: unanswered topics, the review list, model history.",
@@ -49,19 +49,59 @@ def _pct(value) -> str:
 
 
 def show_gate(result: dict) -> None:
-    """The comparison table of a gate result."""
-    table = Table("metric", "challenger " + result["challenger"], "live " + str(result["live"]))
+    """The comparison table of a gate result: before (the live model) and after (the new one)."""
     live = result.get("live_metrics") or {}
+    ch = result["challenger_metrics"]
+    before, after = result.get("before") or {}, result.get("after") or {}
+    kb = result.get("kb_changes") or {}
+    table = cli_table(
+        "measure",
+        "before: live " + str(result["live"] or "—"),
+        "after: " + (result["challenger"] or "challenger (refused)"),
+    )
     for name in ("accuracy", "coverage", "answered_precision"):
-        table.add_row(name, _pct(result["challenger_metrics"].get(name)), _pct(live.get(name)))
-    table.add_row("held-out questions", str(result["n_evaluated"]), str(live.get("n") or "—"))
+        table.add_row(name + " (held-out)", _pct(live.get(name)), _pct(ch.get(name)))
+    traffic = result.get("traffic") or {}
+    if traffic.get("challenger"):
+        for name in ("accuracy", "coverage", "answered_precision"):
+            table.add_row(
+                f"{name} (labelled traffic, n={traffic['n']})",
+                _pct(traffic["live"].get(name)),
+                _pct(traffic["challenger"].get(name)),
+            )
+    table.add_row(
+        "answer threshold",
+        _pct(before.get("threshold")),
+        _pct(after.get("threshold", ch.get("threshold"))),
+    )
+    table.add_row(
+        "training examples",
+        str(before.get("n_examples") or "—"),
+        str(after.get("n_examples") or kb.get("n_examples") or "—"),
+    )
+    table.add_row("held-out questions", str(result["n_evaluated"]), str(result["n_evaluated"]))
     out.print(table)
+    if kb:
+        out.print(
+            Text(
+                f"KB changes since the live model: {kb.get('examples_added', 0)} example(s) "
+                f"added, {kb.get('examples_removed', 0)} removed (revision "
+                f"{kb.get('kb_revision_from')} → {kb.get('kb_revision_to')})"
+            )
+        )
+        for line in kb.get("added_texts") or []:
+            out.print(Text("  + " + line))
     for reason in result["reasons"]:
         out.print(Text("  " + reason))
-    verdict = "promoted" if result["promoted"] else "rejected (kept as a candidate)"
-    style = "bold green" if result["promoted"] else "bold yellow"
+    if result["promoted"]:
+        verdict, style = f"{result['challenger']} promoted (refit on all examples)", "bold green"
+    elif result.get("refused"):
+        verdict = f"refused: the live model {result['live']} stays, no model was saved"
+        style = "bold yellow"
+    else:
+        verdict, style = f"{result['challenger']} not promoted", "bold yellow"
     out.print(
-        Text(f"{result['challenger']} {verdict}", style=style)
+        Text(verdict, style=style)
         + Text(
             f" · mode {result['mode']} · tolerance {result['tolerance']} · {result['seconds']} s"
         )
@@ -75,7 +115,8 @@ def retrain_command(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the gate result as JSON."),
 ) -> None:
-    """Train a challenger without the held-out slice; promote it only if it is not worse."""
+    """Compare a challenger with the live model on held-out questions; promote (refit on all
+    examples) only if it is not worse. Exit code 2 when refused."""
     from annae.learning import retrain
 
     db = _db()
@@ -140,7 +181,7 @@ def clusters_command(
     if not found:
         out.print("no unanswered questions")
         return
-    table = Table("#", "size", "trend", "suggested title", "examples")
+    table = cli_table("#", "size", "trend", "suggested title", "examples")
     for c in found:
         table.add_row(
             str(c.id),
@@ -164,7 +205,7 @@ def review_command(limit: int = typer.Option(50, "--limit", min=1)) -> None:
     if not items:
         out.print("nothing to review")
         return
-    table = Table("rating", "when", "entry", "question", "answer")
+    table = cli_table("rating", "when", "entry", "question", "answer")
     for i in items:
         table.add_row(
             str(i["rating_id"]),
@@ -185,7 +226,7 @@ def models_command() -> None:
     if not rows:
         out.print("no models yet: run annae train or annae retrain")
         return
-    table = Table("version", "status", "created", "KB rev", "examples", "gate")
+    table = cli_table("version", "status", "created", "KB rev", "examples", "gate")
     for r in rows:
         gate = r["gate"]
         summary = "—"

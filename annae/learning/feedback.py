@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from annae.kb import entries
 from annae.kb.entries import KBError
 from annae.store.db import utcnow
+from annae.store.tables.kb import KBExample
 from annae.store.tables.learning import AnswerRating, ConversationLabel
 from annae.store.tables.service import Conversation, Message
 
@@ -42,6 +43,12 @@ class LearningSettings(BaseSettings):
         default=True,
         description="Make examples from conversations without a customer_id (no consent possible).",
     )
+    label_preselect_min: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="The label dialog pre-selects the bot's best entry only at this confidence.",
+    )
     holdout_share: float = Field(default=0.15, gt=0, lt=0.5)
     gate_tolerance: float = Field(default=0.02, ge=0, lt=1)
 
@@ -54,6 +61,10 @@ class LearningError(Exception):
 
 class NotFound(LearningError):
     status, code = 404, "not_found"
+
+
+class Forbidden(LearningError):
+    status, code = 403, "forbidden"
 
 
 class Conflict(LearningError):
@@ -71,39 +82,130 @@ def _conversation(session: Session, conv_id: str) -> Conversation:
     return conv
 
 
-def _customer_texts(session: Session, conv_id: str) -> list[Message]:
-    return list(
+def _handoff_message(session: Session, conv_id: str) -> Message | None:
+    """The bot's latest hand-off message (the moment people took over)."""
+    return session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conv_id,
+            Message.sender == "bot",
+            Message.type == "handoff",
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def question_messages(session: Session, conv_id: str) -> list[Message]:
+    """The customer's question(s) that led to the hand-off, oldest first.
+
+    Every customer text between the bot's last answer before the hand-off (or a reopening)
+    and the hand-off itself: a question the bot only clarified counts too. What the customer wrote
+    after the hand-off (an order number, "thanks!") is talk with the agent, never a question
+    to learn. Without a hand-off message (an agent took the conversation over), the messages
+    before the first agent reply count instead. When nothing is between (the bot answered,
+    then the customer pressed "talk to a person"), the last question before it counts.
+    """
+    rows = list(
         session.scalars(
             select(Message)
-            .where(
-                Message.conversation_id == conv_id,
-                Message.sender == "customer",
-                Message.type == "text",
-            )
+            .where(Message.conversation_id == conv_id, Message.sender != "agent")
             .order_by(Message.id)
         )
     )
+    handoff = _handoff_message(session, conv_id)
+    if handoff is None:
+        first_agent = session.scalar(
+            select(Message.id)
+            .where(Message.conversation_id == conv_id, Message.sender == "agent")
+            .order_by(Message.id)
+            .limit(1)
+        )
+        end = first_agent
+    else:
+        end = handoff.id
+    before = [m for m in rows if end is None or m.id < end]
+    start = max(
+        (m.id for m in before if (m.sender, m.type) in (("bot", "answer"), ("system", "system"))),
+        default=0,
+    )
+
+    def is_question(m: Message) -> bool:
+        return (
+            m.sender == "customer"
+            and m.type == "text"
+            and not (m.decision or {}).get("handoff_requested")
+        )
+
+    out = [m for m in before if m.id > start and is_question(m)]
+    if not out:
+        out = [m for m in before if is_question(m)][-1:]
+    return out
+
+
+def bot_questions(session: Session, conv_id: str) -> list[Message]:
+    """Every customer text written to the bot (not to an agent after a hand-off), oldest first:
+    what a label may turn into examples."""
+    out, silent = [], False
+    for m in session.scalars(
+        select(Message).where(Message.conversation_id == conv_id).order_by(Message.id)
+    ):
+        if m.sender == "bot" and m.type == "handoff":
+            silent = True
+        elif m.sender == "system" and m.type == "system" and m.text == "reopened":
+            silent = False
+        elif m.sender == "agent":
+            silent = True
+        elif (
+            not silent
+            and m.sender == "customer"
+            and m.type == "text"
+            and not (m.decision or {}).get("handoff_requested")
+        ):
+            out.append(m)
+    return out
 
 
 def question_message(session: Session, conv_id: str) -> Message | None:
-    """The customer question an agent's label is about: the last one the bot handed off,
-    else the last customer question before the first agent reply, else the last one."""
-    texts = [
-        m
-        for m in _customer_texts(session, conv_id)
-        if not (m.decision or {}).get("handoff_requested")
+    """The question an agent's label is about by default: the last of
+    :func:`question_messages` (the one the bot handed off)."""
+    found = question_messages(session, conv_id)
+    return found[-1] if found else None
+
+
+def label_form(session: Session, conv_id: str, settings: LearningSettings | None = None) -> dict:
+    """What the label dialog shows: the question(s) that led to the hand-off (the last one
+    checked), the bot's guesses with their confidence, and the entry to pre-select: the bot's
+    best one only when it is credible (confidence ≥ ``label_preselect_min``), otherwise none."""
+    settings = settings or LearningSettings()
+    conv = _conversation(session, conv_id)
+    questions = question_messages(session, conv.id)
+    decision = (questions[-1].decision or {}) if questions else {}
+    guesses = [
+        {
+            "entry_id": c.get("entry_id"),
+            "key": c.get("key"),
+            "question": c.get("question"),
+            "confidence": c.get("confidence"),
+        }
+        for c in decision.get("candidates") or []
+        if c.get("entry_id") is not None
     ]
-    handed = [m for m in texts if (m.decision or {}).get("type") == "handoff"]
-    if handed:
-        return handed[-1]
-    first_agent = session.scalar(
-        select(Message.id)
-        .where(Message.conversation_id == conv_id, Message.sender == "agent")
-        .order_by(Message.id)
-        .limit(1)
-    )
-    before = [m for m in texts if first_agent is None or m.id < first_agent]
-    return (before or texts or [None])[-1]
+    top = guesses[0] if guesses else None
+    credible = top is not None and (top["confidence"] or 0) >= settings.label_preselect_min
+    last = questions[-1] if questions else None
+    return {
+        "label": get_label(session, conv.id),
+        "question": {"message_id": last.id, "text": last.text} if last else None,
+        "questions": [
+            {"message_id": m.id, "text": m.text, "selected": m is last} for m in questions
+        ],
+        "guesses": guesses,
+        "preselect": top["entry_id"] if credible else None,
+        "agent_reply": last_agent_reply(session, conv.id),
+        "language": conv.language or decision.get("language"),
+        "training_allowed": training_allowed(session, conv, settings)[0],
+    }
 
 
 def last_agent_reply(session: Session, conv_id: str) -> str | None:
@@ -171,12 +273,24 @@ def _add_example(session: Session, entry_id: int, text: str, source: str, agent:
     return entries.add_examples(session, entry_id, [text], source=source, author=agent)[0]
 
 
+def label_examples(session: Session, conv_id: str) -> list[KBExample]:
+    """The examples agents' labels made from this conversation's questions."""
+    return list(
+        session.scalars(
+            select(KBExample)
+            .where(KBExample.source.like(f"conversation:{conv_id}/agent:%"))
+            .order_by(KBExample.id)
+        )
+    )
+
+
 def _undo(session: Session, label: ConversationLabel, agent: str) -> None:
-    if label.example_id is not None:
+    """Delete every example the label made (already deleted ones are skipped)."""
+    for example in label_examples(session, label.conversation_id):
         try:
-            entries.delete_example(session, label.example_id, author=agent)
-        except KBError:
-            pass  # already deleted by an admin or an erasure
+            entries.delete_example(session, example.id, author=agent)
+        except KBError:  # pragma: no cover - deleted meanwhile
+            pass
 
 
 def label_dict(label: ConversationLabel, **extra) -> dict:
@@ -202,6 +316,7 @@ def label_conversation(
     entry_id: int | None = None,
     new_entry: dict | None = None,
     message_id: int | None = None,
+    message_ids: list[int] | None = None,
     replace: bool = False,
     settings: LearningSettings | None = None,
 ) -> dict:
@@ -209,7 +324,10 @@ def label_conversation(
 
     ``kind`` is ``entry`` (with ``entry_id``), ``new_entry`` (``new_entry`` = ``{answer,
     question?, key?, language?}``; the answer defaults to the agent's last reply) or ``not_faq``.
-    A second label is a :class:`Conflict` unless ``replace`` (the old example is removed).
+    ``message_ids`` (or one ``message_id``) picks which of the customer's questions to the bot
+    become examples; by default the one the bot handed off (:func:`question_messages`). What the
+    customer wrote to the agent after the hand-off (an order number, "thanks!") is refused.
+    A second label is a :class:`Conflict` unless ``replace`` (the old examples are removed).
     """
     if kind not in KINDS:
         raise Invalid(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -224,12 +342,21 @@ def label_conversation(
             f"conversation {conv.id} is already labelled ({existing.kind}) by {existing.agent}; "
             "send replace: true to change it"
         )
-    if message_id is not None:
-        question = session.get(Message, message_id)
-        if question is None or question.conversation_id != conv.id or question.sender != "customer":
-            raise Invalid(f"message {message_id} is not a customer message of this conversation")
+    candidates = question_messages(session, conv.id)
+    wanted = list(message_ids or []) + ([message_id] if message_id is not None else [])
+    if wanted:
+        by_id = {m.id: m for m in [*bot_questions(session, conv.id), *candidates]}
+        wrong = [i for i in wanted if i not in by_id]
+        if wrong:
+            raise Invalid(
+                f"message {wrong[0]} is not a question the customer asked the bot (what they "
+                "wrote to an agent after the hand-off is never labelled); the questions that "
+                f"led to the hand-off are {', '.join(str(m.id) for m in candidates) or 'none'}"
+            )
+        questions = [by_id[i] for i in sorted(set(wanted))]
     else:
-        question = question_message(session, conv.id)
+        questions = candidates[-1:]
+    question = questions[-1] if questions else None
     if question is None and kind != "not_faq":
         raise Invalid("this conversation has no customer question to learn from")
 
@@ -252,7 +379,7 @@ def label_conversation(
         title = (spec.get("question") or (question.text if question else "")).strip()
         if not title:
             raise Invalid("a new entry needs a question")
-        verbatim = question is not None and title == question.text.strip()
+        verbatim = any(title == q.text.strip() for q in questions)
         if verbatim and not allowed:
             raise Invalid(
                 f"write the entry's question in your own words: {why_not}, "
@@ -274,12 +401,16 @@ def label_conversation(
             status = Conflict if "already exists" in str(exc) else Invalid
             raise status(str(exc)) from exc
         entry_id = entry.id
-        if allowed and question is not None and question.text.strip() != title:
-            example = _add_example(
-                session, entry_id, question.text, source_for(conv.id, agent), agent
+    examples = []
+    if kind != "not_faq" and allowed:
+        for q in questions:
+            if kind == "new_entry" and q.text.strip() == title:
+                continue  # already the entry's question (its first example)
+            examples.append(
+                _add_example(session, entry_id, q.text, source_for(conv.id, agent), agent)
             )
-    elif kind == "entry" and allowed:
-        example = _add_example(session, entry_id, question.text, source_for(conv.id, agent), agent)
+    examples = [e for e in examples if e is not None]
+    example = examples[0] if examples else None
 
     now = utcnow()
     bot_entry = _bot_guess(question)
@@ -301,8 +432,53 @@ def label_conversation(
     return label_dict(
         label,
         example_added=example is not None,
+        examples_added=len(examples),
+        message_ids=[q.id for q in questions],
         not_added_because=None if example is not None or kind == "not_faq" else why_not,
     )
+
+
+def undo_label(session: Session, conv_id: str, user: str, *, is_admin: bool = True) -> dict:
+    """Remove a conversation's label and every example it made (the KB revision moves on).
+    Agents undo their own labels; admins anyone's."""
+    conv = _conversation(session, conv_id)
+    label = session.scalar(
+        select(ConversationLabel)
+        .where(ConversationLabel.conversation_id == conv.id)
+        .with_for_update()
+    )
+    if label is None:
+        raise NotFound(f"conversation {conv.id} has no label")
+    if not is_admin and label.agent != user:
+        raise Forbidden(f"the label is {label.agent}'s; only they or an admin can undo it")
+    removed = [e.text for e in label_examples(session, conv.id)]
+    out = label_dict(label, examples_removed=removed, undone_by=user)
+    _undo(session, label, user)
+    session.delete(label)
+    session.flush()
+    return out
+
+
+def recent_labels(session: Session, *, limit: int = 100) -> list[dict]:
+    """Agents' labels, newest first, with the entry and the examples each one made."""
+    rows = session.scalars(
+        select(ConversationLabel)
+        .order_by(ConversationLabel.created_at.desc(), ConversationLabel.id.desc())
+        .limit(limit)
+    )
+    out = []
+    for label in rows:
+        entry = session.get(entries.KBEntry, label.entry_id) if label.entry_id else None
+        question = session.get(Message, label.message_id) if label.message_id else None
+        out.append(
+            label_dict(
+                label,
+                entry_key=entry.key if entry else None,
+                question=question.text if question else None,
+                examples=[e.text for e in label_examples(session, label.conversation_id)],
+            )
+        )
+    return out
 
 
 def _bot_guess(question: Message | None) -> int | None:

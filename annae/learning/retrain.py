@@ -1,13 +1,22 @@
-"""Retraining with a gate: a challenger is promoted only if it is not worse than the live model.
+"""Retraining with a gate that cannot promote a worse model.
 
 1. The held-out slice: ~15 % of the examples, chosen by a hash of each example id (so it does
    not move when other examples are added), at least one per entry with three or more examples.
-   The challenger never trains on it.
-2. Both models are scored on the part of the slice that neither has trained on (the live model's
-   manifest lists its training example ids).
-3. The challenger is promoted if accuracy, coverage and answered precision are each no more than
-   ``tolerance`` below the live model's; otherwise it stays on disk as a rejected candidate.
-   The comparison is written to ``models/vN/gate.json`` either way.
+2. Two models are trained without that slice: the **reference** on what the live model learnt
+   from (its manifest lists its training example ids; those still in the KB, current text), the
+   **challenger** on everything in the KB now. Both are scored on the same held-out slice, which
+   neither trained on, and, where agents labelled enough handed-off conversations, on that
+   labelled traffic too (the held-out traffic examples, and "not a FAQ question" labels as
+   out-of-scope questions that should not be answered).
+3. The challenger passes if accuracy, coverage (the share answered at its own threshold, chosen
+   for the target precision) and answered precision are each no more than ``tolerance`` below
+   the reference's, on every slice. Then the promoted model is **refit on all examples** (the
+   held-out slice included: a live model never has fewer examples than the KB holds) and goes
+   live. A refused retrain saves no model; its comparison is kept in ``models/gates/`` and in
+   the history, and says why.
+   Before this gate, the challenger trained without the held-out slice was itself promoted
+   (fewer examples than the KB: 432 of 529 on the demo) and compared against the live model's
+   cross-validated accuracy only, since the live model had trained on the whole slice.
 
 Only one retrain runs at a time (a lock file; a second one gets :class:`Busy`), and promotions
 and rollbacks take another lock and switch ``LIVE`` with one atomic rename.
@@ -24,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +43,15 @@ from annae.dialogue.policy import decide, pre_check
 from annae.kb import entries
 from annae.kb.entries import OOS, TrainingExample
 from annae.learning.feedback import LearningSettings
-from annae.nlu.registry import ModelRegistry
+from annae.nlu.registry import ModelRegistry, fit_examples
 from annae.nlu.text import detect_language
 from annae.settings import Settings, get_settings
 from annae.store.db import session_scope, utcnow
 
 GATE = "gate.json"
 HISTORY = "history.jsonl"
-MIN_FAIR = 5  # fewer unseen held-out examples than this: compare with the live model's CV estimate
+GATES = "gates"
+MIN_TRAFFIC = 5  # fewer labelled held-out conversations than this: traffic is reported, not gated
 METRICS = ("accuracy", "coverage", "answered_precision")
 
 
@@ -108,9 +119,9 @@ def _ratio(num, den) -> float | None:
 
 @dataclass
 class GateResult:
-    """The comparison of a challenger with the live model."""
+    """The comparison of a challenger with the live model (through its reference)."""
 
-    challenger: str
+    challenger: str | None  # the promoted (or force-promoted) version; None when refused
     live: str | None
     promoted: bool
     reasons: list[str]
@@ -120,7 +131,12 @@ class GateResult:
     kb_revision: int
     n_holdout: int
     n_evaluated: int
-    mode: str  # "first" | "same_slice" | "live_cv_estimate"
+    mode: str  # "first" | "same_slice" | "live_model" (no example ids: the live model itself)
+    traffic: dict = field(default_factory=dict)  # {"n", "challenger", "live"} on labelled traffic
+    before: dict = field(default_factory=dict)  # live model: version, n_examples, threshold, cv
+    after: dict = field(default_factory=dict)  # the model that went live (or would have)
+    kb_changes: dict = field(default_factory=dict)
+    refused: bool = False
     author: str = "system"
     created_at: str = field(default_factory=lambda: utcnow().isoformat(timespec="seconds"))
     seconds: float = 0.0
@@ -129,7 +145,9 @@ class GateResult:
         return dict(self.__dict__)
 
 
-def compare(challenger: dict, live: dict | None, tolerance: float) -> tuple[bool, list[str]]:
+def compare(
+    challenger: dict, live: dict | None, tolerance: float, *, where: str = ""
+) -> tuple[bool, list[str]]:
     """Promote unless a metric is more than ``tolerance`` below the live model's."""
     if live is None:
         return True, ["no live model: the challenger becomes the first one"]
@@ -140,9 +158,9 @@ def compare(challenger: dict, live: dict | None, tolerance: float) -> tuple[bool
             continue
         if c is None or c < ref - tolerance:
             ok = False
-            reasons.append(f"{name} {c} is below the live {ref} by more than {tolerance}")
+            reasons.append(f"{name}{where} {c} is below the live {ref} by more than {tolerance}")
         else:
-            reasons.append(f"{name} {c} vs live {ref}: ok")
+            reasons.append(f"{name}{where} {c} vs live {ref}: ok")
     return ok, reasons
 
 
@@ -225,6 +243,22 @@ def rollback(registry: ModelRegistry, version: str, *, author: str = "system") -
     return promote(registry, version, author=author, action="rollback")
 
 
+def refused_gates(registry: ModelRegistry, limit: int = 5) -> list[dict]:
+    """The latest refused retrains, newest first (they saved no model)."""
+    folder = registry.root / GATES
+    if not folder.exists():
+        return []
+    files = sorted(folder.glob("*.json"), reverse=True)[:limit]
+    return [json.loads(f.read_text("utf-8")) for f in files]
+
+
+def last_gate(registry: ModelRegistry) -> dict | None:
+    """The latest retrain's comparison, promoted or refused."""
+    found = [g for g in (gate_of(registry, v) for v in registry.versions()) if g]
+    found += refused_gates(registry, 1)
+    return max(found, key=lambda g: g.get("created_at") or "", default=None)
+
+
 def gate_of(registry: ModelRegistry, version: str) -> dict | None:
     path = registry.path(version) / GATE
     return json.loads(path.read_text()) if path.exists() else None
@@ -260,6 +294,100 @@ def list_models(registry: ModelRegistry) -> list[dict]:
 # --- the retrain -----------------------------------------------------------------------------
 
 
+def _labelled_traffic(session, held: set[int], examples: Sequence[TrainingExample]) -> list:
+    """Labelled handed-off questions neither gate model trains on: held-out examples made from
+    conversations, and the questions agents called "not a FAQ question" (out of scope)."""
+    from sqlalchemy import select
+
+    from annae.store.tables.kb import KBExample
+    from annae.store.tables.learning import ConversationLabel
+    from annae.store.tables.service import Message
+
+    from_traffic = set(
+        session.scalars(
+            select(KBExample.id).where(
+                KBExample.id.in_(sorted(held)), KBExample.source.like("conversation:%")
+            )
+        )
+    )
+    out = [e for e in examples if e.example_id in from_traffic]
+    known = {e.text for e in examples}
+    rows = session.execute(
+        select(Message.text)
+        .join(ConversationLabel, ConversationLabel.message_id == Message.id)
+        .where(ConversationLabel.kind == "not_faq")
+    )
+    out += [TrainingExample(text, OOS) for (text,) in rows if text and text not in known]
+    return out
+
+
+def _live_examples(
+    manifest: dict, examples: Sequence[TrainingExample], held: set[int]
+) -> list[TrainingExample]:
+    """What the live model learnt, outside the held-out slice: its examples still in the KB
+    (current text), with the label it learnt them as (older manifests: the current label)."""
+    data = manifest.get("data") or {}
+    ids = data.get("example_ids") or []
+    labels = dict(zip(ids, data.get("example_labels") or [], strict=False))
+    seen = set(ids)
+    return [
+        TrainingExample(e.text, labels.get(e.example_id, e.label), e.example_id)
+        for e in examples
+        if e.example_id in seen and e.example_id not in held
+    ]
+
+
+def kb_changes(
+    session,
+    live_manifest: dict | None,
+    examples: Sequence[TrainingExample],
+    live_answers: dict[str, dict] | None = None,
+) -> dict:
+    """What changed in the KB since the live model learnt from it."""
+    from sqlalchemy import select
+
+    from annae.store.tables.kb import KBRevision
+
+    data = (live_manifest or {}).get("data") or {}
+    seen = set(data.get("example_ids") or [])
+    since = (live_manifest or {}).get("kb_revision") or 0
+    added = [e for e in examples if e.example_id not in seen]
+    current = {e.example_id for e in examples}
+    by_label: dict[str, int] = defaultdict(int)
+    for e in added:
+        by_label[e.label] += 1
+    revisions = session.scalars(
+        select(KBRevision.summary).where(KBRevision.id > since).order_by(KBRevision.id).limit(20)
+    ).all()
+    return {
+        "kb_revision_from": since,
+        "kb_revision_to": entries.current_revision(session),
+        "n_examples": len(examples),
+        "examples_added": len(added),
+        "examples_removed": len(seen - current),
+        "added_by_entry": dict(sorted(by_label.items(), key=lambda kv: -kv[1])[:10]),
+        "added_texts": [f"{e.label}: {e.text}"[:200] for e in added[:10]],
+        "revisions": list(revisions),
+        "answers_changed": entries.stale_anchors(session, live_answers or {}),
+    }
+
+
+def _model_facts(manifest: dict | None, version: str | None) -> dict:
+    if not manifest:
+        return {}
+    return {
+        "version": version,
+        "n_examples": (manifest.get("data") or {}).get("n_examples"),
+        "threshold": _round(manifest.get("threshold")),
+        "clarify_threshold": _round(manifest.get("clarify_threshold")),
+        "cv_accuracy": (manifest.get("metrics") or {}).get("cv_accuracy"),
+    }
+
+
+def _round(value) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
 def retrain(
     db: DBEngine,
     *,
@@ -269,7 +397,9 @@ def retrain(
     force: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> GateResult:
-    """Train a challenger without the held-out slice, compare, promote or keep as rejected.
+    """Train the reference and the challenger without the held-out slice, compare them on it
+    (and on labelled traffic), and when the challenger is not worse refit it on every example
+    and make that live. A refused retrain saves no model.
 
     Raises :class:`Busy` when another retrain holds the lock.
     """
@@ -281,75 +411,115 @@ def retrain(
     with file_lock(registry.root / ".retrain.lock"):
         with session_scope(db) as session:
             examples = entries.training_examples(session)
+            answers = entries.answers(session)
             revision = entries.current_revision(session)
+            held = holdout_ids(examples, knobs.holdout_share)
+            traffic = _labelled_traffic(session, held, examples)
+            live_version = registry.live_version()
+            live_manifest = registry.manifest(live_version) if live_version else None
+            live_answers = None
+            if live_version is not None:
+                path = registry.path(live_version) / "answers.json"
+                live_answers = json.loads(path.read_text("utf-8")) if path.exists() else None
+            changes = kb_changes(session, live_manifest, examples, live_answers)
         if not any(e.label != OOS for e in examples):
             raise GateError("the knowledge base has no entries to train on")
-        held = holdout_ids(examples, knobs.holdout_share)
-        live_version = registry.live_version()
-        info = registry.train_from_db(
-            db,
+        fit = partial(
+            fit_examples,
+            answers=answers,
             settings=settings,
             author=author,
+            kb_revision=revision,
             progress=progress,
-            make_live=False,
-            exclude_ids=held,
         )
-        challenger = registry.load(info.version, threads=settings.threads, warm=False)
-        live = None
-        seen: set[int] = set()
-        if live_version is not None:
-            live = registry.load(live_version, threads=settings.threads, warm=False)
-            seen = set((live.manifest.get("data") or {}).get("example_ids") or [])
-        fair = [e for e in examples if e.example_id in held and e.example_id not in seen]
-        slice_ = fair
-        if live is None:
-            mode = "first"
-            slice_ = [e for e in examples if e.example_id in held]
-        elif len(fair) >= MIN_FAIR:
-            mode = "same_slice"
-        else:
-            mode = "live_cv_estimate"
-            slice_ = [e for e in examples if e.example_id in held]
+        slice_ = [e for e in examples if e.example_id in held]
         texts, gold = [e.text for e in slice_], [e.label for e in slice_]
+        challenger = fit([e for e in examples if e.example_id not in held], excluded=held)
         c_metrics = score(challenger, texts, gold)
-        l_metrics = None
-        if live is not None and mode == "same_slice":
-            l_metrics = score(live, texts, gold)
-        elif live is not None:
-            m = live.manifest.get("metrics") or {}
-            l_metrics = {
-                "n": None,
-                "accuracy": m.get("cv_accuracy"),
-                "coverage": None,
-                "answered_precision": None,
-                "note": "the live model trained on the held-out slice; its cross-validated "
-                "accuracy is the reference",
-            }
+        l_metrics, mode = None, "first"
+        traffic_out: dict = {"n": len(traffic)}
+        if live_manifest is not None:
+            mode = "same_slice"
+            known = _live_examples(live_manifest, examples, held)
+            if any(e.label != OOS for e in known):
+                reference = fit(known, excluded=held)
+            else:  # a model trained elsewhere (no example ids): itself, on the same slice
+                mode = "live_model"
+                reference = registry.load(live_version, threads=settings.threads, warm=False)
+            l_metrics = score(reference, texts, gold)
+            if traffic:
+                t_texts, t_gold = [e.text for e in traffic], [e.label for e in traffic]
+                traffic_out.update(
+                    challenger=score(challenger, t_texts, t_gold),
+                    live=score(reference, t_texts, t_gold),
+                )
         ok, reasons = compare(c_metrics, l_metrics, tolerance)
-        if force and not ok:
-            reasons.append("promoted anyway (--force)")
+        if l_metrics is not None and len(traffic) >= MIN_TRAFFIC:
+            t_ok, t_reasons = compare(
+                traffic_out["challenger"], traffic_out["live"], tolerance, where=" (traffic)"
+            )
+            ok, reasons = ok and t_ok, reasons + t_reasons
+        elif traffic:
+            reasons.append(
+                f"labelled traffic: {len(traffic)} held-out question(s), fewer than "
+                f"{MIN_TRAFFIC}: reported, not gated"
+            )
         result = GateResult(
-            challenger=info.version,
+            challenger=None,
             live=live_version,
             promoted=False,
             reasons=reasons,
-            challenger_metrics=c_metrics,
-            live_metrics=l_metrics,
+            challenger_metrics={**c_metrics, "threshold": _round(challenger.policy.threshold)},
+            live_metrics=(
+                None
+                if l_metrics is None
+                else {**l_metrics, "threshold": _round(reference.policy.threshold)}
+            ),
             tolerance=tolerance,
             kb_revision=revision,
             n_holdout=len(held),
             n_evaluated=len(slice_),
             mode=mode,
+            traffic=traffic_out,
+            before=_model_facts(live_manifest, live_version),
+            kb_changes=changes,
+            refused=not ok,
             author=author,
         )
         if ok or force:
+            if force and not ok:
+                reasons.append("promoted anyway (--force)")
+            final = fit(examples)  # every example: the held-out slice too
+            info = registry.save(final, make_live=False)
+            result.challenger = info.version
+            result.after = _model_facts(final.manifest, info.version)
             try:
                 promote(registry, info.version, expected_live=live_version, author=author)
                 result.promoted = True
             except GateError as exc:
                 result.reasons.append(f"not promoted: {exc}")
+            result.seconds = round(time.perf_counter() - started, 2)
+            (registry.path(info.version) / GATE).write_text(
+                json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
+            )
+            return result
+        result.reasons.append("refused: the live model stays; no new model was saved")
         result.seconds = round(time.perf_counter() - started, 2)
-        (registry.path(info.version) / GATE).write_text(
+        folder = registry.root / GATES
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
+        (folder / f"{stamp}.json").write_text(
             json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
+        )
+        _history(
+            registry,
+            {
+                "at": result.created_at,
+                "action": "refused",
+                "version": None,
+                "previous": live_version,
+                "author": author,
+                "reasons": [r for r in reasons if "below" in r],
+            },
         )
         return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +87,16 @@ class ModelRegistry:
         return ModelInfo(version, path, engine.manifest)
 
     def load(self, version: str, *, threads: int = 1, warm: bool = True) -> Engine:
-        return Engine.load(self.path(version), threads=threads, warm=warm)
+        """A saved version, with the serving policy's out-of-scope threshold from the settings."""
+        from dataclasses import replace
+
+        engine = Engine.load(self.path(version), threads=threads, warm=False)
+        override = get_settings().oos_threshold  # None: the model's own
+        if override is not None:
+            engine.policy = replace(engine.policy, oos_threshold=override)
+        if warm:
+            engine.warm_up()
+        return engine
 
     def load_live(self, *, threads: int | None = None, warm: bool = True) -> Engine | None:
         version = self.live_version()
@@ -122,27 +131,63 @@ class ModelRegistry:
             ]
             answers = entries.answers(session)
             revision = entries.current_revision(session)
-        engine = Engine.fit(
-            [e.text for e in examples],
-            [e.label for e in examples],
+        engine = fit_examples(
+            examples,
             answers,
-            documents={key: [info["answer"]] for key, info in answers.items()},
-            features=FeatureConfig(encoder=settings.encoder),
-            target_precision=settings.target_precision,
-            oos_share=settings.oos_share,
-            clarify_precision=settings.clarify_precision,
-            top_k=settings.top_k,
-            threads=settings.threads,
+            settings=settings,
+            author=author,
+            kb_revision=revision,
             progress=progress,
-            manifest={
-                "kb_revision": revision,
-                "author": author,
-                "data": {
-                    "n_examples": len(examples),
-                    "hash": entries.data_hash(examples),
-                    "example_ids": [e.example_id for e in examples],
-                    "excluded_ids": sorted(excluded),
-                },
-            },
+            excluded=excluded,
         )
         return self.save(engine, make_live=make_live)
+
+
+def fit_examples(
+    examples: Sequence[entries.TrainingExample],
+    answers: dict[str, dict],
+    *,
+    settings: Settings,
+    author: str = "system",
+    kb_revision: int = 0,
+    progress=None,
+    excluded: Collection[int] = (),
+) -> Engine:
+    """Train an engine (not saved) on ``examples``, with the entries' answers as anchor texts."""
+    return Engine.fit(
+        [e.text for e in examples],
+        [e.label for e in examples],
+        answers,
+        documents={key: [info["answer"]] for key, info in answers.items()},
+        features=FeatureConfig(encoder=settings.encoder),
+        target_precision=settings.target_precision,
+        oos_share=settings.oos_share,
+        clarify_precision=settings.clarify_precision,
+        top_k=settings.top_k,
+        threads=settings.threads,
+        progress=progress,
+        manifest={
+            "kb_revision": kb_revision,
+            "author": author,
+            "data": {
+                "n_examples": len(examples),
+                "hash": entries.data_hash(examples),
+                "example_ids": [e.example_id for e in examples],
+                # what each example was learnt as (a later label change must not rewrite history)
+                "example_labels": [e.label for e in examples],
+                "excluded_ids": sorted(excluded),
+                "answers_hash": answers_hash(answers),
+            },
+        },
+    )
+
+
+def answers_hash(answers: dict[str, dict]) -> str:
+    """A hash of the entries' answer texts the model used as anchors (to notice stale ones)."""
+    import hashlib
+    import json
+
+    blob = json.dumps(
+        {k: v.get("answer") for k, v in sorted(answers.items())}, ensure_ascii=False
+    ).encode()
+    return hashlib.sha256(blob).hexdigest()

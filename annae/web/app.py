@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -177,6 +177,28 @@ def service_db(url: str) -> Engine:
     )
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package (no CDN, works offline)."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # pragma: no cover - a dependency; without it there is no /docs
+        return
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def _docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Annae API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for ``settings`` (default: from the environment)."""
     settings = settings or get_settings()
@@ -209,7 +231,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__ if isinstance(__version__, str) else "0",
         description="Self-hosted contact-center AI: FAQ answers and hand-off to people.",
         lifespan=lifespan,
+        docs_url=None,  # served below from the installed swagger-ui-bundle: works offline
+        redoc_url=None,
     )
+    _offline_docs(app)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

@@ -8,7 +8,8 @@ import tempfile
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from annae.progress import table as cli_table
 
 user_app = typer.Typer(
     help="Agent and admin accounts, and API keys for channels.", no_args_is_help=True
@@ -110,7 +111,7 @@ def list_() -> None:
     from annae.agents.users import list_users
     from annae.store.db import session_scope
 
-    table = Table("id", "username", "role", "active", "last login")
+    table = cli_table("id", "username", "role", "active", "last login")
     with session_scope(_db()) as session:
         for u in list_users(session):
             table.add_row(
@@ -182,7 +183,7 @@ def apikey_list() -> None:
     from annae.agents.users import list_api_keys
     from annae.store.db import session_scope
 
-    table = Table("id", "name", "active", "created")
+    table = cli_table("id", "name", "active", "created")
     with session_scope(_db()) as session:
         for k in list_api_keys(session):
             table.add_row(str(k.id), k.name, "yes" if k.active else "no", str(k.created_at))

@@ -199,15 +199,27 @@ def retrain(request: Request, user: Identity = Depends(admin)) -> dict:
 
 @router.get("/retrain")
 def retrain_status(request: Request, user: Identity = Depends(admin)) -> dict:
-    return services(request).holder.retrain.to_dict()
+    """The running or last retrain here; when idle, the last gate comparison on disk."""
+    svc = services(request)
+    out = svc.holder.retrain.to_dict()
+    if out["gate"] is None:
+        from annae.learning.retrain import last_gate
+        from annae.nlu.registry import ModelRegistry
+
+        out["gate"] = last_gate(ModelRegistry(svc.settings.models_dir))
+    return out
 
 
 @router.get("/model")
 def model(request: Request, user: Identity = Depends(admin)) -> dict:
     engine = services(request).holder.get()
     if engine is None:
-        return {"version": None, "manifest": None}
-    return {"version": engine.version, "manifest": getattr(engine, "manifest", None)}
+        return {"version": None, "manifest": None, "stale_anchors": []}
+    with session_scope(services(request).db) as session:
+        stale = kb.stale_anchors(session, getattr(engine, "answers", {}) or {})
+    manifest = dict(getattr(engine, "manifest", None) or {})
+    manifest["stale_anchors"] = stale  # answers edited since training (served already)
+    return {"version": engine.version, "manifest": manifest, "stale_anchors": stale}
 
 
 @router.get("/users")

@@ -117,6 +117,11 @@ def _entry_answer(session: Session, entry_id: int) -> str | None:
     return entry.answer if entry.active else None
 
 
+def _oos_replies(settings) -> dict[str, str]:
+    """The configured out-of-scope replies (ANNAE_OOS_REPLY_EN / _KO), by language."""
+    return {lang: text for lang in ("en", "ko") if (text := settings.oos_reply(lang))}
+
+
 async def customer_turn(
     conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None
 ) -> dict:
@@ -181,6 +186,7 @@ def store_turn(
                 entry_answer=_entry_answer,
                 decision=decision,
                 no_decision=failure,
+                replies=_oos_replies(svc.settings),
             )
     except ConversationError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc

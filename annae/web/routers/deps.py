@@ -44,12 +44,14 @@ class RetrainState:
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    gate: dict | None = None  # the gate's comparison (retrain.GateResult.to_dict())
 
     def to_dict(self) -> dict:
         return {
             "status": self.status,
             "version": self.version,
             "error": self.error,
+            "gate": self.gate,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
@@ -155,12 +157,13 @@ class EngineHolder:
 
                 result = retrain(db, settings=self.settings, author=author)
                 self.retrain.version = result.challenger
+                self.retrain.gate = result.to_dict()
                 if result.promoted:
                     self.load_now()
                     self.retrain.status = "done"
                 else:
                     self.retrain.status = "rejected"
-                    self.retrain.error = "; ".join(result.reasons)[:500]
+                    self.retrain.error = "; ".join(r for r in result.reasons if "below" in r)[:500]
             except Exception as exc:
                 log.exception("retrain failed")
                 self.retrain.status, self.retrain.error = "failed", str(exc)[:500]

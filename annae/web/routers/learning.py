@@ -45,6 +45,7 @@ class LabelIn(BaseModel):
     entry_id: Id | None = None
     new_entry: NewEntryIn | None = None
     message_id: Id | None = None
+    message_ids: list[Id] | None = Field(None, max_length=50)
     replace: bool = False
 
 
@@ -96,9 +97,26 @@ def label(
             entry_id=body.entry_id,
             new_entry=body.new_entry.model_dump(exclude_none=True) if body.new_entry else None,
             message_id=body.message_id,
+            message_ids=body.message_ids,
             replace=body.replace,
         ),
     )
+
+
+@router.delete(API + "/conversations/{conv_id}/label")
+def undo_label(conv_id: str, request: Request, user: Identity = Depends(current_user)) -> dict:
+    """Undo a label: the label and every example it made are removed."""
+    return _db(
+        request, lambda s: feedback.undo_label(s, conv_id, user.username, is_admin=user.is_admin)
+    )
+
+
+@router.get(API + "/learning/labels")
+def labels(
+    request: Request, limit: int = Query(100, ge=1, le=500), user: Identity = Depends(admin)
+) -> dict:
+    """Agents' labels, newest first, with the examples they made (the review list)."""
+    return {"labels": _db(request, lambda s: feedback.recent_labels(s, limit=limit))}
 
 
 @router.get(API + "/conversations/{conv_id}/label")
@@ -106,23 +124,7 @@ def label_form(conv_id: str, request: Request, user: Identity = Depends(current_
     """The current label (or null) and what the console pre-fills: question, bot's guesses,
     the agent's last reply."""
 
-    def read(session: Session) -> dict:
-        conv = feedback._conversation(session, conv_id)
-        question = feedback.question_message(session, conv.id)
-        decision = (question.decision or {}) if question is not None else {}
-        return {
-            "label": feedback.get_label(session, conv.id),
-            "question": {"message_id": question.id, "text": question.text} if question else None,
-            "guesses": [
-                {"entry_id": c.get("entry_id"), "key": c.get("key"), "question": c.get("question")}
-                for c in decision.get("candidates") or []
-            ],
-            "agent_reply": feedback.last_agent_reply(session, conv.id),
-            "language": conv.language,
-            "training_allowed": feedback.training_allowed(session, conv)[0],
-        }
-
-    return _db(request, read)
+    return _db(request, lambda s: feedback.label_form(s, conv_id))
 
 
 @router.get(API + "/learning/entries")
@@ -139,7 +141,10 @@ def entry_choices(
         if q:
             needle = q.lower()
             rows = [e for e in rows if needle in f"{e.key}\n{e.question}".lower()]
-        return [{"id": e.id, "key": e.key, "question": e.question} for e in rows[:limit]]
+        return [
+            {"id": e.id, "key": e.key, "question": e.question, "language": e.language}
+            for e in rows[:limit]
+        ]
 
     return {"entries": _db(request, read)}
 
@@ -420,6 +425,21 @@ def analytics_csv(
     )
 
 
+def _reason_chart(request: Request, reasons: list[dict]) -> str:
+    """The hand-off reasons chart with the reasons' translated names (as the table shows)."""
+    from annae.web import pages
+
+    strings = pages.STRINGS[pages.pick_language(request)]
+    keys = [f"reason_{r['reason']}" for r in reasons]
+    return charts.hbars(
+        [
+            (strings.get(k) or r["reason"], r["conversations"])
+            for k, r in zip(keys, reasons, strict=True)
+        ],
+        i18n_keys=[k if k in strings else None for k in keys],
+    )
+
+
 @router.get("/console/analytics", response_class=HTMLResponse, include_in_schema=False)
 def analytics_page(
     request: Request,
@@ -447,6 +467,7 @@ def analytics_page(
     query = "&".join(
         f"{k}={v}" for k, v in (("start", start), ("end", end), ("language", language)) if v
     )
+    labels = _db(request, lambda s: feedback.recent_labels(s, limit=20))
     return pages.render(
         request,
         "analytics.html",
@@ -455,11 +476,10 @@ def analytics_page(
         clusters=found,
         cluster_error=cluster_error,
         query=query,
+        labels=labels,
         models=retrain.list_models(_registry(request)),
         daily_svg=charts.daily_bars(data["daily"]),
-        reasons_svg=charts.hbars(
-            [(r["reason"], r["conversations"]) for r in data["handoff_reasons"]]
-        ),
+        reasons_svg=_reason_chart(request, data["handoff_reasons"]),
         entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),
         config={"page": "analytics"},
         **common,

@@ -78,12 +78,27 @@
     document.querySelectorAll("[data-rollback]").forEach((btn) => {
       btn.addEventListener("click", async () => {
         const v = btn.dataset.rollback;
-        if (!window.confirm(t("analytics_confirm_live", { version: v }))) return;
+        if (!(await A.confirmDialog(t("analytics_confirm_live", { version: v })))) return;
         try {
           await A.api("POST", "/api/v1/learning/models/" + v + "/rollback");
           location.reload();
         } catch (err) {
           sayRaw(status, err.message);
+        }
+      });
+    });
+    const labelStatus = document.getElementById("labels-status");
+    document.querySelectorAll("[data-undo-label]").forEach((btn) => {
+      btn.addEventListener("click", async () => {
+        const row = btn.closest("tr");
+        const question = row.querySelector("[data-question]").textContent;
+        if (!(await A.confirmDialog(t("labels_undo") + ": “" + question + "”"))) return;
+        try {
+          const out = await A.api("DELETE", "/api/v1/conversations/" + btn.dataset.undoLabel + "/label");
+          say(labelStatus, "labels_undone", { n: out.examples_removed.length });
+          row.remove();
+        } catch (err) {
+          sayRaw(labelStatus, err.message);
         }
       });
     });

@@ -115,7 +115,7 @@
 
   /**
    * A WebSocket that reconnects with backoff. `onMessage(data)` gets parsed JSON;
-   * `onState(open)` reports connectivity. Returns {close(), send(obj)}.
+   * `onState(open, code, retrying)` reports connectivity (not after close()). Returns {close(), send(obj)}.
    */
   function liveSocket(urlFn, onMessage, onState, shouldRetry) {
     let ws = null;
@@ -139,9 +139,10 @@
         onMessage(data);
       };
       ws.onclose = (ev) => {
-        if (onState) onState(false, ev.code);
-        if (closed) return;
-        if (shouldRetry && !shouldRetry(ev.code)) return;
+        if (closed) return; // closed on purpose: nothing to report, nothing to retry
+        const retry = !shouldRetry || shouldRetry(ev.code);
+        if (onState) onState(false, ev.code, retry);
+        if (!retry) return;
         timer = setTimeout(connect, delay);
         delay = Math.min(delay * 2, 10000);
       };
@@ -201,8 +202,33 @@
     return d ? d.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" }) : "";
   }
 
+  /** A styled yes/no question (never the browser's confirm box); resolves to true on "yes". */
+  function confirmDialog(message) {
+    let d = document.getElementById("confirm-dialog");
+    if (!d) {
+      d = document.createElement("dialog");
+      d.id = "confirm-dialog";
+      d.className = "modal";
+      d.setAttribute("aria-labelledby", "confirm-title");
+      d.innerHTML =
+        '<form method="dialog" class="modal-form"><h2 id="confirm-title" data-i18n="confirm_title"></h2>' +
+        '<p id="confirm-text"></p><div class="modal-actions">' +
+        '<button class="btn" value="cancel" id="confirm-cancel" data-i18n="confirm_cancel"></button>' +
+        '<button class="btn btn-primary" value="ok" id="confirm-ok" data-i18n="confirm_ok"></button></div></form>';
+      document.body.appendChild(d);
+    }
+    applyI18n(d);
+    d.querySelector("#confirm-text").textContent = message;
+    d.returnValue = "";
+    return new Promise((resolve) => {
+      d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
+      d.showModal();
+    });
+  }
+
   window.Annae = {
     config,
+    confirmDialog,
     t,
     applyI18n,
     setLang,

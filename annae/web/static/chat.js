@@ -125,6 +125,21 @@
       }
       node.append(opts);
     }
+    if (msg.type === "out_of_scope" && sender === "bot") {
+      // out of scope: the bot says what it can help with; a person is one click away
+      node.classList.add("out-of-scope");
+      node.append(
+        el("div", { class: "oos-actions" }, [
+          el("button", {
+            type: "button",
+            class: "btn btn-small oos-human",
+            text: t("chat_talk_to_human"),
+            "data-i18n": "chat_talk_to_human",
+            onclick: () => askForHuman(), // ignored while a message is being sent
+          }),
+        ])
+      );
+    }
     const cards = msg.type === "products" ? msg.options : msg.cards;
     if (Array.isArray(cards) && cards.length) node.append(renderCards(msg, cards.slice(0, 3)));
     return node;
@@ -514,11 +529,14 @@
     if (state.socket || !state.conv || !("WebSocket" in window)) return;
     const conv = state.conv;
     let opened = false;
-    state.socket = A.liveSocket(
+    const socket = A.liveSocket(
       () => A.wsUrl(API + "/" + conv.id + "/ws?token=" + encodeURIComponent(conv.token)),
       onEvent,
-      (open, code) => {
-        connLabel.textContent = open ? "" : t("chat_reconnecting");
+      (open, code, retrying) => {
+        if (state.socket !== socket) return; // an old conversation's socket
+        // "Reconnecting…" only while a reconnect is really pending; cleared once connected
+        connLabel.textContent = open || !retrying ? "" : t("chat_reconnecting");
+        connLabel.dataset.reconnecting = open || !retrying ? "" : "1";
         if (open && opened) sync(); // catch up on anything missed while disconnected
         if (open) opened = true;
         if (!open && [4401, 4403, 4404].includes(code)) {
@@ -528,6 +546,7 @@
       },
       (code) => ![4401, 4403, 4404, 1008].includes(code)
     );
+    state.socket = socket;
   }
 
   function onEvent(ev) {
@@ -610,7 +629,10 @@
   document.querySelectorAll("[data-close-chat]").forEach((b) =>
     b.addEventListener("click", () => notifyParent("close"))
   );
-  document.addEventListener("annae:lang", rerenderAll);
+  document.addEventListener("annae:lang", () => {
+    rerenderAll();
+    if (connLabel.dataset.reconnecting) connLabel.textContent = t("chat_reconnecting");
+  });
   window.addEventListener("message", (e) => {
     if (e.data && e.data.annae === "focus") input.focus();
   });

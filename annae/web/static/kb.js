@@ -260,14 +260,70 @@
     }
   }
 
+  /** The gate's comparison: live (before) and challenger (after) on the same held-out questions. */
+  function renderGate(g) {
+    const box = $("retrain-gate");
+    box.textContent = "";
+    box.hidden = !g;
+    if (!g) return;
+    const live = g.live_metrics || {};
+    const ch = g.challenger_metrics || {};
+    const before = g.before || {};
+    const after = g.after || {};
+    const kb = g.kb_changes || {};
+    const pct = (v) => (v == null ? "—" : (v * 100).toFixed(1) + " %");
+    const num = (v) => (v == null ? "—" : String(v));
+    const head = A.el("p", { class: g.promoted ? "notice" : "notice notice-error" });
+    head.dataset.gate = g.promoted ? "promoted" : "refused";
+    const why = (g.reasons || []).filter((r) => r.includes("below")).join("; ");
+    head.textContent = g.promoted
+      ? t("gate_promoted", { version: g.challenger, live: g.live || "—", n: g.n_evaluated })
+      : t("gate_refused", { live: g.live || "—", why: why });
+    box.appendChild(head);
+    const table = A.el("table", { class: "data gate-table" });
+    const hr = A.el("tr");
+    [t("gate_metric"), t("gate_before"), t("gate_after")].forEach((x) => hr.appendChild(A.el("th", { text: x })));
+    table.appendChild(A.el("thead")).appendChild(hr);
+    const body = A.el("tbody");
+    const rows = [
+      ["gate_accuracy", live.accuracy, ch.accuracy, pct],
+      ["gate_coverage", live.coverage, ch.coverage, pct],
+      ["gate_precision", live.answered_precision, ch.answered_precision, pct],
+      ["gate_threshold", before.threshold, after.threshold != null ? after.threshold : ch.threshold, num],
+      ["gate_examples", before.n_examples, after.n_examples != null ? after.n_examples : kb.n_examples, num],
+    ];
+    rows.forEach(([key, a, b, f]) => {
+      const tr = A.el("tr");
+      tr.dataset.metric = key;
+      tr.append(A.el("td", { text: t(key) }), A.el("td", { text: f(a) }), A.el("td", { text: f(b) }));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    box.appendChild(table);
+    box.appendChild(
+      A.el("p", {
+        class: "muted",
+        text: t("gate_kb_changes", {
+          added: kb.examples_added || 0,
+          removed: kb.examples_removed || 0,
+          from: kb.kb_revision_from || 0,
+          to: kb.kb_revision_to || 0,
+          n: g.n_evaluated,
+        }),
+      })
+    );
+    (kb.added_texts || []).slice(0, 5).forEach((x) => box.appendChild(A.el("p", { class: "muted", text: "+ " + x })));
+  }
+
   function showRetrain(r) {
+    renderGate(r.gate);
     const running = r.status === "running";
     ui.retrain.disabled = running;
     ui.retrain.textContent = running ? t("kb_retraining") : t("kb_retrain");
     document.body.dataset.retrain = r.status;
     if (r.status === "done" && r.version) ui.retrainStatus.textContent = t("kb_retrained", { version: r.version });
     else if (r.status === "failed") ui.retrainStatus.textContent = "⚠ " + (r.error || "failed");
-    else if (r.status === "rejected") ui.retrainStatus.textContent = "⚠ " + t("kb_rejected", { version: r.version, why: r.error || "" });
+    else if (r.status === "rejected") ui.retrainStatus.textContent = "⚠ " + t("kb_refused", { why: r.error || "" });
     else if (running) ui.retrainStatus.textContent = t("kb_retraining");
     else ui.retrainStatus.textContent = "";
     ui.retrainStatus.className = "small" + (r.status === "failed" || r.status === "rejected" ? " notice notice-error" : "");
