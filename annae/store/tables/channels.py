@@ -35,7 +35,8 @@ class Channel(Base):
 
 
 class ChannelContact(Base):
-    """One outside person (a Kakao user id, an e-mail address) and their current conversation.
+    """One outside person (a Kakao user id) or e-mail thread (its first Message-ID) and the
+    current conversation; ``meta`` holds an e-mail thread's address and subject.
 
     ``delivered_upto`` is the last message id the person has been sent (agent replies after it
     still have to reach them); ``callback_url`` a Kakao callback that may still be used until
@@ -54,6 +55,7 @@ class ChannelContact(Base):
     callback_expires_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+    meta: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

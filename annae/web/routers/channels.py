@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from annae.agents.users import Identity
-from annae.channels import kakao, outbox, registry, webhooks
+from annae.channels import hooks, kakao, outbox, registry, webhooks
 from annae.channels.settings import channel_settings
 from annae.dialogue import conversations as convs
 from annae.store.db import session_scope
@@ -163,27 +163,61 @@ async def _kakao_turn(
 # --- e-mail ---------------------------------------------------------------------------------
 
 
-@router.get("/channels/email/handoff/{token}", response_class=HTMLResponse)
-async def email_handoff(token: str, request: Request) -> HTMLResponse:
-    """The "this didn't help" link of a bot answer by e-mail: hands the conversation to a person."""
+_LINK_PAGE = """<!doctype html><meta charset=utf-8><title>Annae</title>
+<form method=post><p>{question}</p><button type=submit>{button}</button></form>"""
+
+
+def _link(request: Request, token: str) -> tuple[str, int, str]:
     from annae.channels import email
 
-    svc = services(request)
-    conv_id = email.read_link(svc.settings, token)
-    if conv_id is None:
+    found = email.read_link(services(request).settings, token)
+    if found is None:
         raise ApiError(404, "not_found", "this link is not valid")
+    return found
 
-    def find(session: Session):
-        return convs.get(session, conv_id)
 
-    reply, _ = await run_in_threadpool(commit_turn, svc, find, handoff=True)
-    wake(svc)
-    message = (
-        "Thanks: a person will answer your e-mail."
-        if reply["type"] in ("handoff", "queued")
-        else "Thanks."
+@router.get("/channels/email/link/{token}", response_class=HTMLResponse)
+def email_link_page(token: str, request: Request) -> HTMLResponse:
+    """A link from a bot answer by mail: a page with one button (mail scanners that open links
+    must not rate or hand off by themselves)."""
+    _conv, _msg, action = _link(request, token)
+    if action == "helpful":
+        return HTMLResponse(
+            _LINK_PAGE.format(question="Did the answer help?", button="Yes, it helped")
+        )
+    return HTMLResponse(
+        _LINK_PAGE.format(question="Didn't the answer help?", button="Ask a person")
     )
-    return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>Annae</title><p>{message}</p>")
+
+
+@router.post("/channels/email/link/{token}", response_class=HTMLResponse)
+async def email_link(token: str, request: Request) -> HTMLResponse:
+    """Rate the answer; "didn't help" also hands the conversation to a person (the web chat's turn)."""
+    from annae.learning import feedback
+    from annae.learning.feedback import LearningError
+
+    svc = services(request)
+    conv_id, message_id, action = _link(request, token)
+
+    def rate() -> None:
+        try:
+            with session_scope(svc.db) as session:
+                rating = feedback.rate_answer(session, conv_id, message_id, action == "helpful")
+                hooks.rated(session, conv_id, rating)
+        except LearningError as exc:
+            raise ApiError(exc.status, exc.code, str(exc)) from exc
+
+    await run_in_threadpool(rate)
+    if action == "helpful":
+        wake(svc)
+        return HTMLResponse("<!doctype html><meta charset=utf-8><p>Thank you.</p>")
+    await run_in_threadpool(
+        commit_turn, svc, lambda session: convs.get(session, conv_id), handoff=True
+    )
+    wake(svc)
+    return HTMLResponse(
+        "<!doctype html><meta charset=utf-8><p>Thanks: a person will answer your e-mail.</p>"
+    )
 
 
 # --- webhooks and the delivery log (admin) --------------------------------------------------

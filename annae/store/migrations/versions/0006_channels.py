@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("delivered_upto", sa.Integer(), nullable=False),
         sa.Column("callback_url", sa.Text(), nullable=True),
         sa.Column("callback_expires_at", TZ, nullable=True),
+        sa.Column("meta", sa.JSON(), nullable=True),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("updated_at", TZ, nullable=False),
         sa.ForeignKeyConstraint(
