@@ -228,3 +228,26 @@ def test_contract_cli_prints_secret_last(annae_home):
     assert found is not None and found[1] == "mall"
     again = CliRunner().invoke(app, ["channel", "add", "kakao", "mall"])
     assert again.exit_code == 1 and "exists" in again.output
+
+
+def test_first_messages_at_once_make_one_contact(kakao):
+    """Two first messages of a new user in parallel: one contact, one conversation, no 500."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    api, headers = kakao
+
+    def send(text: str) -> int:
+        return api.client.post(SKILL, json=payload(text, "twin"), headers=headers).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(send, ["배송은 얼마나 걸리나요?"] * 4))
+    assert codes == [200] * 4
+    with session_scope(get_engine(api.db_url)) as session:
+        contacts = session.scalars(
+            select(ChannelContact).where(ChannelContact.external_id == "twin")
+        ).all()
+        assert len(contacts) == 1
+        asked = session.scalars(select(Message).where(Message.sender == "customer")).all()
+        assert {m.conversation_id for m in asked} == {contacts[0].conversation_id} and len(
+            asked
+        ) == 4

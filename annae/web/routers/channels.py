@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -60,8 +61,14 @@ async def kakao_skill(request: Request) -> dict:
         allowed = channel[2].get("bot_ids")
         if allowed and (payload.bot is None or payload.bot.id not in allowed):
             return None, None
-        with session_scope(svc.db) as session:
-            return channel, kakao.prepare(session, channel, payload, settings)
+        for attempt in (1, 2):  # a user's first two messages at once: one creates the contact
+            try:
+                with session_scope(svc.db) as session:
+                    return channel, kakao.prepare(session, channel, payload, settings)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     channel, prepared = await run_in_threadpool(first, svc.db)
     if channel is None:
