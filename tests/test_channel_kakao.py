@@ -251,3 +251,24 @@ def test_first_messages_at_once_make_one_contact(kakao):
         assert {m.conversation_id for m in asked} == {contacts[0].conversation_id} and len(
             asked
         ) == 4
+
+
+def test_clarify_options_are_quick_replies_and_a_choice_answers(kakao):
+    api, headers = kakao
+    body = api.client.post(SKILL, json=payload("GS25", "u5"), headers=headers).json()
+    quick = body["template"]["quickReplies"]
+    assert body["template"]["outputs"][0]["simpleText"]["text"] == "Did you mean one of these?"
+    assert len(quick) >= 3 and quick[-1]["messageText"] in ("상담원 연결", "Talk to a person")
+    assert all(len(q["label"]) <= 14 for q in quick)
+    picked = quick[1]["messageText"]  # the full question, although the label is cut
+    answer = api.client.post(SKILL, json=payload(picked, "u5"), headers=headers).json()
+    with session_scope(get_engine(api.db_url)) as session:
+        choice = session.scalar(
+            select(Message).where(Message.type == "choice").order_by(Message.id.desc())
+        )
+        assert choice is not None and choice.text == picked
+        bot = session.scalar(
+            select(Message).where(Message.sender == "bot").order_by(Message.id.desc())
+        )
+        assert bot.type == "answer" and bot.entry_id == choice.entry_id
+    assert answer["template"]["outputs"][0]["simpleText"]["text"] == bot.text
