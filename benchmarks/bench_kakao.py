@@ -26,9 +26,9 @@ from pathlib import Path
 
 import httpx
 
+from annae.channels.kakao import example_request as payload
 from benchmarks.bench_service import (
     ENCODER,
-    REDIS,
     _database,
     _free_port,
     _own_cpu,
@@ -36,6 +36,8 @@ from benchmarks.bench_service import (
     _prepare,
     _questions,
     _tree_cpu,
+    service_env,
+    wait_ready,
 )
 from benchmarks.report import table, write_section
 
@@ -44,28 +46,6 @@ SECONDS = float(os.environ.get("ANNAE_BENCH_KAKAO_SECONDS", "60"))
 USERS = int(os.environ.get("ANNAE_BENCH_KAKAO_USERS", "300"))
 WORKERS = int(os.environ.get("ANNAE_BENCH_KAKAO_WORKERS", "2"))
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def payload(text: str, user: str) -> dict:
-    return {
-        "intent": {"id": "fallback", "name": "폴백 블록"},
-        "userRequest": {
-            "timezone": "Asia/Seoul",
-            "params": {"ignoreMe": "true"},
-            "block": {"id": "fallback", "name": "폴백 블록"},
-            "utterance": text,
-            "lang": "ko",
-            "user": {"id": user, "type": "botUserKey", "properties": {"botUserKey": user}},
-        },
-        "bot": {"id": "bench-bot", "name": "annae-bench"},
-        "action": {
-            "name": "annae",
-            "clientExtra": None,
-            "params": {},
-            "id": "a",
-            "detailParams": {},
-        },
-    }
 
 
 async def _load(base: str, secret: str, questions: list[str], server_pid: int) -> dict:
@@ -123,18 +103,7 @@ def main() -> None:
     proc = None
     try:
         version = _prepare(tmp, db_url)
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "ANNAE_HOME": str(tmp),
-            "ANNAE_DATABASE_URL": db_url,
-            "ANNAE_REDIS_URL": REDIS,
-            "ANNAE_ENCODER": ENCODER,
-            "ANNAE_RATE_IP": "0",
-            "ANNAE_RATE_CONVERSATION": "0",
-            "OMP_NUM_THREADS": "1",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env = {**service_env(tmp, db_url), "PYTHONPATH": str(ROOT)}
         cli = [sys.executable, "-m", "annae.cli"]
         out = subprocess.run(
             [*cli, "channel", "add", "kakao", "bench"],
@@ -164,19 +133,7 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
-        ready, deadline = 0, time.time() + 180
-        while ready < 6 and time.time() < deadline:
-            try:
-                ready = (
-                    ready + 1 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
-                )
-            except httpx.HTTPError:
-                ready = 0
-            time.sleep(0.5)
-        if ready < 6:
-            raise SystemExit(
-                f"service did not become ready:\n{(tmp / 'serve.log').read_text()[-2000:]}"
-            )
+        wait_ready(base, tmp / "serve.log")
         warm = httpx.post(
             f"{base}/channels/kakao/skill",
             json=payload("배송은 얼마나 걸리나요?", "warm"),

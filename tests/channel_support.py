@@ -68,3 +68,32 @@ class Receiver:
     def accepted(self) -> list[dict]:
         with self._lock:
             return [r for r in self.requests if 200 <= r["status"] < 300]
+
+
+class Relay:
+    """A local SMTP server's handler (aiosmtpd) that keeps the mails Annae sends."""
+
+    def __init__(self) -> None:
+        self.mails: list = []
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self._controller = None
+
+    def start(self) -> Relay:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        from email import message_from_bytes, policy
+
+        raw = envelope.original_content or envelope.content
+        with self.lock:
+            self.mails.append(message_from_bytes(raw, policy=policy.default))
+        return "250 OK"

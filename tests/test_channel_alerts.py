@@ -3,13 +3,9 @@ at most once per conversation per N minutes; an open console means no alert."""
 
 from __future__ import annotations
 
-import threading
-from email import message_from_bytes, policy
-
 import pytest
-from aiosmtpd.controller import Controller
 from api_support import make_api
-from channel_support import Receiver, free_port
+from channel_support import Receiver, Relay
 from sqlalchemy import select
 
 from annae.channels.outbox import Deliverer
@@ -18,27 +14,9 @@ from annae.store.db import get_engine, session_scope
 from annae.store.tables.channels import OutboxItem
 
 
-class Relay:
-    def __init__(self) -> None:
-        self.mails: list = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        with self.lock:
-            self.mails.append(
-                message_from_bytes(
-                    envelope.original_content or envelope.content, policy=policy.default
-                )
-            )
-        return "250 OK"
-
-
 @pytest.fixture
 def alerting(annae_home, db_url, models, monkeypatch):
-    slack, relay = Receiver().start(), Relay()
-    port = free_port()
-    controller = Controller(relay, hostname="127.0.0.1", port=port)
-    controller.start()
+    slack, relay = Receiver().start(), Relay().start()
     api = make_api(
         annae_home,
         db_url,
@@ -47,7 +25,7 @@ def alerting(annae_home, db_url, models, monkeypatch):
         ANNAE_OUTBOX_WORKER="false",
         ANNAE_ALERT_WEBHOOK_URL=slack.url + "/services/T0/B0/x",
         ANNAE_ALERT_EMAIL="oncall@shop.test, boss@shop.test",
-        ANNAE_SMTP_RELAY=f"127.0.0.1:{port}",
+        ANNAE_SMTP_RELAY=f"127.0.0.1:{relay.port}",
         ANNAE_ALERT_EVERY_MINUTES="10",
     )
     channel_settings.cache_clear()
@@ -56,7 +34,7 @@ def alerting(annae_home, db_url, models, monkeypatch):
             yield api, slack, relay
     finally:
         slack.stop()
-        controller.stop()
+        relay.stop()
         channel_settings.cache_clear()
 
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import re
 import smtplib
-import threading
 import time
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 from api_support import make_api
-from channel_support import free_port
+from channel_support import Relay, free_port
 from sqlalchemy import select
 
 from annae.channels import registry
@@ -28,36 +25,16 @@ from annae.store.tables.service import Conversation, Message
 SHOP = "support@shop.test"
 
 
-class Relay:
-    """The local outgoing SMTP server: keeps what Annae sends."""
-
-    def __init__(self) -> None:
-        self.mails: list = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        with self.lock:
-            self.mails.append(
-                message_from_bytes(
-                    envelope.original_content or envelope.content, policy=policy.default
-                )
-            )
-        return "250 OK"
-
-
 @pytest.fixture
 def mail(annae_home, db_url, models, monkeypatch):
-    relay = Relay()
-    relay_port, listen_port = free_port(), free_port()
-    controller = Controller(relay, hostname="127.0.0.1", port=relay_port)
-    controller.start()
+    relay, listen_port = Relay().start(), free_port()
     api = make_api(
         annae_home,
         db_url,
         models,
         monkeypatch,
         ANNAE_SMTP_LISTEN=f"127.0.0.1:{listen_port}",
-        ANNAE_SMTP_RELAY=f"127.0.0.1:{relay_port}",
+        ANNAE_SMTP_RELAY=f"127.0.0.1:{relay.port}",
         ANNAE_MAIL_FROM=f"Shop Support <{SHOP}>",
         ANNAE_PUBLIC_URL="http://testserver",
         ANNAE_OUTBOX_POLL="0.05",
@@ -70,7 +47,7 @@ def mail(annae_home, db_url, models, monkeypatch):
         with api.client:
             yield api, relay, listen_port
     finally:
-        controller.stop()
+        relay.stop()
         channel_settings.cache_clear()
 
 

@@ -9,6 +9,7 @@ from channel_support import Receiver
 from sqlalchemy import select
 
 from annae.channels import registry
+from annae.channels.kakao import example_request as payload
 from annae.channels.outbox import Deliverer
 from annae.channels.settings import channel_settings
 from annae.kb.entries import get_entry_by_key
@@ -28,32 +29,6 @@ def kakao(api, monkeypatch):
         _, secret = registry.create(session, "kakao", "shop")
     yield api, {"X-Annae-Secret": secret}
     channel_settings.cache_clear()
-
-
-def payload(text: str, user: str = "kakao-user-1", callback: str | None = None) -> dict:
-    """A skill request as Open Builder sends it (fields trimmed to what a real one carries)."""
-    req = {
-        "timezone": "Asia/Seoul",
-        "params": {"ignoreMe": "true"},
-        "block": {"id": "blockid", "name": "폴백 블록"},
-        "utterance": text,
-        "lang": "ko",
-        "user": {"id": user, "type": "botUserKey", "properties": {"botUserKey": user}},
-    }
-    if callback:
-        req["callbackUrl"] = callback
-    return {
-        "intent": {"id": "intentid", "name": "폴백 블록"},
-        "userRequest": req,
-        "bot": {"id": "botid", "name": "annae-shop"},
-        "action": {
-            "name": "annae",
-            "clientExtra": None,
-            "params": {},
-            "id": "actionid",
-            "detailParams": {},
-        },
-    }
 
 
 def test_secret_is_required_and_checked(kakao):

@@ -74,6 +74,32 @@ class SkillPayload(BaseModel):
     bot: Bot | None = None
 
 
+def example_request(text: str, user: str = "kakao-user-1", callback: str | None = None) -> dict:
+    """A skill request as Open Builder sends it (for the docs, tests and the benchmark)."""
+    req = {
+        "timezone": "Asia/Seoul",
+        "params": {"ignoreMe": "true"},
+        "block": {"id": "blockid", "name": "폴백 블록"},
+        "utterance": text,
+        "lang": "ko",
+        "user": {"id": user, "type": "botUserKey", "properties": {"botUserKey": user}},
+    }
+    if callback:
+        req["callbackUrl"] = callback
+    return {
+        "intent": {"id": "intentid", "name": "폴백 블록"},
+        "userRequest": req,
+        "bot": {"id": "botid", "name": "annae-shop"},
+        "action": {
+            "name": "annae",
+            "clientExtra": None,
+            "params": {},
+            "id": "actionid",
+            "detailParams": {},
+        },
+    }
+
+
 def label(kind: str, language: str | None) -> str:
     table = LABELS.get(kind) or TEXTS[kind]
     return table.get(language or "ko", table["ko"])
