@@ -264,16 +264,25 @@ def _last_answer(session: Session, conv_id: str) -> Message | None:
     )
 
 
+def fixed_intent(utterance: str) -> tuple[str | None, bool | None]:
+    """The fixed quick replies: ``("handoff", None)``, ``("rate", helpful)`` or ``(None, None)``."""
+    said = utterance.strip()
+    if said in _ALL_HANDOFF:
+        return "handoff", None
+    for kind, helpful in (("helpful", True), ("unhelpful", False)):
+        if said in LABELS[kind].values():
+            return "rate", helpful
+    return None, None
+
+
 def read_intent(
     session: Session, conv: Conversation, utterance: str
 ) -> tuple[str, int | None, bool | None]:
     """``(kind, choice, helpful)`` for what the user sent: a quick reply or a question."""
     said = utterance.strip()
-    if said in _ALL_HANDOFF:
-        return "handoff", None, None
-    for kind, helpful in (("helpful", True), ("unhelpful", False)):
-        if said in LABELS[kind].values():
-            return "rate", None, helpful
+    fixed, helpful = fixed_intent(said)
+    if fixed is not None:
+        return fixed, None, helpful
     if conv.state == "bot":
         last = _last_bot(session, conv.id)
         if last is not None and last.type == "clarify":

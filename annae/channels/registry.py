@@ -63,6 +63,16 @@ def list_all(session: Session) -> list[Channel]:
     return list(session.scalars(select(Channel).order_by(Channel.id)))
 
 
+def cached(db: Engine, kind: str, secret: str | None) -> tuple[int, str, dict] | None:
+    """:func:`authenticate` from the cache only (no database: safe on the event loop)."""
+    if not secret or len(secret) > 200:
+        return None
+    hit = _AUTH_CACHE.get((kind, hash_secret(secret)))
+    if hit is not None and time.monotonic() - hit[0] < AUTH_CACHE_SECONDS:
+        return hit[1], hit[2], hit[3]
+    return None
+
+
 def authenticate(db: Engine, kind: str, secret: str | None) -> tuple[int, str, dict] | None:
     """``(id, name, config)`` of the active ``kind`` channel whose secret this is, else None.
 

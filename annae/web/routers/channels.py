@@ -53,47 +53,60 @@ async def kakao_skill(request: Request) -> dict:
     settings = channel_settings()
     payload, problem = _parse_skill(await request.body())
     secret = request.headers.get(SECRET_HEADER)
-
-    def first(session_db) -> tuple[tuple | None, kakao.Prepared | None]:
-        channel = registry.authenticate(svc.db, "kakao", secret)
-        if channel is None or payload is None:
-            return channel, None
-        allowed = channel[2].get("bot_ids")
-        if allowed and (payload.bot is None or payload.bot.id not in allowed):
-            return None, None
-        for attempt in (1, 2):  # a user's first two messages at once: one creates the contact
-            try:
-                with session_scope(svc.db) as session:
-                    return channel, kakao.prepare(session, channel, payload, settings)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
-
-    channel, prepared = await run_in_threadpool(first, svc.db)
+    channel = registry.cached(svc.db, "kakao", secret)
     if channel is None:
+        channel = await run_in_threadpool(registry.authenticate, svc.db, "kakao", secret)
+    allowed = channel[2].get("bot_ids") if channel else None
+    if channel is None or (
+        allowed and payload is not None and (payload.bot is None or payload.bot.id not in allowed)
+    ):
         raise ApiError(401, "unauthorized", "send the channel secret in X-Annae-Secret")
-    if payload is None or prepared is None:
+    if payload is None:
         raise ApiError(400, "bad_request", problem or "invalid skill payload")
-    if prepared.kind == "rated":
-        note = kakao.text("thanks" if prepared.helpful else "sorry", prepared.language)
-        quick = (
-            []
-            if prepared.helpful
-            else [kakao.quick_reply(kakao.label("handoff", prepared.language))]
-        )
-        outputs = [kakao.simple_text("\n\n".join(prepared.notices))] if prepared.notices else []
-        outputs.append(kakao.simple_text(note))
-        return kakao.response(outputs, quick)
+    utterance = payload.userRequest.utterance.strip()
+    if not utterance:
+        raise ApiError(400, "bad_request", "userRequest.utterance is empty")
+    if kakao.fixed_intent(utterance)[0] == "rate":
+        rated = await run_in_threadpool(_kakao_rating, svc, channel, payload, settings)
+        if rated is not None:
+            return rated
     callback = payload.userRequest.callbackUrl
-    task = asyncio.ensure_future(_kakao_turn(svc, prepared, payload, callback))
+    task = asyncio.ensure_future(_kakao_turn(svc, channel, payload, callback))
     if not callback:
         return await task
     try:
         return await asyncio.wait_for(asyncio.shield(task), settings.kakao_reply_budget)
     except TimeoutError:
         task.add_done_callback(lambda t: _late(svc, t, callback))
-        return kakao.use_callback(kakao.text("wait", prepared.language))
+        return kakao.use_callback(kakao.text("wait", None))
+
+
+def _retrying(fn, *args, **kwargs):
+    """Run ``fn`` again once after a unique-key race (a user's first two messages at once: the
+    other one created the contact)."""
+    try:
+        return fn(*args, **kwargs)
+    except IntegrityError:
+        return fn(*args, **kwargs)
+
+
+def _kakao_rating(svc: Services, channel, payload: kakao.SkillPayload, settings) -> dict | None:
+    """👍 / 👎: rate the last answer (not a turn: a resolved conversation stays resolved)."""
+
+    def rate() -> kakao.Prepared:
+        with session_scope(svc.db) as session:
+            return kakao.prepare(session, channel, payload, settings)
+
+    prepared = _retrying(rate)
+    if prepared.kind != "rated":  # nothing to rate yet: an ordinary turn
+        return None
+    note = kakao.text("thanks" if prepared.helpful else "sorry", prepared.language)
+    quick = (
+        [] if prepared.helpful else [kakao.quick_reply(kakao.label("handoff", prepared.language))]
+    )
+    outputs = [kakao.simple_text("\n\n".join(prepared.notices))] if prepared.notices else []
+    outputs.append(kakao.simple_text(note))
+    return kakao.response(outputs, quick)
 
 
 def _late(svc: Services, task: asyncio.Task, url: str) -> None:
@@ -118,49 +131,60 @@ def wake(svc: Services) -> None:
 
 
 async def _kakao_turn(
-    svc: Services, prepared: kakao.Prepared, payload: kakao.SkillPayload, callback: str | None
+    svc: Services, channel, payload: kakao.SkillPayload, callback: str | None
 ) -> dict:
+    """Decide on the utterance (unless it is a fixed quick reply), then one transaction: the
+    contact and its conversation, what the utterance means, the web chat's turn, what the user
+    was not sent yet, product cards, and the callback kept for an agent."""
+    from annae.web.routers.chat_products import recommender
+
     settings = channel_settings()
     utterance = payload.userRequest.utterance.strip()
-    decision, failure = None, "no_model"
-    if prepared.kind == "text":
-        if not utterance:
-            raise ApiError(400, "bad_request", "userRequest.utterance is empty")
-        decision, failure = await decide(svc, utterance)
+    handoff = kakao.fixed_intent(utterance)[0] == "handoff"
+    decision, failure = (None, "no_model") if handoff else await decide(svc, utterance)
+    state: dict = {}
 
     def find(session: Session):
-        conv = convs.get(session, prepared.conversation_id)
-        wait = svc.limiter.hit("conversation", conv.id)
-        if wait > 0:
+        contact, conv, carried = kakao.contact_for(
+            session, channel, payload.userRequest.user.id, settings
+        )
+        if svc.limiter.hit("conversation", conv.id) > 0:
             raise ApiError(429, "rate_limited", "too many messages; wait a moment")
+        state.update(contact_id=contact.id, carried=carried, language=conv.language)
         return conv
 
-    def after(session: Session, conv, outcome):
-        from annae.web.routers.chat_products import recommender
+    def intent(session: Session, conv) -> dict:
+        kind, choice, _ = kakao.read_intent(session, conv, utterance)
+        if kind == "choice":
+            return {"text": None, "choice": choice}
+        if kind == "handoff":
+            return {"text": None, "handoff": True}
+        return {}
 
+    def after(session: Session, conv, outcome):
         return kakao.after_turn(
             session,
             conv,
             outcome,
-            contact_id=prepared.contact_id,
+            contact_id=state["contact_id"],
             callback_url=callback,
             settings=settings,
             model_loader=lambda: recommender(svc.settings),
         )
 
     reply, (notices, cards, waiting) = await run_in_threadpool(
+        _retrying,
         commit_turn,
         svc,
         find,
-        text=utterance if prepared.kind == "text" else None,
-        choice=prepared.choice if prepared.kind == "choice" else None,
-        handoff=prepared.kind == "handoff",
+        text=utterance,
         decision=decision,
         failure=failure,
+        intent=intent,
         after=after,
     )
-    notices = [*prepared.notices, *notices]
-    language = prepared.language or (getattr(decision, "language", None) if decision else None)
+    notices = [*state["carried"], *notices]
+    language = state["language"] or (getattr(decision, "language", None) if decision else None)
     if waiting:  # the agent's first reply within the minute comes on this callback
         text = "\n\n".join([*notices, reply.get("text") or "", kakao.text("agent_wait", language)])
         return kakao.use_callback(text.strip()[: kakao.MAX_SIMPLE_TEXT])

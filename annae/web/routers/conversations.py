@@ -155,21 +155,25 @@ def commit_turn(
     handoff: bool = False,
     decision=None,
     failure: str = "no_model",
+    intent: Callable[[Session, Conversation], dict] | None = None,
     after: Callable[[Session, Conversation, convs.Outcome], Any] | None = None,
 ) -> tuple[dict, Any]:
     """One customer turn in one transaction for every channel: ``find`` the conversation, store
     the turn and the bot's reply, queue the outbound calls (webhooks, the customer's channel,
-    alerts), run ``after`` in the same transaction; publish the events after commit."""
+    alerts), run ``after`` in the same transaction; publish the events after commit.
+    ``intent(session, conv)`` may replace ``text``/``choice``/``handoff`` (a channel's quick
+    reply that is a clarify choice)."""
     extra = None
     try:
         with session_scope(svc.db) as session:
             conv = find(session)
+            turn = {"text": text, "choice": choice, "handoff": handoff}
+            if intent is not None:  # what the message means may depend on the conversation
+                turn.update(intent(session, conv))
             outcome = convs.post_customer(
                 session,
                 conv,
-                text=text,
-                choice=choice,
-                handoff=handoff,
+                **turn,
                 entry_answer=_entry_answer,
                 decision=decision,
                 no_decision=failure,
