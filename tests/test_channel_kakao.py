@@ -247,3 +247,37 @@ def test_clarify_options_are_quick_replies_and_a_choice_answers(kakao):
         )
         assert bot.type == "answer" and bot.entry_id == choice.entry_id
     assert answer["template"]["outputs"][0]["simpleText"]["text"] == bot.text
+
+
+def test_reply_not_ready_in_time_goes_to_the_callback(kakao, monkeypatch):
+    """Past the reply budget the skill answers useCallback at once; the answer follows on the
+    callback (through the outbox)."""
+    import time
+
+    api, headers = kakao
+    monkeypatch.setenv("ANNAE_KAKAO_REPLY_BUDGET", "0.000001")
+    channel_settings.cache_clear()
+    callback = Receiver().start()
+    try:
+        r = api.client.post(
+            SKILL,
+            json=payload("배송은 얼마나 걸리나요?", "u6", callback.url + "/cb/6"),
+            headers=headers,
+        )
+        assert r.json() == {
+            "version": "2.0",
+            "useCallback": True,
+            "data": {"text": "답변을 준비하고 있어요. 잠시만 기다려 주세요."},
+        }
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not callback.accepted():
+            Deliverer(get_engine(api.db_url)).drain()
+            time.sleep(0.05)
+        (post,) = callback.accepted()
+        body = post["json"]
+        assert (
+            body["version"] == "2.0"
+            and "영업일" in body["template"]["outputs"][0]["simpleText"]["text"]
+        )
+    finally:
+        callback.stop()
