@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from annae.channels.cli import app as channel_app
 from annae.kb.cli import app as kb_app
 from annae.learning import cli as learning_cli
 from annae.ops import cli as ops_cli
@@ -31,6 +32,7 @@ app.add_typer(rec_app, name="rec")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(web_cli.user_app, name="user")
 app.add_typer(web_cli.widget_app, name="widget")
+app.add_typer(channel_app, name="channel")
 web_cli.register(app)
 learning_cli.register(app)
 ops_cli.register(app)

@@ -88,6 +88,36 @@ def _prepare(home: Path, db_url: str) -> str:
     return info.version
 
 
+def service_env(home: Path, db_url: str) -> dict:
+    """The environment of the benchmarked `annae serve`: its own home and database, Redis
+    events, rate limits off (one client IP), one thread per worker."""
+    env = {
+        **os.environ,
+        "ANNAE_HOME": str(home),
+        "ANNAE_DATABASE_URL": db_url,
+        "ANNAE_REDIS_URL": REDIS,
+        "ANNAE_ENCODER": ENCODER,
+        "ANNAE_RATE_IP": "0",
+        "ANNAE_RATE_CONVERSATION": "0",
+        "OMP_NUM_THREADS": "1",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def wait_ready(base: str, log: Path, seconds: float = 180) -> None:
+    """Wait until /readyz answers 200 six times in a row (likely from every worker)."""
+    ready, deadline = 0, time.time() + seconds
+    while ready < 6 and time.time() < deadline:
+        try:
+            ready = ready + 1 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
+        except httpx.HTTPError:
+            ready = 0
+        time.sleep(0.5)
+    if ready < 6:
+        raise SystemExit(f"service did not become ready:\n{log.read_text()[-2000:]}")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -236,17 +266,7 @@ def main() -> None:
         version = _prepare(tmp, db_url)
         print(f"trained {version} ({ENCODER}) in {time.perf_counter() - t0:.0f} s", flush=True)
         port = _free_port()
-        env = {
-            **os.environ,
-            "ANNAE_HOME": str(tmp),
-            "ANNAE_DATABASE_URL": db_url,
-            "ANNAE_REDIS_URL": REDIS,
-            "ANNAE_ENCODER": ENCODER,
-            "ANNAE_RATE_IP": "0",
-            "ANNAE_RATE_CONVERSATION": "0",
-            "OMP_NUM_THREADS": "1",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env = service_env(tmp, db_url)
         annae = Path(sys.executable).with_name("annae")
         log = (tmp / "serve.log").open("wb")
         proc = subprocess.Popen(
@@ -265,19 +285,7 @@ def main() -> None:
             stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
-        ready, deadline = 0, time.time() + 180
-        while ready < 6 and time.time() < deadline:  # several answers, likely from both workers
-            try:
-                ready = (
-                    ready + 1 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
-                )
-            except httpx.HTTPError:
-                ready = 0
-            time.sleep(0.5)
-        if ready < 6:
-            raise SystemExit(
-                f"service did not become ready:\n{(tmp / 'serve.log').read_text()[-2000:]}"
-            )
+        wait_ready(base, tmp / "serve.log")
         phases = []
         for customers, rate, seconds in PHASES:
             print(f"{customers} customers at {rate:.0f} q/s for {seconds:.0f} s", flush=True)

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annae import __version__
+from annae.channels import runtime as channels_runtime
 from annae.dialogue.conversations import ConversationError
 from annae.logs import RequestIdMiddleware
 from annae.settings import Settings, get_settings
@@ -218,10 +219,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broker=broker,
             limiter=make_limiter(settings.redis_url),
         )
+        stop_channels = channels_runtime.start(app.state.services)
         log.info("annae ready: model %s, events %s", holder.version, broker.kind)
         try:
             yield
         finally:
+            await run_in_threadpool(stop_channels)
             await broker.stop()
             if db is not get_engine(settings.database):
                 db.dispose()
@@ -313,6 +316,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "annae.web.routers.recommend",
         "annae.privacy.api",
         "annae.web.routers.chat_products",
+        "annae.web.routers.channels",
     ):
         router = _optional_router(name)
         if router is not None:

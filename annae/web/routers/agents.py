@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from annae.agents import desk, users
 from annae.agents.users import Identity
+from annae.channels import alerts, hooks
 from annae.dialogue.conversations import ConversationError
 from annae.store.db import session_scope
 from annae.web.auth import SESSION_COOKIE, current_user
@@ -43,6 +44,7 @@ def _run(request: Request, fn, *args, **kwargs) -> dict:
     try:
         with session_scope(svc.db) as session:
             result, events = fn(session, *args, **kwargs)
+            hooks.record(session, events)
     except ConversationError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc
     svc.broker.publish_many(events)
@@ -135,4 +137,8 @@ async def agents_ws(ws: WebSocket) -> None:
         return
     sub = svc.broker.subscribe("agents")
     hello = {"event": "hello", "user": identity.to_dict(), "queue_length": length}
-    await pump(ws, sub, "agent", hello)
+    alerts.console_opened()
+    try:
+        await pump(ws, sub, "agent", hello)
+    finally:
+        alerts.console_closed()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from annae.agents.users import Identity
+from annae.channels import hooks
 from annae.dialogue import conversations as convs
 from annae.recommend import (
     GENERAL,
@@ -60,9 +61,13 @@ class LinksIn(BaseModel):
 
 def _model(request: Request):
     """The live recommender (None when none is trained or it cannot be loaded)."""
+    return recommender(services(request).settings)
+
+
+def recommender(settings):
+    """The live recommender for ``settings`` (None when none is trained or it cannot be loaded)."""
     from annae.recommend.registry import registry_for
 
-    settings = services(request).settings
     try:
         return registry_for(settings.models_dir).load_live(threads=settings.threads)
     except Exception:  # a broken model folder must not break the chat
@@ -184,6 +189,7 @@ def suggest_products(conv_id: str, request: Request, user: Identity = Depends(ag
         )
         conv.updated_at = msg.created_at
         events = convs.message_events(conv, [msg], user.username)
+        hooks.record(session, events)
         out = convs.message_dict(msg, user.username)
     svc.broker.publish_many(events)
     return out

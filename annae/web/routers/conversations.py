@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -16,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from annae.agents import desk, identity, users
 from annae.agents.users import Identity
+from annae.channels import hooks
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import ConversationError
 from annae.logs import set_conversation, text_field
@@ -24,7 +26,15 @@ from annae.store.tables.service import Conversation
 from annae.web import metrics
 from annae.web.auth import SESSION_COOKIE, api_key_channel, check_csrf
 from annae.web.inputs import AfterId, Id
-from annae.web.routers.deps import ApiError, bearer_token, client_ip, is_unsafe, limit, services
+from annae.web.routers.deps import (
+    ApiError,
+    Services,
+    bearer_token,
+    client_ip,
+    is_unsafe,
+    limit,
+    services,
+)
 from annae.web.routers.sockets import close, error_frame, fail, pump
 
 router = APIRouter(prefix="/api/v1", tags=["customer"])
@@ -135,14 +145,7 @@ async def customer_turn(
         await run_in_threadpool(limit, conn, "ip", client_ip(conn))
     else:
         limit(conn, "ip", client_ip(conn))
-    decision, failure = None, "no_model"
-    engine = svc.holder.get() if body.text is not None else None
-    if engine is not None:
-        try:
-            decision = await svc.decider.decide_async(engine, body.text)
-        except Exception:
-            log.exception("the engine failed on a customer message")
-            failure = "engine_error"
+    decision, failure = await decide(svc, body.text)
     reply = await run_in_threadpool(
         store_turn, conn, conv_id, body, token, channel, decision, failure
     )
@@ -158,6 +161,62 @@ async def customer_turn(
     return reply
 
 
+async def decide(svc: Services, text: str | None) -> tuple[object | None, str]:
+    """The engine's decision on ``text`` (batched) and the hand-off reason when there is none."""
+    engine = svc.holder.get() if text is not None else None
+    if engine is None:
+        return None, "no_model"
+    try:
+        return await svc.decider.decide_async(engine, text), "no_model"
+    except Exception:
+        log.exception("the engine failed on a customer message")
+        return None, "engine_error"
+
+
+def commit_turn(
+    svc: Services,
+    find: Callable[[Session], Conversation],
+    *,
+    text: str | None = None,
+    choice: int | None = None,
+    handoff: bool = False,
+    decision=None,
+    failure: str = "no_model",
+    intent: Callable[[Session, Conversation], dict] | None = None,
+    after: Callable[[Session, Conversation, convs.Outcome], Any] | None = None,
+) -> tuple[dict, Any]:
+    """One customer turn in one transaction for every channel: ``find`` the conversation, store
+    the turn and the bot's reply, queue the outbound calls (webhooks, the customer's channel,
+    alerts), run ``after`` in the same transaction; publish the events after commit.
+    ``intent(session, conv)`` may replace ``text``/``choice``/``handoff`` (a channel's quick
+    reply that is a clarify choice)."""
+    extra = None
+    try:
+        with session_scope(svc.db) as session:
+            conv = find(session)
+            turn = {"text": text, "choice": choice, "handoff": handoff}
+            if intent is not None:  # what the message means may depend on the conversation
+                turn.update(intent(session, conv))
+            outcome = convs.post_customer(
+                session,
+                conv,
+                **turn,
+                entry_answer=_entry_answer,
+                decision=decision,
+                no_decision=failure,
+                replies=_oos_replies(svc.settings),
+            )
+            hooks.record(session, outcome.events)
+            if after is not None:
+                extra = after(session, conv, outcome)
+    except ConversationError as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    svc.broker.publish_many(outcome.events)
+    kind = outcome.reply["type"]
+    metrics.observe_decision(kind, outcome.reply.get("reason") if kind == "handoff" else None)
+    return outcome.reply, extra
+
+
 def store_turn(
     conn: HTTPConnection,
     conv_id: str,
@@ -168,32 +227,26 @@ def store_turn(
     failure: str,
 ) -> dict:
     """The turn's one transaction (authorize, rate-limit the conversation, store), then events."""
-    svc = services(conn)
-    try:
-        with session_scope(svc.db) as session:
-            conv, access = authorize(conn, session, conv_id, token, channel)
-            if access.kind == "staff":
-                raise ApiError(
-                    403, "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
-                )
-            limit(conn, "conversation", conv.id)
-            outcome = convs.post_customer(
-                session,
-                conv,
-                text=body.text,
-                choice=body.choice,
-                handoff=body.handoff,
-                entry_answer=_entry_answer,
-                decision=decision,
-                no_decision=failure,
-                replies=_oos_replies(svc.settings),
+
+    def find(session: Session) -> Conversation:
+        conv, access = authorize(conn, session, conv_id, token, channel)
+        if access.kind == "staff":
+            raise ApiError(
+                403, "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
             )
-    except ConversationError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
-    svc.broker.publish_many(outcome.events)
-    kind = outcome.reply["type"]
-    metrics.observe_decision(kind, outcome.reply.get("reason") if kind == "handoff" else None)
-    return outcome.reply
+        limit(conn, "conversation", conv.id)
+        return conv
+
+    reply, _ = commit_turn(
+        services(conn),
+        find,
+        text=body.text,
+        choice=body.choice,
+        handoff=body.handoff,
+        decision=decision,
+        failure=failure,
+    )
+    return reply
 
 
 @router.post("/conversations", status_code=201)
@@ -212,6 +265,7 @@ def create_conversation(request: Request, body: CreateIn | None = None) -> dict:
         conv, token = convs.create(
             session, language=body.language, channel=channel or "web", **fields
         )
+        hooks.created(session, conv)
         out = {"id": conv.id, "token": token, "state": conv.state, "verified": conv.verified}
     return out
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from annae.agents.users import Identity
+from annae.channels import hooks
 from annae.kb import entries as kb
 from annae.kb.entries import KBError
 from annae.learning import analytics, charts, clusters, feedback, retrain
@@ -158,7 +159,9 @@ def rate(conv_id: str, message_id: Id, body: RatingIn, request: Request) -> dict
         conv, access = authorize(request, session, conv_id, bearer_token(request), None)
         if access.kind != "customer":
             raise ApiError(403, "forbidden", "only the customer rates answers")
-        return feedback.rate_answer(session, conv.id, message_id, body.helpful)
+        rating = feedback.rate_answer(session, conv.id, message_id, body.helpful)
+        hooks.rated(session, conv.id, rating)
+        return rating
 
     return _db(request, write)
 
@@ -301,6 +304,8 @@ def start_retrain(
             )
             _RETRAIN.update(status="done", result=result.to_dict())
             if result.promoted:
+                with session_scope(svc.db) as session:
+                    hooks.promoted(session, result.challenger, result.live, user.username)
                 svc.holder.load_now()
                 svc.broker.publish("agents", {"event": "model", "version": result.challenger})
         except Exception as exc:  # reported in the status, never lost
@@ -348,6 +353,8 @@ def _switch(request: Request, version: str, user: Identity, action: str, expecte
         raise ApiError(status, "not_found" if status == 404 else "conflict", str(exc)) from exc
     except retrain.Busy as exc:
         raise ApiError(409, "conflict", str(exc)) from exc
+    with session_scope(services(request).db) as session:
+        hooks.promoted(session, version, before, user.username)
     services(request).holder.load_now()
     return {"live": version, "previous": before}
 

@@ -1,0 +1,12 @@
+"""Channels: KakaoTalk, e-mail, outbound webhooks and agent alerts.
+
+Every channel runs the web chat's customer turn
+(:func:`annae.web.routers.conversations.commit_turn`); outbound calls go through the durable
+outbox (:mod:`annae.channels.outbox`), written by :func:`annae.channels.hooks.record` in the
+transaction of the change they report.
+"""
+
+from annae.channels import hooks, outbox, registry, webhooks
+from annae.channels.settings import ChannelSettings, channel_settings
+
+__all__ = ["ChannelSettings", "channel_settings", "hooks", "outbox", "registry", "webhooks"]

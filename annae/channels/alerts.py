@@ -1,0 +1,81 @@
+"""Agent alerts: a hand-off while no agent has the console open notifies the on-duty people by
+e-mail and/or a Slack-compatible incoming webhook, at most once per conversation per N minutes.
+
+Presence is counted per process (open agent WebSockets); with several workers a console open on
+another worker is not seen here, so an alert may go out although someone watches (documented).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from sqlalchemy.orm import Session
+
+from annae.channels import outbox
+from annae.channels.settings import channel_settings
+from annae.store.db import utcnow
+from annae.store.tables.channels import AgentAlert
+from annae.store.tables.service import Conversation
+
+_open = 0
+_lock = threading.Lock()
+
+
+def console_opened() -> None:
+    global _open
+    with _lock:
+        _open += 1
+
+
+def console_closed() -> None:
+    global _open
+    with _lock:
+        _open = max(0, _open - 1)
+
+
+def consoles_open() -> int:
+    return _open
+
+
+def _text(conv: Conversation, url: str) -> str:
+    return (
+        f"Annae: a customer on {conv.channel} waits for a person "
+        f"(reason: {conv.handoff_reason or 'unknown'}). Open {url}/console"
+    )
+
+
+def on_handoff(session: Session, conv: Conversation) -> bool:
+    """Queue the alerts for this hand-off if nobody watches and none went out lately."""
+    settings = channel_settings()
+    if not (settings.alert_email or settings.alert_webhook_url) or consoles_open() > 0:
+        return False
+    now = utcnow()
+    row = session.get(AgentAlert, conv.id, with_for_update=True)
+    if row is not None:
+        from annae.dialogue.conversations import aware
+
+        if now - aware(row.sent_at) < timedelta(minutes=settings.alert_every_minutes):
+            return False
+        row.sent_at = now
+    else:
+        session.add(AgentAlert(conversation_id=conv.id, sent_at=now))
+    text = _text(conv, settings.public_url.rstrip("/"))
+    if settings.alert_webhook_url:
+        outbox.enqueue(
+            session, "slack", "alert", {"url": settings.alert_webhook_url, "body": {"text": text}}
+        )
+    if settings.alert_email:
+        to = [a.strip() for a in settings.alert_email.split(",") if a.strip()]
+        msg = EmailMessage()
+        msg["From"] = settings.mail_from
+        msg["To"] = ", ".join(to)
+        msg["Subject"] = "[Annae] a customer waits for a person"
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain=settings.mail_from.rpartition("@")[2] or "annae")
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text)
+        outbox.enqueue(session, "email", "alert", {"mime": msg.as_string(), "to": to})
+    return True
