@@ -11,6 +11,7 @@ import dataclasses
 import hmac
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -453,6 +454,7 @@ def post_customer(
     entry_answer=None,
     decision: DecisionLike | None = None,
     no_decision: str = "no_model",
+    handoff_text: Callable[[str | None], str] | None = None,
 ) -> Outcome:
     """Store a customer turn and the bot's reply (or stay silent while people handle it).
 
@@ -460,7 +462,8 @@ def post_customer(
     ``handoff`` the customer asking for a person. ``entry_answer(session, entry_id) -> str``
     looks up an entry's answer for a choice. ``decision`` is one made beforehand (batched, outside
     the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
-    reason when there is no decision.
+    reason when there is no decision. ``handoff_text(language)``, when given, writes the hand-off
+    message (the desk's routing: outside business hours it says when people are back).
 
     The turn's messages go to the database in one INSERT and the conversation in one UPDATE.
     """
@@ -559,7 +562,7 @@ def post_customer(
             conv,
             "bot",
             "handoff",
-            text_for("handoff", language),
+            handoff_text(language) if handoff_text else text_for("handoff", language),
             confidence=float(decision.confidence) if decision is not None else None,
         )
         st = state_event(session, conv)

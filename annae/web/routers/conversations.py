@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from annae.agents import desk, users
+from annae.agents import desk, routing, users
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import ConversationError
@@ -150,6 +150,7 @@ def store_turn(
                     403, "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
                 )
             limit(conn, "conversation", conv.id)
+            handoff = routing.Handoff(session, conv, decision)
             outcome = convs.post_customer(
                 session,
                 conv,
@@ -159,7 +160,9 @@ def store_turn(
                 entry_answer=_entry_answer,
                 decision=decision,
                 no_decision=failure,
+                handoff_text=handoff.text,
             )
+            handoff.finish(outcome)
     except ConversationError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc
     svc.broker.publish_many(outcome.events)
