@@ -232,7 +232,7 @@ def import_csv(session: Session, data: str) -> dict:
     """Create or update replies from CSV (columns as exported); every row is checked first and
     nothing is written when any row is wrong (400 listing the lines)."""
     try:
-        reader = csv.DictReader(io.StringIO(data))
+        reader = csv.DictReader(io.StringIO(data), strict=True)
         header = reader.fieldnames or []
         rows = list(reader)
     except csv.Error as exc:

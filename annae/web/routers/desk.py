@@ -6,6 +6,7 @@ returned events after commit.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,7 +14,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy.orm import Session
 
-from annae.agents import csat, notes, replies, routing, teams
+from annae.agents import csat, notes, replies, routing, service_levels, teams
 from annae.agents.hours import korean_holidays
 from annae.agents.users import Identity
 from annae.dialogue.conversations import ConversationError
@@ -306,3 +307,43 @@ def rate_conversation(conv_id: str, body: CsatIn, request: Request) -> dict:
 @router.get("/conversations/{conv_id}/csat")
 def conversation_csat(conv_id: str, request: Request) -> dict:
     return _read(request, lambda s: csat.status(s, _customer_conv(request, s, conv_id)))
+
+
+# --- service levels ------------------------------------------------------------------------
+
+
+def _service(request: Request, start, end, language) -> tuple[dict, object]:
+    from annae.web.routers.learning import _filters
+
+    f = _filters(start, end, language)
+    return _read(request, lambda s: service_levels.summary(s, f)), f
+
+
+@router.get("/desk/service-levels")
+def get_service_levels(
+    request: Request,
+    start: date | None = None,
+    end: date | None = None,
+    language: Literal["ko", "en"] | None = None,
+    user: Identity = Depends(admin),
+) -> dict:
+    """First response, queue wait, resolve time (p50/p90), CSAT and targets per team and agent."""
+    return _service(request, start, end, language)[0]
+
+
+@router.get("/desk/service-levels.csv")
+def service_levels_csv(
+    request: Request,
+    table: Literal["teams", "agents"] = "teams",
+    start: date | None = None,
+    end: date | None = None,
+    language: Literal["ko", "en"] | None = None,
+    user: Identity = Depends(admin),
+) -> PlainTextResponse:
+    data, f = _service(request, start, end, language)
+    name = f"annae-service-{table}-{f.start or 'all'}-{f.end or 'now'}.csv"
+    return PlainTextResponse(
+        service_levels.to_csv(data, table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
