@@ -221,7 +221,7 @@ def fill(session: Session, user_id: int) -> list[Event]:
 class Handoff:
     """Routes the hand-off of one customer turn.
 
-    ``text`` is given to :func:`annae.dialogue.conversations.post_customer` as its hand-off text:
+    ``message`` is given to :func:`annae.dialogue.conversations.post_customer` for its hand-off:
     it picks the team and, outside the team's hours, says when people are back. ``finish`` runs
     after the turn is stored: it records the team and, in hours, assigns an agent."""
 
@@ -231,14 +231,18 @@ class Handoff:
         self.team: Team | None = None
         self.closed = False
 
-    def text(self, language: str | None) -> str:
+    def message(self, language: str | None) -> tuple[str, list | None]:
+        """The hand-off message's text and options (``[{"closed": true, "back_at": …}]`` outside
+        the team's hours, so that chat pages show the server's text)."""
         self.used = True
         self.team = choose_team(self.session, self.conv, self.decision)
         now = utcnow()
         if self.team is not None and not hours.is_open(self.team, now):
             self.closed = True
-            return hours.closed_text(self.team, now, language)
-        return convs.text_for("handoff", language)
+            back = hours.next_open(self.team, now)
+            options = [{"closed": True, "back_at": back.isoformat() if back else None}]
+            return hours.closed_text(self.team, now, language), options
+        return convs.text_for("handoff", language), None
 
     def finish(self, outcome: convs.Outcome) -> None:
         if not self.used or self.conv.state != "waiting":

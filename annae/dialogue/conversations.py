@@ -454,7 +454,7 @@ def post_customer(
     entry_answer=None,
     decision: DecisionLike | None = None,
     no_decision: str = "no_model",
-    handoff_text: Callable[[str | None], str] | None = None,
+    handoff_message: Callable[[str | None], tuple[str, list | None]] | None = None,
 ) -> Outcome:
     """Store a customer turn and the bot's reply (or stay silent while people handle it).
 
@@ -462,8 +462,9 @@ def post_customer(
     ``handoff`` the customer asking for a person. ``entry_answer(session, entry_id) -> str``
     looks up an entry's answer for a choice. ``decision`` is one made beforehand (batched, outside
     the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
-    reason when there is no decision. ``handoff_text(language)``, when given, writes the hand-off
-    message (the desk's routing: outside business hours it says when people are back).
+    reason when there is no decision. ``handoff_message(language) -> (text, options)``, when
+    given, writes the hand-off message (the desk's routing: outside business hours it says when
+    people are back).
 
     The turn's messages go to the database in one INSERT and the conversation in one UPDATE.
     """
@@ -558,12 +559,16 @@ def post_customer(
             else (no_decision if decision is None else decision.reason or "low_confidence")
         )
         transition(session, conv, "waiting", ("bot",), handoff_reason=reason, **touched)
+        text, options = (
+            handoff_message(language) if handoff_message else (text_for("handoff", language), None)
+        )
         reply_msg = new_message(
             conv,
             "bot",
             "handoff",
-            handoff_text(language) if handoff_text else text_for("handoff", language),
+            text,
             confidence=float(decision.confidence) if decision is not None else None,
+            options=options,
         )
         st = state_event(session, conv)
         events.append((f"conv:{conv.id}", st))

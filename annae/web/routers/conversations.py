@@ -160,7 +160,7 @@ def store_turn(
                 entry_answer=_entry_answer,
                 decision=decision,
                 no_decision=failure,
-                handoff_text=handoff.text,
+                handoff_message=handoff.message,
             )
             handoff.finish(outcome)
     except ConversationError as exc:

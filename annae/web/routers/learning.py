@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from annae.agents import service_levels
 from annae.agents.users import Identity
 from annae.kb import entries as kb
 from annae.kb.entries import KBError
@@ -461,5 +462,6 @@ def analytics_page(
         ),
         entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),
         config={"page": "analytics"},
+        service=_db(request, lambda s: service_levels.summary(s, f)),  # the agent desk's numbers
         **common,
     )

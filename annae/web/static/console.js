@@ -164,6 +164,7 @@
       item.reason ? el("span", { class: "tag tag-warn", text: reasonLabel(item.reason) }) : null,
       item.language ? el("span", { class: "tag", text: item.language }) : null,
       item.customer_id ? el("span", { class: "tag", text: item.customer_id }) : null,
+      item.team ? el("span", { class: "tag tag-team", text: item.team }) : null,
     ]);
     return el("li", {}, [
       el(
@@ -304,6 +305,7 @@
       c.reason ? el("span", { class: "tag tag-warn", text: reasonLabel(c.reason) }) : null,
       c.language ? el("span", { class: "tag", text: c.language }) : null,
       c.customer_id ? el("span", { class: "tag", text: c.customer_id }) : null,
+      c.team ? el("span", { class: "tag tag-team", text: t("desk_team") + ": " + c.team }) : null,
       c.agent ? el("span", { class: "muted", text: t("chat_agent") + ": " + c.agent }) : null,
       c.state === "waiting" ? el("span", { class: "muted", dataset: { waitFor: c.id } }) : null,
     ];
@@ -336,6 +338,7 @@
     for (const m of c.messages || []) addLine(m);
     renderHeader(c);
     renderSuggestions(c.suggestions);
+    document.dispatchEvent(new CustomEvent("annae:conversation", { detail: c })); // desk.js
     ui.placeholder.hidden = true;
     ui.conv.hidden = false;
     return c;
@@ -445,6 +448,7 @@
         }
         break;
       default:
+        document.dispatchEvent(new CustomEvent("annae:agent-event", { detail: ev })); // desk.js
         break;
     }
   }
@@ -475,6 +479,8 @@
   });
 
   // ---- start --------------------------------------------------------------------------------
+
+  A.console = { reload: () => (state.current ? load(state.current.id, true) : null), useDraft, refreshLists };
 
   async function start() {
     setupNotifyButton();
