@@ -67,6 +67,7 @@
     assigned: "chat_agent_joined",
     resolved: "chat_resolved",
     handback: "chat_handback",
+    transferred: "chat_transferred",
   };
 
   function renderItem(msg) {

@@ -205,6 +205,7 @@
     current = e.detail;
     renderNotes(current.notes || []);
     if (changed) closeSuggest();
+    if (changed && ui.reply.value.startsWith("/")) ui.reply.dispatchEvent(new Event("input"));
     const open = current.state === "waiting" || current.state === "agent";
     ui.transferForm.querySelectorAll("select, input, button").forEach((x) => (x.disabled = !open));
     api("GET", "/api/v1/desk/me").then(renderMe).catch(() => {});
