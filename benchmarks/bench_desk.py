@@ -5,8 +5,9 @@ Run: ``python -m benchmarks.run bench_desk`` (SQLite file; PostgreSQL too when
 ``ANNAE_BENCH_PG`` gives an admin URL such as ``postgresql+psycopg://postgres@127.0.0.1:5432/test``).
 
 Same run, same database, alternating: a hand-off turn without the desk (the conversation only
-queues) and one with it (routed and assigned); 10 agents in 3 teams answer by resolving, so
-places free up and are refilled from the queue. The difference is the desk's overhead per
+queues) and one with it (routed: no candidate entry, so the shared queue, and assigned to any
+online agent with room); 10 agents in 3 teams answer by resolving, so places free up and are
+refilled from the queue. The difference is the desk's overhead per
 hand-off. CPU time (``time.process_time``) is this process's only; wall time includes the
 database server's work.
 """
@@ -40,7 +41,7 @@ def _setup(engine) -> list[Identity]:
         ids = [add_user(s, n, "agent", "correct-horse-battery").id for n in names]
         teams.create_team(s, "배송", names[:4], tags=["shipping"])
         teams.create_team(s, "결제", names[4:8], tags=["payment"])
-        teams.create_team(s, "VIP", names[8:], languages=["ko"])
+        teams.create_team(s, "VIP", names[8:], tags=["vip"], languages=["ko"])
         for uid in ids:
             teams.set_status(s, uid, presence="online", capacity=3)
     return [Identity(uid, n, "agent") for uid, n in zip(ids, names, strict=True)]
