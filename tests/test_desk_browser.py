@@ -7,13 +7,13 @@ page in Korean and English."""
 from __future__ import annotations
 
 import json
-import re
 import secrets
 
 import httpx
 import pytest
 from browser_fixtures import LiveServer
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
+from test_browser import login
 
 from annae.agents.users import create_user
 from annae.store.db import get_engine
@@ -21,15 +21,6 @@ from annae.store.db import get_engine
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 expect.set_options(timeout=15_000)
 DESKTOP = {"width": 1280, "height": 900}
-
-
-def login(page: Page, server: LiveServer, who: tuple[str, str], target: str = "/console") -> None:
-    page.goto(server.url + target)
-    expect(page).to_have_url(re.compile(r"/console/login\?next="))
-    page.fill("#username", who[0])
-    page.fill("#password", who[1])
-    page.click("#login-form button[type=submit]")
-    expect(page).to_have_url(server.url + target)
 
 
 def bearer(server: LiveServer, who: tuple[str, str]) -> dict:

@@ -94,33 +94,23 @@ def _names(session: Session, ids: set[int]) -> dict[int, str]:
     )
 
 
-def list_notes(session: Session, conv_id: str) -> list[dict]:
-    conv = convs.get(session, conv_id)
-    rows = list(
-        session.scalars(select(Note).where(Note.conversation_id == conv.id).order_by(Note.id))
-    )
-    names = _names(
-        session,
-        {r.author_id for r in rows if r.author_id} | {i for r in rows for i in r.mentions or []},
-    )
+def _dicts(session: Session, rows: list[Note]) -> list[dict]:
+    """Notes as dicts, with author and mentioned names in one query."""
+    ids = {r.author_id for r in rows if r.author_id} | {i for r in rows for i in r.mentions or []}
+    names = _names(session, ids)
     return [
         note_dict(r, names.get(r.author_id), sorted(names.get(i, "?") for i in r.mentions or []))
         for r in rows
     ]
+
+
+def list_notes(session: Session, conv_id: str) -> list[dict]:
+    conv = convs.get(session, conv_id)
+    rows = session.scalars(select(Note).where(Note.conversation_id == conv.id).order_by(Note.id))
+    return _dicts(session, list(rows))
 
 
 def mentions_of(session: Session, user: Identity, limit: int = 50) -> list[dict]:
     """Recent notes that mention ``user``, newest first."""
-    rows = [
-        r
-        for r in session.scalars(select(Note).order_by(Note.id.desc()).limit(2000))
-        if user.id in (r.mentions or [])
-    ][:limit]
-    names = _names(
-        session,
-        {r.author_id for r in rows if r.author_id} | {i for r in rows for i in r.mentions or []},
-    )
-    return [
-        note_dict(r, names.get(r.author_id), sorted(names.get(i, "?") for i in r.mentions or []))
-        for r in rows
-    ]
+    rows = session.scalars(select(Note).order_by(Note.id.desc()).limit(2000))
+    return _dicts(session, [r for r in rows if user.id in (r.mentions or [])][:limit])

@@ -92,6 +92,26 @@ def _same(session: Session, shortcut: str, team_id: int | None, owner_id: int | 
     )
 
 
+def _add(
+    session: Session,
+    shortcut: str,
+    team_id: int | None,
+    owner_id: int | None,
+    text_ko: str,
+    text_en: str,
+) -> SavedReply:
+    row = SavedReply(
+        shortcut=shortcut,
+        team_id=team_id,
+        owner_id=owner_id,
+        text_ko=text_ko,
+        text_en=text_en,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    return row
+
+
 def create(
     session: Session,
     user: Identity,
@@ -109,15 +129,7 @@ def create(
     team_id, owner_id = _scope_ids(session, user, scope, team)
     if _same(session, shortcut, team_id, owner_id) is not None:
         raise Conflict(f"/{shortcut} already exists in this scope")
-    row = SavedReply(
-        shortcut=shortcut,
-        team_id=team_id,
-        owner_id=owner_id,
-        text_ko=text_ko,
-        text_en=text_en,
-        created_at=utcnow(),
-    )
-    session.add(row)
+    row = _add(session, shortcut, team_id, owner_id, text_ko, text_en)
     session.flush()
     return reply_dict(row, team, user.username if owner_id else None)
 
@@ -283,16 +295,7 @@ def import_csv(session: Session, data: str) -> dict:
     for shortcut, team_id, owner_id, text_ko, text_en in planned:
         row = _same(session, shortcut, team_id, owner_id)
         if row is None:
-            session.add(
-                SavedReply(
-                    shortcut=shortcut,
-                    team_id=team_id,
-                    owner_id=owner_id,
-                    text_ko=text_ko,
-                    text_en=text_en,
-                    created_at=utcnow(),
-                )
-            )
+            _add(session, shortcut, team_id, owner_id, text_ko, text_en)
             created += 1
         else:
             row.text_ko, row.text_en = text_ko, text_en

@@ -18,9 +18,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from annae.agents import routing
 from annae.dialogue.conversations import aware
 from annae.learning import analytics
-from annae.store.tables.desk import Csat, Routing, Team
+from annae.store.tables.desk import Csat, Team
 from annae.store.tables.service import Conversation, Message, User
 
 BOT = "bot"
@@ -62,15 +63,7 @@ def served(session: Session, rows: list[analytics.ConvFacts]) -> list[Served]:
     if not handed:
         return []
     ids = list(handed)
-    teams = dict(
-        session.execute(
-            select(Routing.conversation_id, Team.name)
-            .join(Team, Team.id == Routing.team_id)
-            .where(Routing.conversation_id.in_(ids))
-        )
-        .tuples()
-        .all()
-    )
+    teams = routing.team_names(session, ids)
     names = dict(session.execute(select(User.id, User.username)).tuples().all())
     assigned_to = dict(
         session.execute(
