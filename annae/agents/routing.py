@@ -10,7 +10,7 @@ two processes neither double-assign nor overfill an agent.
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from annae.agents import hours, notes, teams
@@ -44,6 +44,14 @@ def state_events(session: Session, conv: Conversation, extra: list[Message] = ()
 # --- which team ----------------------------------------------------------------------------
 
 
+_LAST_ENTRIES = (
+    select(Message.entry_id)
+    .where(Message.conversation_id == bindparam("conv_id"), Message.entry_id.is_not(None))
+    .order_by(Message.id.desc())
+    .limit(3)
+)
+
+
 def _entry_ids(session: Session, conv: Conversation, decision) -> list[int]:
     """The bot's best candidates, best first; without a decision, the entries last answered."""
     ids: list[int] = []
@@ -52,14 +60,7 @@ def _entry_ids(session: Session, conv: Conversation, decision) -> list[int]:
             ids.append(decision.entry_id)
         ids += [c.entry_id for c in getattr(decision, "candidates", []) or [] if c.entry_id]
     if not ids:
-        ids = list(
-            session.scalars(
-                select(Message.entry_id)
-                .where(Message.conversation_id == conv.id, Message.entry_id.is_not(None))
-                .order_by(Message.id.desc())
-                .limit(3)
-            )
-        )
+        ids = list(session.scalars(_LAST_ENTRIES, {"conv_id": conv.id}))
     return list(dict.fromkeys(ids))
 
 
@@ -114,49 +115,68 @@ def team_names(session: Session, conv_ids: list[str]) -> dict[str, str]:
     )
 
 
+_UPDATE_ROUTING = (
+    update(Routing)
+    .where(Routing.conversation_id == bindparam("conv_id"))
+    .values(team_id=bindparam("team_id"), updated_at=bindparam("now"))
+)
+_INSERT_ROUTING = insert(Routing).values(
+    conversation_id=bindparam("conv_id"),
+    team_id=bindparam("team_id"),
+    updated_at=bindparam("now"),
+)
+
+
 def set_team(session: Session, conv_id: str, team_id: int | None) -> None:
-    row = session.get(Routing, conv_id)
-    if row is None:
-        session.add(Routing(conversation_id=conv_id, team_id=team_id, updated_at=utcnow()))
-    else:
-        row.team_id, row.updated_at = team_id, utcnow()
-    session.flush()
+    """Record the conversation's team (Core statements built once: this runs in every hand-off)."""
+    params = {"conv_id": conv_id, "team_id": team_id, "now": utcnow()}
+    if session.execute(_UPDATE_ROUTING, params).rowcount == 0:
+        session.execute(_INSERT_ROUTING, params)
 
 
 # --- which agent ---------------------------------------------------------------------------
 
 
-def _open_count():
-    return (
+def _pick_statement(by_team: bool):
+    """The locked pick of the least busy online agent under capacity (built once: statements made
+    per call cost more Python time than the query)."""
+    open_q = (
         select(func.count())
         .select_from(Conversation)
         .where(Conversation.assigned_agent_id == AgentStatus.user_id, Conversation.state == "agent")
         .correlate(AgentStatus)
         .scalar_subquery()
     )
-
-
-def pick_agent(session: Session, team_id: int | None) -> AgentStatus | None:
-    """Lock and return the online agent (of ``team_id``; any team when None) with the fewest open
-    conversations under their capacity, the longest since their last assignment among equals."""
-    open_q = _open_count()
     stmt = (
         select(AgentStatus)
         .join(User, User.id == AgentStatus.user_id)
         .where(
-            AgentStatus.presence == "online", User.active.is_(True), open_q < AgentStatus.capacity
+            AgentStatus.presence == "online",
+            User.active.is_(True),
+            open_q < AgentStatus.capacity,
+            AgentStatus.user_id.not_in(bindparam("skipped", expanding=True)),
         )
         .order_by(open_q, AgentStatus.last_assigned_at.asc().nulls_first(), AgentStatus.user_id)
         .limit(1)
         .with_for_update(skip_locked=True, of=AgentStatus)
     )
-    if team_id is not None:
-        stmt = stmt.where(
-            AgentStatus.user_id.in_(select(TeamMember.user_id).where(TeamMember.team_id == team_id))
-        )
-    skipped: list[int] = []
+    if by_team:
+        members = select(TeamMember.user_id).where(TeamMember.team_id == bindparam("team_id"))
+        stmt = stmt.where(AgentStatus.user_id.in_(members))
+    return stmt
+
+
+_PICK_ANY, _PICK_IN_TEAM = _pick_statement(False), _pick_statement(True)
+
+
+def pick_agent(session: Session, team_id: int | None) -> AgentStatus | None:
+    """Lock and return the online agent (of ``team_id``; any team when None) with the fewest open
+    conversations under their capacity, the longest since their last assignment among equals."""
+    stmt = _PICK_ANY if team_id is None else _PICK_IN_TEAM
+    params: dict = {} if team_id is None else {"team_id": team_id}
+    skipped: list[int] = [-1]
     for _ in range(5):
-        row = session.scalar(stmt.where(AgentStatus.user_id.not_in(skipped)) if skipped else stmt)
+        row = session.scalar(stmt, {**params, "skipped": skipped})
         if row is None:
             return None
         # the count in the query may predate a concurrent assignment committed before our lock
