@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from annae.agents import csat, notes, routing, teams
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import Conflict, Event
+from annae.store.tables.desk import Routing
 from annae.store.tables.service import Conversation, Message, User
 
 queue_length = convs.queue_length
@@ -40,6 +42,7 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
         if agent_ids
         else {}
     )
+    team_of = routing.team_names(session, ids)
     out = []
     for conv in rows:
         item = convs.public_dict(conv)
@@ -51,20 +54,26 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
             waiting_since=convs.iso(conv.waiting_since),
             waiting_seconds=convs.waiting_seconds(conv),
             last_message=last.get(conv.id),
+            team=team_of.get(conv.id),
         )
         out.append(item)
     return out
 
 
-def queue(session: Session, limit: int = 200) -> list[dict]:
-    """Waiting conversations, oldest first, with reason, waiting time and the last customer words."""
-    rows = session.scalars(
+def queue(session: Session, limit: int = 200, team: str | None = None) -> list[dict]:
+    """Waiting conversations, oldest first, with reason, waiting time, team and the last customer
+    words (``team``: only that team's queue)."""
+    stmt = (
         select(Conversation)
         .where(Conversation.state == "waiting")
         .order_by(Conversation.waiting_since, Conversation.id)
         .limit(limit)
     )
-    return _summaries(session, list(rows))
+    if team is not None:
+        stmt = stmt.join(Routing, Routing.conversation_id == Conversation.id).where(
+            Routing.team_id == teams.get_team(session, team).id
+        )
+    return _summaries(session, list(session.scalars(stmt)))
 
 
 def list_conversations(
@@ -126,24 +135,9 @@ def detail(session: Session, conv_id: str) -> dict:
         "messages": convs.messages(session, conv.id, with_decision=True),
         "suggestions": suggestions(session, conv.id),
         "previous": convs.previous_of(session, conv),
+        "notes": notes.list_notes(session, conv.id),
+        "team": routing.team_name_of(session, conv.id),
     }
-
-
-def _state_events(session: Session, conv: Conversation, extra: list[Message] = ()) -> list[Event]:
-    st = convs.state_event(session, conv)
-    events: list[Event] = [
-        (f"conv:{conv.id}", st),
-        ("agents", {**st, "queue_length": queue_length(session)}),
-    ]
-    for msg in extra:
-        payload = {
-            "event": "message",
-            "conversation_id": conv.id,
-            "message": convs.message_dict(msg),
-        }
-        events.append((f"conv:{conv.id}", payload))
-        events.append(("agents", payload))
-    return events
 
 
 def assign(
@@ -160,7 +154,7 @@ def assign(
         )
     convs.transition(session, conv, "agent", allowed, assigned_agent_id=agent.id)
     msg = convs.add_message(session, conv, "system", "system", "assigned", agent_id=agent.id)
-    return convs.summary_dict(session, conv), _state_events(session, conv, [msg])
+    return convs.summary_dict(session, conv), routing.state_events(session, conv, [msg])
 
 
 def reply(session: Session, conv_id: str, agent: Identity, text: str) -> tuple[dict, list[Event]]:
@@ -174,7 +168,7 @@ def reply(session: Session, conv_id: str, agent: Identity, text: str) -> tuple[d
         assigned = convs.add_message(
             session, conv, "system", "system", "assigned", agent_id=agent.id
         )
-        events += _state_events(session, conv, [assigned])
+        events += routing.state_events(session, conv, [assigned])
     msg = convs.add_message(session, conv, "agent", "agent", text, agent_id=agent.id)
     conv.updated_at = msg.created_at
     events += convs.message_events(conv, [msg], agent.username)
@@ -182,17 +176,28 @@ def reply(session: Session, conv_id: str, agent: Identity, text: str) -> tuple[d
 
 
 def resolve(session: Session, conv_id: str, agent: Identity) -> tuple[dict, list[Event]]:
+    """Close the conversation, ask the customer for a rating (CSAT), and give the agent who had it
+    the next waiting conversation."""
     conv = convs.get(session, conv_id)
+    had = conv.assigned_agent_id if conv.state == "agent" else None
     convs.transition(session, conv, "resolved", ("bot", "waiting", "agent"))
     msg = convs.add_message(session, conv, "system", "system", "resolved", agent_id=agent.id)
-    return convs.summary_dict(session, conv), _state_events(session, conv, [msg])
+    ask = convs.add_message(session, conv, "bot", "csat", csat.ask_text(conv.language))
+    events = routing.state_events(session, conv, [msg, ask])
+    if had is not None:
+        events += routing.fill(session, had)
+    return convs.summary_dict(session, conv), events
 
 
 def handback(session: Session, conv_id: str, agent: Identity) -> tuple[dict, list[Event]]:
-    """Return the conversation to the bot."""
+    """Return the conversation to the bot (the agent's freed place goes to the queue)."""
     conv = convs.get(session, conv_id)
+    had = conv.assigned_agent_id if conv.state == "agent" else None
     convs.transition(
         session, conv, "bot", ("waiting", "agent"), assigned_agent_id=None, handoff_reason=None
     )
     msg = convs.add_message(session, conv, "system", "system", "handback", agent_id=agent.id)
-    return convs.summary_dict(session, conv), _state_events(session, conv, [msg])
+    events = routing.state_events(session, conv, [msg])
+    if had is not None:
+        events += routing.fill(session, had)
+    return convs.summary_dict(session, conv), events

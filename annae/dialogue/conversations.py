@@ -11,6 +11,7 @@ import dataclasses
 import hmac
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -486,6 +487,7 @@ def post_customer(
     decision: DecisionLike | None = None,
     no_decision: str = "no_model",
     replies: dict[str, str] | None = None,
+    handoff_message: Callable[[str | None], tuple[str, list | None]] | None = None,
 ) -> Outcome:
     """Store a customer turn and the bot's reply (or stay silent while people handle it).
 
@@ -495,7 +497,9 @@ def post_customer(
     the entry a decision picked: answer text is content, read when replying. ``decision`` is one made beforehand (batched, outside
     the transaction); without it ``engine.decide`` runs here. ``no_decision`` is the hand-off
     reason when there is no decision. ``replies`` maps a language to a configured text for
-    the ``out_of_scope`` reply.
+    the ``out_of_scope`` reply. ``handoff_message(language) -> (text, options)``, when
+    given, writes the hand-off message (the desk's routing: outside business hours it says when
+    people are back).
 
     The turn's messages go to the database in one INSERT and the conversation in one UPDATE.
     """
@@ -602,12 +606,16 @@ def post_customer(
         else:
             reason = decision.reason or "low_confidence"
         transition(session, conv, "waiting", ("bot",), handoff_reason=reason, **touched)
+        text, options = (
+            handoff_message(language) if handoff_message else (text_for("handoff", language), None)
+        )
         reply_msg = new_message(
             conv,
             "bot",
             "handoff",
-            text_for("handoff", language),
+            text,
             confidence=float(decision.confidence) if decision is not None else None,
+            options=options,
         )
         st = state_event(session, conv)
         events.append((f"conv:{conv.id}", st))

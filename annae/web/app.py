@@ -311,6 +311,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (ops, auth, conversations, agents, admin):
         app.include_router(module.router)
     app.include_router(importlib.import_module("annae.web.routers.learning").router)
+    app.include_router(importlib.import_module("annae.web.routers.desk").router)
     for name in (
         "annae.web.pages",
         "annae.web.routers.recommend",

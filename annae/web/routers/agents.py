@@ -52,10 +52,17 @@ def _run(request: Request, fn, *args, **kwargs) -> dict:
 
 
 @router.get("/queue")
-def get_queue(request: Request, user: Identity = Depends(current_user)) -> dict:
-    """Waiting conversations, oldest first, with reason and waiting time."""
-    with session_scope(services(request).db) as session:
-        items = desk.queue(session)
+def get_queue(
+    request: Request,
+    team: str | None = Query(None, max_length=100),
+    user: Identity = Depends(current_user),
+) -> dict:
+    """Waiting conversations, oldest first, with reason, waiting time and team (``team``: only
+    that team's queue)."""
+    return _run(request, lambda s: (_queue(desk.queue(s, team=team)), []))
+
+
+def _queue(items: list[dict]) -> dict:
     return {"length": len(items), "queue": items}
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from annae.agents import desk, identity, users
+from annae.agents import desk, identity, routing, users
 from annae.agents.users import Identity
 from annae.channels import hooks
 from annae.dialogue import conversations as convs
@@ -197,6 +197,7 @@ def commit_turn(
             turn = {"text": text, "choice": choice, "handoff": handoff}
             if intent is not None:  # what the message means may depend on the conversation
                 turn.update(intent(session, conv))
+            handoff = routing.Handoff(session, conv, decision)  # the desk: team, hours, agent
             outcome = convs.post_customer(
                 session,
                 conv,
@@ -205,7 +206,9 @@ def commit_turn(
                 decision=decision,
                 no_decision=failure,
                 replies=_oos_replies(svc.settings),
+                handoff_message=handoff.message,
             )
+            handoff.finish(outcome)
             hooks.record(session, outcome.events)
             if after is not None:
                 extra = after(session, conv, outcome)

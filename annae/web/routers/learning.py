@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from annae.agents import service_levels
 from annae.agents.users import Identity
 from annae.channels import hooks
 from annae.kb import entries as kb
@@ -489,5 +490,6 @@ def analytics_page(
         reasons_svg=_reason_chart(request, data["handoff_reasons"]),
         entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),
         config={"page": "analytics"},
+        service=_db(request, lambda s: service_levels.summary(s, f)),  # the agent desk's numbers
         **common,
     )

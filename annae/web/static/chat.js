@@ -82,6 +82,7 @@
     assigned: "chat_agent_joined",
     resolved: "chat_resolved",
     handback: "chat_handback",
+    transferred: "chat_transferred",
   };
 
   function renderItem(msg) {
@@ -93,8 +94,11 @@
       return el("div", { class: cls, text: key ? t(key) : msg.text });
     }
     if (msg.type === "handoff") {
-      return el("div", { class: "sys handoff", text: t("chat_connecting") });
+      // outside business hours the server's text says when people are back
+      const closed = Array.isArray(msg.options) && msg.options.some((o) => o && o.closed);
+      return el("div", { class: "sys handoff" + (closed ? " closed" : ""), text: closed ? msg.text : t("chat_connecting") });
     }
+    if (msg.type === "csat") return renderCsat(msg);
     if (msg.type === "queued") {
       return el("div", { class: "sys", text: t("chat_queued") });
     }
@@ -193,6 +197,66 @@
       delete msg.rating;
       const key = errorKey(err);
       showError(key === "chat_error" || key === "chat_error_too_long" ? "chat_rate_error" : key);
+    }
+    rerenderItem(msg);
+  }
+
+  // ---- satisfaction after a resolve (CSAT: 1-5 and a comment; see docs/api.md) -------------
+
+  function renderCsat(msg) {
+    const box = el("form", { class: "csat", "aria-label": msg.text || "" });
+    box.append(el("p", { class: "bubble", text: msg.text || "" }));
+    if (msg.csat === "done") {
+      box.append(el("p", { class: "rate-thanks", role: "status", text: t("chat_csat_thanks") }));
+      return box;
+    }
+    const scores = el("div", { class: "csat-scores", role: "radiogroup" });
+    for (let n = 1; n <= 5; n++) {
+      scores.append(
+        el("button", {
+          type: "button",
+          class: "chip" + (msg.score === n ? " chosen" : ""),
+          text: String(n),
+          "aria-label": t("chat_csat_score", { n }),
+          "aria-pressed": msg.score === n ? "true" : "false",
+          dataset: { score: String(n) },
+          disabled: msg.csat === "sending",
+          onclick: () => {
+            msg.score = n;
+            rerenderItem(msg);
+          },
+        })
+      );
+    }
+    const comment = el("textarea", { class: "field", rows: "2", maxlength: "2000", placeholder: t("chat_csat_comment"), "aria-label": t("chat_csat_comment") });
+    comment.value = msg.comment || "";
+    comment.addEventListener("input", () => (msg.comment = comment.value));
+    const send = el("button", { type: "submit", class: "btn btn-primary btn-small", text: t("chat_csat_send"), disabled: !msg.score || msg.csat === "sending" });
+    box.append(scores, comment, send);
+    box.addEventListener("submit", (e) => {
+      e.preventDefault();
+      sendCsat(msg);
+    });
+    return box;
+  }
+
+  async function sendCsat(msg) {
+    const conv = state.conv;
+    if (!conv || !msg.score) return;
+    showError(null);
+    msg.csat = "sending";
+    rerenderItem(msg);
+    try {
+      const body = { score: msg.score };
+      if ((msg.comment || "").trim()) body.comment = msg.comment.trim();
+      await api("POST", API + "/" + conv.id + "/csat", body, { token: conv.token });
+      msg.csat = "done";
+    } catch (err) {
+      if (err.status === 409) msg.csat = "done"; // rated already (another tab)
+      else {
+        delete msg.csat;
+        showError("chat_csat_error");
+      }
     }
     rerenderItem(msg);
   }

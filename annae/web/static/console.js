@@ -167,6 +167,7 @@
       item.language ? el("span", { class: "tag", text: item.language }) : null,
       item.customer_id ? el("span", { class: "tag", text: item.customer_id }) : null,
       item.verified ? el("span", { class: "tag tag-ok", text: "✓ " + t("console_verified") }) : null,
+      item.team ? el("span", { class: "tag tag-team", text: item.team }) : null,
     ]);
     return el("li", {}, [
       el(
@@ -326,6 +327,7 @@
         : null,
       c.customer_name ? el("span", { class: "muted customer-name", text: c.customer_name }) : null,
       c.customer_email ? el("span", { class: "muted customer-email", text: c.customer_email }) : null,
+      c.team ? el("span", { class: "tag tag-team", text: t("desk_team") + ": " + c.team }) : null,
       c.agent ? el("span", { class: "muted", text: t("chat_agent") + ": " + c.agent }) : null,
       c.state === "waiting" ? el("span", { class: "muted", dataset: { waitFor: c.id } }) : null,
     ];
@@ -359,6 +361,7 @@
     renderHeader(c);
     renderSuggestions(c.suggestions);
     renderPrevious(c.previous);
+    document.dispatchEvent(new CustomEvent("annae:conversation", { detail: c })); // desk.js
     ui.placeholder.hidden = true;
     ui.conv.hidden = false;
     return c;
@@ -473,6 +476,7 @@
         }
         break;
       default:
+        document.dispatchEvent(new CustomEvent("annae:agent-event", { detail: ev })); // desk.js
         break;
     }
   }
@@ -503,6 +507,8 @@
   });
 
   // ---- start --------------------------------------------------------------------------------
+
+  A.console = { reload: () => (state.current ? load(state.current.id, true) : null), useDraft, refreshLists };
 
   async function start() {
     setupNotifyButton();

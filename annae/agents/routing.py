@@ -1,0 +1,332 @@
+"""Routing hand-offs to teams and agents: the team by the entry's tags and language, then
+auto-assignment (online members under capacity, least busy first, round-robin among equals),
+filling an agent's free capacity from the queue, and transfers.
+
+No conversation is assigned twice: the conversation moves ``waiting → agent`` in one conditional
+UPDATE (:func:`annae.dialogue.conversations.transition`), and an agent's row is locked
+(``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL) while their capacity is checked and used, so
+two processes neither double-assign nor overfill an agent.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from annae.agents import hours, notes, teams
+from annae.agents.users import Identity
+from annae.dialogue import conversations as convs
+from annae.dialogue.conversations import Conflict, Event, Invalid, NotFound
+from annae.store.db import utcnow
+from annae.store.tables.desk import AgentStatus, Routing, Team, TeamMember
+from annae.store.tables.kb import KBEntry
+from annae.store.tables.service import Conversation, Message, User
+
+
+def state_events(session: Session, conv: Conversation, extra: list[Message] = ()) -> list[Event]:
+    """A state change for the customer's and the agents' channels, plus ``extra`` messages."""
+    st = convs.state_event(session, conv)
+    events: list[Event] = [
+        (f"conv:{conv.id}", st),
+        ("agents", {**st, "queue_length": convs.queue_length(session)}),
+    ]
+    for msg in extra:
+        payload = {
+            "event": "message",
+            "conversation_id": conv.id,
+            "message": convs.message_dict(msg),
+        }
+        events.append((f"conv:{conv.id}", payload))
+        events.append(("agents", payload))
+    return events
+
+
+# --- which team ----------------------------------------------------------------------------
+
+
+_LAST_ENTRIES = (
+    select(Message.entry_id)
+    .where(Message.conversation_id == bindparam("conv_id"), Message.entry_id.is_not(None))
+    .order_by(Message.id.desc())
+    .limit(3)
+)
+
+
+def _entry_ids(session: Session, conv: Conversation, decision) -> list[int]:
+    """The bot's best candidates, best first; without a decision, the entries last answered."""
+    ids: list[int] = []
+    if decision is not None:
+        if getattr(decision, "entry_id", None):
+            ids.append(decision.entry_id)
+        ids += [c.entry_id for c in getattr(decision, "candidates", []) or [] if c.entry_id]
+    if not ids:
+        ids = list(session.scalars(_LAST_ENTRIES, {"conv_id": conv.id}))
+    return list(dict.fromkeys(ids))
+
+
+def choose_team(session: Session, conv: Conversation, decision=None) -> Team | None:
+    """The team for a hand-off: among teams serving the conversation's language, the first whose
+    tags meet the tags of the bot's best candidate (then the next candidate …); else a team
+    without tags (a general team); else None (the shared queue)."""
+    all_teams = teams.list_teams(session)
+    if not all_teams:
+        return None
+    lang = conv.language or getattr(decision, "language", None)
+    fitting = [t for t in all_teams if not t.languages or lang is None or lang in t.languages]
+    ids = _entry_ids(session, conv, decision)
+    if ids:
+        tags = dict(
+            session.execute(select(KBEntry.id, KBEntry.tags).where(KBEntry.id.in_(ids)))
+            .tuples()
+            .all()
+        )
+        for eid in ids:
+            entry_tags = set(tags.get(eid) or ())
+            for team in fitting:
+                if entry_tags & set(team.tags or ()):
+                    return team
+    general = [t for t in fitting if not t.tags]
+    return general[0] if general else None
+
+
+def team_id_of(session: Session, conv_id: str) -> int | None:
+    return session.scalar(select(Routing.team_id).where(Routing.conversation_id == conv_id))
+
+
+def team_name_of(session: Session, conv_id: str) -> str | None:
+    return session.scalar(
+        select(Team.name)
+        .join(Routing, Routing.team_id == Team.id)
+        .where(Routing.conversation_id == conv_id)
+    )
+
+
+def team_names(session: Session, conv_ids: list[str]) -> dict[str, str]:
+    if not conv_ids:
+        return {}
+    return dict(
+        session.execute(
+            select(Routing.conversation_id, Team.name)
+            .join(Team, Team.id == Routing.team_id)
+            .where(Routing.conversation_id.in_(conv_ids))
+        )
+        .tuples()
+        .all()
+    )
+
+
+_UPDATE_ROUTING = (
+    update(Routing)
+    .where(Routing.conversation_id == bindparam("conv_id"))
+    .values(team_id=bindparam("team_id"), updated_at=bindparam("now"))
+)
+_INSERT_ROUTING = insert(Routing).values(
+    conversation_id=bindparam("conv_id"),
+    team_id=bindparam("team_id"),
+    updated_at=bindparam("now"),
+)
+
+
+def set_team(session: Session, conv_id: str, team_id: int | None) -> None:
+    """Record the conversation's team (Core statements built once: this runs in every hand-off)."""
+    params = {"conv_id": conv_id, "team_id": team_id, "now": utcnow()}
+    if session.execute(_UPDATE_ROUTING, params).rowcount == 0:
+        session.execute(_INSERT_ROUTING, params)
+
+
+# --- which agent ---------------------------------------------------------------------------
+
+
+def _pick_statement(by_team: bool):
+    """The locked pick of the least busy online agent under capacity (built once: statements made
+    per call cost more Python time than the query)."""
+    open_q = (
+        select(func.count())
+        .select_from(Conversation)
+        .where(Conversation.assigned_agent_id == AgentStatus.user_id, Conversation.state == "agent")
+        .correlate(AgentStatus)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(AgentStatus)
+        .join(User, User.id == AgentStatus.user_id)
+        .where(
+            AgentStatus.presence == "online",
+            User.active.is_(True),
+            open_q < AgentStatus.capacity,
+            AgentStatus.user_id.not_in(bindparam("skipped", expanding=True)),
+        )
+        .order_by(open_q, AgentStatus.last_assigned_at.asc().nulls_first(), AgentStatus.user_id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=AgentStatus)
+    )
+    if by_team:
+        members = select(TeamMember.user_id).where(TeamMember.team_id == bindparam("team_id"))
+        stmt = stmt.where(AgentStatus.user_id.in_(members))
+    return stmt
+
+
+_PICK_ANY, _PICK_IN_TEAM = _pick_statement(False), _pick_statement(True)
+
+
+def pick_agent(session: Session, team_id: int | None) -> AgentStatus | None:
+    """Lock and return the online agent (of ``team_id``; any team when None) with the fewest open
+    conversations under their capacity, the longest since their last assignment among equals."""
+    stmt = _PICK_ANY if team_id is None else _PICK_IN_TEAM
+    params: dict = {} if team_id is None else {"team_id": team_id}
+    skipped: list[int] = [-1]
+    for _ in range(5):
+        row = session.scalar(stmt, {**params, "skipped": skipped})
+        if row is None:
+            return None
+        # the count in the query may predate a concurrent assignment committed before our lock
+        if teams.open_count(session, row.user_id) < row.capacity:
+            return row
+        skipped.append(row.user_id)
+    return None
+
+
+def _give(session: Session, conv: Conversation, agent: AgentStatus, from_states) -> list[Event]:
+    try:
+        convs.transition(session, conv, "agent", from_states, assigned_agent_id=agent.user_id)
+    except Conflict:
+        return []  # another process took it first
+    agent.last_assigned_at = utcnow()
+    msg = convs.add_message(session, conv, "system", "system", "assigned", agent_id=agent.user_id)
+    return state_events(session, conv, [msg])
+
+
+def auto_assign(session: Session, conv: Conversation, team_id: int | None) -> list[Event]:
+    """Assign a waiting conversation to the best online agent, if any (else it stays queued)."""
+    if conv.state != "waiting":
+        return []
+    agent = pick_agent(session, team_id)
+    return _give(session, conv, agent, ("waiting",)) if agent is not None else []
+
+
+def fill(session: Session, user_id: int) -> list[Event]:
+    """Give an online agent waiting conversations (of their teams, and of no team) up to their
+    free capacity, oldest first; conversations another process holds are skipped."""
+    agent = session.scalar(
+        select(AgentStatus).where(AgentStatus.user_id == user_id).with_for_update()
+    )
+    if agent is None or agent.presence != "online":
+        return []
+    free = agent.capacity - teams.open_count(session, user_id)
+    if free <= 0:
+        return []
+    team_ids = teams.team_ids_of(session, user_id)
+    in_queue = Routing.team_id.is_(None)
+    if team_ids:
+        in_queue = or_(in_queue, Routing.team_id.in_(team_ids))
+    waiting = list(
+        session.scalars(
+            select(Conversation)
+            .outerjoin(Routing, Routing.conversation_id == Conversation.id)
+            .where(Conversation.state == "waiting", in_queue)
+            .order_by(Conversation.waiting_since, Conversation.id)
+            .limit(free)
+            .with_for_update(skip_locked=True, of=Conversation)
+        )
+    )
+    events: list[Event] = []
+    for conv in waiting:
+        events += _give(session, conv, agent, ("waiting",))
+    return events
+
+
+# --- the hand-off hook ---------------------------------------------------------------------
+
+
+class Handoff:
+    """Routes the hand-off of one customer turn.
+
+    ``message`` is given to :func:`annae.dialogue.conversations.post_customer` for its hand-off:
+    it picks the team and, outside the team's hours, says when people are back. ``finish`` runs
+    after the turn is stored: it records the team and, in hours, assigns an agent."""
+
+    def __init__(self, session: Session, conv: Conversation, decision=None) -> None:
+        self.session, self.conv, self.decision = session, conv, decision
+        self.used = False
+        self.team: Team | None = None
+        self.closed = False
+
+    def message(self, language: str | None) -> tuple[str, list | None]:
+        """The hand-off message's text and options (``[{"closed": true, "back_at": …}]`` outside
+        the team's hours, so that chat pages show the server's text)."""
+        self.used = True
+        self.team = choose_team(self.session, self.conv, self.decision)
+        now = utcnow()
+        if self.team is not None and not hours.is_open(self.team, now):
+            self.closed = True
+            back = hours.next_open(self.team, now)
+            options = [{"closed": True, "back_at": back.isoformat() if back else None}]
+            return hours.closed_text(self.team, now, language), options
+        return convs.text_for("handoff", language), None
+
+    def finish(self, outcome: convs.Outcome) -> None:
+        if not self.used or self.conv.state != "waiting":
+            return
+        team_id = self.team.id if self.team is not None else None
+        set_team(self.session, self.conv.id, team_id)
+        if self.closed:
+            return
+        events = auto_assign(self.session, self.conv, team_id)
+        if events:
+            outcome.events += events
+            outcome.reply["state"] = self.conv.state
+
+
+# --- transfers -----------------------------------------------------------------------------
+
+
+def transfer(
+    session: Session,
+    conv_id: str,
+    by: Identity,
+    *,
+    to_agent: str | None = None,
+    to_team: str | None = None,
+    note: str | None = None,
+) -> tuple[dict, list[Event]]:
+    """Hand a conversation to another agent, or to a team's queue (then auto-assigned there),
+    with an optional private note for the next person."""
+    if (to_agent is None) == (to_team is None):
+        raise Invalid("give exactly one of 'agent' or 'team'")
+    conv = convs.get(session, conv_id)
+    if conv.state not in ("waiting", "agent"):
+        raise Conflict(f"conversation {conv.id} is {conv.state}; only open conversations move")
+    events: list[Event] = []
+    if to_agent is not None:
+        user = session.scalar(select(User).where(User.username == to_agent, User.active.is_(True)))
+        if user is None:
+            raise NotFound(f"no active agent {to_agent!r}")
+        if conv.state == "agent" and conv.assigned_agent_id == user.id:
+            raise Conflict(f"conversation {conv.id} is already with {to_agent}")
+        target = to_agent
+    else:
+        team = teams.get_team(session, to_team)
+        target = team.name
+    if note is not None and note.strip():
+        _, note_events = notes.add_note(session, conv.id, by, f"→ {target}: {note.strip()}")
+        events += note_events
+    if to_agent is not None:
+        teams.ensure_status(session, user.id)
+        convs.transition(session, conv, "agent", ("waiting", "agent"), assigned_agent_id=user.id)
+        msg = convs.add_message(session, conv, "system", "system", "transferred", agent_id=user.id)
+        events += state_events(session, conv, [msg])
+    else:
+        set_team(session, conv.id, team.id)
+        convs.transition(
+            session,
+            conv,
+            "waiting",
+            ("waiting", "agent"),
+            assigned_agent_id=None,
+            handoff_reason=conv.handoff_reason or "transfer",
+        )
+        msg = convs.add_message(session, conv, "system", "system", "transferred", agent_id=by.id)
+        events += state_events(session, conv, [msg])
+        if hours.is_open(team, utcnow()):
+            events += auto_assign(session, conv, team.id)
+    return convs.summary_dict(session, conv), events
