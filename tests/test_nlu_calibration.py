@@ -114,7 +114,7 @@ def _cands(*confs):
 def test_decision_carries_the_out_of_scope_score():
     cfg = PolicyConfig(threshold=0.9, clarify_threshold=0.7, oos_threshold=0.8)
     d = decide(_cands(0.1, 0.05, 0.01), cfg, language="en", oos_score=0.93)
-    assert d.type == "handoff" and d.oos_score == 0.93 and d.oos_threshold == 0.8
+    assert d.type == "out_of_scope" and d.oos_score == 0.93 and d.oos_threshold == 0.8
     assert d.confidently_out_of_scope and d.to_dict()["oos_score"] == 0.93
     d = decide(_cands(0.5, 0.3, 0.04), cfg, language="en", oos_score=0.4)
     # the third option adds next to nothing: two offered, 0.8 ≥ 0.7
