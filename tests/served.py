@@ -30,7 +30,7 @@ class Served:
     def ws(self) -> str:
         return self.base.replace("http://", "ws://")
 
-    def wait_up(self, timeout: float = 90) -> None:
+    def wait_up(self, timeout: float = 90, ready_path: str = "/readyz") -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -38,7 +38,7 @@ class Served:
                     f"annae serve exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}"
                 )
             try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
+                if httpx.get(self.base + ready_path, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

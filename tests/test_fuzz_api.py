@@ -20,7 +20,7 @@ from schemathesis.generation import GenerationMode
 
 pytestmark = pytest.mark.slow
 
-FUZZ_SECONDS = float(os.environ.get("ANNAE_FUZZ_SECONDS", "60"))
+FUZZ_SECONDS = float(os.environ.get("ANNAE_FUZZ_SECONDS", "45"))  # per database
 EXAMPLES = 25  # per operation and mode, while time lasts
 # starting a retrain trains a model in the background: minutes of CPU, not an input check
 SKIP = {("POST", "/api/v1/admin/retrain"), ("POST", "/api/v1/learning/retrain")}

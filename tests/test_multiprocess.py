@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
-from served import free_port, recv_until
+from served import recv_until, serve
 from websockets.sync.client import connect
 
 from annae.agents.users import create_user
@@ -23,67 +19,21 @@ REDIS_URL = os.environ.get("ANNAE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 
-def _serve(home: Path, db_url: str, port: int, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "ANNAE_HOME": str(home),
-        "ANNAE_DATABASE_URL": db_url,
-        "ANNAE_REDIS_URL": REDIS_URL,
-        "ANNAE_ENCODER": "none",
-        "OMP_NUM_THREADS": "1",
-    }
-    annae = Path(sys.executable).with_name("annae")
-    cmd = [
-        str(annae),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    return subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-def _wait_up(base: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"annae serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"annae serve did not start on {base}:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
 def two_servers(tmp_path, db_url):
+    """Two `annae serve` commands (no model: /healthz, not /readyz) on one database and Redis."""
     create_user(get_engine(db_url), "alice", "agent", PASSWORD)
-    procs, bases = [], []
-    for name in ("a", "b"):
-        home = tmp_path / name
-        home.mkdir()
-        port = free_port()
-        log = tmp_path / f"{name}.log"
-        proc = _serve(home, db_url, port, log)
-        procs.append(proc)
-        bases.append((f"http://127.0.0.1:{port}", proc, log))
+    servers = [
+        serve(tmp_path / name, db_url, redis_url=REDIS_URL, extra_args=("--log-level", "warning"))
+        for name in ("a", "b")
+    ]
     try:
-        for base, proc, log in bases:
-            _wait_up(base, proc, log)
-        yield [b for b, _, _ in bases]
+        for server in servers:
+            server.wait_up(ready_path="/healthz")
+        yield [server.base for server in servers]
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for server in servers:
+            server.stop()
 
 
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
