@@ -170,6 +170,9 @@ def main() -> None:
             f"{stats['load_before']:.1f} / {stats['load_after']:.1f}",
         ],
     ]
+    p99 = _pct(stats["latency"], 0.99)
+    met = p99 <= 300 and stats["sent"] / stats["seconds"] >= 0.95 * RATE and not stats["errors"]
+    verdict = "met" if met else "not met"
     body = (
         f"`annae serve --workers {WORKERS}` on a fresh PostgreSQL database with Redis events, model "
         f"{version} (encoder `{ENCODER}`), demo KB, one Kakao channel; the load generator runs on the "
@@ -179,7 +182,8 @@ def main() -> None:
         f"shared with other work: see its load average (2 cores; above 2 means our processes got only "
         f"part of the CPU).\n\n"
         + table(["measure", f"{RATE:.0f} req/s, {SECONDS:.0f} s"], rows)
-        + "\n\nTarget (issue 17): p99 ≤ 300 ms at 50 requests/s.\n"
+        + f"\n\nTarget (issue 17): p99 ≤ 300 ms at 50 requests/s: **{verdict}** in this run "
+        f"(load average {stats['load_before']:.1f} on {os.cpu_count()} cores).\n"
     )
     print(body)
     write_section("kakao", "Kakao skill load (2 workers, PostgreSQL + Redis)", body)

@@ -31,7 +31,9 @@ def record(session: Session, events: list[Event]) -> None:
         if channel.startswith("conv:"):
             if kind == "message":
                 message = payload["message"]
-                webhooks.emit(session, "message.created", {"message": _redacted(message)}, conv_id)
+                if webhooks.wanted(session, "message.created"):  # redaction costs: only if needed
+                    data = {"message": _redacted(message)}
+                    webhooks.emit(session, "message.created", data, conv_id)
                 _to_customer(session, conv_id, message)
             elif kind == "state" and payload.get("state") == "resolved":
                 webhooks.emit(session, "conversation.resolved", _state(payload), conv_id)

@@ -99,6 +99,11 @@ def _subscribers(session: Session) -> list[tuple[int, frozenset[str]]]:
     return subs
 
 
+def wanted(session: Session, event: str) -> bool:
+    """Whether any active webhook wants ``event`` (cached; lets callers skip building payloads)."""
+    return any(event in events for _, events in _subscribers(session))
+
+
 def emit(session: Session, event: str, data: dict, conversation_id: str | None = None) -> int:
     """One outbox item per webhook that wants ``event``; returns how many."""
     n = 0
