@@ -19,13 +19,12 @@ ONLY_CUSTOMER = "only the customer"  # its token (or a channel's key); staff are
 STAFF_OR_CHANNEL = "staff or channel"  # an agent/admin, or a channel's X-API-Key
 PAGE, CONSOLE, ADMIN_PAGE = "page", "console", "admin page"  # HTML: login redirect, 403 page
 LOCAL = "loopback"  # /metrics: loopback clients or ANNAE_METRICS_TOKEN (test_hardening_web)
+SECRET = "channel secret"  # the Kakao skill: only the channel's X-Annae-Secret (test_channel_kakao)
 
 C = "/api/v1/conversations/{conv_id}"
 RULES: dict[tuple[str, str], str] = {
     ("GET", "/openapi.json"): PUBLIC,
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
-    ("GET", "/redoc"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/metrics"): LOCAL,
@@ -96,12 +95,48 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", C + "/suggest-products"): AGENT,
     ("GET", "/api/v1/admin/entries/{entry_id}/products"): ADMIN,
     ("PUT", "/api/v1/admin/entries/{entry_id}/products"): ADMIN,
+    # the learning loop
+    ("DELETE", C + "/label"): AGENT,
+    ("GET", "/api/v1/learning/labels"): ADMIN,
+    # channels: the Kakao skill, e-mail links (the signed token in the path is the credential)
+    ("POST", "/channels/kakao/skill"): SECRET,
+    ("GET", "/channels/email/link/{token}"): PUBLIC,
+    ("POST", "/channels/email/link/{token}"): PUBLIC,
+    ("GET", "/api/v1/admin/webhooks"): ADMIN,
+    ("POST", "/api/v1/admin/webhooks"): ADMIN,
+    ("DELETE", "/api/v1/admin/webhooks/{hook_id}"): ADMIN,
+    ("GET", "/api/v1/admin/deliveries"): ADMIN,
+    ("POST", "/api/v1/admin/deliveries/{item_id}/resend"): ADMIN,
+    ("GET", "/admin/deliveries"): ADMIN,
+    # the agent desk
+    ("GET", "/api/v1/desk/teams"): AGENT,
+    ("POST", "/api/v1/desk/teams"): ADMIN,
+    ("PATCH", "/api/v1/desk/teams/{name}"): ADMIN,
+    ("DELETE", "/api/v1/desk/teams/{name}"): ADMIN,
+    ("GET", "/api/v1/desk/holidays/kr/{year}"): AGENT,
+    ("GET", "/api/v1/desk/agents"): AGENT,
+    ("GET", "/api/v1/desk/me"): AGENT,
+    ("PUT", "/api/v1/desk/me"): AGENT,
+    ("GET", "/api/v1/desk/mentions"): AGENT,
+    ("GET", "/api/v1/desk/replies"): AGENT,
+    ("POST", "/api/v1/desk/replies"): AGENT,
+    ("DELETE", "/api/v1/desk/replies/{reply_id}"): AGENT,
+    ("GET", "/api/v1/desk/replies.csv"): ADMIN,
+    ("POST", "/api/v1/desk/replies.csv"): ADMIN,
+    ("GET", "/api/v1/desk/service-levels"): ADMIN,
+    ("GET", "/api/v1/desk/service-levels.csv"): ADMIN,
+    ("POST", C + "/transfer"): AGENT,
+    ("GET", C + "/notes"): AGENT,
+    ("POST", C + "/notes"): AGENT,
+    ("POST", C + "/csat"): ONLY_CUSTOMER,
+    ("GET", C + "/csat"): ONLY_CUSTOMER,
 }
 # valid bodies where a handler reads the body before it checks who is calling
 BODIES = {
     ("POST", C + "/messages"): {"text": "How long does delivery take?"},
     ("POST", C + "/messages/{message_id}/rating"): {"helpful": True},
     ("POST", C + "/consent"): {"purpose": "training", "granted": True},
+    ("POST", C + "/csat"): {"score": 5},
 }
 # required query parameters (checked before the handler looks at the caller)
 QUERIES = {("GET", C + "/products"): "?entry_id=1"}
@@ -144,6 +179,11 @@ def _fill(path: str, conv_id: str) -> str:
         .replace("{version}", "v1")
         .replace("{customer_id}", "C001")
         .replace("{product_id}", "B01")
+        .replace("{hook_id}", "1")
+        .replace("{item_id}", "1")
+        .replace("{reply_id}", "1")
+        .replace("{name}", "none")
+        .replace("{year}", "2026")
     )
 
 
@@ -181,6 +221,11 @@ def test_matrix(api):
         path = _fill(template, conv_id) + QUERIES.get(key, "")
         body = BODIES.get(key)
         anon = _call(api, method, path, {}, body)
+        if rule == SECRET:  # no token of any kind opens it
+            for who, headers in (("anonymous", {}), ("a customer", customer), ("an admin", admin)):
+                got = _call(api, method, path, headers, body)
+                expect(got[0] == 401, who, key, got)
+            continue
         if rule in (PUBLIC, PAGE, LOCAL):
             expect(anon[0] not in denied, "anonymous", key, anon)
             continue

@@ -21,6 +21,7 @@ from annae.channels.settings import channel_settings
 from annae.dialogue import conversations as convs
 from annae.store.db import session_scope
 from annae.web.auth import require_role
+from annae.web.inputs import Id
 from annae.web.routers.conversations import commit_turn, decide
 from annae.web.routers.deps import ApiError, Services, services
 
@@ -289,7 +290,7 @@ def create_webhook(body: WebhookIn, request: Request, _u: Identity = Depends(adm
 
 
 @router.delete("/api/v1/admin/webhooks/{hook_id}", tags=["admin"])
-def delete_webhook(hook_id: int, request: Request, _u: Identity = Depends(admin)) -> dict:
+def delete_webhook(hook_id: Id, request: Request, _u: Identity = Depends(admin)) -> dict:
     _admin_db(request, lambda s: webhooks.remove(s, hook_id))
     return {"id": hook_id, "active": False}
 
@@ -298,7 +299,7 @@ def delete_webhook(hook_id: int, request: Request, _u: Identity = Depends(admin)
 def deliveries(
     request: Request,
     kind: Literal["webhook", "email", "kakao", "slack"] | None = None,
-    webhook_id: int | None = None,
+    webhook_id: Id | None = None,
     status: Literal["pending", "delivered", "dead"] | None = None,
     limit: int = Query(100, ge=1, le=1000),
     _u: Identity = Depends(admin),
@@ -317,7 +318,7 @@ def deliveries(
 
 
 @router.post("/api/v1/admin/deliveries/{item_id}/resend", tags=["admin"])
-def resend(item_id: int, request: Request, _u: Identity = Depends(admin)) -> dict:
+def resend(item_id: Id, request: Request, _u: Identity = Depends(admin)) -> dict:
     """Send a delivered or dead item again (same delivery id: receivers can tell it is a repeat)."""
     out = _admin_db(request, lambda s: outbox.item_dict(outbox.resend(s, item_id)))
     wake(services(request))

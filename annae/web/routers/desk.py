@@ -20,6 +20,7 @@ from annae.agents.users import Identity
 from annae.dialogue.conversations import ConversationError
 from annae.store.db import session_scope
 from annae.web.auth import api_key_channel, current_user, require_role
+from annae.web.inputs import Id
 from annae.web.routers.deps import ApiError, bearer_token, services
 
 router = APIRouter(prefix="/api/v1", tags=["desk"])
@@ -243,7 +244,7 @@ def create_saved_reply(
 
 @router.delete("/desk/replies/{reply_id}")
 def delete_saved_reply(
-    reply_id: int, request: Request, user: Identity = Depends(current_user)
+    reply_id: Id, request: Request, user: Identity = Depends(current_user)
 ) -> dict:
     return _db(request, lambda s: (replies.delete(s, user, reply_id) or {"deleted": reply_id}, []))
 
