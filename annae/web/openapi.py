@@ -42,7 +42,7 @@ def errors_for(path: str, method: str) -> tuple[int, ...]:
     """The error statuses an operation may answer."""
     if path == "/healthz":
         return ()
-    if not path.startswith("/api/"):
+    if not path.startswith(("/api/", "/channels/")):  # the JSON API and the channels
         return (503,)
     return API_ERRORS + ((413,) if method in BODY_METHODS else ())
 
