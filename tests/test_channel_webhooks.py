@@ -154,7 +154,9 @@ def test_receiver_down_and_serve_restart_lose_nothing(app_env, db_url):
             for d in got
         ]
         assert events[0] == "conversation.created"
-        assert events[-2:] == ["conversation.resolved", "message.created"]  # the system line
+        after = events[events.index("conversation.resolved") + 1 :]
+        # the system line (and the desk's satisfaction survey)
+        assert 1 <= len(after) <= 2 and set(after) == {"message.created"}
         assert {"message.created", "rating.created", "conversation.handoff"} <= set(events)
     texts = [
         r["json"]["data"]["message"]["text"]
