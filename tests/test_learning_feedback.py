@@ -311,7 +311,7 @@ def test_label_form_quotes_the_handed_off_question_not_later_small_talk(api):
 
 
 def test_every_question_before_the_hand_off_is_offered_and_selectable(api):
-    first = "주문한 무선 이어폰이 한쪽만 소리가 안 나요. 어떻게 해야 하나요?"  # clarified
+    first = "배송은 얼마나 걸리나요 아니면 배송비는 얼마인가요?"  # clarified (two entries close)
     conv_id, _, agent = _scenario(api, first=first)
     form = api.client.get(f"/api/v1/conversations/{conv_id}/label", headers=agent).json()
     texts = [q["text"] for q in form["questions"]]
