@@ -16,7 +16,7 @@ expect.set_options(timeout=15_000)
 
 DESKTOP = {"width": 1280, "height": 800}
 DENTIST = "Can you recommend a good dentist near Gangnam station for a root canal?"
-SPONSOR = "Do you sponsor local football teams?"
+BREAD = "How do I bake sourdough bread?"
 BUSAN = "Can you recommend a good dentist in Busan?"
 HANGUL = re.compile(r"[가-힣]")
 ENGLISH = re.compile(r"[A-Za-z]{2,}")
@@ -77,19 +77,19 @@ def test_resolve_asks_the_label_and_analytics_creates_an_entry(
     ).json()["label"]
     assert label["kind"] == "not_faq" and label["agent"] == server.agent[0]
 
-    _handed_off(server, SPONSOR)
+    _handed_off(server, BREAD)
     ctx = browser.new_context(viewport=DESKTOP)
     try:
         page = ctx.new_page()
         _login(page, server, server.admin, "/console/analytics")
         expect(page.locator("#m-conversations")).not_to_have_text("0")
         expect(page.locator("svg").first).to_be_visible()
-        topic = page.locator(".cluster", has_text=SPONSOR)
+        topic = page.locator(".cluster", has_text=BREAD)
         expect(topic).to_be_visible()
         expect(page.locator(".cluster", has_text="dentist")).to_have_count(0)
         topic.locator("[data-create-entry]").click()
         form = page.locator("#cluster-dialog[open]")
-        expect(form.locator("input[name=question]")).to_have_value(SPONSOR)
+        expect(form.locator("input[name=question]")).to_have_value(BREAD)
         form.locator("textarea[name=answer]").fill("We sponsor two youth teams a year.")
         form.locator("#cluster-save").click()
         expect(topic.locator(".tag-ok")).to_contain_text("created")
@@ -227,6 +227,16 @@ def _expect_analytics_labels(page: Page, topic, labels: dict) -> None:
     expect(page.locator("[data-rollback=v90]")).to_have_text(labels["rollback"])
 
 
+def _asks_and_keeps_the_live_model(page, question: str) -> None:
+    """"Make live" asks in the styled confirm dialog; answering no keeps the live model."""
+    page.locator("[data-rollback=v90]").click()
+    asked = page.locator("#confirm-dialog[open]")
+    expect(asked.locator("#confirm-text")).to_have_text(question)
+    asked.locator("#confirm-cancel").click()
+    expect(page.locator("#confirm-dialog[open]")).to_have_count(0)
+    expect(page.locator("#models [data-status=saved]")).to_have_count(1)
+
+
 def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer) -> None:
     server = sqlite_server
     _handed_off(server, BUSAN)  # an unanswered topic (the label test may run alone or not at all)
@@ -245,10 +255,7 @@ def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer
         english = [t for t in _chrome_texts(page) if ENGLISH.search(t.replace("CSV", ""))]
         assert english == []
 
-        page.on("dialog", lambda d: d.dismiss())  # confirm(): answer "no", keep the live model
-        with page.expect_event("dialog") as asked:
-            page.locator("[data-rollback=v90]").click()
-        assert asked.value.message == "v90 모델을 적용할까요?"
+        _asks_and_keeps_the_live_model(page, "v90 모델을 적용할까요?")
 
         topic.locator("[data-create-entry]").click()
         form = page.locator("#cluster-dialog[open]")
@@ -271,9 +278,7 @@ def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer
         )
         korean = [t for t in _chrome_texts(page) if HANGUL.search(t)]
         assert korean == []
-        with page.expect_event("dialog") as asked:
-            page.locator("[data-rollback=v90]").click()
-        assert asked.value.message == "Make v90 the live model?"
+        _asks_and_keeps_the_live_model(page, "Make v90 the live model?")
 
         page.click("[data-lang-toggle]")  # and back
         expect(page.locator("main h1")).to_have_text("통계")
