@@ -228,7 +228,7 @@ def _expect_analytics_labels(page: Page, topic, labels: dict) -> None:
 
 
 def _asks_and_keeps_the_live_model(page, question: str) -> None:
-    """"Make live" asks in the styled confirm dialog; answering no keeps the live model."""
+    """ "Make live" asks in the styled confirm dialog; answering no keeps the live model."""
     page.locator("[data-rollback=v90]").click()
     asked = page.locator("#confirm-dialog[open]")
     expect(asked.locator("#confirm-text")).to_have_text(question)
