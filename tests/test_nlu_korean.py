@@ -138,14 +138,15 @@ def test_engine_uses_e5_for_korean(korean_engine):
 @pytest.mark.parametrize("text", BAD_INPUT)
 def test_odd_korean_input_gets_a_careful_decision(korean_engine, text):
     decision = korean_engine.decide(text)
-    assert decision.type in ("clarify", "handoff")
+    # never an answer: options, a person, or the out-of-scope reply (with its button to a person)
+    assert decision.type in ("clarify", "handoff", "out_of_scope")
 
 
 def test_odd_input_is_stored_as_typed(api):
     conv_id, headers = api.customer()
     for text in BAD_INPUT[:5] + [BAD_INPUT[6] + "배송", "환불해줘 ㅡㅡ"]:
         reply = api.say(conv_id, headers, text)
-        assert reply["type"] in ("answer", "clarify", "handoff")
+        assert reply["type"] in ("answer", "clarify", "handoff", "out_of_scope")
         stored = [m for m in api.transcript(conv_id, headers) if m["sender"] == "customer"]
         assert stored[-1]["text"] == text
         if reply["state"] != "bot":
