@@ -99,6 +99,6 @@ def test_no_secret_in_the_log_of_a_served_session(tmp_path, db_url, models):
     # the log did record the handshakes and requests, with their credentials blanked
     assert "WebSocket /api/v1/conversations/" in text, text[-2000:]
     assert "token=[redacted]" in text and "api_key=[redacted]" in text
-    assert "GET /readyz?api_key=[redacted]" in text
+    assert '"path": "/readyz?api_key=[redacted]"' in text  # the JSON access line
     for secret in secrets:
         assert secret not in text, f"a credential leaked into the log: {secret[:6]}…"
