@@ -414,7 +414,8 @@ def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServe
         expect(disabled).to_contain_text("disabled")
 
         admin.click("#retrain-btn")
-        expect(admin.locator("body")).to_have_attribute("data-retrain", "done", timeout=120_000)
+        # a gated retrain fits three models (reference, challenger, final) with the default encoder
+        expect(admin.locator("body")).to_have_attribute("data-retrain", "done", timeout=300_000)
         expect(admin.locator("#model-version")).not_to_have_text(old_version)
         expect(admin.locator("#retrain-status")).to_contain_text("is live")
 

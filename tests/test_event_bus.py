@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from private_services import PrivateRedis
@@ -74,7 +75,10 @@ def test_events_survive_a_redis_restart():
             await b.stop()
 
     try:
-        timings = asyncio.run(scenario())
+        # a thread of its own: Playwright's sync API (session-scoped browser) keeps an event loop
+        # running in the main thread once a browser test has run
+        with ThreadPoolExecutor(1) as pool:
+            timings = pool.submit(asyncio.run, scenario()).result()
     finally:
         redis.stop()
     assert timings["local_s"] < 1.0, timings
