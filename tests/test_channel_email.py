@@ -4,6 +4,8 @@ quoted history, HTML, attachments, and mail loops."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import smtplib
 import time
@@ -155,6 +157,12 @@ def test_whole_day_by_mail(mail):
         (rating,) = session.scalars(select(AnswerRating)).all()
         assert rating.helpful is True and rating.conversation_id == conv.id
     assert api.client.post("/channels/email/link/forged").status_code == 404
+    body, mac = links[0].rsplit("/", 1)[1].split(".")
+    tampered = (
+        base64.urlsafe_b64encode(json.dumps([conv.id, 1, "handoff"]).encode()).decode().rstrip("=")
+    )
+    for token in (f"{tampered}.{mac}", f"{body}.{mac[:-2]}", f"{body}.", "é.é"):
+        assert api.client.post(f"/channels/email/link/{token}").status_code == 404
 
 
 def _count(api) -> int:
