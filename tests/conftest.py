@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -24,6 +27,48 @@ PG_ADMIN_URL = os.environ.get(
     "ANNAE_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+# --- every secret the suite makes, and every log line Annae writes (test_zz_suite_log_secrets) ---
+LEDGER_DIR = Path(__file__).resolve().parent / "ledger"
+sys.path.insert(0, str(LEDGER_DIR))
+import secret_ledger  # noqa: E402
+
+LOGGED = ("annae", "uvicorn")
+
+
+def pytest_configure(config) -> None:
+    if not os.environ.get(secret_ledger.ENV):  # a suite started by a suite keeps the outer one
+        folder = Path(tempfile.mkdtemp(prefix="annae-ledger-"))
+        os.environ[secret_ledger.ENV] = str(folder / "secrets.txt")
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(LEDGER_DIR), os.environ.get("PYTHONPATH")) if p
+        )
+    ledger = Path(os.environ[secret_ledger.ENV])
+    secret_ledger.install(str(ledger))
+    handler = logging.FileHandler(ledger.parent / "in-process.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    config._annae_log_handler = handler
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The whole-suite log check runs after everything else."""
+    last = [i for i in items if i.path.name == "test_zz_suite_log_secrets.py"]
+    items[:] = [i for i in items if i not in last] + last
+
+
+@pytest.fixture(autouse=True)
+def _log_annae_lines(request) -> None:
+    """Annae's own log lines (INFO and up) of in-process tests go to the ledger's log file too
+    (re-attached after a test that reconfigures logging)."""
+    handler = getattr(request.config, "_annae_log_handler", None)
+    if handler is None:
+        return
+    for name in LOGGED:
+        logger = logging.getLogger(name)
+        if handler not in logger.handlers:
+            logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
 
 
 def _pg_database() -> tuple[str, callable]:

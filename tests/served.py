@@ -75,7 +75,8 @@ def serve(
     port = free_port()
     full_env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        # this checkout first; then the suite's secret ledger (tests/ledger, set by conftest)
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         "ANNAE_HOME": str(home),
         "ANNAE_DATABASE_URL": db_url,
         "ANNAE_ENCODER": "none",

@@ -31,7 +31,8 @@ def annae_shim(tmp_path) -> dict[str, str]:
     shim = bin_dir / "annae"
     shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m annae.cli "$@"\n')
     shim.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": path}
     env.pop("ANNAE_REDIS_URL", None)
     return env
 
