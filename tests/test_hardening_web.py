@@ -1,4 +1,5 @@
-"""Security headers, CSRF on every cookie-authenticated write, and who may read /metrics."""
+"""Security headers, CSRF on every cookie-authenticated write, who may read /metrics, and a start
+that names the SQLite file it cannot write."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import pytest
 from api_support import PASSWORD
 from fastapi.testclient import TestClient
 
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+from annae.settings import get_settings
+from annae.store.db import check_sqlite_files, get_engine, init_db
+from annae.web.app import create_app
+
+ON_SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
+@ON_SQLITE
 def test_security_headers_on_pages_console_and_api(api):
     chat = api.client.get("/chat")
     assert chat.status_code == 200 and chat.headers["content-type"].startswith("text/html")
@@ -24,6 +30,7 @@ def test_security_headers_on_pages_console_and_api(api):
     assert api.client.post("/api/v1/conversations").headers["cache-control"] == "no-store"
 
 
+@ON_SQLITE
 def test_interactions_need_csrf_with_a_cookie_session(api):
     client = api.client
     client.get("/healthz")
@@ -44,6 +51,7 @@ def test_interactions_need_csrf_with_a_cookie_session(api):
     assert r.status_code != 403, r.text
 
 
+@ON_SQLITE
 def test_metrics_only_for_loopback_or_with_the_metrics_token(api, monkeypatch):
     assert api.client.get("/metrics").status_code == 200  # the in-process test client
     remote = TestClient(api.client.app, client=("203.0.113.9", 50000))
@@ -58,3 +66,27 @@ def test_metrics_only_for_loopback_or_with_the_metrics_token(api, monkeypatch):
         assert r.status_code == 200 and "annae_http_requests_total" in r.text
     finally:
         api.client.app.state.services.settings.metrics_token = None
+
+
+def test_sqlite_file_that_cannot_be_written_stops_the_start_with_its_name(tmp_path, monkeypatch):
+    """A -shm (or -wal, or database) file the service cannot write: the start fails with a log
+    line naming the file, instead of failing every turn or dying of SIGBUS without a word."""
+    db = tmp_path / "annae.db"
+    url = f"sqlite:///{db}"
+    init_db(get_engine(url))
+    get_engine(url).dispose()
+    check_sqlite_files(get_engine(url))  # a healthy database passes
+    (tmp_path / "annae.db-shm").mkdir()  # a -shm that cannot be opened for writing
+    with pytest.raises(PermissionError, match=r"annae\.db-shm is not writable"):
+        check_sqlite_files(get_engine(url))
+
+    monkeypatch.setenv("ANNAE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ANNAE_DATABASE_URL", url)
+    monkeypatch.setenv("ANNAE_ENCODER", "none")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(PermissionError, match="-shm"), TestClient(create_app(get_settings())):
+            pass
+    finally:
+        get_settings.cache_clear()
+        get_engine(url).dispose()

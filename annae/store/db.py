@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -64,6 +65,32 @@ def _engine_for(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def check_sqlite_files(engine: Engine) -> None:
+    """Raise ``PermissionError`` naming the file when a SQLite database could not be written.
+
+    SQLite in WAL mode writes the database, ``-wal`` and ``-shm`` files beside it; one it cannot
+    write makes every turn fail, and a broken ``-shm`` mapping can kill the process (SIGBUS) with
+    no log line. The service checks at start so the operator reads which file and why.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    path = Path(database).resolve()
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"SQLite database folder {path.parent} is not writable")
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if not name.exists() and not name.is_symlink():
+            continue
+        try:
+            with open(name, "ab"):
+                pass
+        except OSError as exc:
+            raise PermissionError(
+                f"SQLite file {name} is not writable ({exc.strerror or exc}): fix its owner and "
+                "permissions (the service writes the database, -wal and -shm files)"
+            ) from exc
 
 
 @lru_cache(maxsize=8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import importlib.util
 import json
@@ -24,7 +25,7 @@ from annae.channels import runtime as channels_runtime
 from annae.dialogue.conversations import ConversationError
 from annae.logs import RequestIdMiddleware
 from annae.settings import Settings, get_settings
-from annae.store.db import get_engine
+from annae.store.db import check_sqlite_files, get_engine
 from annae.web import inputs, metrics, openapi
 from annae.web.auth import CSRFCookieMiddleware
 from annae.web.events import make_broker
@@ -206,7 +207,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # a fatal signal (SIGSEGV, SIGBUS from a broken SQLite -shm mapping) leaves a traceback
+        # on stderr, which is the server's log, instead of a silent exit
+        if not faulthandler.is_enabled():
+            faulthandler.enable()
         settings.home.mkdir(parents=True, exist_ok=True)
+        check_sqlite_files(get_engine(settings.database))
         holder = EngineHolder(settings)
         await run_in_threadpool(holder.load_now)
         broker = make_broker(settings.redis_url)
