@@ -1,7 +1,11 @@
 """Agent alerts: a hand-off nobody watches notifies by a Slack-compatible webhook and by mail,
-at most once per conversation per N minutes; an open console means no alert."""
+at most once per conversation per N minutes; an open console means no alert. A team whose hours
+start with customers queued gets them assigned and one alert."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from api_support import make_api
@@ -9,9 +13,11 @@ from channel_support import Receiver, Relay
 from sqlalchemy import select
 
 from annae.channels.outbox import Deliverer
+from annae.channels.runtime import sweep_openings
 from annae.channels.settings import channel_settings
 from annae.store.db import get_engine, session_scope
 from annae.store.tables.channels import OutboxItem
+from annae.store.tables.service import Conversation
 
 
 @pytest.fixture
@@ -79,3 +85,55 @@ def test_no_alert_while_a_console_is_open(alerting):
     with session_scope(get_engine(api.db_url)) as session:
         kinds = {i.kind for i in session.scalars(select(OutboxItem))}
     assert not kinds & {"slack", "email"}
+
+
+def test_a_team_opening_with_customers_queued_assigns_them_and_alerts_once(alerting):
+    """Handed off while the team is closed: queued; when its hours start, the sweep gives the
+    conversation to the online member and alerts once (a second sweep sends nothing)."""
+    api, slack, relay = alerting
+    admin, alice = api.login("root"), api.login("alice")
+    seoul = datetime.now(ZoneInfo("Asia/Seoul"))
+    start = (seoul + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[start.weekday()]
+    span = [f"{start:%H:%M}", f"{min(start.hour + 1, 23):02d}:59"]
+    r = api.client.post(
+        "/api/v1/desk/teams",
+        json={
+            "name": "배송",
+            "members": ["alice"],
+            "tags": ["shipping"],
+            "weekly": {day: [span]},
+            "holidays": [],
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    r = api.client.put("/api/v1/desk/me", json={"presence": "online"}, headers=alice)
+    assert r.status_code == 200, r.text
+    conv_id, headers = api.customer()
+    api.say(conv_id, headers, "How long does delivery take?")
+    _handoff(api, conv_id, headers)
+    svc = api.client.app.state.services
+    assert sweep_openings(svc) == []  # still closed: nothing to do
+    with session_scope(get_engine(api.db_url)) as session:
+        assert session.get(Conversation, conv_id).state == "waiting"
+    Deliverer(get_engine(api.db_url)).drain()
+    assert len(slack.accepted()) == 1  # the hand-off nobody watched
+
+    opened = start.astimezone(UTC) + timedelta(minutes=1)
+    (opening,) = sweep_openings(svc, opened)
+    assert (opening.team, opening.waiting, opening.assigned) == ("배송", 1, 1)
+    with session_scope(get_engine(api.db_url)) as session:
+        conv = session.get(Conversation, conv_id)
+        assert conv.state == "agent" and conv.assigned_agent_id is not None
+    Deliverer(get_engine(api.db_url)).drain()
+    posts = slack.accepted()
+    assert (
+        len(posts) == 2
+        and "team 배송 is open now; 1 customer(s) waited" in posts[1]["json"]["text"]
+    )
+    assert "[Annae] team 배송 opens with customers waiting" in {m["Subject"] for m in relay.mails}
+    # the sweep runs every 30 s: nothing waits any more, and the opening was alerted once
+    assert sweep_openings(svc, opened + timedelta(seconds=30)) == []
+    Deliverer(get_engine(api.db_url)).drain()
+    assert len(slack.accepted()) == 2

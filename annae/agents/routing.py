@@ -10,6 +10,9 @@ two processes neither double-assign nor overfill an agent.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -233,6 +236,59 @@ def fill(session: Session, user_id: int) -> list[Event]:
     for conv in waiting:
         events += _give(session, conv, agent, ("waiting",))
     return events
+
+
+# --- when a team's hours start --------------------------------------------------------------
+
+OPENING_WINDOW = timedelta(minutes=10)
+
+
+@dataclass
+class Opening:
+    """A team whose hours started lately, with the conversations that waited in its queue."""
+
+    team_id: int
+    team: str
+    opened_at: datetime
+    waiting: int  # in the team's queue at this sweep
+    assigned: int  # of those, given to online members now
+    events: list[Event] = field(default_factory=list)
+
+
+def openings(session: Session, now: datetime | None = None) -> list[Opening]:
+    """Teams whose hours started within :data:`OPENING_WINDOW` before ``now`` and have
+    conversations waiting in their queue (handed off while closed): those go to the team's online
+    members under capacity, oldest first; the rest stay queued. Safe to run again and from
+    several processes (each assignment is one conditional update)."""
+    now = now or utcnow()
+    since = now - OPENING_WINDOW
+    found: list[Opening] = []
+    for team in session.scalars(select(Team).order_by(Team.id)):
+        if not team.hours or hours.is_open(team, since) or not hours.is_open(team, now):
+            continue
+        opened = hours.next_open(team, since)
+        if opened is None or opened > now:
+            continue
+        waiting = list(
+            session.scalars(
+                select(Conversation)
+                .join(Routing, Routing.conversation_id == Conversation.id)
+                .where(Conversation.state == "waiting", Routing.team_id == team.id)
+                .order_by(Conversation.waiting_since, Conversation.id)
+                .with_for_update(skip_locked=True, of=Conversation)
+            )
+        )
+        if not waiting:
+            continue
+        opening = Opening(team.id, team.name, opened, len(waiting), 0)
+        for conv in waiting:
+            events = auto_assign(session, conv, team.id)
+            if not events:
+                break  # nobody free in the team: the rest stays in its queue
+            opening.events += events
+            opening.assigned += 1
+        found.append(opening)
+    return found
 
 
 # --- the hand-off hook ---------------------------------------------------------------------

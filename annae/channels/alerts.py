@@ -1,5 +1,6 @@
 """Agent alerts: a hand-off while no agent has the console open notifies the on-duty people by
-e-mail and/or a Slack-compatible incoming webhook, at most once per conversation per N minutes.
+e-mail and/or a Slack-compatible incoming webhook, at most once per conversation per N minutes;
+so does a team's opening hour when customers waited in its queue while it was closed (once).
 
 Presence is counted per process (open agent WebSockets); with several workers a console open on
 another worker is not seen here, so an alert may go out although someone watches (documented).
@@ -8,12 +9,14 @@ another worker is not seen here, so an alert may go out although someone watches
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from annae.agents.routing import Opening
 from annae.channels import outbox
 from annae.channels.settings import channel_settings
 from annae.store.db import utcnow
@@ -43,7 +46,7 @@ def consoles_open() -> int:
 def _text(conv: Conversation, url: str) -> str:
     return (
         f"Annae: a customer on {conv.channel} waits for a person "
-        f"(reason: {conv.handoff_reason or 'unknown'}). Open {url}/console"
+        f"(reason: {conv.handoff_reason or 'unknown'}). Open {url.rstrip('/')}/console"
     )
 
 
@@ -62,7 +65,35 @@ def on_handoff(session: Session, conv: Conversation) -> bool:
         row.sent_at = now
     else:
         session.add(AgentAlert(conversation_id=conv.id, sent_at=now))
-    text = _text(conv, settings.public_url.rstrip("/"))
+    _send(session, settings, "a customer waits for a person", _text(conv, settings.public_url))
+    return True
+
+
+def on_hours_start(session: Session, opening: Opening) -> bool:
+    """Alert once when a team's hours start with customers in its queue (handed off while it was
+    closed): how many waited and how many went to online agents at once."""
+    settings = channel_settings()
+    if not (settings.alert_email or settings.alert_webhook_url) or opening.waiting == 0:
+        return False
+    key = f"open:{opening.team_id}:{opening.opened_at.astimezone(UTC):%Y%m%d%H%M}"
+    if session.get(AgentAlert, key) is not None:
+        return False
+    try:
+        with session.begin_nested():  # another process may record the same opening first
+            session.add(AgentAlert(conversation_id=key, sent_at=utcnow()))
+    except IntegrityError:
+        return False
+    text = (
+        f"Annae: team {opening.team} is open now; {opening.waiting} customer(s) waited while it "
+        f"was closed ({opening.assigned} assigned to online agents). "
+        f"Open {settings.public_url.rstrip('/')}/console"
+    )
+    _send(session, settings, f"team {opening.team} opens with customers waiting", text)
+    return True
+
+
+def _send(session: Session, settings, subject: str, text: str) -> None:
+    """One alert: an outbox item for the webhook and one for the mail, as configured."""
     if settings.alert_webhook_url:
         outbox.enqueue(
             session, "slack", "alert", {"url": settings.alert_webhook_url, "body": {"text": text}}
@@ -72,10 +103,9 @@ def on_handoff(session: Session, conv: Conversation) -> bool:
         msg = EmailMessage()
         msg["From"] = settings.mail_from
         msg["To"] = ", ".join(to)
-        msg["Subject"] = "[Annae] a customer waits for a person"
+        msg["Subject"] = f"[Annae] {subject}"
         msg["Date"] = formatdate(localtime=False)
         msg["Message-ID"] = make_msgid(domain=settings.mail_from.rpartition("@")[2] or "annae")
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(text)
         outbox.enqueue(session, "email", "alert", {"mime": msg.as_string(), "to": to})
-    return True

@@ -1,9 +1,10 @@
-"""What ``annae serve`` runs for the channels: the outbox delivery thread and, when configured,
-the inbound SMTP receiver."""
+"""What ``annae serve`` runs for the channels: the outbox delivery thread, the opening-hours
+sweep (:func:`sweep_openings`) and, when configured, the inbound SMTP receiver."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from annae.channels.settings import channel_settings
@@ -22,6 +23,8 @@ def start(svc) -> Callable[[], None]:
         deliverer.start()
         svc.extra["deliverer"] = deliverer
         stops.append(deliverer.stop)
+    if settings.hours_poll > 0:
+        stops.append(_every(settings.hours_poll, lambda: sweep_openings(svc), "annae-hours"))
     if settings.smtp_listen:
         from annae.channels.email import start_receiver
 
@@ -35,3 +38,43 @@ def start(svc) -> Callable[[], None]:
             fn()
 
     return stop
+
+
+def sweep_openings(svc, now=None) -> list:
+    """Teams whose hours just started: queued conversations to online members, one alert each
+    (:func:`annae.agents.routing.openings`, :func:`annae.channels.alerts.on_hours_start`)."""
+    from annae.agents.routing import openings
+    from annae.channels.alerts import on_hours_start
+    from annae.store.db import session_scope
+
+    with session_scope(svc.db) as session:
+        found = openings(session, now)
+        alerted = [on_hours_start(session, o) for o in found]
+    svc.broker.publish_many([event for o in found for event in o.events])
+    deliverer = svc.extra.get("deliverer")
+    if any(alerted) and deliverer is not None:
+        deliverer.wake.set()
+    for o in found:
+        log.info("team %s opened: %d waiting, %d assigned", o.team, o.waiting, o.assigned)
+    return found
+
+
+def _every(seconds: float, fn: Callable[[], object], name: str) -> Callable[[], None]:
+    """Run ``fn`` every ``seconds`` in a daemon thread; returns the function that stops it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(seconds):
+            try:
+                fn()
+            except Exception:
+                log.exception("%s failed", name)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join(5)
+
+    return stopper

@@ -50,6 +50,11 @@ class ChannelSettings(BaseSettings):
     outbox_worker: bool = Field(
         default=True, description="Run the outbox delivery thread in `annae serve`."
     )
+    hours_poll: float = Field(
+        default=30,
+        ge=0,
+        description="Seconds between checks for teams whose hours just started (0: off).",
+    )
     webhook_replay_window: int = Field(
         default=300, description="Documented replay window for receivers (s)."
     )
