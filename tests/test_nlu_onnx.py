@@ -142,8 +142,8 @@ def test_small_data_chooses_the_linear_model_by_cross_validation():
     logreg = IntentClassifier(features=LEXICAL, model="logreg").fit(texts, labels)
     svm = IntentClassifier(features=LEXICAL, model="svm").fit(texts, labels)
     assert [c["model"] for c in svm.metrics_["cv_candidates"]] == ["svm"]
-    assert type(svm._model.svm).__name__ == "LinearSVC"
-    assert type(logreg._model.svm).__name__ == "LogisticRegression"
+    assert svm._model.svm.kind == "LinearSVC"
+    assert logreg._model.svm.kind == "LogisticRegression"
     for clf in (logreg, svm):
         probs = clf.predict_proba(["gift wrap please"])
         assert clf.top_k(probs, 1)[0][0][0] == "wrap"

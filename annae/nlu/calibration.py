@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
 PRIOR = 0.5
@@ -56,6 +55,8 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
 
     def nll(log_t: float) -> float:
         return -log_softmax(scores / np.exp(log_t), axis=1)[rows, labels].mean()
+
+    from scipy.optimize import minimize_scalar  # training only: serving skips its import
 
     res = minimize_scalar(nll, bounds=(np.log(1e-3), np.log(10.0)), method="bounded")
     return float(np.exp(res.x))

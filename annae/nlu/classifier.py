@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.svm import LinearSVC
 
 from annae.dialogue.policy import CLARIFY_MAX, CLARIFY_MIN_CONFIDENCE
 from annae.nlu import calibration
@@ -40,9 +38,27 @@ class TrainingError(ValueError):
 
 
 @dataclass
+class Linear:
+    """A fitted linear model as its weights (``kind``: the scikit-learn class it came from):
+    ``decision_function`` is one sparse-dense product, and serving needs no scikit-learn."""
+
+    kind: str
+    coef: np.ndarray  # (n_classes, n_features), one row for two classes like sklearn
+    intercept: np.ndarray
+
+    @classmethod
+    def of(cls, model) -> Linear:
+        return cls(type(model).__name__, np.asarray(model.coef_), np.asarray(model.intercept_))
+
+    def decision_function(self, x) -> np.ndarray:
+        raw = np.asarray(x @ self.coef.T) + self.intercept
+        return raw.ravel() if raw.shape[1] == 1 else raw
+
+
+@dataclass
 class Fitted:
     lexical: LexicalFeatures
-    svm: LinearSVC | LogisticRegression  # any linear model with ``decision_function``
+    svm: Linear  # models saved before Linear hold the sklearn model (same decision_function)
     classes: np.ndarray  # indices into IntentClassifier.classes_
 
     def scores(self, lex_texts, tokens, emb, weight, n_classes) -> np.ndarray:
@@ -271,11 +287,15 @@ class IntentClassifier:
         if len(present) < 2:
             raise TrainingError("a cross-validation fold holds a single entry; add more examples")
         if (kind or self.model) == "logreg":
+            from sklearn.linear_model import LogisticRegression
+
             svm = LogisticRegression(C=LOGREG_C, max_iter=3000)
         else:
+            from sklearn.svm import LinearSVC
+
             svm = LinearSVC(C=self.C, tol=1e-3, random_state=self.random_state, max_iter=5000)
         svm.fit(x, y[idx])
-        return Fitted(lexical, svm, svm.classes_)
+        return Fitted(lexical, Linear.of(svm), svm.classes_)
 
     def _folds(self, y: np.ndarray, anchor: np.ndarray):
         """Stratified folds; an entry with fewer examples than folds appears in fewer test folds."""

@@ -3,13 +3,14 @@ morphemes (kiwipiepy) and, optionally, sentence embeddings, stacked into one spa
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from annae.nlu.text import has_hangul
 
@@ -71,10 +72,108 @@ def jamo(text: str) -> str:
     return unicodedata.normalize("NFD", text) if has_hangul(text) else text
 
 
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+class FrozenTfidf:
+    """A fitted scikit-learn ``TfidfVectorizer`` as plain data (vocabulary, idf, analyzer
+    settings) with the same ``transform``: a served model never imports scikit-learn, which was
+    most of a cold start (``annae ask``), and one short text costs a fraction of sklearn's input
+    checks. Covers the settings :class:`LexicalFeatures` uses (``char_wb``, ``word`` or a callable
+    analyzer, ``sublinear_tf``, L2 norm); ``of`` leaves any other vectorizer as it is."""
+
+    def __init__(self, vec) -> None:
+        self.vocabulary: dict = dict(vec.vocabulary_)
+        self.idf = np.asarray(vec.idf_)
+        self.analyzer = vec.analyzer
+        self.ngram_range = tuple(vec.ngram_range)
+        self.lowercase = bool(vec.lowercase)
+        self.preprocessor = vec.preprocessor
+        self.pattern = re.compile(vec.token_pattern) if vec.analyzer == "word" else None
+        self.sublinear_tf = bool(vec.sublinear_tf)
+        self.dtype = np.dtype(vec.dtype)
+
+    @classmethod
+    def of(cls, vec):
+        if isinstance(vec, cls) or not hasattr(vec, "vocabulary_"):
+            return vec
+        plain = (
+            vec.input == "content"
+            and vec.strip_accents is None
+            and vec.stop_words is None
+            and vec.tokenizer is None
+            and not vec.binary
+            and vec.use_idf
+            and vec.norm == "l2"
+            and (vec.analyzer in ("char_wb", "word") or callable(vec.analyzer))
+        )
+        return cls(vec) if plain else vec
+
+    def _terms(self, doc) -> list:
+        if callable(self.analyzer):
+            return self.analyzer(doc)
+        if self.preprocessor is not None:
+            doc = self.preprocessor(doc)
+        elif self.lowercase:
+            doc = doc.lower()
+        low, high = self.ngram_range
+        out: list[str] = []
+        if self.analyzer == "char_wb":  # sklearn's _char_wb_ngrams
+            for word in _WHITE_SPACES.sub(" ", doc).split():
+                word = f" {word} "
+                size = len(word)
+                for n in range(low, high + 1):
+                    offset = 0
+                    out.append(word[offset : offset + n])
+                    while offset + n < size:
+                        offset += 1
+                        out.append(word[offset : offset + n])
+                    if offset == 0:  # a short word counts once
+                        break
+            return out
+        tokens = self.pattern.findall(doc)  # sklearn's _word_ngrams
+        if high == 1:
+            return tokens
+        out = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), min(high + 1, len(tokens) + 1)):
+            out += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+        return out
+
+    def transform(self, docs) -> sp.csr_matrix:
+        vocab = self.vocabulary
+        indptr, indices, counts = [0], [], []
+        for doc in docs:
+            seen: dict[int, int] = {}
+            for term in self._terms(doc):
+                j = vocab.get(term)
+                if j is not None:
+                    seen[j] = seen.get(j, 0) + 1
+            indices += seen.keys()
+            counts += seen.values()
+            indptr.append(len(indices))
+        x = sp.csr_matrix(
+            (np.asarray(counts, dtype=self.dtype), np.asarray(indices, dtype=np.int32), indptr),
+            shape=(len(indptr) - 1, len(vocab)),
+        )
+        x.sort_indices()
+        if self.sublinear_tf:
+            np.log(x.data, x.data)
+            x.data += 1.0
+        x.data *= self.idf[x.indices]
+        lengths = np.diff(x.indptr)
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        norms = np.sqrt(np.bincount(rows, weights=x.data * x.data, minlength=len(lengths)))
+        norms[norms == 0] = 1.0
+        x.data /= norms[rows].astype(x.dtype)
+        return x
+
+
 class LexicalFeatures:
     """Character n-grams, word n-grams and Korean morphemes, each TF-IDF weighted."""
 
     def __init__(self, config: FeatureConfig) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         self.config = config
         self.char = TfidfVectorizer(
             analyzer="char_wb",
@@ -90,8 +189,8 @@ class LexicalFeatures:
             token_pattern=r"(?u)\b\w+\b",
             dtype=np.float32,
         )
-        self.morph: TfidfVectorizer | None = None
-        self.jamo: TfidfVectorizer | None = None
+        self.morph: Any = None
+        self.jamo: Any = None
         if getattr(config, "jamo_ngrams", None):
             self.jamo = TfidfVectorizer(
                 analyzer="char_wb",
@@ -114,8 +213,14 @@ class LexicalFeatures:
             except ValueError:
                 self.jamo.set_params(min_df=1).fit(texts)
         if self.config.morphemes and tokens is not None and any(tokens):
+            from sklearn.feature_extraction.text import TfidfVectorizer
+
             self.morph = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, dtype=np.float32)
             self.morph.fit(tokens)
+        # what is kept (and saved with a model) is plain data: serving needs no scikit-learn
+        self.char, self.word = FrozenTfidf.of(self.char), FrozenTfidf.of(self.word)
+        self.jamo = FrozenTfidf.of(self.jamo) if self.jamo is not None else None
+        self.morph = FrozenTfidf.of(self.morph) if self.morph is not None else None
         return self
 
     def transform(self, texts: list[str], tokens: list[list[str]] | None = None) -> sp.csr_matrix:
