@@ -7,6 +7,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,8 +21,13 @@ ROLES = ("agent", "admin")
 TOKEN_TTL = timedelta(days=7)
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 _hasher = PasswordHasher()
-# verified against when the user does not exist, so that timing does not reveal names
-_DUMMY_HASH = _hasher.hash("annae-dummy-password")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so that timing does not reveal names
+    (made at the first sign-in, not at import: an argon2 hash costs every process 0.15 s)."""
+    return _hasher.hash("annae-dummy-password")
 
 
 class UserError(ValueError):
@@ -108,7 +114,7 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user with this name and password, else None (constant-ish time)."""
     user = session.scalar(select(User).where(User.username == username))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.active:

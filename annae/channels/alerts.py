@@ -12,16 +12,19 @@ import threading
 from datetime import UTC, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from annae.agents.routing import Opening
 from annae.channels import outbox
 from annae.channels.settings import channel_settings
 from annae.store.db import utcnow
 from annae.store.tables.channels import AgentAlert
 from annae.store.tables.service import Conversation
+
+if TYPE_CHECKING:
+    from annae.agents.routing import Opening
 
 _open = 0
 _lock = threading.Lock()
