@@ -35,7 +35,7 @@ demo: install
 	$(ANNAE) demo
 
 test: install chromium services
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 bench: install services
 	$(PY) -m benchmarks.run

@@ -688,6 +688,8 @@
     }
   });
   input.addEventListener("input", autosize);
+  input.disabled = false; // the page serves them disabled until this script listens
+  sendBtn.disabled = false;
   humanBtn.addEventListener("click", askForHuman);
   document.querySelectorAll("[data-new-chat]").forEach((b) => b.addEventListener("click", newConversation));
   document.querySelectorAll("[data-close-chat]").forEach((b) =>
