@@ -157,13 +157,15 @@ def main() -> None:
 
     # 3. the out-of-scope reply on the live model
     rows = []
-    for th in THRESHOLDS:
+    own = v3.policy.oos_threshold  # the model's own, chosen at training for the target precision
+    for th in (*THRESHOLDS, own):
         v3.policy = replace(v3.policy, oos_threshold=th)
         oos_off = sum(v3.decide(q).type == "out_of_scope" for q in OFF_TOPIC)
         turned_away = sum(v3.decide(q).type == "out_of_scope" for q, _ in IN_SCOPE)
         wrong = sum((d := v3.decide(q)).type == "answer" and d.entry_key != k for q, k in IN_SCOPE)
+        name = f"{th:.3f} (the model's own: the default)" if th is own else th
         rows.append(
-            [th, f"{oos_off} / {len(OFF_TOPIC)}", f"{turned_away} / {len(IN_SCOPE)}", wrong]
+            [name, f"{oos_off} / {len(OFF_TOPIC)}", f"{turned_away} / {len(IN_SCOPE)}", wrong]
         )
 
     body = (
@@ -198,8 +200,9 @@ def main() -> None:
         )  # fmt: skip
         + f"\n\nThe label stored {stored!r} ({label['kind']}); the small talk was never stored by "
         f"the dialog. Off-topic questions answered directly by v1: {off_before}.\n\n"
-        "Out-of-scope reply on the live model (the calibrated probability of the KB's `oos` "
-        "label as the score; the default `ANNAE_OOS_THRESHOLD` is 0.5):\n\n"
+        "Out-of-scope reply on the live model: its calibrated out-of-scope score "
+        "(docs/engine.md) against fixed thresholds and against the threshold the model chose at "
+        "training for the target precision (the default; `ANNAE_OOS_THRESHOLD` overrides it):\n\n"
         + table(
             [
                 "oos_threshold",

@@ -7,11 +7,21 @@ the latency is from sending the frame to receiving the ``reply`` event.
 Two phases on the same server: a tenth of the customers and rate for up to 30 s, then the full load.
 Environment: ANNAE_BENCH_CUSTOMERS (200), ANNAE_BENCH_RATE (100 q/s), ANNAE_BENCH_SECONDS (60),
 ANNAE_BENCH_ENCODER (bundled), ANNAE_TEST_PG_ADMIN, ANNAE_BENCH_REDIS.
+
+With ANNAE_BENCH_SERVICE_DESK=1, then (or only, with ANNAE_BENCH_SERVICE_ONLY_DESK=1) the desk
+comparison of issue 18 on the same server and database: the full load for ANNAE_BENCH_DESK_SECONDS
+(60) with the 10 agents of bench_desk offline (hand-offs only queue), then with them online
+(capacity 3) answering over HTTP: each lists its open conversations, replies to and resolves each,
+sleeps 0.5 s. In both, a customer who gets the out-of-scope reply asks for a person at their next
+turn (the bot answers the demo phrasings: that is where hand-offs come from). Hand-off turns (routing
+and auto-assignment) are timed apart; the database is then checked for conversations assigned
+twice or lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -40,6 +50,10 @@ SECONDS = float(os.environ.get("ANNAE_BENCH_SECONDS", "60"))
 PHASES = [(max(1, CUSTOMERS // 10), RATE / 10, min(30.0, SECONDS)), (CUSTOMERS, RATE, SECONDS)]
 ENCODER = os.environ.get("ANNAE_BENCH_ENCODER", "bundled")
 WORKERS = 2
+DESK = os.environ.get("ANNAE_BENCH_SERVICE_DESK") == "1"
+ONLY_DESK = DESK and os.environ.get("ANNAE_BENCH_SERVICE_ONLY_DESK") == "1"
+DESK_SECONDS = float(os.environ.get("ANNAE_BENCH_DESK_SECONDS", "60"))
+AGENT_PASSWORD = "correct-horse-battery"  # bench_desk's agents
 
 
 def _questions() -> list[str]:
@@ -99,6 +113,7 @@ def service_env(home: Path, db_url: str) -> dict:
         "ANNAE_ENCODER": ENCODER,
         "ANNAE_RATE_IP": "0",
         "ANNAE_RATE_CONVERSATION": "0",
+        "ANNAE_RATE_LOGIN": "0",
         "OMP_NUM_THREADS": "1",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -175,9 +190,12 @@ async def _customer(
     start: float,
     stop: float,
     stats: dict,
+    person: bool = False,
 ) -> None:
-    """Ask a question every period; after a hand-off, come back as a new visitor (new conversation)."""
+    """Ask a question every period; after a hand-off, come back as a new visitor (new conversation).
+    ``person``: after the out-of-scope reply, the next turn asks for a person (the chat's button)."""
     rng = random.Random(n)
+    ask_person = False
     try:
         tick = start + rng.random() * period
         while True:
@@ -186,7 +204,8 @@ async def _customer(
                 return
             tick += period
             sent = time.perf_counter()
-            await ws.send(json.dumps({"text": rng.choice(questions)}))
+            turn = {"handoff": True} if ask_person else {"text": rng.choice(questions)}
+            await ws.send(json.dumps(turn))
             stats["sent"] += 1
             frame: dict = {}
             try:
@@ -194,8 +213,13 @@ async def _customer(
                     while True:
                         frame = json.loads(await ws.recv())
                         if frame.get("event") == "reply":
-                            stats["latency"].append(time.perf_counter() - sent)
-                            stats["types"][frame["reply"]["type"]] += 1
+                            latency, reply = time.perf_counter() - sent, frame["reply"]
+                            stats["latency"].append(latency)
+                            stats["types"][reply["type"]] += 1
+                            ask_person = person and reply["type"] == "out_of_scope"
+                            if reply["type"] == "handoff":  # routing and auto-assignment ran
+                                stats["handoff_latency"].append(latency)
+                                stats["assigned_in_turn"] += reply.get("state") == "agent"
                             break
                         if frame.get("event") == "error":
                             stats["errors"][frame["error"]["code"]] += 1
@@ -204,7 +228,7 @@ async def _customer(
                 stats["errors"]["timeout (10 s)"] += 1
             if frame.get("event") != "reply" or frame["reply"]["type"] == "handoff":
                 await ws.close()
-                ws = await _conversation(http, base, stats)
+                ws, ask_person = await _conversation(http, base, stats), False
     except Exception as exc:
         stats["errors"][f"{type(exc).__name__}"] += 1
     finally:
@@ -218,9 +242,12 @@ async def _load(
     rate: float,
     seconds: float,
     server_pid: int | None = None,
+    person: bool = False,
 ) -> dict:
-    """One load phase: ``customers`` sockets asking ``rate`` questions per second in all."""
+    """One load phase: ``customers`` sockets asking ``rate`` questions per second in all
+    (``person``: see :func:`_customer`)."""
     stats = {"sent": 0, "conversations": 0, "latency": [], "types": Counter(), "errors": Counter()}
+    stats.update(handoff_latency=[], assigned_in_turn=0)
     stats.update(customers=customers, rate=rate, seconds=seconds, load_before=os.getloadavg()[0])
     cpu_before = (_tree_cpu(server_pid) if server_pid else 0.0), _own_cpu()
     limits = httpx.Limits(max_connections=50)
@@ -239,7 +266,7 @@ async def _load(
         period = customers / rate
         await asyncio.gather(
             *(
-                _customer(n, ws, http, base, questions, period, start, stop, stats)
+                _customer(n, ws, http, base, questions, period, start, stop, stats, person)
                 for n, ws in enumerate(sockets)
             )
         )
@@ -256,15 +283,247 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
 
+MEASURES = [
+    ("duration", lambda p: f"{p['seconds']:.0f} s"),
+    ("time to connect every customer", lambda p: f"{p['connect_seconds']:.1f} s"),
+    ("conversations", lambda p: p["conversations"]),
+    ("questions sent", lambda p: p["sent"]),
+    ("replies received", lambda p: len(p["latency"])),
+    ("replies per second", lambda p: f"{len(p['latency']) / p['seconds']:.1f}"),
+    ("latency p50", lambda p: f"{_pct(p['latency'], 0.50):.0f} ms"),
+    ("latency p95", lambda p: f"{_pct(p['latency'], 0.95):.0f} ms"),
+    ("latency p99", lambda p: f"{_pct(p['latency'], 0.99):.0f} ms"),
+    ("errors", lambda p: sum(p["errors"].values())),
+    (
+        "error kinds",
+        lambda p: ", ".join(f"{k} {v}" for k, v in p["errors"].most_common()) or "none",
+    ),
+    ("reply types", lambda p: ", ".join(f"{k} {v}" for k, v in p["types"].most_common())),
+    (
+        "CPU per reply: service (all workers) / load generator",
+        lambda p: (
+            f"{1000 * p['cpu_service'] / max(1, len(p['latency'])):.1f} ms / "
+            f"{1000 * p['cpu_generator'] / max(1, len(p['latency'])):.1f} ms"
+        ),
+    ),
+    (
+        "machine load average (1 min) before / after",
+        lambda p: f"{p['load_before']:.1f} / {p['load_after']:.1f}",
+    ),
+]
+
+
+# --- the agent desk under load (issue 18) ----------------------------------------------------
+
+
+def _desk_agents(db_url: str) -> None:
+    """bench_desk's 10 agents in 3 teams (배송: shipping, 결제: payment, VIP: vip and ko only),
+    offline with capacity 3 until they log in."""
+    from annae.agents import teams
+    from annae.store.db import get_engine, session_scope
+    from benchmarks.bench_desk import _setup
+
+    engine = get_engine(db_url)
+    agents = _setup(engine)
+    with session_scope(engine) as s:
+        for agent in agents:
+            teams.set_status(s, agent.id, presence="offline")
+    engine.dispose()
+
+
+async def _agent(http: httpx.AsyncClient, name: str, stop: asyncio.Event, done: Counter) -> None:
+    """One agent over HTTP: log in, go online (capacity 3), then until ``stop``: reply to and
+    resolve each of their open conversations (each resolve refills the place from the queue)."""
+    try:
+        login = await http.post(
+            "/api/v1/auth/login", json={"username": name, "password": AGENT_PASSWORD}
+        )
+        auth = {"Authorization": f"Bearer {login.raise_for_status().json()['token']}"}
+        online = {"presence": "online", "capacity": 3}
+        (await http.put("/api/v1/desk/me", json=online, headers=auth)).raise_for_status()
+        while not stop.is_set():
+            mine = await http.get(
+                "/api/v1/conversations", params={"state": "agent", "mine": "true"}, headers=auth
+            )
+            for conv in mine.raise_for_status().json()["conversations"]:
+                url = f"/api/v1/conversations/{conv['id']}"
+                for action, body in (
+                    ("replies", {"text": "확인해 드렸습니다."}),
+                    ("resolve", None),
+                ):
+                    r = await http.post(f"{url}/{action}", json=body, headers=auth)
+                    done[f"{action} HTTP {r.status_code}" if r.is_error else action] += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    except Exception as exc:
+        done[f"agent {type(exc).__name__}"] += 1
+
+
+async def _desk_load(base: str, questions: list[str], server_pid: int, db_url: str) -> dict:
+    """The agents come online and empty the queue left by earlier phases, then the full load
+    runs while they answer."""
+    from sqlalchemy import create_engine, func, select
+
+    from annae.store.tables.service import Conversation
+    from benchmarks.bench_desk import AGENTS
+
+    engine = create_engine(db_url)
+    waiting = select(func.count()).select_from(Conversation).where(Conversation.state == "waiting")
+    stop, done = asyncio.Event(), Counter()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        with engine.connect() as conn:
+            queued = conn.scalar(waiting)
+        agents = [asyncio.create_task(_agent(http, f"agent{i}", stop, done)) for i in range(AGENTS)]
+        began, left = time.perf_counter(), queued
+        while time.perf_counter() - began < 300 and not all(a.done() for a in agents):
+            await asyncio.sleep(1)
+            with engine.connect() as conn:
+                if not (left := conn.scalar(waiting)):
+                    break
+        drained = time.perf_counter() - began
+        print(f"agents online: queue {queued} -> {left} in {drained:.0f} s", flush=True)
+        stats = await _load(base, questions, CUSTOMERS, RATE, DESK_SECONDS, server_pid, True)
+        stop.set()
+        await asyncio.gather(*agents)
+    engine.dispose()
+    stats.update(desk=done, queued=queued, left=left, drained=drained)
+    return stats
+
+
+def _desk_check(db_url: str) -> dict:
+    """Every conversation of the run that was handed off: its states, how many got an agent,
+    how many more than once (customers leave after a hand-off: one hand-off each), and how many
+    are lost (neither waiting, with an agent nor resolved)."""
+    from sqlalchemy import create_engine, func, select
+
+    from annae.store.tables.service import Conversation, Message
+
+    handed = select(Message.conversation_id).where(
+        Message.sender == "bot", Message.type == "handoff"
+    )
+    assigned = (
+        select(func.count())
+        .where(Message.sender == "system", Message.type == "system", Message.text == "assigned")
+        .group_by(Message.conversation_id)
+    )
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        states = Counter(
+            dict(
+                conn.execute(
+                    select(Conversation.state, func.count())
+                    .where(Conversation.id.in_(handed))
+                    .group_by(Conversation.state)
+                )
+                .tuples()
+                .all()
+            )
+        )
+        counts = list(conn.scalars(assigned))
+    engine.dispose()
+    kept = ("waiting", "agent", "resolved")
+    return {
+        "states": states,
+        "assigned": len(counts),
+        "twice": sum(n > 1 for n in counts),
+        "lost": sum(n for state, n in states.items() if state not in kept),
+    }
+
+
+def _desk_report(phases: list[dict], check: dict, version: str) -> None:
+    no_desk, desk = phases
+    handoffs = [
+        (
+            "hand-off turns / assigned to an agent in the turn",
+            lambda p: f"{len(p['handoff_latency'])} / {p['assigned_in_turn']}",
+        ),
+        ("hand-off turn latency p50", lambda p: f"{_pct(p['handoff_latency'], 0.50):.0f} ms"),
+        ("hand-off turn latency p99", lambda p: f"{_pct(p['handoff_latency'], 0.99):.0f} ms"),
+        (
+            "queue when the agents came online → before the load (time to empty it)",
+            lambda p: f"{p['queued']} → {p['left']} ({p['drained']:.0f} s)" if "desk" in p else "–",
+        ),
+        (
+            "agents' requests",
+            lambda p: (
+                ", ".join(f"{k} {v}" for k, v in p["desk"].most_common()) if "desk" in p else "–"
+            ),
+        ),
+    ]
+    headers = ["measure", "no desk: agents offline", "desk: 10 agents answering"]
+    rows = [[name, *(fn(p) for p in phases)] for name, fn in [*MEASURES, *handoffs]]
+
+    def extra(key: str) -> str:
+        return f"{_pct(desk[key], 0.99) - _pct(no_desk[key], 0.99):+.0f} ms"
+
+    states = ", ".join(f"{k} {v}" for k, v in sorted(check["states"].items()))
+    body = (
+        f"Issue 18's measurement, on the server, database and load generator of the service "
+        f"section (`annae serve --workers {WORKERS}`, PostgreSQL + Redis, model {version}): "
+        f"{CUSTOMERS} WebSocket customers at {RATE:.0f} questions/s for {DESK_SECONDS:.0f} s, "
+        f"twice in one run. A customer who gets the out-of-scope reply asks for a person at their "
+        f"next turn (the chat's button; the demo phrasings are answered, so hand-offs come from "
+        f"there). *No desk*: the 10 agents of the desk benchmark (3 teams: 배송 shipping, 결제 "
+        f"payment, VIP vip and Korean) are offline, so a hand-off is routed to a team and queued. "
+        f"*Desk*: they log in over HTTP, go online with capacity 3, empty the queue left by the "
+        f"earlier phases, then while the load runs each lists their open conversations, replies to "
+        f"and resolves each and sleeps 0.5 s; a resolve refills the place from the queue. A "
+        f"hand-off turn (reply type `handoff`) runs the routing and the auto-assignment inside the "
+        f"customer's turn; its latency is timed apart. The agents' requests share the machine "
+        f"with the customers, so all-turn latencies include their load; the load generator's CPU "
+        f"includes the agents'.\n\n"
+        + table(headers, rows)
+        + f"\n\nDesk minus no desk: hand-off turn p99 {extra('handoff_latency')}, all-turn p99 "
+        f"{extra('latency')}: the assignment overhead. Target: assignment adds ≤ 5 ms p99 to a turn "
+        f"(issue 18).\n\n"
+        f"Database after the desk phase, every conversation of the run handed off: "
+        f"{sum(check['states'].values())} ({states}); assigned to an agent {check['assigned']}, "
+        f"resolved {check['states']['resolved']}. Assigned twice: {check['twice']}. "
+        f"Lost: {check['lost']}. Target: both 0.\n"
+    )
+    print(body)
+    write_section(
+        "service_desk", "Service load with the agent desk (10 agents answering hand-offs)", body
+    )
+
+
+def _service_report(phases: list[dict], version: str, metrics: str) -> None:
+    headers = ["measure", *(f"{p['customers']} customers, {p['rate']:.0f} q/s" for p in phases)]
+    rows = [[name, *(fn(p) for p in phases)] for name, fn in MEASURES]
+    body = (
+        f"`annae serve --workers {WORKERS}` on a fresh PostgreSQL database with Redis events, model {version} "
+        f"(encoder `{ENCODER}`, one inference thread per worker on one core thread, micro-batched "
+        f"decisions), demo KB; the load "
+        f"generator runs on the same machine. Each customer holds a WebSocket and sends a question "
+        f"(demo-KB phrasings, about 10 % out of scope) at a fixed period, waits for the reply and, after a "
+        f"hand-off or a 10 s timeout, comes back in a new conversation; latency is from sending the frame "
+        f"to the `reply` event. Rate limits off (one client IP). The machine is shared: its load average "
+        f"is in the table (2 cores; above 2 means our processes got only part of the CPU). CPU per reply "
+        f"is that of every worker process (answer engine, database work, sockets) and of the load "
+        f"generator; PostgreSQL and Redis come on top.\n\n"
+        + table(headers, rows)
+        + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine.\n"
+    )
+    print(body)
+    queue = [line for line in metrics.splitlines() if line.startswith("annae_queue_length")]
+    print("server:", queue)
+    write_section(
+        "service", "Service load (WebSocket customers, 2 workers, PostgreSQL + Redis)", body
+    )
+
+
 def main() -> None:
     questions = _questions()
     db_url, drop = _database()
     tmp = Path(tempfile.mkdtemp(prefix="annae-bench-service-"))
     proc = None
+    phases, desk_phases, check = [], [], {}
     try:
         t0 = time.perf_counter()
         version = _prepare(tmp, db_url)
         print(f"trained {version} ({ENCODER}) in {time.perf_counter() - t0:.0f} s", flush=True)
+        if DESK:
+            _desk_agents(db_url)
         port = _free_port()
         env = service_env(tmp, db_url)
         annae = Path(sys.executable).with_name("annae")
@@ -286,12 +545,21 @@ def main() -> None:
         )
         base = f"http://127.0.0.1:{port}"
         wait_ready(base, tmp / "serve.log")
-        phases = []
-        for customers, rate, seconds in PHASES:
+        for customers, rate, seconds in [] if ONLY_DESK else PHASES:
             print(f"{customers} customers at {rate:.0f} q/s for {seconds:.0f} s", flush=True)
             phases.append(
                 asyncio.run(_load(base, questions, customers, rate, seconds, server_pid=proc.pid))
             )
+        if DESK:
+            print(f"no desk: {CUSTOMERS} customers for {DESK_SECONDS:.0f} s", flush=True)
+            desk_phases.append(
+                asyncio.run(
+                    _load(base, questions, CUSTOMERS, RATE, DESK_SECONDS, proc.pid, person=True)
+                )
+            )
+            print(f"desk: {CUSTOMERS} customers, 10 agents for {DESK_SECONDS:.0f} s", flush=True)
+            desk_phases.append(asyncio.run(_desk_load(base, questions, proc.pid, db_url)))
+            check = _desk_check(db_url)
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
     finally:
         if proc is not None:
@@ -301,56 +569,10 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         drop()
-    headers = ["measure", *(f"{p['customers']} customers, {p['rate']:.0f} q/s" for p in phases)]
-    measures = [
-        ("duration", lambda p: f"{p['seconds']:.0f} s"),
-        ("time to connect every customer", lambda p: f"{p['connect_seconds']:.1f} s"),
-        ("conversations", lambda p: p["conversations"]),
-        ("questions sent", lambda p: p["sent"]),
-        ("replies received", lambda p: len(p["latency"])),
-        ("replies per second", lambda p: f"{len(p['latency']) / p['seconds']:.1f}"),
-        ("latency p50", lambda p: f"{_pct(p['latency'], 0.50):.0f} ms"),
-        ("latency p95", lambda p: f"{_pct(p['latency'], 0.95):.0f} ms"),
-        ("latency p99", lambda p: f"{_pct(p['latency'], 0.99):.0f} ms"),
-        ("errors", lambda p: sum(p["errors"].values())),
-        (
-            "error kinds",
-            lambda p: ", ".join(f"{k} {v}" for k, v in p["errors"].most_common()) or "none",
-        ),
-        ("reply types", lambda p: ", ".join(f"{k} {v}" for k, v in p["types"].most_common())),
-        (
-            "CPU per reply: service (all workers) / load generator",
-            lambda p: (
-                f"{1000 * p['cpu_service'] / max(1, len(p['latency'])):.1f} ms / "
-                f"{1000 * p['cpu_generator'] / max(1, len(p['latency'])):.1f} ms"
-            ),
-        ),
-        (
-            "machine load average (1 min) before / after",
-            lambda p: f"{p['load_before']:.1f} / {p['load_after']:.1f}",
-        ),
-    ]
-    rows = [[name, *(fn(p) for p in phases)] for name, fn in measures]
-    body = (
-        f"`annae serve --workers {WORKERS}` on a fresh PostgreSQL database with Redis events, model {version} "
-        f"(encoder `{ENCODER}`, one inference thread per worker on one core thread, micro-batched "
-        f"decisions), demo KB; the load "
-        f"generator runs on the same machine. Each customer holds a WebSocket and sends a question "
-        f"(demo-KB phrasings, about 10 % out of scope) at a fixed period, waits for the reply and, after a "
-        f"hand-off or a 10 s timeout, comes back in a new conversation; latency is from sending the frame "
-        f"to the `reply` event. Rate limits off (one client IP). The machine is shared: its load average "
-        f"is in the table (2 cores; above 2 means our processes got only part of the CPU). CPU per reply "
-        f"is that of every worker process (answer engine, database work, sockets) and of the load "
-        f"generator; PostgreSQL and Redis come on top.\n\n"
-        + table(headers, rows)
-        + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine.\n"
-    )
-    print(body)
-    queue = [line for line in metrics.splitlines() if line.startswith("annae_queue_length")]
-    print("server:", queue)
-    write_section(
-        "service", "Service load (WebSocket customers, 2 workers, PostgreSQL + Redis)", body
-    )
+    if phases:
+        _service_report(phases, version, metrics)
+    if desk_phases:
+        _desk_report(desk_phases, check, version)
 
 
 if __name__ == "__main__":
