@@ -277,7 +277,7 @@ class Engine:
     def load(
         cls, path: str | Path, *, threads: int = 1, top_k: int = 3, warm: bool = True
     ) -> Engine:
-        """Load a saved model folder (trusted: it holds pickled scikit-learn objects).
+        """Load a saved model folder (trusted: it holds pickled Python objects).
 
         The files are checked against the SHA-256 hashes in the manifest first
         (:class:`annae.nlu.integrity.ModelIntegrityError` if one differs or is missing).
