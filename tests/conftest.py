@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -39,6 +40,7 @@ LOGGED = ("annae", "uvicorn")
 def pytest_configure(config) -> None:
     if not os.environ.get(secret_ledger.ENV):  # a suite started by a suite keeps the outer one
         folder = Path(tempfile.mkdtemp(prefix="annae-ledger-"))
+        config._annae_ledger_dir = folder  # removed at the end of the session
         os.environ[secret_ledger.ENV] = str(folder / "secrets.txt")
         os.environ["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(LEDGER_DIR), os.environ.get("PYTHONPATH")) if p
@@ -48,6 +50,12 @@ def pytest_configure(config) -> None:
     handler = logging.FileHandler(ledger.parent / "in-process.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
     config._annae_log_handler = handler
+
+
+def pytest_unconfigure(config) -> None:
+    folder = getattr(config, "_annae_ledger_dir", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items) -> None:
