@@ -308,6 +308,13 @@ def login(page, server: LiveServer, who: tuple[str, str], target: str = "/consol
     expect(page).to_have_url(server.url + target)
 
 
+def bearer(server: LiveServer, who: tuple[str, str]) -> dict[str, str]:
+    """An ``Authorization`` header for ``who`` (username, password) through the login API."""
+    r = httpx.post(server.url + "/api/v1/auth/login", json={"username": who[0], "password": who[1]})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 def screenshot(page, name: str, *, full_page: bool = False) -> None:
     """Save docs/screenshots/NAME.png when ANNAE_SCREENSHOTS=1 (the README and docs/ui.md show them)."""
     if os.environ.get("ANNAE_SCREENSHOTS") != "1":

@@ -8,7 +8,7 @@ import shutil
 
 import httpx
 import pytest
-from browser_fixtures import LiveServer
+from browser_fixtures import LiveServer, bearer, login
 from playwright.sync_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -20,19 +20,6 @@ BREAD = "How do I bake sourdough bread?"
 BUSAN = "Can you recommend a good dentist in Busan?"
 HANGUL = re.compile(r"[가-힣]")
 ENGLISH = re.compile(r"[A-Za-z]{2,}")
-
-
-def _login(page, server: LiveServer, who, target: str) -> None:
-    page.goto(server.url + target)
-    page.fill("#username", who[0])
-    page.fill("#password", who[1])
-    page.click("#login-form button[type=submit]")
-    expect(page).to_have_url(server.url + target)
-
-
-def _token(server: LiveServer, who) -> dict:
-    r = httpx.post(server.url + "/api/v1/auth/login", json={"username": who[0], "password": who[1]})
-    return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 def _handed_off(server: LiveServer, text: str) -> str:
@@ -55,7 +42,7 @@ def test_resolve_asks_the_label_and_analytics_creates_an_entry(
     ctx = browser.new_context(viewport=DESKTOP)
     try:
         agent = ctx.new_page()
-        _login(agent, server, server.agent, "/console")
+        login(agent, server, server.agent, "/console")
         agent.locator(f"#queue-list .conv-item[data-conv-id='{conv_id}']").click()
         agent.click("#btn-assign")
         expect(agent.locator("#conv-meta")).to_contain_text("with agent")
@@ -73,7 +60,7 @@ def test_resolve_asks_the_label_and_analytics_creates_an_entry(
     finally:
         ctx.close()
     label = httpx.get(
-        server.url + f"/api/v1/conversations/{conv_id}/label", headers=_token(server, server.agent)
+        server.url + f"/api/v1/conversations/{conv_id}/label", headers=bearer(server, server.agent)
     ).json()["label"]
     assert label["kind"] == "not_faq" and label["agent"] == server.agent[0]
 
@@ -81,7 +68,7 @@ def test_resolve_asks_the_label_and_analytics_creates_an_entry(
     ctx = browser.new_context(viewport=DESKTOP)
     try:
         page = ctx.new_page()
-        _login(page, server, server.admin, "/console/analytics")
+        login(page, server, server.admin, "/console/analytics")
         expect(page.locator("#m-conversations")).not_to_have_text("0")
         expect(page.locator("svg").first).to_be_visible()
         topic = page.locator(".cluster", has_text=BREAD)
@@ -96,7 +83,7 @@ def test_resolve_asks_the_label_and_analytics_creates_an_entry(
     finally:
         ctx.close()
     found = httpx.get(
-        server.url + "/api/v1/admin/entries?q=sponsor", headers=_token(server, server.admin)
+        server.url + "/api/v1/admin/entries?q=sponsor", headers=bearer(server, server.admin)
     ).json()["entries"]
     assert [e["answer"] for e in found] == ["We sponsor two youth teams a year."]
 
@@ -114,7 +101,7 @@ def test_label_dialog_in_korean_and_english(browser, sqlite_server: LiveServer) 
     ctx = _korean_context(browser, server)
     try:
         agent = ctx.new_page()
-        _login(agent, server, server.agent, "/console")
+        login(agent, server, server.agent, "/console")
         expect(agent.locator("html")).to_have_attribute("lang", "ko")
         agent.locator(f"#queue-list .conv-item[data-conv-id='{conv_id}']").click()
         agent.click("#btn-assign")
@@ -247,7 +234,7 @@ def test_analytics_page_in_korean_and_english(browser, sqlite_server: LiveServer
     ctx = _korean_context(browser, server)
     try:
         page = ctx.new_page()
-        _login(page, server, server.admin, "/console/analytics")
+        login(page, server, server.admin, "/console/analytics")
         topic = page.locator(".cluster", has_text=BUSAN)
         _expect_analytics_labels(page, topic, ANALYTICS_LABELS["ko"])
         expect(page.locator(".legend")).to_have_text(re.compile(r"자동 해결\s+상담원 연결\s+기타"))

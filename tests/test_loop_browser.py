@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from browser_fixtures import ENCODER, LiveServer, start_server
+from browser_fixtures import ENCODER, LiveServer, bearer, login, start_server
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -43,19 +43,6 @@ def _context(browser, server: LiveServer, lang: str):
     return ctx
 
 
-def _login(page, server: LiveServer, who, target: str) -> None:
-    page.goto(server.url + target)
-    page.fill("#username", who[0])
-    page.fill("#password", who[1])
-    page.click("#login-form button[type=submit]")
-    expect(page).to_have_url(server.url + target)
-
-
-def _token(server: LiveServer, who) -> dict:
-    r = httpx.post(server.url + "/api/v1/auth/login", json={"username": who[0], "password": who[1]})
-    return {"Authorization": f"Bearer {r.json()['token']}"}
-
-
 @pytest.mark.parametrize("lang", ["ko", "en"])
 def test_label_dialog_quotes_the_handed_off_question_and_a_label_can_be_undone(
     browser, sqlite_server: LiveServer, lang: str
@@ -67,13 +54,13 @@ def test_label_dialog_quotes_the_handed_off_question_and_a_label_can_be_undone(
     say = server.url + f"/api/v1/conversations/{conv_id}/messages"
     assert httpx.post(say, json={"text": question}, headers=customer).json()["type"] == "handoff"
     form = httpx.get(
-        server.url + f"/api/v1/conversations/{conv_id}/label", headers=_token(server, server.agent)
+        server.url + f"/api/v1/conversations/{conv_id}/label", headers=bearer(server, server.agent)
     ).json()
 
     ctx = _context(browser, server, lang)
     try:
         agent = ctx.new_page()
-        _login(agent, server, server.agent, "/console")
+        login(agent, server, server.agent, "/console")
         agent.locator(f"#queue-list .conv-item[data-conv-id='{conv_id}']").click()
         agent.click("#btn-assign")
         agent.fill("#reply-input", agent_reply)
@@ -107,7 +94,7 @@ def test_label_dialog_quotes_the_handed_off_question_and_a_label_can_be_undone(
         expect(agent.locator("#conv-meta .tag", has_text=resolved)).to_be_visible()
     finally:
         ctx.close()
-    admin_headers = _token(server, server.admin)
+    admin_headers = bearer(server, server.admin)
     labels = httpx.get(server.url + "/api/v1/learning/labels", headers=admin_headers).json()
     mine = next(x for x in labels["labels"] if x["conversation_id"] == conv_id)
     assert mine["examples"] == [question] and mine["entry_key"] == f"warranty_{lang}"
@@ -115,7 +102,7 @@ def test_label_dialog_quotes_the_handed_off_question_and_a_label_can_be_undone(
     ctx = _context(browser, server, lang)
     try:
         page = ctx.new_page()
-        _login(page, server, server.admin, "/console/analytics")
+        login(page, server, server.admin, "/console/analytics")
         row = page.locator(f"#labels tr[data-conversation='{conv_id}']")
         expect(row.locator("[data-question]")).to_have_text(question)
         expect(row.locator("[data-undo-label]")).to_have_text(LABELS[lang]["undo"])
@@ -146,7 +133,7 @@ def test_retrain_on_the_kb_page_shows_the_gate_comparison(
     ctx = _context(browser, server, "ko")
     try:
         page = ctx.new_page()
-        _login(page, server, server.admin, "/console/kb")
+        login(page, server, server.admin, "/console/kb")
         page.click("#retrain-btn")
         gate = page.locator("#retrain-gate")
         expect(gate.locator("p[data-gate]")).to_be_visible(timeout=600_000)
