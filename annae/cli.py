@@ -16,6 +16,7 @@ from annae.kb.cli import app as kb_app
 from annae.learning import cli as learning_cli
 from annae.ops import cli as ops_cli
 from annae.privacy.cli import app as privacy_app
+from annae.progress import fail
 from annae.progress import progress_bar as _progress_bar
 from annae.progress import table as cli_table
 from annae.recommend.cli import app as rec_app
@@ -39,11 +40,6 @@ ops_cli.register(app)
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def progress_bar():

@@ -1,13 +1,16 @@
-"""One Rich progress bar for every long step of the command line, and its tables."""
+"""The command line's kit: one Rich progress bar for every long step, its tables, its one way to
+stop with an error."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 Update = Callable[[str, int, int], None]
 
@@ -40,3 +43,13 @@ def table(*headers: str, **options) -> Table:
     for name in headers:
         out.add_column(name, min_width=len(name), overflow="fold")
     return out
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Stop the command: ``error: <message>`` on stderr, exit status ``code``. The message is
+    plain text, never Rich markup, so an install hint such as ``pip install 'annae[train]'`` or a
+    file name with brackets is printed as written; long lines are not cut."""
+    import typer
+
+    Console(stderr=True, soft_wrap=True).print(Text("error: ", style="bold red") + Text(message))
+    raise typer.Exit(code)

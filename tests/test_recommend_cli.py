@@ -74,6 +74,9 @@ def test_malformed_file_imports_nothing(annae_home, tmp_path):
     assert "0 customers" in r.output and "0 interactions" in r.output
     r = run("import", str(bad), "--preset", "nonsense")
     assert r.exit_code == 1 and "unknown preset" in r.output
+    # messages are printed as written, never read as Rich markup
+    r = run("import", str(tmp_path / "shop[recommend].csv"))
+    assert r.exit_code == 1 and "shop[recommend].csv: no such file" in r.output, r.output
 
 
 @pytest.mark.slow

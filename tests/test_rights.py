@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import json
 import pickle
+import sys
 from datetime import timedelta
 
 import joblib
@@ -188,6 +190,33 @@ def test_erasure_removes_the_customer_everywhere(shop) -> None:
         rights.erase_customer(db, "never-seen", actor="admin")
     with session_scope(db) as s:
         assert len(audit.query(s, action="privacy.erase")) == 1
+
+
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            raise ModuleNotFoundError("No module named 'pandas'", name="pandas")
+
+
+def _without_pandas(monkeypatch) -> None:
+    """`import pandas` fails from now on in this test, as on a serving-only install."""
+    monkeypatch.delitem(sys.modules, "pandas", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_NoPandas(), *sys.meta_path])
+
+
+def test_erasure_on_a_serving_only_install_drops_the_stale_recommender(shop, monkeypatch) -> None:
+    """`pip install annae` has no pandas, so the recommender cannot be retrained there: the erased
+    customer's data must still leave every model on disk, and the report says what is missing."""
+    db, settings = shop["db"], shop["settings"]
+    _without_pandas(monkeypatch)
+    report = rights.erase_customer(db, "C038", actor="admin")
+    assert report.retrained == "v2" and report.retrained_recommender is None
+    assert report.purged == ["v1", f"recommend/{shop['rec']}"]
+    [note] = report.pending
+    assert note.startswith("recommender: none is live until `annae rec train`")
+    assert "pip install 'annae[recommend]'" in note
+    assert registry_for(settings.models_dir).live_version() is None
+    assert "C038" not in _model_files(settings.models_dir)
 
 
 def test_erasure_all_or_nothing_then_deferred_retrain(shop, monkeypatch) -> None:

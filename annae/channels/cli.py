@@ -6,6 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from annae.progress import fail
+
 app = typer.Typer(help="KakaoTalk and e-mail channels, and the outbox.", no_args_is_help=True)
 console = Console()
 
@@ -34,8 +36,7 @@ def add(
             ch, secret = create(session, kind, name, config)
             cid = ch.id
     except ChannelError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(str(exc))
     if kind == "kakao":
         typer.echo(f"channel {name} (kakao, id {cid}) created.")
         typer.echo("Skill URL: POST <your host>/channels/kakao/skill")
@@ -70,8 +71,7 @@ def disable(name: str) -> None:
         with session_scope(_db()) as session:
             set_active(session, name, False)
     except ChannelError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(str(exc))
     typer.echo(f"channel {name} disabled")
 
 

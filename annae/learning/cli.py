@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from annae.progress import progress_bar
+from annae.progress import fail, progress_bar
 from annae.progress import table as cli_table
 
 learn_app = typer.Typer(
@@ -37,11 +37,6 @@ def _registry():
     from annae.settings import get_settings
 
     return ModelRegistry(get_settings().models_dir)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(Text("error: ", style="bold red") + Text(message))
-    raise typer.Exit(code)
 
 
 def _pct(value) -> str:
@@ -126,9 +121,9 @@ def retrain_command(
                 db, author="cli", force=force, tolerance=tolerance, progress=update
             )
         except retrain.Busy:
-            _fail("another retrain is running; try again when it has finished", 3)
+            fail("another retrain is running; try again when it has finished", 3)
         except retrain.GateError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
@@ -145,7 +140,7 @@ def rollback_command(
     try:
         before = retrain.rollback(_registry(), version, author="cli")
     except (ValueError, retrain.Busy) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"live model: {version} (was {before})")
 
 
@@ -170,7 +165,7 @@ def clusters_command(
             language,
         )
     except ValueError as exc:
-        _fail(f"bad date: {exc}")
+        fail(f"bad date: {exc}")
     since, until = f.bounds()
     with session_scope(_db()) as session:
         items = feedback.unanswered_questions(session, since=since, until=until, language=language)

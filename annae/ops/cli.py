@@ -7,13 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from annae.progress import fail
+
 out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +27,7 @@ def register(app: typer.Typer) -> None:
         try:
             manifest = backup(folder, get_settings())
         except BackupError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         size = sum(f["size"] for f in manifest["files"].values())
         out.print(
             f"backup of the {manifest['database']['dialect']} database (schema "
@@ -55,7 +51,7 @@ def register(app: typer.Typer) -> None:
         try:
             report = restore(folder, get_settings(), erasure_logs=list(erasure_log))
         except (BackupError, ValueError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
         out.print(
             f"restored the {report.database} backup of {report.created_at}: "
             f"models {', '.join(report.models) or 'none'}; "

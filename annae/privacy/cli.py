@@ -7,6 +7,8 @@ import sys
 
 import typer
 
+from annae.progress import fail
+
 app = typer.Typer(
     help="Privacy: redaction, consent, audit log, export, erasure, retention.", no_args_is_help=True
 )
@@ -109,8 +111,7 @@ def consent(
             now = consents.status(session, customer)
             events = [consents.to_dict(e) for e in consents.history(session, customer)]
     except (consents.ConsentError, audit.AuditError) as exc:
-        Console(stderr=True).print(f"[red]Nothing was recorded:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(f"nothing was recorded: {exc}")
     if as_json:
         typer.echo(
             json.dumps(
@@ -181,13 +182,6 @@ def audit_log(
     Console().print(table)
 
 
-def _fail(message: str, code: int = 1) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]{message}[/red]")
-    raise typer.Exit(code)
-
-
 @app.command()
 def export(
     customer: str = typer.Option(..., "--customer", "-c", help="The customer's external id."),
@@ -211,7 +205,7 @@ def export(
                 {"found": data["found"], "conversations": len(data["conversations"])},
             )
     except rights.RightsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if out == "-":
         typer.echo(text)
@@ -249,11 +243,11 @@ def erase(
                 progress=lambda m: status.update(m),
             )
     except rights.AlreadyErased as exc:
-        _fail(str(exc), 3)
+        fail(str(exc), 3)
     except rights.UnknownCustomer as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     except rights.RightsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     r = report
     console.print(
         f"erased {r.customer_ref}: {r.conversations} conversations ({r.messages} messages), "
@@ -303,5 +297,5 @@ def explain(
         with session_scope(_engine()) as session:
             info = rights.explain(session, message_id)
     except rights.RightsError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     typer.echo(json.dumps(info, ensure_ascii=False, indent=2) if as_json else info["summary"])

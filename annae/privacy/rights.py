@@ -337,16 +337,20 @@ def erase_customer(
             report.pending.append(f"answer engine {nlu.live_version()}")
     if rec_reg.live_version() in report.stale_recommenders:
         if retrain:
+            from annae.recommend.data import ImportFileError, require_pandas
             from annae.recommend.store import RecommendError
-            from annae.recommend.train import train_from_db as train_rec
 
             say("retraining the recommender without the erased data")
             try:
+                require_pandas("retraining the recommender")
+                from annae.recommend.train import train_from_db as train_rec
+
                 report.retrained_recommender = train_rec(db, settings.models_dir).version
-            except (
-                RecommendError
-            ):  # no interactions left at all: no recommender is better than a stale one
+            except RecommendError:  # no interactions left: no recommender beats a stale one
                 (rec_reg.root / "LIVE").unlink(missing_ok=True)
+            except ImportFileError as exc:  # a serving-only install cannot retrain it here
+                (rec_reg.root / "LIVE").unlink(missing_ok=True)
+                report.pending.append(f"recommender: none is live until `annae rec train` ({exc})")
         else:
             report.pending.append(f"recommender {rec_reg.live_version()}")
 

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from annae.progress import fail
+
 app = typer.Typer(help="Product recommendations.", no_args_is_help=True)
 console = Console(stderr=True)
 out = Console()
@@ -29,9 +31,14 @@ def _mapping(preset: str, maps: list[str] | None):
     return PRESETS[preset].with_overrides(overrides)
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
+def _need_pandas(task: str) -> None:
+    """Stop with the install line on a serving-only install (no pandas)."""
+    from annae.recommend.data import ImportFileError, require_pandas
+
+    try:
+        require_pandas(task)
+    except ImportFileError as exc:
+        fail(str(exc))
 
 
 def _db():
@@ -93,7 +100,7 @@ def import_cmd(
             with session_scope(engine) as session:
                 set_marketing_consent_bulk(session, True)
     except ImportFileError as exc:
-        _fail(f"{exc}\nnothing was imported")
+        fail(f"{exc}\nnothing was imported")
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
         return
@@ -113,6 +120,7 @@ def train(
     ),
 ) -> None:
     """Train on the stored interactions and make the new model live."""
+    _need_pandas("training a recommender")
     from annae.recommend.store import RecommendError
     from annae.recommend.train import train_from_db
     from annae.settings import get_settings
@@ -128,7 +136,7 @@ def train(
                 progress=lambda msg: status.update(msg),
             )
     except RecommendError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     m = saved.manifest
     out.print(
         f"model {saved.version} ({m['kind']}, engine {m['engine']}) is live: {m['n_customers']:,} customers, "
@@ -168,6 +176,7 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
 ) -> None:
     """Hybrid vs baselines on a time split: NDCG, recall, precision, coverage, fit time, latency."""
+    _need_pandas("evaluating recommenders")
     from annae.recommend.data import ImportFileError
     from annae.recommend.store import RecommendError
     from annae.recommend.train import evaluate_file
@@ -184,7 +193,7 @@ def eval_cmd(
                 progress=lambda msg: status.update(msg),
             )
     except (ImportFileError, RecommendError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         out.print_json(json.dumps(result))
         return
@@ -255,7 +264,7 @@ def recommend(
         with session_scope(_db()) as session:
             result = rec(session, _live(), customer, k, list_)
     except RecommendError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_items(result, as_json, f"recommendations for {customer} ({list_})")
 
 
@@ -274,7 +283,7 @@ def similar(
         with session_scope(_db()) as session:
             result = sim(session, _live(), product, k)
     except RecommendError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     _print_items(result, as_json, f"similar to {product} {result['name']}")
 
 
@@ -291,7 +300,7 @@ def consent(
         with session_scope(_db()) as session:
             set_marketing_consent(session, customer, granted)
     except RecommendError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"customer {customer}: marketing consent {'given' if granted else 'withdrawn'}")
 
 
@@ -308,7 +317,7 @@ def link(
         with session_scope(_db()) as session:
             ids = link_entry(session, entry_id, products)
     except RecommendError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"entry {entry_id} linked to {', '.join(ids)}")
 
 

@@ -6,15 +6,31 @@ import importlib.util
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 KINDS = ("purchase", "view", "conversation", "click")
 
 
 class ImportFileError(ValueError):
     """A file that cannot be imported at all (nothing is written)."""
+
+
+def require_pandas(task: str):
+    """pandas, which reading purchase data and training a recommender need and serving does not:
+    `pip install annae` leaves it out, `annae[recommend]` (or `[train]`) brings it."""
+    try:
+        import pandas
+    except ModuleNotFoundError as exc:
+        raise ImportFileError(
+            f"{task} needs pandas, which the serving-only install leaves out: "
+            "pip install 'annae[recommend]'"
+        ) from exc
+    return pandas
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise ImportFileError(f"{path}: no such file")
+    pd = require_pandas("reading purchase data")
     name = path.name.lower()
     try:
         if name.endswith((".parquet", ".pq")):
@@ -166,6 +183,7 @@ def clean_interactions(
 ) -> tuple[pd.DataFrame, ImportReport]:
     """Validate and clean a raw table into ``customer, product, time, quantity, price, name,
     description, category, kind`` rows; raise :class:`ImportFileError` if it is malformed."""
+    pd = require_pandas("reading purchase data")
     report = ImportReport(source=source, rows_read=len(raw))
     if raw.empty:
         raise ImportFileError(f"{source or 'file'}: no rows")

@@ -15,7 +15,6 @@ import logging
 import time
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
@@ -666,6 +665,8 @@ def _most_recent(days: np.ndarray, cap: int) -> np.ndarray:
 
 def _repurchase_gaps(data: Interactions) -> np.ndarray:
     """Per product the median days between one customer's purchases of it (its re-order cycle)."""
+    import pandas as pd
+
     day = data.times // int(DAY)
     trip = pd.DataFrame({"u": data.users, "i": data.items, "d": day}).drop_duplicates()
     g = trip.groupby(["u", "i"])["d"].agg(["min", "max", "count"])
@@ -679,6 +680,8 @@ def _repurchase_gaps(data: Interactions) -> np.ndarray:
 def _decayed_counts(data: Interactions, half_life: float, hist: sp.csr_matrix) -> np.ndarray:
     """Per (customer, product) entry of ``hist`` the shopping days with the product, each
     weighted 2^(-days ago / ``half_life``) (recent re-orders count more)."""
+    import pandas as pd
+
     day = data.times // int(DAY)
     end = data.end_time / DAY
     w = np.ones(len(data.users), np.float32) if data.weights is None else data.weights
@@ -702,6 +705,8 @@ def _decayed_counts(data: Interactions, half_life: float, hist: sp.csr_matrix) -
 
 def _first_seen(data: Interactions, hist: sp.csr_matrix) -> np.ndarray:
     """Per (customer, product) entry of ``hist`` the days since the first interaction (+1)."""
+    import pandas as pd
+
     frame = pd.DataFrame({"u": data.users, "i": data.items, "t": data.times})
     first = frame.groupby(["u", "i"], sort=False)["t"].min().reset_index()
     days = (data.end_time - first["t"].to_numpy()) / DAY + 1.0

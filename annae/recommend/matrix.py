@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 DAY = 86400.0
 
@@ -44,6 +47,8 @@ class Interactions:
     def from_frame(cls, frame: pd.DataFrame, item_ids: np.ndarray | None = None) -> Interactions:
         """Code a cleaned frame (columns ``customer, product, time`` and optionally ``name``,
         ``description``, ``kind``); ``item_ids`` fixes the catalogue (others are dropped)."""
+        import pandas as pd
+
         customers = frame["customer"].astype(str).to_numpy()
         products = frame["product"].astype(str).to_numpy()
         if item_ids is None:
@@ -106,6 +111,8 @@ class Interactions:
 
     def counts(self) -> sp.csr_matrix:
         """Customer × product matrix of (weighted) distinct-day interaction counts."""
+        import pandas as pd
+
         day = self.times // int(DAY)
         w = np.ones(len(self.users), np.float32) if self.weights is None else self.weights
         key = pd.DataFrame({"u": self.users, "i": self.items, "d": day, "w": w})
@@ -119,6 +126,8 @@ class Interactions:
 
     def last_seen(self) -> sp.csr_matrix:
         """Customer × product matrix of days between the last interaction and the data's end (+1)."""
+        import pandas as pd
+
         frame = pd.DataFrame({"u": self.users, "i": self.items, "t": self.times})
         last = frame.groupby(["u", "i"], sort=False)["t"].max().reset_index()
         days = (self.end_time - last["t"].to_numpy()) / DAY + 1.0

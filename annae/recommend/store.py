@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,9 @@ from annae.store.tables.recommend import (
     RecProduct,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
 CHUNK = 20_000
 Progress = Callable[[int, int], None]
 
@@ -33,6 +36,8 @@ class RecommendError(ValueError):
 
 # -- import -------------------------------------------------------------------------------------
 def _none(value):
+    import pandas as pd
+
     return (
         None
         if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
@@ -54,6 +59,8 @@ def import_frame(
     missing name/price filled in); interactions are appended, tagged with ``report.source``.
     Importing the same source twice is refused unless ``replace`` deletes its earlier rows.
     """
+    import pandas as pd
+
     start = time.perf_counter()
     source = (report.source or "import")[:200]
     with engine.begin() as conn:
@@ -180,6 +187,8 @@ def _product_table(frame: pd.DataFrame) -> pd.DataFrame:
 # -- reading for training ------------------------------------------------------------------------
 def interactions_frame(session: Session) -> pd.DataFrame:
     """Every stored interaction with the product's name and description (for training)."""
+    import pandas as pd
+
     stmt = select(
         RecInteraction.customer_id,
         RecInteraction.product_id,

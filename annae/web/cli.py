@@ -9,6 +9,7 @@ import tempfile
 import typer
 from rich.console import Console
 
+from annae.progress import fail
 from annae.progress import table as cli_table
 
 user_app = typer.Typer(
@@ -100,8 +101,7 @@ def add(
     try:
         user_id = create_user(_db(), name, role, _read_password(password_stdin))
     except UserError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(str(exc))
     console.print(f"created {role} {name} (id {user_id})")
 
 
@@ -132,8 +132,7 @@ def _change(name: str, fn, done: str) -> None:
         with session_scope(_db()) as session:
             fn(session)
     except UserError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(str(exc))
     console.print(f"{name}: {done}")
 
 
@@ -172,8 +171,7 @@ def apikey_create(name: str) -> None:
         with session_scope(_db()) as session:
             key = create_api_key(session, name)
     except UserError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
+        fail(str(exc))
     typer.echo(key)
 
 
@@ -210,14 +208,9 @@ def widget_secret(
 
     settings = get_settings()
     if settings.widget_secret:
-        console.print("[red]error:[/] ANNAE_WIDGET_SECRET is set; change it there instead")
-        raise typer.Exit(1)
+        fail("ANNAE_WIDGET_SECRET is set; change it there instead")
     if load_secret(settings.home) is not None and not rotate:
-        console.print(
-            f"[red]error:[/] {secret_path(settings.home)} already holds a secret; "
-            "use --rotate to replace it"
-        )
-        raise typer.Exit(1)
+        fail(f"{secret_path(settings.home)} already holds a secret; use --rotate to replace it")
     typer.echo(rotate_secret(settings.home))
 
 
@@ -230,10 +223,8 @@ def widget_sign(customer_id: str) -> None:
     settings = get_settings()
     secret = load_secret(settings.home, settings.widget_secret)
     if secret is None:
-        console.print("[red]error:[/] no widget secret yet: run `annae widget secret`")
-        raise typer.Exit(1)
+        fail("no widget secret yet: run `annae widget secret`")
     problem = customer_id_problem(customer_id)
     if problem:
-        console.print(f"[red]error:[/] this customer id cannot be verified ({problem})")
-        raise typer.Exit(1)
+        fail(f"this customer id cannot be verified ({problem})")
     typer.echo(sign(secret, customer_id))
