@@ -16,7 +16,7 @@ from annae.kb.cli import app as kb_app
 from annae.learning import cli as learning_cli
 from annae.ops import cli as ops_cli
 from annae.privacy.cli import app as privacy_app
-from annae.progress import fail
+from annae.progress import fail, migrated_db
 from annae.progress import progress_bar as _progress_bar
 from annae.progress import table as cli_table
 from annae.recommend.cli import app as rec_app
@@ -47,13 +47,6 @@ def progress_bar():
     return _progress_bar(err)
 
 
-def db():
-    """The settings' database, migrated to the current schema."""
-    from annae.store.db import get_engine, init_db
-
-    return init_db(get_engine())
-
-
 def registry():
     from annae.nlu.registry import ModelRegistry
 
@@ -64,7 +57,7 @@ def registry():
 def init() -> None:
     """Create ANNAE_HOME and the database schema."""
     settings = get_settings()
-    db()
+    migrated_db()
     out.print(f"database ready: {settings.database}")
 
 
@@ -73,13 +66,14 @@ def train(
     no_live: bool = typer.Option(False, "--no-live", help="Save the model without making it live."),
 ) -> None:
     """Train a model on the knowledge base and save it as a new version."""
+    from annae.kb.training import train_from_db
     from annae.nlu.classifier import TrainingError
 
-    engine = db()
+    engine = migrated_db()
     try:
         with progress_bar() as update:
-            info = registry().train_from_db(
-                engine, author="cli", progress=update, make_live=not no_live
+            info = train_from_db(
+                registry(), engine, author="cli", progress=update, make_live=not no_live
             )
     except TrainingError as exc:
         hint = (
@@ -166,7 +160,7 @@ def operating_point(
     if live is None:
         fail("no trained model yet: run `annae train` first")
     if from_traffic:
-        est, change = traffic_estimate(reg, db(), target=target, author="cli", apply=apply)
+        est, change = traffic_estimate(reg, migrated_db(), target=target, author="cli", apply=apply)
         metrics = reg.manifest(live).get("metrics", {})
         observed = est.observed_precision_live
         out.print(
@@ -193,7 +187,7 @@ def operating_point(
         print_operating_points(reg.manifest(live))
         return
     try:
-        change = set_operating_point(reg, target, author="cli", db_engine=db())
+        change = set_operating_point(reg, target, author="cli", db_engine=migrated_db())
     except GateError as exc:
         fail(str(exc))
     out.print(

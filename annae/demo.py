@@ -16,6 +16,7 @@ def prepare_demo(out: Console) -> None:
     from annae.kb import entries
     from annae.kb.demo import demo_path
     from annae.kb.importers import import_kb
+    from annae.kb.training import train_from_db
     from annae.nlu.registry import ModelRegistry
     from annae.progress import progress_bar
     from annae.store.db import get_engine, init_db, session_scope
@@ -34,7 +35,7 @@ def prepare_demo(out: Console) -> None:
     registry = ModelRegistry(settings.models_dir)
     if registry.live_version() is None:
         with progress_bar() as update:
-            info = registry.train_from_db(engine, author="demo", progress=update)
+            info = train_from_db(registry, engine, author="demo", progress=update)
         out.print(f"trained model {info.version} (threshold {info.manifest['threshold']:.3f})")
     _create_users(engine, out)
 

@@ -23,11 +23,13 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
+from annae.logredact import RedactSecrets
 from annae.privacy.redact import RedactingFilter, redact_text
-from annae.web.logredact import RedactSecrets
+
+if TYPE_CHECKING:  # pragma: no cover
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id: ContextVar[str | None] = ContextVar("annae_request_id", default=None)
 conversation_id: ContextVar[str | None] = ContextVar("annae_conversation_id", default=None)

@@ -1,5 +1,5 @@
-"""The command line's kit: one Rich progress bar for every long step, its tables, its one way to
-stop with an error."""
+"""The command line's kit: the database every command opens, one Rich progress bar for every long
+step, its tables, its one way to stop with an error."""
 
 from __future__ import annotations
 
@@ -53,3 +53,11 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
     Console(stderr=True, soft_wrap=True).print(Text("error: ", style="bold red") + Text(message))
     raise typer.Exit(code)
+
+
+def migrated_db():
+    """The configured database (``ANNAE_DATABASE_URL``, or the SQLite file in ``ANNAE_HOME``, whose
+    folder is created), migrated to the current schema."""
+    from annae.store.db import get_engine, init_db
+
+    return init_db(get_engine())

@@ -58,6 +58,7 @@ def _setup(home: Path):
 
     from annae.kb.demo import demo_path
     from annae.kb.importers import import_kb
+    from annae.kb.training import train_from_db as train_answer_engine
     from annae.nlu.registry import ModelRegistry
     from annae.recommend import link_entry
     from annae.recommend.data import PRESETS, load_interactions
@@ -72,7 +73,7 @@ def _setup(home: Path):
     engine = init_db(get_engine(settings.database))
     import_kb(engine, demo_path(), author="bench")
     nlu = ModelRegistry(settings.models_dir)
-    nlu.train_from_db(engine, settings=settings, author="bench")
+    train_answer_engine(nlu, engine, settings=settings, author="bench")
     frame, report = load_interactions(DATA, PRESETS["online-retail"])
     split = pd.Timestamp(SPLIT, tz="UTC")
     times = pd.to_datetime(frame["time"], utc=True)

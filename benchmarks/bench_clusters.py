@@ -44,12 +44,10 @@ def end_to_end(seed: int) -> dict:
     cluster what it hands off (the traffic an admin would really see)."""
     from sklearn.metrics import adjusted_rand_score
 
-    from annae.dialogue.policy import decide, pre_check
     from annae.learning.clusters import DEFAULT_THRESHOLD, assign, embed, purity
     from annae.nlu.engine import Engine
     from annae.nlu.evaluate import label_text
     from annae.nlu.features import FeatureConfig
-    from annae.nlu.text import detect_language
 
     train_t, train_l = read("train.csv")
     test_t, test_l = read("test.csv")
@@ -70,11 +68,8 @@ def end_to_end(seed: int) -> dict:
     handed = []
     for start in range(0, len(test_t), 256):
         batch = test_t[start : start + 256]
-        for j, cand in enumerate(engine.candidates(batch)):
-            text = batch[j]
-            d = decide(cand, engine.policy, language=detect_language(text), reason=pre_check(text))
-            if d.type == "handoff":
-                handed.append(start + j)
+        decisions = engine.decide_many(batch)  # the service's own rule
+        handed += [start + j for j, d in enumerate(decisions) if d.type == "handoff"]
     q = [test_t[i] for i in handed]
     truth = [test_l[i] for i in handed]
     pred = assign(embed(q, "bundled"), DEFAULT_THRESHOLD)

@@ -110,6 +110,7 @@ def main() -> None:
     from annae.kb import entries
     from annae.kb.demo import demo_path
     from annae.kb.importers import import_kb
+    from annae.kb.training import train_from_db
     from annae.learning import feedback, retrain
     from annae.nlu.registry import ModelRegistry
     from annae.settings import Settings
@@ -123,7 +124,7 @@ def main() -> None:
     create_user(db, "mina", "agent", "correct-horse-battery")
     reg = ModelRegistry(settings.models_dir)
     cpu0, t0 = time.process_time(), time.perf_counter()
-    reg.train_from_db(db, settings=settings, author="demo")
+    train_from_db(reg, db, settings=settings, author="demo")
     v1 = reg.load_live()
     before_n, before_right = _answered(v1, IN_SCOPE)
     off_before = sum(v1.decide(q).type == "answer" for q in OFF_TOPIC)

@@ -32,7 +32,7 @@ import csv, json, sys, time
 import numpy as np
 from annae.nlu.engine import Engine
 from annae.nlu.encoder import set_threads
-from annae.dialogue.policy import decide, pre_check
+from annae.nlu.policy import decide, pre_check
 from annae.nlu.text import detect_language
 data = sys.argv[1]
 def rows(name):

@@ -88,6 +88,7 @@ def _prepare(home: Path, db_url: str) -> str:
     """Demo KB and a trained model in a fresh database; returns the model version."""
     from annae.kb.demo import demo_path
     from annae.kb.importers import import_kb
+    from annae.kb.training import train_from_db
     from annae.nlu.registry import ModelRegistry
     from annae.settings import Settings
     from annae.store.db import get_engine, init_db
@@ -95,8 +96,8 @@ def _prepare(home: Path, db_url: str) -> str:
     settings = Settings(home=home, database_url=db_url, encoder=ENCODER)
     engine = init_db(get_engine(db_url))
     import_kb(engine, demo_path(), author="bench")
-    info = ModelRegistry(settings.models_dir).train_from_db(
-        engine, settings=settings, author="bench"
+    info = train_from_db(
+        ModelRegistry(settings.models_dir), engine, settings=settings, author="bench"
     )
     engine.dispose()
     return info.version

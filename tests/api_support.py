@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from annae.agents.users import create_user
 from annae.kb.demo import demo_path
 from annae.kb.importers import import_kb
+from annae.kb.training import train_from_db
 from annae.settings import Settings, get_settings
 from annae.store.db import get_engine, init_db
 
@@ -40,7 +41,7 @@ def train_demo_model(folder: Path) -> Path:
     )
     engine = init_db(get_engine(settings.database))
     import_kb(engine, demo_path(), author="test")
-    ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
+    train_from_db(ModelRegistry(settings.models_dir), engine, settings=settings, author="test")
     get_engine(settings.database).dispose()
     return settings.models_dir
 

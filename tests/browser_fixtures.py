@@ -27,6 +27,7 @@ from annae.agents.users import create_user
 from annae.kb.demo import demo_path
 from annae.kb.entries import load_kb
 from annae.kb.importers import parse_file
+from annae.kb.training import train_from_db
 from annae.settings import Settings
 from annae.store.db import get_engine, init_db, session_scope
 
@@ -122,7 +123,7 @@ def prepare_home(
     if models is not None:
         shutil.copytree(models, settings.models_dir)
     else:
-        ModelRegistry(settings.models_dir).train_from_db(engine, settings=settings, author="test")
+        train_from_db(ModelRegistry(settings.models_dir), engine, settings=settings, author="test")
     agent = ("mina", secrets.token_urlsafe(12))
     admin = ("boss", secrets.token_urlsafe(12))
     create_user(engine, agent[0], "agent", agent[1])

@@ -96,3 +96,26 @@ def test_audit_record_is_the_decisions_dict(engine):
         record = decision_record(decision)
         assert record == decision.to_dict()
         assert all(isinstance(c, dict) for c in record["candidates"])
+
+
+def test_evaluation_decides_with_the_services_rule(engine):
+    """`annae eval` and the retraining gate score a ranking they computed themselves: their
+    decisions must be the service's, out-of-scope replies included."""
+    from dataclasses import replace
+
+    from annae.learning.retrain import score
+
+    eager = engine.with_thresholds()
+    eager.policy = replace(engine.policy, oos_threshold=0.0)  # every unsure question: out of scope
+    ranked = eager.candidates(QUESTIONS)
+    evaluated = eager.decide_ranked(QUESTIONS, ranked)
+    for text, decision, served in zip(
+        QUESTIONS, evaluated, decide_many(eager, QUESTIONS), strict=True
+    ):
+        _same(decision, served)
+        assert decision.oos_score == served.oos_score, text
+    types = [d.type for d in evaluated]
+    assert "out_of_scope" in types and "answer" in types and "handoff" in types
+    gold = [d.entry_key or "oos" for d in decide_many(engine, QUESTIONS)]
+    answered = types.count("answer")
+    assert score(eager, QUESTIONS, gold)["coverage"] == pytest.approx(answered / len(QUESTIONS))

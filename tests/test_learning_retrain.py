@@ -11,6 +11,7 @@ from annae.kb import entries
 from annae.kb.demo import demo_path
 from annae.kb.entries import TrainingExample
 from annae.kb.importers import import_kb
+from annae.kb.training import train_from_db
 from annae.learning import retrain
 from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings
@@ -78,7 +79,7 @@ def _corrupt_training_labels(engine, held: set[int]) -> int:
 
 def test_gate_promotes_a_model_refit_on_all_examples_then_refuses_a_corrupted_one(setup):
     engine, settings, reg = setup
-    v1 = reg.train_from_db(engine, settings=settings, author="test")  # like `annae train`
+    v1 = train_from_db(reg, engine, settings=settings, author="test")  # like `annae train`
     assert reg.live_version() == v1.version
     with session_scope(engine) as s:
         n_all = len(entries.training_examples(s))
@@ -125,7 +126,7 @@ def test_the_issues_small_talk_label_cannot_make_the_live_model_worse(setup):
     then Retrain. The retrain is refused, or what goes live is not worse on the same held-out
     questions and keeps every example (refit on all)."""
     engine, settings, reg = setup
-    v1 = reg.train_from_db(engine, settings=settings, author="test")
+    v1 = train_from_db(reg, engine, settings=settings, author="test")
     with session_scope(engine) as s:
         warranty = entries.get_entry_by_key(s, "warranty_ko")
         entries.add_examples(
@@ -154,8 +155,8 @@ def test_a_second_retrain_is_refused_while_one_runs(setup):
 
 def test_two_promotions_at_once_one_wins(setup):
     engine, settings, reg = setup
-    a = reg.train_from_db(engine, settings=settings, make_live=False)
-    b = reg.train_from_db(engine, settings=settings, make_live=False)
+    a = train_from_db(reg, engine, settings=settings, make_live=False)
+    b = train_from_db(reg, engine, settings=settings, make_live=False)
     results: dict[str, object] = {}
     barrier = threading.Barrier(2)
 

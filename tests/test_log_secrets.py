@@ -14,8 +14,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from annae.agents.users import create_api_key, create_user
+from annae.logredact import RedactSecrets, redact
 from annae.store.db import get_engine, session_scope
-from annae.web.logredact import RedactSecrets, redact
 
 PASSWORD = "correct-horse-battery"
 

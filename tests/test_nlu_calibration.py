@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annae.dialogue.policy import Candidate, PolicyConfig, decide
 from annae.nlu import calibration
 from annae.nlu.classifier import IntentClassifier, TrainingError
 from annae.nlu.evaluate import decision_metrics, oracle_coverage
 from annae.nlu.features import FeatureConfig
+from annae.nlu.policy import Candidate, PolicyConfig, decide
 
 LEXICAL = FeatureConfig(encoder="none")
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from annae.kb import entries
+from annae.kb.training import train_from_db
 from annae.nlu.classifier import TrainingError
 from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings
@@ -58,7 +59,7 @@ def test_train_from_db_saves_versions_and_provenance(engine, tmp_path):
     reg = ModelRegistry(tmp_path / "models")
     settings = Settings(home=tmp_path, encoder="none")
     assert reg.live_version() is None and reg.load_live() is None
-    info = reg.train_from_db(engine, settings=settings, author="tester")
+    info = train_from_db(reg, engine, settings=settings, author="tester")
     assert info.version == "v1" and reg.live_version() == "v1"
     m = json.loads((info.path / "manifest.json").read_text())
     with session_scope(engine) as s:
@@ -76,7 +77,7 @@ def test_train_from_db_saves_versions_and_provenance(engine, tmp_path):
         assert d.candidates[0].entry_id == entries.get_entry_by_key(s, "shipping").id
 
     # a second version, not live until promoted
-    info2 = reg.train_from_db(engine, settings=settings, make_live=False)
+    info2 = train_from_db(reg, engine, settings=settings, make_live=False)
     assert info2.version == "v2" and reg.live_version() == "v1" and reg.versions() == ["v1", "v2"]
     reg.set_live("v2")
     assert reg.load_live().version == "v2"
@@ -90,8 +91,8 @@ def test_disabled_entries_are_not_trained(engine, tmp_path):
     _fill(engine)
     with session_scope(engine) as s:
         entries.update_entry(s, entries.get_entry_by_key(s, "wrap").id, active=False)
-    info = ModelRegistry(tmp_path / "m").train_from_db(
-        engine, settings=Settings(home=tmp_path, encoder="none")
+    info = train_from_db(
+        ModelRegistry(tmp_path / "m"), engine, settings=Settings(home=tmp_path, encoder="none")
     )
     engine_ = ModelRegistry(tmp_path / "m").load(info.version)
     assert "wrap" not in set(engine_.classifier.classes_)
@@ -99,7 +100,7 @@ def test_disabled_entries_are_not_trained(engine, tmp_path):
 
 def test_empty_kb_cannot_train(engine, tmp_path):
     with pytest.raises(TrainingError, match="at least two entries"):
-        ModelRegistry(tmp_path / "m").train_from_db(
-            engine, settings=Settings(home=tmp_path, encoder="none")
+        train_from_db(
+            ModelRegistry(tmp_path / "m"), engine, settings=Settings(home=tmp_path, encoder="none")
         )
     assert ModelRegistry(tmp_path / "m").live_version() is None

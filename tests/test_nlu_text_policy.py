@@ -2,7 +2,7 @@
 
 import pytest
 
-from annae.dialogue.policy import (
+from annae.nlu.policy import (
     Candidate,
     PolicyConfig,
     decide,
@@ -118,7 +118,7 @@ def test_decide_answer_clarify_handoff():
 
 
 def test_confidently_out_of_scope_gets_its_own_decision_not_a_hand_off():
-    from annae.dialogue.policy import Candidate, PolicyConfig, decide
+    from annae.nlu.policy import Candidate, PolicyConfig, decide
 
     cands = [Candidate("a", 1, "A?", "a", 0.30), Candidate("b", 2, "B?", "b", 0.25)]
     config = PolicyConfig(threshold=0.8, clarify_threshold=0.9, oos_threshold=0.6)

@@ -6,8 +6,8 @@ import pytest
 from api_support import make_api
 
 from annae.dialogue import conversations
-from annae.privacy.api import router
 from annae.store.db import get_engine, session_scope
+from annae.web.routers.privacy import router
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import pii_corpus_generator as generator
 import pytest
 from typer.testing import CliRunner
 
 from annae.privacy.cli import app
 from annae.privacy.corpus import CORPUS, STRUCTURED, load_corpus, score
-from annae.privacy.corpus import make_corpus as generator
 from annae.privacy.redact import (
     TYPES,
     Redaction,

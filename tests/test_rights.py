@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from annae.dialogue import conversations
 from annae.kb import entries
+from annae.kb.training import train_from_db
 from annae.nlu.registry import ModelRegistry
 from annae.privacy import audit, consent, rights
 from annae.privacy.cli import app
@@ -73,7 +74,7 @@ def shop(annae_home, monkeypatch):
         other, _ = conversations.create(s, customer_id="C001")
         conversations.add_message(s, other, "customer", "text", "refund please")
     reg = ModelRegistry(settings.models_dir)
-    v1 = reg.train_from_db(db, settings=settings).version
+    v1 = train_from_db(reg, db, settings=settings).version
     with session_scope(db) as s:
         conv, _token = conversations.create(s, customer_id="C038")
         out = conversations.post_customer(

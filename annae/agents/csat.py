@@ -8,9 +8,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import Conflict, Invalid
-from annae.store.db import utcnow
+from annae.store.db import iso, utcnow
 from annae.store.tables.desk import Csat, Routing
 from annae.store.tables.service import Conversation
 
@@ -58,7 +57,7 @@ def submit(session: Session, conv: Conversation, score, comment: str | None = No
         "score": score,
         "comment": comment,
         "by": "agent" if row.agent_id is not None else "bot",
-        "created_at": convs.iso(row.created_at),
+        "created_at": iso(row.created_at),
         "thanks": THANKS.get(conv.language or "en", THANKS["en"]),
     }
 

@@ -9,6 +9,7 @@ from annae.agents import csat, notes, routing, teams
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import Conflict, Event
+from annae.store.db import iso
 from annae.store.tables.desk import Routing
 from annae.store.tables.service import Conversation, Message, User
 
@@ -51,7 +52,7 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
             customer_id=conv.customer_id,
             verified=bool(conv.verified),
             channel=conv.channel,
-            waiting_since=convs.iso(conv.waiting_since),
+            waiting_since=iso(conv.waiting_since),
             waiting_seconds=convs.waiting_seconds(conv),
             last_message=last.get(conv.id),
             team=team_of.get(conv.id),

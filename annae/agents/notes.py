@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import Event, Invalid
-from annae.store.db import utcnow
+from annae.store.db import iso, utcnow
 from annae.store.tables.desk import Note
 from annae.store.tables.service import User
 
@@ -82,7 +82,7 @@ def note_dict(note: Note, author: str | None, mentions: list[str]) -> dict:
         "author": author,
         "text": note.text,
         "mentions": mentions,
-        "created_at": convs.iso(note.created_at),
+        "created_at": iso(note.created_at),
     }
 
 

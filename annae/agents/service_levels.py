@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.agents import routing
-from annae.dialogue.conversations import aware
 from annae.learning import analytics
+from annae.store.db import aware
 from annae.store.tables.desk import Csat, Team
 from annae.store.tables.service import Conversation, Message, User
 

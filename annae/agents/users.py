@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -16,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.service import ApiKey, AuthToken, User
+from annae.store.tokens import hash_secret, new_secret
 
 ROLES = ("agent", "admin")
 TOKEN_TTL = timedelta(days=7)
@@ -48,15 +47,6 @@ class Identity:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "username": self.username, "role": self.role}
-
-
-def hash_secret(secret: str) -> str:
-    """SHA-256 of a random high-entropy secret (tokens, keys); never used for passwords."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def new_secret() -> str:
-    return secrets.token_urlsafe(32)
 
 
 def _check(username: str, role: str, password: str) -> None:

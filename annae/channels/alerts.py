@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from annae.channels import outbox
 from annae.channels.settings import channel_settings
-from annae.store.db import utcnow
+from annae.store.db import aware, utcnow
 from annae.store.tables.channels import AgentAlert
 from annae.store.tables.service import Conversation
 
@@ -61,8 +61,6 @@ def on_handoff(session: Session, conv: Conversation) -> bool:
     now = utcnow()
     row = session.get(AgentAlert, conv.id, with_for_update=True)
     if row is not None:
-        from annae.dialogue.conversations import aware
-
         if now - aware(row.sent_at) < timedelta(minutes=settings.alert_every_minutes):
             return False
         row.sent_at = now

@@ -6,16 +6,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from annae.progress import fail
+from annae.progress import fail, migrated_db
 
 app = typer.Typer(help="KakaoTalk and e-mail channels, and the outbox.", no_args_is_help=True)
 console = Console()
-
-
-def _db():
-    from annae.web.cli import _db as migrated
-
-    return migrated()
 
 
 @app.command("add")
@@ -32,7 +26,7 @@ def add(
 
     config = {"bot_ids": bot_id} if bot_id else {}
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             ch, secret = create(session, kind, name, config)
             cid = ch.id
     except ChannelError as exc:
@@ -53,7 +47,7 @@ def list_() -> None:
     from annae.store.db import session_scope
 
     table = Table("id", "kind", "name", "active", "created")
-    with session_scope(_db()) as session:
+    with session_scope(migrated_db()) as session:
         for ch in list_all(session):
             table.add_row(
                 str(ch.id), ch.kind, ch.name, "yes" if ch.active else "no", str(ch.created_at)
@@ -68,7 +62,7 @@ def disable(name: str) -> None:
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             set_active(session, name, False)
     except ChannelError as exc:
         fail(str(exc))
@@ -80,5 +74,5 @@ def deliver() -> None:
     """Deliver what is due in the outbox now, once (``annae serve`` does this continuously)."""
     from annae.channels.outbox import Deliverer
 
-    n = Deliverer(_db()).drain()
+    n = Deliverer(migrated_db()).drain()
     typer.echo(f"{n} delivery attempts")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from annae.channels import hooks, outbox
 from annae.channels.settings import ChannelSettings
 from annae.dialogue import conversations as convs
-from annae.store.db import utcnow
+from annae.store.db import aware, utcnow
 from annae.store.tables.channels import ChannelContact, OutboxItem
 from annae.store.tables.service import Conversation, Message
 
@@ -222,7 +222,7 @@ def contact_for(
         conv = session.get(Conversation, contact.conversation_id)
         if conv is not None and conv.state == "resolved":
             idle = timedelta(minutes=settings.kakao_idle_minutes)
-            if utcnow() - convs.aware(conv.resolved_at or conv.updated_at) >= idle:
+            if utcnow() - aware(conv.resolved_at or conv.updated_at) >= idle:
                 carried = pending(session, contact, conv)
                 conv = None
     if conv is None:
@@ -421,7 +421,7 @@ def on_message(session: Session, conv: Conversation, message: dict) -> None:
     )
     if contact is None or not contact.callback_url or contact.callback_expires_at is None:
         return
-    if convs.aware(contact.callback_expires_at) <= utcnow():
+    if aware(contact.callback_expires_at) <= utcnow():
         return
     outputs = [simple_text(message.get("text") or "")]
     if message.get("type") == "products" and message.get("options"):

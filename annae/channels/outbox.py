@@ -19,7 +19,7 @@ from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from annae.channels.settings import ChannelSettings, channel_settings
-from annae.store.db import session_scope, utcnow
+from annae.store.db import aware, iso, session_scope, utcnow
 from annae.store.tables.channels import OutboxItem
 
 log = logging.getLogger("annae.outbox")
@@ -69,12 +69,6 @@ def enqueue(
 def backoff(attempts: int, settings: ChannelSettings) -> float:
     """Seconds before try ``attempts + 1``: base, 2×base, 4×base… capped."""
     return min(settings.outbox_backoff * 2 ** max(attempts - 1, 0), settings.outbox_backoff_cap)
-
-
-def _aware(dt: datetime) -> datetime:
-    from annae.dialogue.conversations import aware
-
-    return aware(dt)
 
 
 def due(session: Session, limit: int = 50) -> list[OutboxItem]:
@@ -144,7 +138,7 @@ def finish(
     item.last_error = (error or "failed")[:2000]
     wait = backoff(item.attempts, settings)
     if (
-        now + timedelta(seconds=wait) - _aware(item.created_at)
+        now + timedelta(seconds=wait) - aware(item.created_at)
     ).total_seconds() > settings.outbox_max_age:
         item.status = "dead"
         log.warning(
@@ -171,8 +165,6 @@ def resend(session: Session, item_id: int) -> OutboxItem:
 
 
 def item_dict(item: OutboxItem, *, with_payload: bool = False) -> dict:
-    from annae.dialogue.conversations import iso
-
     out = {
         "id": item.id,
         "delivery_id": item.delivery_id,

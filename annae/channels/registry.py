@@ -9,9 +9,9 @@ import time
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from annae.agents.users import hash_secret, new_secret
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.channels import Channel
+from annae.store.tokens import hash_secret, new_secret
 
 KINDS = ("kakao", "email")
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,60}$")

@@ -72,7 +72,7 @@ def remove(session: Session, hook_id: int) -> None:
 
 
 def to_dict(hook: Webhook) -> dict:
-    from annae.dialogue.conversations import iso
+    from annae.store.db import iso
 
     return {
         "id": hook.id,

@@ -1,1 +1,2 @@
-"""The answer / clarify / hand-off policy and conversation states."""
+"""Conversation states: a customer turn stored with the answer engine's decision, hand-off, agent
+replies, resolution."""

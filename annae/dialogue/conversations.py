@@ -13,18 +13,17 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import JSON, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from annae.agents.users import hash_secret, new_secret
-from annae.dialogue.policy import Decision
+from annae.nlu.policy import Decision
 from annae.privacy.redact import redact_text
-from annae.store.db import utcnow
+from annae.store.db import aware, iso, utcnow
 from annae.store.tables.service import Conversation, Message, User
+from annae.store.tokens import hash_secret, new_secret
 
 log = logging.getLogger("annae.conversations")
 STATES = ("bot", "waiting", "agent", "resolved")
@@ -96,18 +95,6 @@ class Outcome:
     reply: dict
     events: list[Event] = field(default_factory=list)
     decision: Any = None
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt
-
-
-def iso(dt: datetime | None) -> str | None:
-    dt = aware(dt)
-    return dt.isoformat() if dt else None
 
 
 def text_for(kind: str, language: str | None) -> str:

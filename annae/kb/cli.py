@@ -17,6 +17,7 @@ from annae.kb import entries
 from annae.kb.demo import demo_path
 from annae.kb.exporters import KBExportError, export_kb
 from annae.kb.importers import FORMATS, KBImportError, RevertError, import_kb
+from annae.progress import migrated_db
 
 MAX_DIFF = 20  # entries listed per kind of change
 
@@ -28,16 +29,6 @@ FormatOpt = Annotated[
         "--format", "-f", help=f"One of {', '.join(FORMATS)} (default: from the file name)."
     ),
 ]
-
-
-def _engine():
-    """The configured database (``ANNAE_DATABASE_URL`` or a SQLite file in ``ANNAE_HOME``), migrated."""
-    from annae.settings import get_settings
-    from annae.store.db import get_engine, init_db
-
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return init_db(get_engine(settings.database))
 
 
 def _counts(data: entries.KBData) -> tuple[int, int]:
@@ -73,7 +64,7 @@ def _import(
 ) -> None:
     try:
         r = import_kb(
-            _engine(),
+            migrated_db(),
             path,
             answers=answers,
             fmt=fmt,
@@ -203,7 +194,7 @@ def export(
     """Write the knowledge base to a file that `annae kb import` reads back."""
     from annae.store.db import session_scope
 
-    with session_scope(_engine()) as session:
+    with session_scope(migrated_db()) as session:
         data = entries.dump_kb(session, active_only=active_only)
     try:
         written = export_kb(data, file, fmt)
@@ -229,7 +220,7 @@ def list_(
     """Show the knowledge-base entries."""
     from annae.store.db import session_scope
 
-    with session_scope(_engine()) as session:
+    with session_scope(migrated_db()) as session:
         rows = [
             {
                 "id": e.id,

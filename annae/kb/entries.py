@@ -6,12 +6,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from annae.nlu.text import detect_language
+from annae.store.db import iso
 from annae.store.tables.kb import KBEntry, KBExample, KBRevision
 
 OOS = "oos"
@@ -252,7 +252,7 @@ def dump_kb(session: Session, *, active_only: bool = False) -> KBData:
                 active=entry.active,
                 examples=[e.text for e in entry.examples],
                 sources=[e.source for e in entry.examples],
-                updated_at=_iso(entry.updated_at),
+                updated_at=iso(entry.updated_at),
             )
         )
     oos = session.scalars(
@@ -262,14 +262,6 @@ def dump_kb(session: Session, *, active_only: bool = False) -> KBData:
         data.oos_examples.append(row.text)
         data.oos_sources.append(row.source)
     return data
-
-
-def _iso(dt) -> str | None:
-    if dt is None:
-        return None
-    if dt.tzinfo is None:  # SQLite returns naive datetimes; every stored time is UTC
-        dt = dt.replace(tzinfo=UTC)
-    return dt.isoformat()
 
 
 def training_examples(session: Session) -> list[TrainingExample]:

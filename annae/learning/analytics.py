@@ -16,8 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annae.dialogue.conversations import aware
 from annae.kb import entries
+from annae.store.db import aware
 from annae.store.tables.learning import AnswerRating, ConversationLabel
 from annae.store.tables.service import Conversation, Message
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from annae.progress import fail, progress_bar
+from annae.progress import fail, migrated_db, progress_bar
 from annae.progress import table as cli_table
 
 learn_app = typer.Typer(
@@ -22,14 +22,6 @@ learn_app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-
-def _db():
-    from annae.settings import get_settings
-    from annae.store.db import get_engine, init_db
-
-    get_settings().home.mkdir(parents=True, exist_ok=True)
-    return init_db(get_engine())
 
 
 def _registry():
@@ -114,7 +106,7 @@ def retrain_command(
     examples) only if it is not worse. Exit code 2 when refused."""
     from annae.learning import retrain
 
-    db = _db()
+    db = migrated_db()
     with progress_bar(err, transient=True) as update:
         try:
             result = retrain.retrain(
@@ -167,7 +159,7 @@ def clusters_command(
     except ValueError as exc:
         fail(f"bad date: {exc}")
     since, until = f.bounds()
-    with session_scope(_db()) as session:
+    with session_scope(migrated_db()) as session:
         items = feedback.unanswered_questions(session, since=since, until=until, language=language)
     found = clusters.cluster(items, encoder=get_settings().encoder)[:limit]
     if as_json:
@@ -195,7 +187,7 @@ def review_command(limit: int = typer.Option(50, "--limit", min=1)) -> None:
     from annae.learning import feedback
     from annae.store.db import session_scope
 
-    with session_scope(_db()) as session:
+    with session_scope(migrated_db()) as session:
         items = feedback.review_list(session, limit=limit)
     if not items:
         out.print("nothing to review")

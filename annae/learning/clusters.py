@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from annae.dialogue.conversations import aware
 from annae.learning.feedback import Unanswered
 from annae.nlu.text import normalize
-from annae.store.db import utcnow
+from annae.store.db import aware, utcnow
 
 DEFAULT_THRESHOLD = (
     0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from annae.kb import entries
 from annae.kb.entries import KBError
-from annae.store.db import utcnow
+from annae.store.db import aware, utcnow
 from annae.store.tables.kb import KBExample
 from annae.store.tables.learning import AnswerRating, ConversationLabel
 from annae.store.tables.service import Conversation, Message
@@ -673,9 +673,9 @@ def unanswered_questions(
         question = _question_before(session, answer)
         if question is None or question.type != "text" or question.id in out:
             continue
-        if since is not None and _aware(question.created_at) < since:
+        if since is not None and aware(question.created_at) < since:
             continue
-        if until is not None and _aware(question.created_at) >= until:
+        if until is not None and aware(question.created_at) >= until:
             continue
         lang = (question.decision or {}).get("language")
         if language and lang != language:
@@ -689,9 +689,3 @@ def unanswered_questions(
             "unhelpful",
         )
     return sorted(out.values(), key=lambda u: u.message_id)
-
-
-def _aware(dt: datetime) -> datetime:
-    from annae.dialogue.conversations import aware
-
-    return aware(dt)

@@ -39,12 +39,11 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine as DBEngine
 
-from annae.dialogue.policy import decide, pre_check
 from annae.kb import entries
 from annae.kb.entries import OOS, TrainingExample
+from annae.kb.training import fit_examples
 from annae.learning.feedback import LearningSettings
-from annae.nlu.registry import ModelRegistry, fit_examples
-from annae.nlu.text import detect_language
+from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings, get_settings
 from annae.store.db import session_scope, utcnow
 
@@ -99,8 +98,8 @@ def score(engine, texts: Sequence[str], gold: Sequence[str]) -> dict:
     for start in range(0, len(texts), 256):
         cands.extend(engine.candidates(list(texts[start : start + 256])))
     answered, correct = [], []
-    for text, cand, label in zip(texts, cands, gold, strict=True):
-        d = decide(cand, engine.policy, language=detect_language(text), reason=pre_check(text))
+    decisions = engine.decide_ranked(texts, cands)  # the service's own rule
+    for cand, label, d in zip(cands, gold, decisions, strict=True):
         answered.append(d.type == "answer")
         correct.append(bool(cand) and cand[0].key == label)
     answered_a, correct_a = np.array(answered), np.array(correct)

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from annae.dialogue.policy import CLARIFY_MAX, CLARIFY_MIN_CONFIDENCE
 from annae.nlu import calibration
 from annae.nlu.features import FeatureConfig, LexicalFeatures, morphemes, stack
+from annae.nlu.policy import CLARIFY_MAX, CLARIFY_MIN_CONFIDENCE
 
 OOS = "oos"
 SMALL_DATA = 3000
@@ -367,7 +367,7 @@ class IntentClassifier:
         self, probs: np.ndarray, k: int = CLARIFY_MAX
     ) -> tuple[np.ndarray, np.ndarray]:
         """Summed confidence of the entries a clarify question offers (the top ``k``, less
-        a third one that adds next to nothing: :func:`annae.dialogue.policy.clarify_options`),
+        a third one that adds next to nothing: :func:`annae.nlu.policy.clarify_options`),
         and those entries (-1 where dropped), per row."""
         masked = self._mask_oos(probs)
         order = np.argsort(-masked, axis=1)[:, :k]

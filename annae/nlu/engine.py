@@ -1,7 +1,7 @@
 """The answer engine: features + calibrated classifier + the dialogue policy, saved as one folder.
 
-engine = Engine.fit(texts, labels, answers)        # or ModelRegistry.train_from_db(...)
-engine.decide("배송 얼마나 걸려요?")                 # -> annae.dialogue.policy.Decision
+engine = Engine.fit(texts, labels, answers)        # or annae.kb.training.train_from_db(...)
+engine.decide("배송 얼마나 걸려요?")                 # -> annae.nlu.policy.Decision
 engine.save(path); Engine.load(path)
 """
 
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import joblib
 
-from annae.dialogue.policy import Candidate, Decision, PolicyConfig, decide, pre_check
 from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.integrity import file_hashes, verify
 from annae.nlu.multilingual import E5, KoreanEncoder, route, shared
 from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, OnnxEncoder
+from annae.nlu.policy import Candidate, Decision, PolicyConfig, decide, pre_check
 from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize
 
 MANIFEST = "manifest.json"
@@ -217,20 +217,28 @@ class Engine:
     def decide_many(self, texts: Sequence[str]) -> list[Decision]:
         """:meth:`decide` for several questions with one encoder pass."""
         texts = [t if isinstance(t, str) else "" for t in texts]
-        reasons = [pre_check(t) for t in texts]
-        todo = [i for i, r in enumerate(reasons) if r not in ("empty", "too_long")]
+        todo = [i for i, t in enumerate(texts) if pre_check(t) not in ("empty", "too_long")]
         ranked = dict(zip(todo, self.candidates([texts[i] for i in todo]), strict=True))
+        return self.decide_ranked(texts, [ranked.get(i, []) for i in range(len(texts))])
+
+    def decide_ranked(
+        self, texts: Sequence[str], candidates: Sequence[Sequence[Candidate]]
+    ) -> list[Decision]:
+        """The decisions for ``texts`` whose ranked :meth:`candidates` are already known: the one
+        decision rule of the service, ``annae eval`` and the retraining gate."""
         out = []
-        for i, text in enumerate(texts):
-            cands = ranked.get(i, [])
+        for text, cands in zip(texts, candidates, strict=True):
+            text = text if isinstance(text, str) else ""
+            reason = pre_check(text)
+            scored = reason not in ("empty", "too_long")
             out.append(
                 decide(
-                    cands,
+                    list(cands) if scored else [],
                     self.policy,
                     language=detect_language(text[:MAX_CHARS]) if text else "en",
                     model_version=self.version,
-                    reason=reasons[i],
-                    oos_score=self.oos_score(cands) if i in ranked else None,
+                    reason=reason,
+                    oos_score=self.oos_score(cands) if scored else None,
                 )
             )
         return out

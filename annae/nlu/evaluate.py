@@ -7,11 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from annae.dialogue.policy import decide, pre_check
 from annae.nlu.classifier import OOS
 from annae.nlu.engine import Engine
 from annae.nlu.features import FeatureConfig
-from annae.nlu.text import detect_language
 
 LATENCY_SAMPLE = 1000
 
@@ -69,8 +67,8 @@ def evaluate(
         if progress:
             progress("scoring", min(start + batch, len(test_texts)), len(test_texts))
     types, top1, conf, offered = [], [], [], []
-    for text, cand in zip(test_texts, cands, strict=True):
-        d = decide(cand, engine.policy, language=detect_language(text), reason=pre_check(text))
+    decisions = engine.decide_ranked(test_texts, cands)  # the service's own rule
+    for cand, d in zip(cands, decisions, strict=True):
         types.append(d.type)
         top1.append(cand[0].key if cand else None)
         conf.append(cand[0].confidence if cand else 0.0)

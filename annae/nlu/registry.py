@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine as DBEngine
-
-from annae.kb import entries
 from annae.nlu.engine import MANIFEST, Engine
-from annae.nlu.features import FeatureConfig
-from annae.settings import Settings, get_settings
-from annae.store.db import session_scope
+from annae.settings import get_settings
 
 _VERSION = re.compile(r"^v(\d+)$")
 
@@ -108,86 +102,3 @@ class ModelRegistry:
         import json
 
         return json.loads((self.path(version) / MANIFEST).read_text())
-
-    def train_from_db(
-        self,
-        db_engine: DBEngine,
-        *,
-        settings: Settings | None = None,
-        author: str = "system",
-        progress=None,
-        make_live: bool = True,
-        exclude_ids: Collection[int] = (),
-    ) -> ModelInfo:
-        """Train on the knowledge base in the database and save a new version.
-
-        ``exclude_ids``: example ids never to train on (the held-out slice of ``annae retrain``).
-        """
-        settings = settings or get_settings()
-        excluded = set(exclude_ids)
-        with session_scope(db_engine) as session:
-            examples = [
-                e for e in entries.training_examples(session) if e.example_id not in excluded
-            ]
-            answers = entries.answers(session)
-            revision = entries.current_revision(session)
-        engine = fit_examples(
-            examples,
-            answers,
-            settings=settings,
-            author=author,
-            kb_revision=revision,
-            progress=progress,
-            excluded=excluded,
-        )
-        return self.save(engine, make_live=make_live)
-
-
-def fit_examples(
-    examples: Sequence[entries.TrainingExample],
-    answers: dict[str, dict],
-    *,
-    settings: Settings,
-    author: str = "system",
-    kb_revision: int = 0,
-    progress=None,
-    excluded: Collection[int] = (),
-) -> Engine:
-    """Train an engine (not saved) on ``examples``, with the entries' answers as anchor texts."""
-    return Engine.fit(
-        [e.text for e in examples],
-        [e.label for e in examples],
-        answers,
-        documents={key: [info["answer"]] for key, info in answers.items()},
-        features=FeatureConfig(encoder=settings.encoder),
-        target_precision=settings.target_precision,
-        oos_share=settings.oos_share,
-        clarify_precision=settings.clarify_precision,
-        top_k=settings.top_k,
-        threads=settings.threads,
-        progress=progress,
-        manifest={
-            "kb_revision": kb_revision,
-            "author": author,
-            "data": {
-                "n_examples": len(examples),
-                "hash": entries.data_hash(examples),
-                "example_ids": [e.example_id for e in examples],
-                # what each example was learnt as (a later label change must not rewrite history)
-                "example_labels": [e.label for e in examples],
-                "excluded_ids": sorted(excluded),
-                "answers_hash": answers_hash(answers),
-            },
-        },
-    )
-
-
-def answers_hash(answers: dict[str, dict]) -> str:
-    """A hash of the entries' answer texts the model used as anchors (to notice stale ones)."""
-    import hashlib
-    import json
-
-    blob = json.dumps(
-        {k: v.get("answer") for k, v in sorted(answers.items())}, ensure_ascii=False
-    ).encode()
-    return hashlib.sha256(blob).hexdigest()

@@ -83,7 +83,7 @@ def _database(engine: Engine) -> list[Check]:
 def _postgres_connections(engine: Engine, workers: int) -> Check | None:
     if engine.dialect.name != "postgresql":
         return None
-    from annae.web.app import DB_POOL
+    from annae.store.db import DB_POOL
 
     try:
         with engine.connect() as conn:

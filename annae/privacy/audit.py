@@ -14,13 +14,14 @@ import hmac
 import os
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.privacy.redact import redact_text
+from annae.store.db import aware
 from annae.store.tables.privacy import AuditEvent, AuditLogIsAppendOnly
 
 __all__ = [
@@ -166,23 +167,18 @@ def query(
     if target is not None:
         stmt = stmt.where(AuditEvent.target == target)
     if since is not None:
-        stmt = stmt.where(AuditEvent.at >= _aware(since))
+        stmt = stmt.where(AuditEvent.at >= aware(since))
     if until is not None:
-        stmt = stmt.where(AuditEvent.at < _aware(until))
+        stmt = stmt.where(AuditEvent.at < aware(until))
     stmt = stmt.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
     return list(session.scalars(stmt))
-
-
-def _aware(at: datetime) -> datetime:
-    """Aware UTC (SQLite returns naive datetimes, which are UTC here)."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def to_dict(event: AuditEvent) -> dict:
     """A JSON-ready view of one event."""
     return {
         "id": event.id,
-        "at": _aware(event.at).isoformat(),
+        "at": aware(event.at).isoformat(),
         "actor": event.actor,
         "action": event.action,
         "target": event.target,

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from annae.progress import fail
+from annae.progress import fail, migrated_db
 
 app = typer.Typer(
     help="Privacy: redaction, consent, audit log, export, erasure, retention.", no_args_is_help=True
@@ -47,16 +47,6 @@ def redact(
         typer.echo(result.text)
 
 
-def _engine():
-    """The configured database, migrated."""
-    from annae.settings import get_settings
-    from annae.store.db import get_engine, init_db
-
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return init_db(get_engine(settings.database))
-
-
 @app.command()
 def consent(
     customer: str = typer.Argument(..., help="The customer's external id."),
@@ -85,7 +75,7 @@ def consent(
         raise typer.BadParameter("a purpose cannot be granted and withdrawn at once")
     try:
         ref = audit.customer_ref(customer)  # the audit log names customers by pseudonym only
-        with session_scope(_engine()) as session:
+        with session_scope(migrated_db()) as session:
             for purpose in grant:
                 ev = consents.grant(
                     session, customer, purpose, text_version=text_version, source=source
@@ -158,7 +148,7 @@ def audit_log(
     from annae.privacy import audit
     from annae.store.db import session_scope
 
-    with session_scope(_engine()) as session:
+    with session_scope(migrated_db()) as session:
         events = [
             audit.to_dict(e)
             for e in audit.query(session, actor=actor, action=action, target=target, limit=limit)
@@ -195,7 +185,7 @@ def export(
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_engine()) as session:
+        with session_scope(migrated_db()) as session:
             data = rights.export_customer(session, customer)
             audit.record(
                 session,
@@ -236,7 +226,7 @@ def erase(
     try:
         with console.status("erasing") as status:
             report = rights.erase_customer(
-                _engine(),
+                migrated_db(),
                 customer,
                 actor=actor,
                 retrain=retrain,
@@ -277,7 +267,7 @@ def retain(
     """Delete old transcripts (schedule it daily, e.g. from cron); keeps anonymous counts."""
     from annae.privacy import rights
 
-    result = rights.retain(_engine(), days=days, actor=actor)
+    result = rights.retain(migrated_db(), days=days, actor=actor)
     typer.echo(
         f"deleted {result['conversations']} conversations ({result['messages']} messages) "
         f"idle since before {result['cutoff'][:19]}"
@@ -294,7 +284,7 @@ def explain(
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_engine()) as session:
+        with session_scope(migrated_db()) as session:
             info = rights.explain(session, message_id)
     except rights.RightsError as exc:
         fail(str(exc), 2)

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from annae.privacy import audit, consent, erasures
-from annae.store.db import session_scope, utcnow
+from annae.store.db import iso, session_scope, utcnow
 from annae.store.tables.kb import KBExample
 from annae.store.tables.recommend import RecCustomer, RecInteraction
 from annae.store.tables.service import Conversation, Message
@@ -56,12 +56,6 @@ def _check_id(customer_id: object) -> str:
             f"customer id must be a non-empty string of at most 200 characters, got {customer_id!r}"
         )
     return customer_id.strip()
-
-
-def _iso(dt) -> str | None:
-    from annae.dialogue.conversations import iso
-
-    return iso(dt)
 
 
 def _conversation_ids(session: Session, customer_id: str) -> list[str]:
@@ -163,7 +157,7 @@ def export_customer(session: Session, customer_id: str, *, settings=None) -> dic
     interactions = [
         {
             "product_id": r.product_id,
-            "at": _iso(r.at),
+            "at": iso(r.at),
             "quantity": r.quantity,
             "kind": r.kind,
             "source": r.source,
@@ -186,7 +180,7 @@ def export_customer(session: Session, customer_id: str, *, settings=None) -> dic
         "consents": consents,
         "consent_now": consent.status(session, customer_id),
         "recommendation_profile": (
-            {"name": rec.name, "country": rec.country, "created_at": _iso(rec.created_at)}
+            {"name": rec.name, "country": rec.country, "created_at": iso(rec.created_at)}
             if rec
             else None
         ),
@@ -329,9 +323,11 @@ def erase_customer(
 
     if nlu.live_version() in report.stale_models:
         if retrain:
+            from annae.kb.training import train_from_db
+
             say("retraining the answer engine without the erased data")
-            report.retrained = nlu.train_from_db(
-                db, settings=settings, author=f"privacy-erase:{actor}"
+            report.retrained = train_from_db(
+                nlu, db, settings=settings, author=f"privacy-erase:{actor}"
             ).version
         else:
             report.pending.append(f"answer engine {nlu.live_version()}")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from annae.progress import fail
+from annae.progress import fail, migrated_db
 
 app = typer.Typer(help="Product recommendations.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -41,12 +41,6 @@ def _need_pandas(task: str) -> None:
         fail(str(exc))
 
 
-def _db():
-    from annae.store.db import get_engine, init_db
-
-    return init_db(get_engine())
-
-
 @app.command("import")
 def import_cmd(
     path: Path = typer.Argument(..., help="CSV (optionally .gz) or Parquet file of interactions."),
@@ -73,7 +67,7 @@ def import_cmd(
         mapping = _mapping(preset, map_)
         with console.status(f"reading {path.name}"):
             frame, report = load_interactions(path, mapping)
-        engine = _db()
+        engine = migrated_db()
         previous = imported_rows(engine, report.source)
         if previous and not replace:
             raise ImportFileError(
@@ -129,7 +123,7 @@ def train(
     try:
         with console.status("training") as status:
             saved = train_from_db(
-                _db(),
+                migrated_db(),
                 settings.models_dir,
                 engine_kind=engine_kind,
                 spark_master=spark_master,
@@ -261,7 +255,7 @@ def recommend(
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             result = rec(session, _live(), customer, k, list_)
     except RecommendError as exc:
         fail(str(exc))
@@ -280,7 +274,7 @@ def similar(
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             result = sim(session, _live(), product, k)
     except RecommendError as exc:
         fail(str(exc))
@@ -297,7 +291,7 @@ def consent(
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             set_marketing_consent(session, customer, granted)
     except RecommendError as exc:
         fail(str(exc))
@@ -314,7 +308,7 @@ def link(
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             ids = link_entry(session, entry_id, products)
     except RecommendError as exc:
         fail(str(exc))
@@ -328,7 +322,7 @@ def status() -> None:
     from annae.recommend.store import counts
     from annae.store.db import session_scope
 
-    with session_scope(_db()) as session:
+    with session_scope(migrated_db()) as session:
         c = counts(session)
         models = list_models(session)
     out.print(", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in c.items()))

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from annae.recommend.matrix import Interactions
-from annae.recommend.models import Recommender, top_k
+from annae.recommend.models import Recommender, dcg_discounts, top_k
 
 
 @dataclass
@@ -73,16 +73,12 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
     return split
 
 
-def _dcg_discounts(k: int) -> np.ndarray:
-    return 1.0 / np.log2(np.arange(2, k + 2))
-
-
 def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
     """Per-row recall, precision and NDCG of ``ranked`` (rows × ≥k product codes) against ``truth``."""
     ranked = ranked[:, :k]
     hits = np.asarray(truth[np.arange(ranked.shape[0])[:, None], ranked].todense()) > 0
     n_rel = np.asarray(truth.sum(axis=1)).ravel()
-    disc = _dcg_discounts(k)
+    disc = dcg_discounts(k)
     dcg = (hits * disc[: hits.shape[1]]).sum(axis=1)
     ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -19,7 +19,16 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from annae.recommend.matrix import DAY, Interactions, binarize
-from annae.recommend.models import ALS, EASE, ContentKNN, ItemKNN, Popularity, Recommender, top_k
+from annae.recommend.models import (
+    ALS,
+    EASE,
+    ContentKNN,
+    ItemKNN,
+    Popularity,
+    Recommender,
+    dcg_discounts,
+    top_k,
+)
 from annae.recommend.trees import TreeEnsemble
 
 log = logging.getLogger(__name__)
@@ -105,10 +114,6 @@ def _scale_rows(mat: np.ndarray) -> np.ndarray:
 def _log_scale(counts: np.ndarray) -> np.ndarray:
     top = np.log1p(counts.max()) if len(counts) and counts.max() > 0 else 1.0
     return (np.log1p(counts) / top).astype(np.float32)
-
-
-def _dcg_discounts(k: int) -> np.ndarray:
-    return 1.0 / np.log2(np.arange(2, k + 2))
 
 
 class Hybrid(Recommender):
@@ -741,7 +746,7 @@ def ndcg_at(scores: np.ndarray, labels: np.ndarray, n_rel: np.ndarray, k: int = 
     """Mean NDCG@k over rows of candidate scores (labels mark relevant candidates)."""
     top = top_k(scores, k)
     gains = np.take_along_axis(labels, top, axis=1)
-    disc = _dcg_discounts(k)
+    disc = dcg_discounts(k)
     dcg = (gains * disc[: gains.shape[1]]).sum(axis=1)
     ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
     return float((dcg / ideal).mean()) if len(dcg) else 0.0

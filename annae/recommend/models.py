@@ -21,6 +21,11 @@ from annae.recommend.matrix import DAY, Interactions, binarize
 log = logging.getLogger(__name__)
 
 
+def dcg_discounts(k: int) -> np.ndarray:
+    """The DCG discount of ranks 1..k: 1 / log2(rank + 1)."""
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest scores per row, best first."""
     scores = np.atleast_2d(scores)

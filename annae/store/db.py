@@ -30,6 +30,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(dt: datetime | None) -> datetime | None:
+    """A stored time as aware UTC: SQLite returns naive datetimes (every stored time is UTC),
+    PostgreSQL returns them in the session's time zone."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in UTC (``None`` stays ``None``)."""
+    dt = aware(dt)
+    return dt.isoformat() if dt else None
+
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -42,6 +56,22 @@ def get_engine(url: str | None = None) -> Engine:
         settings.home.mkdir(parents=True, exist_ok=True)
         url = settings.database
     return _engine_for(url)
+
+
+# PostgreSQL connections one server worker keeps open. Requests that find them all busy wait for
+# one (up to 30 s) instead of opening more: a new connection costs more CPU than the request.
+DB_POOL = 20
+
+
+def service_db(url: str) -> Engine:
+    """A server process's database engine: for PostgreSQL its own pool of ``DB_POOL``
+    connections, for SQLite the shared engine."""
+    shared = get_engine(url)
+    if shared.dialect.name != "postgresql":
+        return shared
+    return create_engine(
+        shared.url, pool_size=DB_POOL, max_overflow=0, pool_timeout=30, pool_pre_ping=True
+    )
 
 
 @lru_cache(maxsize=16)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import faulthandler
-import importlib
-import importlib.util
 import json
 import logging
 import time
@@ -14,7 +12,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,7 +22,7 @@ from annae.channels import runtime as channels_runtime
 from annae.dialogue.conversations import ConversationError
 from annae.logs import RequestIdMiddleware
 from annae.settings import Settings, get_settings
-from annae.store.db import check_sqlite_files, get_engine
+from annae.store.db import check_sqlite_files, get_engine, service_db
 from annae.web import inputs, metrics, openapi
 from annae.web.auth import CSRFCookieMiddleware
 from annae.web.events import make_broker
@@ -37,9 +34,6 @@ from annae.web.routers.deps import ApiError, EngineHolder, Services
 
 log = logging.getLogger("annae.web")
 MAX_BODY = 64 * 1024
-# PostgreSQL connections one worker keeps open. Requests that find them all busy wait for one
-# (up to 30 s) instead of opening more: a new connection costs more CPU than the request itself.
-DB_POOL = 20
 STATIC = Path(__file__).parent / "static"
 CODES = {
     400: "bad_request",
@@ -157,26 +151,6 @@ class MetricsMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
             metrics.observe_request(scope["method"], path, status, started)
-
-
-def _optional_router(module: str):
-    """The ``router`` of an optional module (pages, recommendations), or None if it does not exist."""
-    try:
-        if importlib.util.find_spec(module) is None:
-            return None
-    except ModuleNotFoundError:
-        return None
-    return getattr(importlib.import_module(module), "router", None)
-
-
-def service_db(url: str) -> Engine:
-    """This process's database engine: for PostgreSQL its own pool of ``DB_POOL`` connections."""
-    shared = get_engine(url)
-    if shared.dialect.name != "postgresql":
-        return shared
-    return create_engine(
-        shared.url, pool_size=DB_POOL, max_overflow=0, pool_timeout=30, pool_pre_ping=True
-    )
 
 
 def _offline_docs(app: FastAPI) -> None:
@@ -314,20 +288,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body(500, "internal error", code="internal"), status_code=500)
 
-    for module in (ops, auth, conversations, agents, admin):
-        app.include_router(module.router)
-    app.include_router(importlib.import_module("annae.web.routers.learning").router)
-    app.include_router(importlib.import_module("annae.web.routers.desk").router)
-    for name in (
-        "annae.web.pages",
-        "annae.web.routers.recommend",
-        "annae.privacy.api",
-        "annae.web.routers.chat_products",
-        "annae.web.routers.channels",
+    # imported here, not at the top: they load the recommender (scikit-learn, SciPy), which a
+    # process that only reads this module's settings (``annae doctor``) does not need
+    from annae.web import pages
+    from annae.web.routers import channels, chat_products, desk, learning, privacy, recommend
+
+    for module in (
+        ops,
+        auth,
+        conversations,
+        agents,
+        admin,
+        learning,
+        desk,
+        pages,
+        recommend,
+        privacy,
+        chat_products,
+        channels,
     ):
-        router = _optional_router(name)
-        if router is not None:
-            app.include_router(router)
+        app.include_router(module.router)
     if STATIC.is_dir():
         from fastapi.staticfiles import StaticFiles
 

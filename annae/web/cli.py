@@ -9,7 +9,7 @@ import tempfile
 import typer
 from rich.console import Console
 
-from annae.progress import fail
+from annae.progress import fail, migrated_db
 from annae.progress import table as cli_table
 
 user_app = typer.Typer(
@@ -26,15 +26,6 @@ widget_app = typer.Typer(
 console = Console()
 
 
-def _db():
-    from annae.settings import get_settings
-    from annae.store.db import get_engine, init_db
-
-    settings = get_settings()
-    settings.home.mkdir(parents=True, exist_ok=True)
-    return init_db(get_engine(settings.database))
-
-
 def serve_forever(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -46,7 +37,7 @@ def serve_forever(
     (see :mod:`annae.web.serving` for its logging, limits and worker checks)."""
     from annae.web import serving
 
-    _db()
+    migrated_db()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # one scrape of /metrics sums every worker (prometheus-client multiprocess mode)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="annae-metrics-")
@@ -99,7 +90,7 @@ def add(
     from annae.agents.users import UserError, create_user
 
     try:
-        user_id = create_user(_db(), name, role, _read_password(password_stdin))
+        user_id = create_user(migrated_db(), name, role, _read_password(password_stdin))
     except UserError as exc:
         fail(str(exc))
     console.print(f"created {role} {name} (id {user_id})")
@@ -112,7 +103,7 @@ def list_() -> None:
     from annae.store.db import session_scope
 
     table = cli_table("id", "username", "role", "active", "last login")
-    with session_scope(_db()) as session:
+    with session_scope(migrated_db()) as session:
         for u in list_users(session):
             table.add_row(
                 str(u.id),
@@ -129,7 +120,7 @@ def _change(name: str, fn, done: str) -> None:
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             fn(session)
     except UserError as exc:
         fail(str(exc))
@@ -168,7 +159,7 @@ def apikey_create(name: str) -> None:
     from annae.store.db import session_scope
 
     try:
-        with session_scope(_db()) as session:
+        with session_scope(migrated_db()) as session:
             key = create_api_key(session, name)
     except UserError as exc:
         fail(str(exc))
@@ -182,7 +173,7 @@ def apikey_list() -> None:
     from annae.store.db import session_scope
 
     table = cli_table("id", "name", "active", "created")
-    with session_scope(_db()) as session:
+    with session_scope(migrated_db()) as session:
         for k in list_api_keys(session):
             table.add_row(str(k.id), k.name, "yes" if k.active else "no", str(k.created_at))
     console.print(table)

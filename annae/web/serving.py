@@ -1,6 +1,6 @@
 """How ``annae serve`` runs uvicorn: redacted logs, bounded frames and headers, fast worker checks.
 
-- Logging: Annae's JSON lines (:mod:`annae.logs`), :class:`~annae.web.logredact.RedactSecrets` on every
+- Logging: Annae's JSON lines (:mod:`annae.logs`), :class:`~annae.logredact.RedactSecrets` on every
   handler, so WebSocket handshake lines and access-log lines never show ``?token=`` or ``?api_key=``.
 - WebSocket frames over :data:`WS_MAX_SIZE` (64 kB) are refused by the protocol (close 1009)
   before they are buffered whole.

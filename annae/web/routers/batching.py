@@ -17,34 +17,9 @@ log = logging.getLogger("annae.batching")
 
 
 def decide_many(engine, texts: Sequence[str]) -> list:
-    """``[engine.decide(t) for t in texts]`` with one encoder pass for the batch.
-
-    Uses ``engine.decide_many`` when the engine has it; otherwise composes the engine's public
-    pieces the way ``Engine.decide`` does (tests/test_api_batching.py checks they agree).
-    """
-    if hasattr(engine, "decide_many"):
-        return list(engine.decide_many(list(texts)))
-    if not hasattr(engine, "candidates") or not hasattr(engine, "policy"):
-        return [engine.decide(t) for t in texts]
-    from annae.dialogue.policy import decide, pre_check
-    from annae.nlu.text import MAX_CHARS, detect_language
-
-    out: list = [None] * len(texts)
-    todo: list[tuple[int, str, str | None]] = []
-    for i, text in enumerate(texts):
-        reason = pre_check(text)
-        if reason in ("empty", "too_long"):
-            out[i] = engine.decide(text)
-        else:
-            todo.append((i, text, reason))
-    if todo:
-        ranked = engine.candidates([text for _, text, _ in todo])
-        for (i, text, reason), cands in zip(todo, ranked, strict=True):
-            language = detect_language(text[:MAX_CHARS]) if text else "en"
-            out[i] = decide(
-                cands, engine.policy, language=language, model_version=engine.version, reason=reason
-            )
-    return out
+    """``[engine.decide(t) for t in texts]`` with one encoder pass for the batch
+    (:meth:`annae.nlu.engine.Engine.decide_many`)."""
+    return list(engine.decide_many(list(texts)))
 
 
 class BatchDecider:

@@ -23,6 +23,7 @@ from annae.dialogue.conversations import ConversationError
 from annae.logs import set_conversation, text_field
 from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
+from annae.store.tokens import hash_secret
 from annae.web import metrics
 from annae.web.auth import SESSION_COOKIE, api_key_channel, check_csrf
 from annae.web.inputs import AfterId, Id
@@ -98,7 +99,7 @@ def authorize(
         staff = users.identity_for_token(session, token, ("bearer",))
         if staff is not None:
             return conv, Access("staff", staff=staff)
-        hashed = users.hash_secret(token)
+        hashed = hash_secret(token)
         if (
             session.scalar(select(Conversation.id).where(Conversation.token_hash == hashed))
             is not None

@@ -6,7 +6,8 @@ each value is recorded while the sentence is assembled -- the annotation never c
 from the redactor it is used to measure. Near-miss slots (order numbers, dates, prices,
 Luhn-invalid card numbers ...) are filled the same way but carry no span.
 
-Run ``python -m annae.privacy.corpus.make_corpus`` to regenerate the file.
+Run ``python tests/pii_corpus_generator.py`` to regenerate the file. A development tool, kept with
+the tests (which check that the committed file is its output), not in the installed package.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import phonenumbers
 
-OUT = Path(__file__).with_name("pii_corpus.jsonl")
+OUT = Path(__file__).resolve().parents[1] / "annae" / "privacy" / "corpus" / "pii_corpus.jsonl"
 rng = random.Random(20261126)
 
 

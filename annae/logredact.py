@@ -6,7 +6,7 @@ WebSocket's credentials in the URL, so those lines would carry conversation toke
 tokens and channels' API keys. :class:`RedactSecrets` rewrites such parameters to
 ``token=[redacted]`` in the record's message and arguments; attach it to any handler
 (``handler.addFilter(RedactSecrets())``) or name it in a ``logging.config.dictConfig``
-(``{"()": "annae.web.logredact.RedactSecrets"}``).
+(``{"()": "annae.logredact.RedactSecrets"}``).
 """
 
 from __future__ import annotations
