@@ -10,13 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from api_support import make_api
 from channel_support import Receiver, Relay
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from annae.channels.alerts import on_hours_start
 from annae.channels.outbox import Deliverer
 from annae.channels.runtime import sweep_openings
 from annae.channels.settings import channel_settings
 from annae.store.db import get_engine, session_scope
-from annae.store.tables.channels import OutboxItem
+from annae.store.tables.channels import AgentAlert, OutboxItem
+from annae.store.tables.desk import Opening as DeskOpening
 from annae.store.tables.service import Conversation
 
 
@@ -133,6 +135,13 @@ def test_a_team_opening_with_customers_queued_assigns_them_and_alerts_once(alert
         and "team 배송 is open now; 1 customer(s) waited" in posts[1]["json"]["text"]
     )
     assert "[Annae] team 배송 opens with customers waiting" in {m["Subject"] for m in relay.mails}
+    # recorded once, in the desk's own table: another process's sweep of the same opening sends
+    # nothing (the first insert wins)
+    with session_scope(get_engine(api.db_url)) as session:
+        (row,) = session.scalars(select(DeskOpening)).all()
+        assert (row.waiting, row.assigned) == (1, 1)
+        assert on_hours_start(session, opening) is False
+        assert session.scalar(select(func.count()).select_from(AgentAlert)) == 1  # the hand-off's
     # the sweep runs every 30 s: nothing waits any more, and the opening was alerted once
     assert sweep_openings(svc, opened + timedelta(seconds=30)) == []
     Deliverer(get_engine(api.db_url)).drain()

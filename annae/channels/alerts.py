@@ -21,6 +21,7 @@ from annae.channels import outbox
 from annae.channels.settings import channel_settings
 from annae.store.db import aware, utcnow
 from annae.store.tables.channels import AgentAlert
+from annae.store.tables.desk import Opening as DeskOpening
 from annae.store.tables.service import Conversation
 
 if TYPE_CHECKING:
@@ -76,12 +77,19 @@ def on_hours_start(session: Session, opening: Opening) -> bool:
     settings = channel_settings()
     if not (settings.alert_email or settings.alert_webhook_url) or opening.waiting == 0:
         return False
-    key = f"open:{opening.team_id}:{opening.opened_at.astimezone(UTC):%Y%m%d%H%M}"
-    if session.get(AgentAlert, key) is not None:
+    opened_at = opening.opened_at.astimezone(UTC)
+    if session.get(DeskOpening, (opening.team_id, opened_at)) is not None:
         return False
     try:
         with session.begin_nested():  # another process may record the same opening first
-            session.add(AgentAlert(conversation_id=key, sent_at=utcnow()))
+            session.add(
+                DeskOpening(
+                    team_id=opening.team_id,
+                    opened_at=opened_at,
+                    waiting=opening.waiting,
+                    assigned=opening.assigned,
+                )
+            )
     except IntegrityError:
         return False
     text = (

@@ -1,5 +1,6 @@
 """Desk tables: teams and their members, agents' presence and capacity, routing of conversations
-to teams, private notes, saved replies and customers' satisfaction ratings (CSAT)."""
+to teams, private notes, saved replies, customers' satisfaction ratings (CSAT) and the openings of
+teams' hours that were announced to the agents."""
 
 from __future__ import annotations
 
@@ -126,3 +127,18 @@ class Csat(Base):
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Opening(Base):
+    """A start of a team's hours that found customers queued and was announced (once: the first
+    process to insert the row sends the alert)."""
+
+    __tablename__ = "desk_openings"
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("desk_teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    waiting: Mapped[int] = mapped_column(Integer)
+    assigned: Mapped[int] = mapped_column(Integer)
+    alerted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
