@@ -30,6 +30,7 @@ from annae.nlu.policy import Candidate, Decision, PolicyConfig, decide, pre_chec
 from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize
 
 MANIFEST = "manifest.json"
+UNSCORED = ("empty", "too_long")  # pre_check reasons for which the model is not asked
 ENCODER_DIR = "encoder"
 _LIBS = (
     "annae",
@@ -217,20 +218,23 @@ class Engine:
     def decide_many(self, texts: Sequence[str]) -> list[Decision]:
         """:meth:`decide` for several questions with one encoder pass."""
         texts = [t if isinstance(t, str) else "" for t in texts]
-        todo = [i for i, t in enumerate(texts) if pre_check(t) not in ("empty", "too_long")]
+        reasons = [pre_check(t) for t in texts]
+        todo = [i for i, r in enumerate(reasons) if r not in UNSCORED]
         ranked = dict(zip(todo, self.candidates([texts[i] for i in todo]), strict=True))
-        return self.decide_ranked(texts, [ranked.get(i, []) for i in range(len(texts))])
+        return self._decided(texts, [ranked.get(i, []) for i in range(len(texts))], reasons)
 
     def decide_ranked(
         self, texts: Sequence[str], candidates: Sequence[Sequence[Candidate]]
     ) -> list[Decision]:
-        """The decisions for ``texts`` whose ranked :meth:`candidates` are already known: the one
-        decision rule of the service, ``annae eval`` and the retraining gate."""
+        """The decisions for ``texts`` whose ranked :meth:`candidates` are already known: the
+        service's rule (:meth:`decide_many`), for ``annae eval`` and the retraining gate."""
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        return self._decided(texts, candidates, [pre_check(t) for t in texts])
+
+    def _decided(self, texts, candidates, reasons) -> list[Decision]:
         out = []
-        for text, cands in zip(texts, candidates, strict=True):
-            text = text if isinstance(text, str) else ""
-            reason = pre_check(text)
-            scored = reason not in ("empty", "too_long")
+        for text, cands, reason in zip(texts, candidates, reasons, strict=True):
+            scored = reason not in UNSCORED
             out.append(
                 decide(
                     list(cands) if scored else [],
