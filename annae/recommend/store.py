@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -35,16 +34,6 @@ class RecommendError(ValueError):
 
 
 # -- import -------------------------------------------------------------------------------------
-def _none(value):
-    import pandas as pd
-
-    return (
-        None
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
-        else value
-    )
-
-
 def import_frame(
     engine: Engine,
     frame: pd.DataFrame,
@@ -94,13 +83,14 @@ def import_frame(
         have_p = set(conn.scalars(select(RecProduct.id)))
         products = _product_table(frame)
         new = products[~products["product"].isin(have_p)]
+        new = new.astype(object).where(new.notna(), None)  # NaN and pandas' NA: None
         rows = [
             {
                 "id": str(r.product)[:100],
-                "name": str(_none(r.name) or "")[:500],
-                "description": str(_none(r.description) or ""),
-                "price": _none(r.price),
-                "category": (str(r.category)[:200] if _none(r.category) is not None else None),
+                "name": str(r.name or "")[:500],
+                "description": str(r.description or ""),
+                "price": r.price,
+                "category": str(r.category)[:200] if r.category is not None else None,
                 "active": True,
                 "created_at": now,
                 "updated_at": now,
