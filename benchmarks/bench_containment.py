@@ -129,8 +129,9 @@ def _cached_encode(self, texts, *args, progress=None, **kwargs):
 _onnx.OnnxEncoder.encode = _cached_encode
 """
 
-# The previous engine's `annae eval` has no containment metrics: run its evaluate() with every
-# decision recorded, and compute them here with this checkout's annae.nlu.evaluate.
+# The previous engine's `annae eval` may have no containment metrics: run its evaluate() with
+# every decision recorded, and compute them here with this checkout's annae.nlu.evaluate. Engines
+# from Engine.decide_ranked on decide there; older ones called annae.nlu.evaluate.decide per row.
 RECORDED_EVAL = """
 import json, sys
 from pathlib import Path
@@ -138,15 +139,30 @@ import annae.nlu.evaluate as ev
 from annae.cli import _read_labelled
 
 rows = []
-_decide = ev.decide
 
-def decide(cands, *args, **kwargs):
-    d = _decide(cands, *args, **kwargs)
+def record(d, cands):
     rows.append([d.type, cands[0].key if cands else None, cands[0].confidence if cands else 0.0,
                  [c.key for c in d.candidates] if d.type == "clarify" else []])
-    return d
 
-ev.decide = decide
+if hasattr(ev.Engine, "decide_ranked"):
+    _ranked = ev.Engine.decide_ranked
+
+    def decide_ranked(self, texts, candidates):
+        out = _ranked(self, texts, candidates)
+        for d, cands in zip(out, candidates):
+            record(d, cands)
+        return out
+
+    ev.Engine.decide_ranked = decide_ranked
+else:
+    _decide = ev.decide
+
+    def decide(cands, *args, **kwargs):
+        d = _decide(cands, *args, **kwargs)
+        record(d, cands)
+        return d
+
+    ev.decide = decide
 tr = _read_labelled(Path(sys.argv[1]), *sys.argv[2:4])
 te = _read_labelled(Path(sys.argv[4]), *sys.argv[2:4])
 result = ev.evaluate(*tr, *te, target_precision=float(sys.argv[5]), latency_sample=0)
