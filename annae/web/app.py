@@ -288,8 +288,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body(500, "internal error", code="internal"), status_code=500)
 
-    # imported here, not at the top: they load the recommender (scikit-learn, SciPy), which a
-    # process that only reads this module's settings (``annae doctor``) does not need
+    # imported when an app is made, not with this module: they load the recommender
+    # (scikit-learn, SciPy: about a second of CPU), which importing annae.web.app does not need
     from annae.web import pages
     from annae.web.routers import channels, chat_products, desk, learning, privacy, recommend
 
