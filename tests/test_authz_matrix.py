@@ -71,6 +71,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/learning/models"): ADMIN,
     ("POST", "/api/v1/learning/models/{version}/rollback"): ADMIN,
     ("POST", "/api/v1/learning/models/{version}/promote"): ADMIN,
+    ("GET", "/api/v1/learning/operating-point"): ADMIN,
+    ("POST", "/api/v1/learning/operating-point"): ADMIN,
     ("GET", "/api/v1/learning/analytics"): ADMIN,
     ("GET", "/api/v1/learning/analytics.csv"): ADMIN,
     ("GET", "/console/analytics"): ADMIN_PAGE,

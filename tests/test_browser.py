@@ -428,6 +428,17 @@ def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServe
         expect(last_bot_bubble(chat)).to_contain_text(
             "Ribbons come in red or gold.", timeout=15_000
         )
+
+        # the operating point: pick 0.90 from the live model's curve
+        trained = admin.locator("#model-version").inner_text()
+        admin.locator("#op summary").click()
+        expect(admin.locator("#op-points tr")).to_have_count(3)
+        expect(admin.locator("#op-observed")).to_contain_text("not enough labels yet (0 of 30)")
+        admin.locator("#op-points button[data-use-target='0.90']").click()
+        expect(admin.locator("#op-status")).to_contain_text("is live with target 0.90")
+        expect(admin.locator("#op-points tr[data-target='0.90']")).to_contain_text("(live)")
+        expect(admin.locator("#model-version")).not_to_have_text(trained)
+        expect(admin.locator("#op-status")).to_contain_text(trained)  # what restores it
     finally:
         agent_ctx.close()
         admin_ctx.close()

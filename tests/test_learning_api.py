@@ -196,3 +196,116 @@ def test_console_asks_the_label_question_and_agents_can_search_entries(api):
     assert page.status_code == 200 and "/static/label.js" in page.text
     script = api.client.get("/static/label.js")
     assert script.status_code == 200 and "/label" in script.text and "btn-resolve" in script.text
+
+
+def _labelled_traffic(db_url: str, version: str, n: int = 40) -> None:
+    """``n`` rated, helpful answers at 0.99 and ``n`` hand-offs at 0.5 whose best guess the
+    agent confirmed, all decided by ``version``: traffic that supports a lower threshold."""
+    from annae.store.db import get_engine, session_scope
+    from annae.store.tables.learning import AnswerRating, ConversationLabel
+    from annae.store.tables.service import Conversation, Message
+
+    def decision(kind: str, conf: float) -> dict:
+        return {
+            "type": kind,
+            "confidence": conf,
+            "model_version": version,
+            "candidates": [{"entry_id": 1, "confidence": conf}],
+        }
+
+    with session_scope(get_engine(db_url)) as s:
+        for i in range(n):
+            for kind, conf in (("answer", 0.99), ("handoff", 0.5)):
+                cid = f"op-{kind}-{i}"
+                s.add(Conversation(id=cid, token_hash=(cid * 8)[:64]))
+                s.flush()
+                q = Message(
+                    conversation_id=cid,
+                    sender="customer",
+                    type="text",
+                    text="q",
+                    decision=decision(kind, conf),
+                )
+                s.add(q)
+                s.flush()
+                if kind == "answer":
+                    a = Message(
+                        conversation_id=cid,
+                        sender="bot",
+                        type="answer",
+                        text="a",
+                        entry_id=1,
+                        confidence=conf,
+                    )
+                    s.add(a)
+                    s.flush()
+                    s.add(
+                        AnswerRating(conversation_id=cid, message_id=a.id, entry_id=1, helpful=True)
+                    )
+                else:
+                    s.add(
+                        ConversationLabel(
+                            conversation_id=cid,
+                            message_id=q.id,
+                            kind="entry",
+                            entry_id=1,
+                            bot_entry_id=1,
+                            agent="alice",
+                        )
+                    )
+
+
+def test_operating_point_api_curve_switch_traffic_and_rollback(api):
+    from annae.privacy import audit
+    from annae.store.db import get_engine, session_scope
+
+    admin = api.login("root")
+    reg = ModelRegistry(api.home / "models")
+    first = reg.live_version()
+    assert (
+        api.client.get("/api/v1/learning/operating-point", headers=api.login("alice")).status_code
+        == 403
+    )
+    op = api.client.get("/api/v1/learning/operating-point", headers=admin).json()
+    assert op["version"] == first and [p["target"] for p in op["points"]] == [0.9, 0.95, 0.98]
+    assert op["traffic"]["n_labelled"] == 0 and op["traffic"]["observed_precision_live"] is None
+    # bad requests change nothing
+    for body, status, words in (
+        ({}, 422, "either target or from_traffic"),
+        ({"target": 0.42}, 409, "no operating point for 0.42"),
+        ({"target": 2}, 422, ""),
+        ({"from_traffic": True}, 409, "at least 30"),
+    ):
+        r = api.client.post("/api/v1/learning/operating-point", json=body, headers=admin)
+        assert r.status_code == status and words in r.text, (body, r.text)
+    assert reg.live_version() == first
+    # pick a point from the curve: a new live version with that point's threshold
+    point = next(p for p in op["points"] if p["target"] == 0.9)
+    assert point["reached_target"]
+    r = api.client.post("/api/v1/learning/operating-point", json={"target": 0.9}, headers=admin)
+    assert r.status_code == 200, r.text
+    second = r.json()["version"]
+    assert r.json()["previous"] == first and reg.live_version() == second
+    assert api.client.get("/api/v1/admin/model", headers=admin).json()["version"] == second
+    op = api.client.get("/api/v1/learning/operating-point", headers=admin).json()
+    assert [p["target"] for p in op["points"] if p["live"]] == [0.9]
+    assert abs(op["threshold"] - point["threshold"]) < 1e-4
+    with session_scope(get_engine(api.db_url)) as s:
+        events = audit.query(s, action="model.operating_point")
+        assert [(e.target, e.actor) for e in events] == [(second, "root")]
+    # labelled traffic of the live model: observed precision, and the threshold it supports
+    _labelled_traffic(api.db_url, second)
+    op = api.client.get("/api/v1/learning/operating-point", headers=admin).json()
+    assert op["traffic"]["n_labelled"] == 80 and op["traffic"]["observed_precision_live"] == 1.0
+    assert op["traffic"]["proposed_threshold"] == 0.5
+    page = api.client.get("/console/analytics", headers=admin).text
+    assert 'id="op-observed"' in page and "100.0 %" in page and "0.500" in page
+    r = api.client.post(
+        "/api/v1/learning/operating-point", json={"from_traffic": True}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+    third = r.json()["version"]
+    assert r.json()["threshold"] == 0.5 and reg.live_version() == third
+    # reversible: rolling back restores the curve's point
+    r = api.client.post(f"/api/v1/learning/models/{second}/rollback", headers=admin)
+    assert r.status_code == 200 and reg.live_version() == second

@@ -304,12 +304,47 @@ def from_traffic(
     return est, change
 
 
+def report(registry: ModelRegistry, db_engine: DBEngine) -> dict:
+    """The live model's operating point for the KB and analytics pages: its curve (each point
+    marked ``live`` when it is the live threshold), what training data expected at the live
+    threshold, and what labelled traffic observed there (``traffic``). ``version`` is None
+    before the first model."""
+    live = registry.live_version()
+    if live is None:
+        return {"version": None, "points": [], "traffic": None}
+    manifest = registry.manifest(live)
+    metrics = manifest.get("metrics") or {}
+    threshold = float(manifest["threshold"])
+    target = float(metrics.get("target_precision") or 0.95)
+    with session_scope(db_engine) as session:
+        rows, counts = traffic_rows(session, live)
+    est = estimate(rows, counts, live_threshold=threshold, target=target, model=live)
+    points = [
+        {**p, "live": abs(float(p["threshold"]) - threshold) < 1e-4 and bool(p["reached_target"])}
+        for p in manifest.get("operating_points") or []
+    ]
+    return {
+        "version": live,
+        "target": target,
+        "threshold": threshold,
+        "clarify_threshold": manifest.get("clarify_threshold"),
+        "expected_precision": metrics.get("expected_precision"),
+        "expected_coverage": metrics.get("expected_coverage"),
+        "oos_share_assumed": metrics.get("oos_share_assumed"),
+        "operating_point": manifest.get("operating_point"),
+        "points": points,
+        "traffic": est.to_dict(),
+        "min_labelled": MIN_LABELLED,
+    }
+
+
 __all__ = [
     "OperatingPointChange",
     "TrafficEstimate",
     "estimate",
     "from_traffic",
     "operating_points",
+    "report",
     "set_operating_point",
     "traffic_rows",
 ]

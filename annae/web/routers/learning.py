@@ -70,6 +70,15 @@ class PromoteIn(BaseModel):
     expected_live: str | None = None
 
 
+class OperatingPointIn(BaseModel):
+    """``target``: one of the live model's curve points (0.90, 0.95, 0.98); or
+    ``from_traffic``: the threshold labelled traffic supports."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: float | None = Field(None, gt=0, lt=1)
+    from_traffic: bool = False
+
+
 def _db(request: Request, fn):
     """Run ``fn(session)`` in one transaction, mapping learning and KB errors to HTTP errors."""
     try:
@@ -375,6 +384,49 @@ def promote(
     return _switch(request, version, user, "promote", expected)
 
 
+@router.get(API + "/learning/operating-point")
+def get_operating_point(request: Request, user: Identity = Depends(admin)) -> dict:
+    """The live model's operating curve, and expected against observed precision at its
+    threshold (agents' labels and customers' ratings of its decisions)."""
+    from annae.learning import calibrate
+
+    return calibrate.report(_registry(request), services(request).db)
+
+
+@router.post(API + "/learning/operating-point")
+def set_operating_point(
+    body: OperatingPointIn, request: Request, user: Identity = Depends(admin)
+) -> dict:
+    """Make live a copy of the live model with another answer threshold (no retraining,
+    audit-logged; rolling back to ``previous`` restores it). 409 when the model cannot
+    promise that target, or labelled traffic supports no threshold."""
+    from annae.learning import calibrate
+
+    if (body.target is None) == (not body.from_traffic):
+        raise ApiError(422, "invalid", "give either target or from_traffic")
+    svc = services(request)
+    reg = _registry(request)
+    try:
+        if body.from_traffic:
+            est, change = calibrate.from_traffic(reg, svc.db, author=user.username, apply=True)
+            if change is None:
+                raise ApiError(409, "conflict", f"no change: {est.reason}")
+        else:
+            assert body.target is not None
+            change = calibrate.set_operating_point(
+                reg, body.target, author=user.username, db_engine=svc.db
+            )
+    except retrain.GateError as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    except retrain.Busy as exc:
+        raise ApiError(409, "conflict", str(exc)) from exc
+    with session_scope(svc.db) as session:
+        hooks.promoted(session, change.version, change.previous, user.username)
+    svc.holder.load_now()
+    svc.broker.publish("agents", {"event": "model", "version": change.version})
+    return {"live": change.version, **change.to_dict()}
+
+
 # --- analytics ------------------------------------------------------------------------------
 
 
@@ -476,6 +528,9 @@ def analytics_page(
         f"{k}={v}" for k, v in (("start", start), ("end", end), ("language", language)) if v
     )
     labels = _db(request, lambda s: feedback.recent_labels(s, limit=20))
+    from annae.learning import calibrate
+
+    op = calibrate.report(_registry(request), services(request).db)
     return pages.render(
         request,
         "analytics.html",
@@ -486,6 +541,7 @@ def analytics_page(
         query=query,
         labels=labels,
         models=retrain.list_models(_registry(request)),
+        op=op,
         daily_svg=charts.daily_bars(data["daily"]),
         reasons_svg=_reason_chart(request, data["handoff_reasons"]),
         entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),

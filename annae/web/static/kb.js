@@ -315,6 +315,79 @@
     (kb.added_texts || []).slice(0, 5).forEach((x) => box.appendChild(A.el("p", { class: "muted", text: "+ " + x })));
   }
 
+  // ---- operating point: the live model's curve, expected against observed precision ---------
+
+  const pct = (v) => (v == null ? "—" : (v * 100).toFixed(1) + " %");
+
+  function renderOperatingPoint(op) {
+    const box = $("op");
+    box.hidden = !op.version;
+    if (!op.version) return;
+    const live = op.points.find((p) => p.live);
+    $("op-live").textContent = live ? op.target.toFixed(2) : op.threshold.toFixed(3);
+    const body = $("op-points");
+    body.textContent = "";
+    op.points.forEach((p) => {
+      const tr = el("tr");
+      tr.dataset.target = p.target.toFixed(2);
+      const target = el("td", { text: p.target.toFixed(2) + (p.live ? " (" + t("op_live") + ")" : "") });
+      target.title = p.reached_target
+        ? t("op_threshold") + " " + p.threshold.toFixed(3) + " · " + t("op_expected_precision") + " " + pct(p.expected_precision)
+        : t("op_unreachable");
+      const cell = el("td");
+      if (p.reached_target && !p.live) {
+        const b = el("button", { class: "btn btn-small", type: "button", text: t("op_use") });
+        b.dataset.useTarget = p.target.toFixed(2);
+        b.addEventListener("click", () => switchPoint({ target: p.target }));
+        cell.appendChild(b);
+      }
+      tr.append(
+        target,
+        el("td", { text: p.reached_target ? pct(p.expected_coverage) : t("op_unreachable") }),
+        el("td", { text: p.reached_target ? pct(p.expected_containment) : "—" }),
+        cell
+      );
+      body.appendChild(tr);
+    });
+    const tr = op.traffic || {};
+    $("op-observed").textContent =
+      tr.observed_precision_live == null || tr.n_labelled < op.min_labelled
+        ? t("op_observed_none", { expected: pct(op.expected_precision), n: tr.n_labelled || 0, min: op.min_labelled })
+        : t("op_observed", {
+            expected: pct(op.expected_precision),
+            observed: pct(tr.observed_precision_live),
+            n: tr.n_labelled,
+            rated: tr.n_rated_answers,
+            handoffs: tr.n_labelled_handoffs,
+          });
+    const supports = tr.proposed_threshold != null && Math.abs(tr.proposed_threshold - op.threshold) > 1e-4;
+    $("op-traffic").hidden = !supports;
+    if (supports)
+      $("op-traffic-text").textContent = t("op_traffic_supports", {
+        threshold: tr.proposed_threshold.toFixed(3),
+        precision: pct(tr.proposed_precision),
+      });
+  }
+
+  async function showOperatingPoint() {
+    renderOperatingPoint(await api("GET", "/api/v1/learning/operating-point"));
+  }
+
+  async function switchPoint(body) {
+    const status = $("op-status");
+    try {
+      const r = await api("POST", "/api/v1/learning/operating-point", body);
+      status.className = "notice";
+      status.textContent = t("op_switched", { version: r.version, target: r.target.toFixed(2), previous: r.previous });
+      await Promise.all([showModel(), showOperatingPoint()]);
+    } catch (err) {
+      status.className = "notice notice-error";
+      status.textContent = "⚠ " + err.message;
+    }
+  }
+
+  $("op-use-traffic").addEventListener("click", () => switchPoint({ from_traffic: true }));
+
   function showRetrain(r) {
     renderGate(r.gate);
     const running = r.status === "running";
@@ -333,7 +406,7 @@
     const r = await api("GET", ADMIN + "/retrain");
     showRetrain(r);
     if (r.status === "running") setTimeout(() => poll().catch(() => {}), 1000);
-    else showModel();
+    else await Promise.all([showModel(), showOperatingPoint()]);
   }
 
   ui.retrain.addEventListener("click", async () => {
