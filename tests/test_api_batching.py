@@ -8,7 +8,7 @@ import pytest
 from api_support import demo_model
 
 from annae.nlu.registry import ModelRegistry
-from annae.web.routers.batching import BatchDecider, decide_many
+from annae.web.batching import BatchDecider, decide_many
 
 QUESTIONS = [
     "How long does delivery take?",

@@ -309,3 +309,27 @@ def test_operating_point_api_curve_switch_traffic_and_rollback(api):
     # reversible: rolling back restores the curve's point
     r = api.client.post(f"/api/v1/learning/models/{second}/rollback", headers=admin)
     assert r.status_code == 200 and reg.live_version() == second
+
+
+def test_one_retrain_job_for_the_kb_page_the_learning_api_and_the_erase_guard(api):
+    """The KB page's Retrain and POST /learning/retrain are one job: each refuses while the
+    other runs, both report it, and erasure waits for it (it retrains too)."""
+    import time
+
+    admin = api.login("root")
+    r = api.client.post("/api/v1/learning/retrain", headers=admin)
+    assert r.status_code == 202 and r.json()["status"] == "running"
+    assert api.client.post("/api/v1/admin/retrain", headers=admin).status_code == 409
+    assert api.client.post("/api/v1/learning/retrain", headers=admin).status_code == 409
+    erase = api.client.delete("/api/v1/admin/privacy/customers/K1", headers=admin)
+    assert erase.status_code == 409 and "retrain is running" in erase.text
+    deadline = time.monotonic() + 300
+    while api.client.get("/api/v1/admin/retrain", headers=admin).json()["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    page, learning = (
+        api.client.get(path, headers=admin).json()
+        for path in ("/api/v1/admin/retrain", "/api/v1/learning/retrain")
+    )
+    assert page == learning and page["status"] in ("done", "rejected")
+    assert page["result"]["challenger"] == page["version"]

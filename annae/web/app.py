@@ -28,9 +28,10 @@ from annae.web.auth import CSRFCookieMiddleware
 from annae.web.events import make_broker
 from annae.web.faults import RETRY_AFTER_S, UNAVAILABLE_MESSAGE, bad_value, db_unavailable
 from annae.web.headers import SecurityHeadersMiddleware
+from annae.web.holder import EngineHolder
 from annae.web.ratelimit import make_limiter
 from annae.web.routers import admin, agents, auth, conversations, ops
-from annae.web.routers.deps import ApiError, EngineHolder, Services
+from annae.web.routers.deps import ApiError, Services
 
 log = logging.getLogger("annae.web")
 MAX_BODY = 64 * 1024

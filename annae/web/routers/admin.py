@@ -15,7 +15,7 @@ from annae.kb.entries import KBError
 from annae.store.db import session_scope
 from annae.web.auth import require_role
 from annae.web.inputs import Id
-from annae.web.routers.deps import ApiError, RetrainState, services
+from annae.web.routers.deps import ApiError, services, start_retrain
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 admin = require_role("admin")
@@ -185,16 +185,9 @@ def add_oos(body: ExamplesIn, request: Request, user: Identity = Depends(admin))
 
 @router.post("/retrain", status_code=202)
 def retrain(request: Request, user: Identity = Depends(admin)) -> dict:
-    """Train on the current KB in the background; serving switches to the new model when done."""
-    svc = services(request)
-
-    def announce(state: RetrainState) -> None:
-        if state.status == "done":
-            svc.broker.publish("agents", {"event": "model", "version": state.version})
-
-    if not svc.holder.start_retrain(svc.db, user.username, on_done=announce):
-        raise ApiError(409, "conflict", "a retrain is already running")
-    return svc.holder.retrain.to_dict()
+    """Train on the current KB in the background (gated); serving switches to the new model
+    when it is promoted."""
+    return start_retrain(services(request), user.username)
 
 
 @router.get("/retrain")

@@ -3,7 +3,6 @@ analytics (JSON and CSV) and the ``/console/analytics`` page."""
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from typing import Literal
 
@@ -20,9 +19,10 @@ from annae.kb.entries import KBError
 from annae.learning import analytics, charts, clusters, feedback, retrain
 from annae.learning.feedback import LearningError
 from annae.nlu.registry import ModelRegistry
-from annae.store.db import session_scope, utcnow
+from annae.store.db import session_scope
 from annae.web.auth import current_user, optional_user, require_role
 from annae.web.inputs import Id
+from annae.web.routers import deps
 from annae.web.routers.deps import ApiError, bearer_token, services
 
 router = APIRouter(tags=["learning"])
@@ -282,9 +282,6 @@ def entry_from_cluster(
 
 # --- retraining, models, rollback -----------------------------------------------------------
 
-_RETRAIN = {"status": "idle", "result": None, "error": None, "started_at": None}
-_RETRAIN_LOCK = threading.Lock()
-
 
 def _registry(request: Request) -> ModelRegistry:
     return ModelRegistry(services(request).settings.models_dir)
@@ -294,50 +291,19 @@ def _registry(request: Request) -> ModelRegistry:
 def start_retrain(
     request: Request, wait: bool = False, force: bool = False, user: Identity = Depends(admin)
 ) -> dict:
-    """Train a challenger and promote it only if it passes the gate (409 while one runs)."""
-    svc = services(request)
-    if not _RETRAIN_LOCK.acquire(blocking=False):
-        raise ApiError(409, "conflict", "a retrain is already running")
-    try:
-        probe = retrain.file_lock(_registry(request).root / ".retrain.lock")
-        probe.__enter__()
-        probe.__exit__(None, None, None)
-    except retrain.Busy as exc:
-        _RETRAIN_LOCK.release()
-        raise ApiError(409, "conflict", "a retrain is already running (another process)") from exc
-    _RETRAIN.update(status="running", result=None, error=None, started_at=utcnow().isoformat())
-
-    def work() -> None:
-        try:
-            result = retrain.retrain(
-                svc.db, settings=svc.settings, author=user.username, force=force
-            )
-            _RETRAIN.update(status="done", result=result.to_dict())
-            if result.promoted:
-                with session_scope(svc.db) as session:
-                    hooks.promoted(session, result.challenger, result.live, user.username)
-                svc.holder.load_now()
-                svc.broker.publish("agents", {"event": "model", "version": result.challenger})
-        except Exception as exc:  # reported in the status, never lost
-            _RETRAIN.update(status="failed", error=str(exc)[:500])
-        finally:
-            _RETRAIN_LOCK.release()
-
-    if wait:
-        work()
-        if _RETRAIN["status"] == "failed":
-            busy = "held by another process" in (_RETRAIN["error"] or "")
-            raise ApiError(
-                409 if busy else 422, "conflict" if busy else "invalid", _RETRAIN["error"]
-            )
-        return dict(_RETRAIN)
-    threading.Thread(target=work, name="annae-gated-retrain", daemon=True).start()
-    return dict(_RETRAIN)
+    """Train a challenger and promote it only if it passes the gate (409 while one runs).
+    The same job as the KB page's Retrain button."""
+    out = deps.start_retrain(services(request), user.username, force=force, wait=wait)
+    if wait and out["status"] == "failed":
+        busy = "held by another process" in (out["error"] or "")
+        raise ApiError(409 if busy else 422, "conflict" if busy else "invalid", out["error"])
+    return out
 
 
 @router.get(API + "/learning/retrain")
 def retrain_status(request: Request, user: Identity = Depends(admin)) -> dict:
-    return dict(_RETRAIN)
+    """The running or last retrain of this process (the KB page's included)."""
+    return services(request).holder.retrain.to_dict()
 
 
 @router.get(API + "/learning/models")

@@ -55,7 +55,7 @@
         return;
       }
       if (s.status === "failed") say(status, "analytics_retrain_failed", { error: s.error });
-      if (s.status === "done") {
+      if ((s.status === "done" || s.status === "rejected") && s.result) {
         const r = s.result;
         say(status, r.promoted ? "analytics_promoted" : "analytics_rejected", {
           version: r.challenger,
