@@ -113,3 +113,50 @@ def test_store_and_nlu_sit_at_the_bottom() -> None:
     assert store <= {"settings"}, store
     nlu = {t for (s, t) in IMPORTS if s == "nlu" and t in UNITS}
     assert nlu <= {"settings", "progress"}, nlu
+
+
+def test_one_error_family_with_its_http_meaning() -> None:
+    """Every package's request errors derive from annae.errors.AnnaeError, and a "not found"
+    or "conflict" of any package is caught as the kind (and answers 404 / 409) whatever its
+    package's default."""
+    from annae import errors
+    from annae.agents import replies, users
+    from annae.dialogue import conversations
+    from annae.kb import entries
+    from annae.learning import feedback, retrain
+    from annae.privacy import consent, rights
+    from annae.recommend import store
+
+    kinds = {errors.NotFound: 404, errors.Conflict: 409, errors.Forbidden: 403, errors.Invalid: 422}
+    classes = [
+        conversations.ConversationError,
+        conversations.NotFound,
+        conversations.Conflict,
+        conversations.Invalid,
+        replies.Forbidden,
+        feedback.LearningError,
+        feedback.NotFound,
+        feedback.Forbidden,
+        feedback.Conflict,
+        feedback.Invalid,
+        entries.KBError,
+        entries.EntryNotFound,
+        entries.EntryExists,
+        users.UserError,
+        users.UserNotFound,
+        users.UserExists,
+        store.RecommendError,
+        store.ProductNotFound,
+        rights.RightsError,
+        rights.UnknownCustomer,
+        rights.AlreadyErased,
+        consent.ConsentError,
+        retrain.GateError,
+        retrain.Busy,
+    ]
+    for cls in classes:
+        assert issubclass(cls, errors.AnnaeError), cls
+        for kind, status in kinds.items():
+            if issubclass(cls, kind):
+                assert (cls.status, cls.code) == (status, kind.code), cls
+    assert entries.EntryNotFound("x").status == 404 and users.UserExists("x").status == 409

@@ -14,6 +14,7 @@ import re
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from annae import errors
 from annae.agents import teams
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
@@ -28,7 +29,7 @@ MAX_TEXT = 4000
 CSV_COLUMNS = ("shortcut", "scope", "team", "owner", "text_ko", "text_en")
 
 
-class Forbidden(ConversationError):
+class Forbidden(ConversationError, errors.Forbidden):
     status, code = 403, "forbidden"
 
 

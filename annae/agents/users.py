@@ -12,6 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
+from annae import errors
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.service import ApiKey, AuthToken, User
 from annae.store.tokens import hash_secret, new_secret
@@ -29,8 +30,18 @@ def _dummy_hash() -> str:
     return _hasher.hash("annae-dummy-password")
 
 
-class UserError(ValueError):
+class UserError(errors.AnnaeError, ValueError):
     """An account operation that cannot be done (bad name or role, duplicate, unknown user)."""
+
+    status, code = 422, "invalid"
+
+
+class UserNotFound(UserError, errors.NotFound):
+    status, code = 404, "not_found"
+
+
+class UserExists(UserError, errors.Conflict):
+    status, code = 409, "conflict"
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ def add_user(session: Session, username: str, role: str, password: str) -> User:
     """Create an account with an Argon2id password hash."""
     _check(username, role, password)
     if session.scalar(select(User).where(User.username == username)) is not None:
-        raise UserError(f"user {username!r} already exists")
+        raise UserExists(f"user {username!r} already exists")
     user = User(username=username, role=role, password_hash=_hasher.hash(password), active=True)
     session.add(user)
     session.flush()
@@ -78,7 +89,7 @@ def create_user(engine: Engine, name: str, role: str, password: str) -> int:
 def get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise UserError(f"no user {username!r}")
+        raise UserNotFound(f"no user {username!r}")
     return user
 
 
@@ -157,7 +168,7 @@ def create_api_key(session: Session, name: str) -> str:
     if not _NAME.match(name or ""):
         raise UserError("key name must be 1-100 letters, digits or . _ @ -")
     if session.scalar(select(ApiKey).where(ApiKey.name == name)) is not None:
-        raise UserError(f"an API key named {name!r} already exists")
+        raise UserExists(f"an API key named {name!r} already exists")
     key = "ak_" + new_secret()
     session.add(ApiKey(name=name, key_hash=hash_secret(key), active=True))
     session.flush()
@@ -179,5 +190,5 @@ def list_api_keys(session: Session) -> list[ApiKey]:
 def revoke_api_key(session: Session, name: str) -> None:
     row = session.scalar(select(ApiKey).where(ApiKey.name == name))
     if row is None:
-        raise UserError(f"no API key named {name!r}")
+        raise UserNotFound(f"no API key named {name!r}")
     row.active = False

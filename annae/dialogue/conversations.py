@@ -19,6 +19,7 @@ from sqlalchemy import JSON, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from annae import errors
 from annae.nlu.policy import Decision
 from annae.privacy.redact import redact_text
 from annae.store.db import aware, iso, utcnow
@@ -51,18 +52,17 @@ TEXTS = {
 }
 
 
-class ConversationError(Exception):
+class ConversationError(errors.AnnaeError):
     """A conversation operation that cannot be done; ``status``/``code`` map to the HTTP error."""
 
-    status = 400
-    code = "bad_request"
+    status, code = 400, "bad_request"
 
 
-class NotFound(ConversationError):
+class NotFound(ConversationError, errors.NotFound):
     status, code = 404, "not_found"
 
 
-class Conflict(ConversationError):
+class Conflict(ConversationError, errors.Conflict):
     status, code = 409, "conflict"
 
 

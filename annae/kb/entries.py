@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from annae import errors
 from annae.nlu.text import detect_language
 from annae.store.db import iso
 from annae.store.tables.kb import KBEntry, KBExample, KBRevision
@@ -17,8 +18,22 @@ from annae.store.tables.kb import KBEntry, KBExample, KBRevision
 OOS = "oos"
 
 
-class KBError(ValueError):
+class KBError(errors.AnnaeError, ValueError):
     """A knowledge-base operation that cannot be done (unknown id, duplicate key, empty text)."""
+
+    status, code = 422, "invalid"
+
+
+class EntryNotFound(KBError, errors.NotFound):
+    """No entry or example with that id."""
+
+    status, code = 404, "not_found"
+
+
+class EntryExists(KBError, errors.Conflict):
+    """An entry with that key exists already."""
+
+    status, code = 409, "conflict"
 
 
 @dataclass
@@ -80,7 +95,7 @@ def list_entries(session: Session, *, active_only: bool = False) -> list[KBEntry
 def get_entry(session: Session, entry_id: int) -> KBEntry:
     entry = session.get(KBEntry, entry_id)
     if entry is None:
-        raise KBError(f"no knowledge-base entry with id {entry_id}")
+        raise EntryNotFound(f"no knowledge-base entry with id {entry_id}")
     return entry
 
 
@@ -111,7 +126,7 @@ def add_entry(
     if key == OOS:
         raise KBError(f"'{OOS}' is reserved for out-of-scope examples")
     if get_entry_by_key(session, key) is not None:
-        raise KBError(f"an entry with key {key!r} already exists")
+        raise EntryExists(f"an entry with key {key!r} already exists")
     entry = KBEntry(
         key=key,
         question=_clean(question, "question"),
@@ -178,7 +193,7 @@ def _add_examples(session, entry_id, texts, language, sources) -> list[KBExample
 def delete_example(session: Session, example_id: int, *, author: str = "system") -> None:
     row = session.get(KBExample, example_id)
     if row is None:
-        raise KBError(f"no example with id {example_id}")
+        raise EntryNotFound(f"no example with id {example_id}")
     session.delete(row)
     bump_revision(session, f"deleted example {example_id}", author)
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from annae import errors
 from annae.kb import entries
 from annae.kb.entries import KBError
 from annae.store.db import aware, utcnow
@@ -53,25 +54,25 @@ class LearningSettings(BaseSettings):
     gate_tolerance: float = Field(default=0.02, ge=0, lt=1)
 
 
-class LearningError(Exception):
+class LearningError(errors.AnnaeError):
     """A learning operation that cannot be done; ``status``/``code`` map to the HTTP error."""
 
     status, code = 400, "bad_request"
 
 
-class NotFound(LearningError):
+class NotFound(LearningError, errors.NotFound):
     status, code = 404, "not_found"
 
 
-class Forbidden(LearningError):
+class Forbidden(LearningError, errors.Forbidden):
     status, code = 403, "forbidden"
 
 
-class Conflict(LearningError):
+class Conflict(LearningError, errors.Conflict):
     status, code = 409, "conflict"
 
 
-class Invalid(LearningError):
+class Invalid(LearningError, errors.Invalid):
     status, code = 422, "invalid"
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine as DBEngine
 
+from annae import errors
 from annae.kb import entries
 from annae.kb.entries import OOS, TrainingExample
 from annae.kb.training import fit_examples
@@ -54,11 +55,11 @@ MIN_TRAFFIC = 5  # fewer labelled held-out conversations than this: traffic is r
 METRICS = ("accuracy", "coverage", "answered_precision")
 
 
-class Busy(RuntimeError):
+class Busy(errors.Conflict, RuntimeError):
     """Another retrain or promotion holds the lock."""
 
 
-class GateError(ValueError):
+class GateError(errors.Conflict, ValueError):
     """A promotion or rollback that cannot be done (unknown version, live model changed)."""
 
 

@@ -17,14 +17,17 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from annae import errors
 from annae.store.db import utcnow
 from annae.store.tables.privacy import ConsentEvent
 
 PURPOSES: tuple[str, ...] = ("service", "training", "marketing")
 
 
-class ConsentError(ValueError):
+class ConsentError(errors.AnnaeError, ValueError):
     """A bad customer id, purpose, source or text version."""
+
+    status, code = 422, "bad_request"
 
 
 def _text(value: object, name: str, limit: int, *, required: bool = True) -> str | None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session
 
+from annae import errors
 from annae.privacy import audit, consent, erasures
 from annae.store.db import iso, session_scope, utcnow
 from annae.store.tables.kb import KBExample
@@ -38,16 +39,22 @@ CONVERSATION_SOURCE = "conversation:"
 STALE = "STALE.json"
 
 
-class RightsError(ValueError):
+class RightsError(errors.AnnaeError, ValueError):
     """A request about a data subject that cannot be carried out as asked."""
 
+    status, code = 422, "bad_request"
 
-class UnknownCustomer(RightsError):
+
+class UnknownCustomer(RightsError, errors.NotFound):
     """Nothing is held about this customer (and no erasure of them is on record)."""
 
+    status, code = 404, "not_found"
 
-class AlreadyErased(RightsError):
+
+class AlreadyErased(RightsError, errors.Conflict):
     """The customer was erased before and nothing new is held about them."""
+
+    status, code = 409, "conflict"
 
 
 def _check_id(customer_id: object) -> str:

@@ -13,6 +13,7 @@ from annae.recommend.hybrid import FEATURES, Hybrid
 from annae.recommend.models import Recommender, top_k
 from annae.recommend.registry import SavedModel
 from annae.recommend.store import (
+    ProductNotFound,
     RecommendError,
     asked_also_bought,
     entry_products,
@@ -294,7 +295,7 @@ def similar(session: Session, saved: SavedModel | None, product_id: str, k: int 
     k = _check_k(k)
     product = products_by_id(session, [str(product_id).strip()]).get(str(product_id).strip())
     if product is None:
-        raise RecommendError(f"no product with id {product_id!r}")
+        raise ProductNotFound(f"no product with id {product_id!r}")
     out = {
         "product_id": product.id,
         "name": product.name,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from annae import errors
 from annae.recommend.data import KINDS, ImportFileError, ImportReport
 from annae.store.db import utcnow
 from annae.store.tables.recommend import (
@@ -29,8 +30,14 @@ CHUNK = 20_000
 Progress = Callable[[int, int], None]
 
 
-class RecommendError(ValueError):
+class RecommendError(errors.AnnaeError, ValueError):
     """A recommendation request or change that cannot be done (unknown id, bad kind)."""
+
+    status, code = 422, "invalid"
+
+
+class ProductNotFound(RecommendError, errors.NotFound):
+    status, code = 404, "not_found"
 
 
 # -- import -------------------------------------------------------------------------------------
@@ -237,7 +244,7 @@ def delete_product(session: Session, product_id: str) -> None:
     """Mark a product deleted: it stays in history but is never recommended again."""
     row = session.get(RecProduct, _id(product_id, "product id"))
     if row is None:
-        raise RecommendError(f"no product with id {product_id!r}")
+        raise ProductNotFound(f"no product with id {product_id!r}")
     row.active = False
     session.flush()
 
@@ -348,7 +355,7 @@ def record_interaction(
         raise RecommendError(f"quantity must be a positive integer, got {quantity!r}")
     product = session.get(RecProduct, _id(product_id, "product id"))
     if product is None:
-        raise RecommendError(f"no product with id {product_id!r}")
+        raise ProductNotFound(f"no product with id {product_id!r}")
     ensure_customer(session, customer_id)
     row = RecInteraction(
         customer_id=str(customer_id).strip(),
@@ -376,7 +383,7 @@ def link_entry(session: Session, entry_id: int, product_ids: Iterable[str]) -> l
     found = products_by_id(session, ids)
     missing = [p for p in ids if p not in found]
     if missing:
-        raise RecommendError(f"no product with id {', '.join(map(repr, missing[:5]))}")
+        raise ProductNotFound(f"no product with id {', '.join(map(repr, missing[:5]))}")
     session.execute(delete(RecEntryProduct).where(RecEntryProduct.entry_id == int(entry_id)))
     for pid in dict.fromkeys(ids):
         session.add(RecEntryProduct(entry_id=int(entry_id), product_id=pid))

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from annae import __version__
 from annae.channels import runtime as channels_runtime
-from annae.dialogue.conversations import ConversationError
+from annae.errors import AnnaeError
 from annae.logs import RequestIdMiddleware
 from annae.settings import Settings, get_settings
 from annae.store.db import check_sqlite_files, get_engine, service_db
@@ -224,8 +224,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
-    @app.exception_handler(ConversationError)
-    async def _conversation_error(request: Request, exc: ConversationError) -> JSONResponse:
+    @app.exception_handler(AnnaeError)
+    async def _package_error(request: Request, exc: AnnaeError) -> JSONResponse:
+        """Every package's errors (annae.errors), mapped to HTTP here and only here."""
         return JSONResponse(error_body(exc.status, str(exc), code=exc.code), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)

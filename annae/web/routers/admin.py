@@ -9,9 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from annae.agents import users
-from annae.agents.users import Identity, UserError
+from annae.agents.users import Identity
 from annae.kb import entries as kb
-from annae.kb.entries import KBError
 from annae.store.db import session_scope
 from annae.web.auth import require_role
 from annae.web.inputs import Id
@@ -66,21 +65,10 @@ def entry_dict(entry) -> dict:
     }
 
 
-def _kb_error(exc: KBError) -> ApiError:
-    message = str(exc)
-    if message.startswith("no "):
-        return ApiError(404, "not_found", message)
-    if "already exists" in message:
-        return ApiError(409, "conflict", message)
-    return ApiError(422, "invalid", message)
-
-
 def _kb(request: Request, fn):
-    try:
-        with session_scope(services(request).db) as session:
-            return fn(session)
-    except KBError as exc:
-        raise _kb_error(exc) from exc
+    """``fn(session)`` in one transaction (KB errors answer by their own status)."""
+    with session_scope(services(request).db) as session:
+        return fn(session)
 
 
 @router.get("/entries")
@@ -235,10 +223,6 @@ def list_users(request: Request, user: Identity = Depends(admin)) -> dict:
 
 @router.post("/users", status_code=201)
 def add_user(body: UserIn, request: Request, user: Identity = Depends(admin)) -> dict:
-    try:
-        with session_scope(services(request).db) as session:
-            new = users.add_user(session, body.username, body.role, body.password)
-            return {"id": new.id, "username": new.username, "role": new.role, "active": new.active}
-    except UserError as exc:
-        status = 409 if "already exists" in str(exc) else 422
-        raise ApiError(status, "conflict" if status == 409 else "invalid", str(exc)) from exc
+    with session_scope(services(request).db) as session:
+        new = users.add_user(session, body.username, body.role, body.password)
+        return {"id": new.id, "username": new.username, "role": new.role, "active": new.active}

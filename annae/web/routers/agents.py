@@ -12,10 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from annae.agents import desk, users
 from annae.agents.users import Identity
 from annae.channels import alerts, hooks
-from annae.dialogue.conversations import ConversationError
 from annae.store.db import session_scope
 from annae.web.auth import SESSION_COOKIE, current_user
-from annae.web.routers.deps import ApiError, services
+from annae.web.routers.deps import services
 from annae.web.routers.sockets import close, fail, pump
 
 router = APIRouter(prefix="/api/v1", tags=["agent"])
@@ -41,12 +40,9 @@ class ReplyIn(BaseModel):
 def _run(request: Request, fn, *args, **kwargs) -> dict:
     """Run a desk action in one transaction and publish its events after commit."""
     svc = services(request)
-    try:
-        with session_scope(svc.db) as session:
-            result, events = fn(session, *args, **kwargs)
-            hooks.record(session, events)
-    except ConversationError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    with session_scope(svc.db) as session:
+        result, events = fn(session, *args, **kwargs)
+        hooks.record(session, events)
     svc.broker.publish_many(events)
     return result
 

@@ -226,18 +226,14 @@ def email_link_page(token: str, request: Request) -> HTMLResponse:
 async def email_link(token: str, request: Request) -> HTMLResponse:
     """Rate the answer; "didn't help" also hands the conversation to a person (the web chat's turn)."""
     from annae.learning import feedback
-    from annae.learning.feedback import LearningError
 
     svc = services(request)
     conv_id, message_id, action = _link(request, token)
 
     def rate() -> None:
-        try:
-            with session_scope(svc.db) as session:
-                rating = feedback.rate_answer(session, conv_id, message_id, action == "helpful")
-                hooks.rated(session, conv_id, rating)
-        except LearningError as exc:
-            raise ApiError(exc.status, exc.code, str(exc)) from exc
+        with session_scope(svc.db) as session:
+            rating = feedback.rate_answer(session, conv_id, message_id, action == "helpful")
+            hooks.rated(session, conv_id, rating)
 
     await run_in_threadpool(rate)
     if action == "helpful":

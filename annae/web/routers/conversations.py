@@ -19,7 +19,7 @@ from annae.agents import desk, identity, routing, users
 from annae.agents.users import Identity
 from annae.channels import hooks
 from annae.dialogue import conversations as convs
-from annae.dialogue.conversations import ConversationError
+from annae.errors import AnnaeError
 from annae.logs import set_conversation, text_field
 from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
@@ -192,29 +192,26 @@ def commit_turn(
     ``intent(session, conv)`` may replace ``text``/``choice``/``handoff`` (a channel's quick
     reply that is a clarify choice)."""
     extra = None
-    try:
-        with session_scope(svc.db) as session:
-            conv = find(session)
-            turn = {"text": text, "choice": choice, "handoff": handoff}
-            if intent is not None:  # what the message means may depend on the conversation
-                turn.update(intent(session, conv))
-            handoff = routing.Handoff(session, conv, decision)  # the desk: team, hours, agent
-            outcome = convs.post_customer(
-                session,
-                conv,
-                **turn,
-                entry_answer=_entry_answer,
-                decision=decision,
-                no_decision=failure,
-                replies=_oos_replies(svc.settings),
-                handoff_message=handoff.message,
-            )
-            handoff.finish(outcome)
-            hooks.record(session, outcome.events)
-            if after is not None:
-                extra = after(session, conv, outcome)
-    except ConversationError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    with session_scope(svc.db) as session:
+        conv = find(session)
+        turn = {"text": text, "choice": choice, "handoff": handoff}
+        if intent is not None:  # what the message means may depend on the conversation
+            turn.update(intent(session, conv))
+        handoff = routing.Handoff(session, conv, decision)  # the desk: team, hours, agent
+        outcome = convs.post_customer(
+            session,
+            conv,
+            **turn,
+            entry_answer=_entry_answer,
+            decision=decision,
+            no_decision=failure,
+            replies=_oos_replies(svc.settings),
+            handoff_message=handoff.message,
+        )
+        handoff.finish(outcome)
+        hooks.record(session, outcome.events)
+        if after is not None:
+            extra = after(session, conv, outcome)
     svc.broker.publish_many(outcome.events)
     kind = outcome.reply["type"]
     metrics.observe_decision(kind, outcome.reply.get("reason") if kind == "handoff" else None)
@@ -344,9 +341,8 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
 
     try:
         state, kind, channel = await run_in_threadpool(check)
-    except (ApiError, ConversationError) as exc:
-        status = getattr(exc, "status", 400)
-        await close(ws, 4000 + status, str(exc))
+    except (ApiError, AnnaeError) as exc:
+        await close(ws, 4000 + exc.status, str(exc))
         return
     except Exception as exc:  # the database is down, or a server error: say so, then close
         await fail(ws, exc)
@@ -364,8 +360,8 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
             )
         try:
             reply = await customer_turn(ws, conv_id, body, token, channel)
-        except ApiError as exc:
-            return error_frame(exc.code, exc.message)
+        except (ApiError, AnnaeError) as exc:
+            return error_frame(exc.code, str(exc))
         metrics.observe_request("WS", "/api/v1/conversations/{conv_id}/ws", 200, started)
         return {"event": "reply", "reply": reply}
 

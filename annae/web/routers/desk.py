@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from annae.agents import csat, notes, replies, routing, service_levels, teams
 from annae.agents.hours import korean_holidays
 from annae.agents.users import Identity
-from annae.dialogue.conversations import ConversationError
 from annae.store.db import session_scope
 from annae.web.auth import api_key_channel, current_user, require_role
 from annae.web.inputs import Id
@@ -31,11 +30,8 @@ MAX_CSV = 2_000_000
 def _db(request: Request, fn) -> dict | list:
     """``fn(session) -> (result, events)`` in one transaction; events published after commit."""
     svc = services(request)
-    try:
-        with session_scope(svc.db) as session:
-            result, events = fn(session)
-    except ConversationError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    with session_scope(svc.db) as session:
+        result, events = fn(session)
     if events:
         svc.broker.publish_many(events)
     return result

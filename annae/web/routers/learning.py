@@ -15,9 +15,7 @@ from annae.agents import service_levels
 from annae.agents.users import Identity
 from annae.channels import hooks
 from annae.kb import entries as kb
-from annae.kb.entries import KBError
 from annae.learning import analytics, charts, clusters, feedback, retrain
-from annae.learning.feedback import LearningError
 from annae.nlu.registry import ModelRegistry
 from annae.store.db import session_scope
 from annae.web.auth import current_user, optional_user, require_role
@@ -80,14 +78,9 @@ class OperatingPointIn(BaseModel):
 
 
 def _db(request: Request, fn):
-    """Run ``fn(session)`` in one transaction, mapping learning and KB errors to HTTP errors."""
-    try:
-        with session_scope(services(request).db) as session:
-            return fn(session)
-    except LearningError as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from exc
-    except KBError as exc:
-        raise ApiError(422, "invalid", str(exc)) from exc
+    """Run ``fn(session)`` in one transaction (learning and KB errors answer by their status)."""
+    with session_scope(services(request).db) as session:
+        return fn(session)
 
 
 # --- labels and ratings ---------------------------------------------------------------------
@@ -272,12 +265,7 @@ def entry_from_cluster(
             "labelled": labelled,
         }
 
-    try:
-        return _db(request, write)
-    except ApiError as exc:
-        if exc.status == 422 and "already exists" in exc.message:
-            raise ApiError(409, "conflict", exc.message) from exc
-        raise
+    return _db(request, write)
 
 
 # --- retraining, models, rollback -----------------------------------------------------------
@@ -372,20 +360,15 @@ def set_operating_point(
         raise ApiError(422, "invalid", "give either target or from_traffic")
     svc = services(request)
     reg = _registry(request)
-    try:
-        if body.from_traffic:
-            est, change = calibrate.from_traffic(reg, svc.db, author=user.username, apply=True)
-            if change is None:
-                raise ApiError(409, "conflict", f"no change: {est.reason}")
-        else:
-            assert body.target is not None
-            change = calibrate.set_operating_point(
-                reg, body.target, author=user.username, db_engine=svc.db
-            )
-    except retrain.GateError as exc:
-        raise ApiError(409, "conflict", str(exc)) from exc
-    except retrain.Busy as exc:
-        raise ApiError(409, "conflict", str(exc)) from exc
+    if body.from_traffic:  # GateError and Busy answer 409 by themselves (annae.errors)
+        est, change = calibrate.from_traffic(reg, svc.db, author=user.username, apply=True)
+        if change is None:
+            raise ApiError(409, "conflict", f"no change: {est.reason}")
+    else:
+        assert body.target is not None
+        change = calibrate.set_operating_point(
+            reg, body.target, author=user.username, db_engine=svc.db
+        )
     with session_scope(svc.db) as session:
         hooks.promoted(session, change.version, change.previous, user.username)
     svc.holder.load_now()

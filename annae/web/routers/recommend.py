@@ -55,8 +55,8 @@ def authorize(request: Request) -> str:
 
 
 def _bad(exc: RecommendError) -> HTTPException:
-    text = str(exc)
-    return HTTPException(404 if text.startswith("no ") else 422, text)
+    """This router is also mounted alone (without the service's handlers): map here."""
+    return HTTPException(exc.status, str(exc))
 
 
 @router.get("/customers/{customer_id}/recommendations")
