@@ -20,8 +20,6 @@ COMPOSITION = {"cli"}  # `annae` itself: wires every package's commands, the ser
 # pairs that break a rule today, with the reason: (importer, imported) for an import of web/ from
 # outside it; (first, second) in alphabetical order for two units that import each other
 KNOWN = {
-    ("channels", "web"): "e-mail and Kakao turns reuse the web chat's commit_turn and product "
-    "cards; both raise the web layer's ApiError (one error family first, then move them)",
     ("dialogue", "privacy"): "export reads conversations through dialogue; dialogue redacts "
     "through privacy (rights should move above both, or dialogue expose conversations_of)",
     ("privacy", "recommend"): "erasure retrains the recommender; recommend checks marketing "

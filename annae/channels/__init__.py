@@ -1,7 +1,7 @@
 """Channels: KakaoTalk, e-mail, outbound webhooks and agent alerts.
 
 Every channel runs the web chat's customer turn
-(:func:`annae.web.routers.conversations.commit_turn`); outbound calls go through the durable
+(:func:`annae.channels.turn.commit_turn`); outbound calls go through the durable
 outbox (:mod:`annae.channels.outbox`), written by :func:`annae.channels.hooks.record` in the
 transaction of the change they report.
 """

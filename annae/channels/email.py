@@ -1,7 +1,7 @@
 """E-mail channel: an SMTP receiver Annae runs (aiosmtpd), threading by Message-ID /
 In-Reply-To / References (one thread per conversation), answers and agent replies by SMTP.
 
-Inbound mail goes through the web chat's turn (:func:`commit_turn`); the bot answers by mail only
+Inbound mail goes through the turn every channel shares (:func:`annae.channels.turn.commit_turn`); the bot answers by mail only
 when it is confident (an ``answer``); anything else waits for a person. Outbound mail is an
 outbox item (durable, retried) written by :func:`on_message` in the turn's transaction.
 """
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from annae.channels import hooks, outbox
 from annae.channels.mailtext import Dropped, Inbound, parse
 from annae.channels.settings import ChannelSettings, channel_settings
+from annae.channels.turn import commit_turn
 from annae.dialogue import conversations as convs
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.channels import Channel, ChannelContact, ChannelRef
@@ -143,8 +144,6 @@ def _remember(session: Session, channel_id: int, ref: str | None, conv_id: str) 
 
 def receive(svc, raw: bytes, envelope_from: str | None, recipients: list[str]) -> str:
     """Handle one inbound mail; returns what happened (for the log and the tests)."""
-    from annae.web.routers.conversations import commit_turn
-
     settings = channel_settings()
     try:
         mail = parse(raw, envelope_from, {parseaddr(settings.mail_from)[1].lower()})

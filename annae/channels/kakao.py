@@ -1,6 +1,6 @@
 """KakaoTalk channel: a Kakao i Open Builder skill server (skill response format version 2.0).
 
-The turn itself is the web chat's (:func:`annae.web.routers.conversations.commit_turn`); this
+The turn itself is every channel's (:func:`annae.channels.turn.commit_turn`); this
 module maps a Kakao user to a conversation, reads the utterance as a question, a clarify choice,
 a request for a person or a rating, and renders the reply as Kakao outputs.
 """
@@ -371,8 +371,8 @@ def after_turn(
 def product_cards(session: Session, conv: Conversation, entry_id: int, model_loader) -> list[dict]:
     """Cards as in the web chat: only for a customer whose consent covers marketing."""
     from annae.recommend import service
+    from annae.recommend.service import CARDS, card
     from annae.recommend.store import RecommendError, has_marketing_consent
-    from annae.web.routers.chat_products import CARDS, card
 
     if not has_marketing_consent(session, conv.customer_id):
         return []

@@ -6,6 +6,7 @@ What other capabilities call (the chat, the service, the privacy capability)::
         has_marketing_consent, set_marketing_consent,   # the one place consent is checked
         record_interaction, record_entry_interest,      # clicks, conversation mentions
         recommend_for_entry,                            # personal cards after an answer
+        card, CARDS,                                    # what a chat shows of each, how many
         suggest_for_entry,                              # non-personal cards, for anyone
     )
 """
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING
 # Loaded on first use (PEP 562): `annae rec …` and the chat need them, `annae ask` does not, and
 # importing the models (scikit-learn, SciPy) costs seconds at every command's start.
 _WHERE = {
+    "CARDS": "service",
+    "card": "service",
     "GENERAL": "service",
     "NO_CONSENT": "service",
     "PERSONAL": "service",
@@ -39,9 +42,11 @@ _WHERE = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from annae.recommend.service import (
+        CARDS,
         GENERAL,
         NO_CONSENT,
         PERSONAL,
+        card,
         recommend,
         recommend_for_entry,
         similar,
@@ -71,11 +76,13 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "CARDS",
     "GENERAL",
     "NO_CONSENT",
     "PERSONAL",
     "RecommendError",
     "asked_also_bought",
+    "card",
     "entry_products",
     "has_entry_interest",
     "has_marketing_consent",

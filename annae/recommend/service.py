@@ -32,6 +32,8 @@ REASON_POPULAR = "popular with customers"
 PERSONAL, GENERAL = "personal", "general"
 """Chat cards: ``personal`` from the customer's own history (marketing consent), ``general``
 computed without the visitor's data (the same for everyone asking about the entry)."""
+CARDS = 3
+"""Product cards shown after an answer, in every channel."""
 FOR_YOU = "for you: "
 FOR_EVERYONE = "for everyone: "
 REASON_QUESTION = FOR_YOU + "about your question"
@@ -417,3 +419,14 @@ def suggest_for_entry(
     if len(cards) < k and saved is not None and saved.model is not None and linked:
         _fill_similar(session, saved, linked[0], cards, k, FOR_EVERYONE)
     return cards
+
+
+def card(item: dict, kind: str = PERSONAL) -> dict:
+    """What a chat shows of a recommended product (``kind``: personal or general)."""
+    return {
+        "product_id": item["product_id"],
+        "name": item["name"],
+        "price": item["price"],
+        "reason": item["reason"],
+        "kind": kind,
+    }

@@ -18,11 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from annae.agents.users import Identity
 from annae.channels import hooks, kakao, outbox, registry, webhooks
 from annae.channels.settings import channel_settings
+from annae.channels.turn import commit_turn
 from annae.dialogue import conversations as convs
 from annae.store.db import session_scope
 from annae.web.auth import require_role
 from annae.web.inputs import Id
-from annae.web.routers.conversations import commit_turn, decide
+from annae.web.routers.conversations import decide
 from annae.web.routers.deps import ApiError, Services, services
 
 router = APIRouter(tags=["channels"])

@@ -22,10 +22,12 @@ from annae.agents.users import Identity
 from annae.channels import hooks
 from annae.dialogue import conversations as convs
 from annae.recommend import (
+    CARDS,
     GENERAL,
     NO_CONSENT,
     PERSONAL,
     RecommendError,
+    card,
     entry_products,
     has_entry_interest,
     has_marketing_consent,
@@ -45,7 +47,6 @@ from annae.web.routers.deps import ApiError, bearer_token, services
 
 router = APIRouter(prefix="/api/v1", tags=["products"])
 log = logging.getLogger("annae.web")
-CARDS = 3
 NO_CUSTOMER = "this conversation has no identified customer"
 CARDS_OFF = "product cards are turned off for this deployment"
 NOT_AFTER_ANSWER = "cards follow only the bot's latest answer about this entry"
@@ -73,17 +74,6 @@ def recommender(settings):
     except Exception:  # a broken model folder must not break the chat
         log.exception("could not load the recommender")
         return None
-
-
-def card(item: dict, kind: str = PERSONAL) -> dict:
-    """What the chat shows of a recommended product (``kind``: personal or general)."""
-    return {
-        "product_id": item["product_id"],
-        "name": item["name"],
-        "price": item["price"],
-        "reason": item["reason"],
-        "kind": kind,
-    }
 
 
 def _customer_conv(request: Request, session: Session, conv_id: str):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,9 +14,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
-from annae.agents import desk, identity, routing, users
+from annae.agents import desk, identity, users
 from annae.agents.users import Identity
 from annae.channels import hooks
+from annae.channels.turn import commit_turn
 from annae.dialogue import conversations as convs
 from annae.errors import AnnaeError
 from annae.logs import set_conversation, text_field
@@ -118,21 +118,6 @@ def authorize(
     )
 
 
-def _entry_answer(session: Session, entry_id: int) -> str | None:
-    from annae.kb.entries import KBError, get_entry
-
-    try:
-        entry = get_entry(session, entry_id)
-    except KBError:
-        return None
-    return entry.answer if entry.active else None
-
-
-def _oos_replies(settings) -> dict[str, str]:
-    """The configured out-of-scope replies (ANNAE_OOS_REPLY_EN / _KO), by language."""
-    return {lang: text for lang in ("en", "ko") if (text := settings.oos_reply(lang))}
-
-
 async def customer_turn(
     conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None
 ) -> dict:
@@ -172,50 +157,6 @@ async def decide(svc: Services, text: str | None) -> tuple[object | None, str]:
     except Exception:
         log.exception("the engine failed on a customer message")
         return None, "engine_error"
-
-
-def commit_turn(
-    svc: Services,
-    find: Callable[[Session], Conversation],
-    *,
-    text: str | None = None,
-    choice: int | None = None,
-    handoff: bool = False,
-    decision=None,
-    failure: str = "no_model",
-    intent: Callable[[Session, Conversation], dict] | None = None,
-    after: Callable[[Session, Conversation, convs.Outcome], Any] | None = None,
-) -> tuple[dict, Any]:
-    """One customer turn in one transaction for every channel: ``find`` the conversation, store
-    the turn and the bot's reply, queue the outbound calls (webhooks, the customer's channel,
-    alerts), run ``after`` in the same transaction; publish the events after commit.
-    ``intent(session, conv)`` may replace ``text``/``choice``/``handoff`` (a channel's quick
-    reply that is a clarify choice)."""
-    extra = None
-    with session_scope(svc.db) as session:
-        conv = find(session)
-        turn = {"text": text, "choice": choice, "handoff": handoff}
-        if intent is not None:  # what the message means may depend on the conversation
-            turn.update(intent(session, conv))
-        handoff = routing.Handoff(session, conv, decision)  # the desk: team, hours, agent
-        outcome = convs.post_customer(
-            session,
-            conv,
-            **turn,
-            entry_answer=_entry_answer,
-            decision=decision,
-            no_decision=failure,
-            replies=_oos_replies(svc.settings),
-            handoff_message=handoff.message,
-        )
-        handoff.finish(outcome)
-        hooks.record(session, outcome.events)
-        if after is not None:
-            extra = after(session, conv, outcome)
-    svc.broker.publish_many(outcome.events)
-    kind = outcome.reply["type"]
-    metrics.observe_decision(kind, outcome.reply.get("reason") if kind == "handoff" else None)
-    return outcome.reply, extra
 
 
 def store_turn(

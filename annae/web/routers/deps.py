@@ -45,6 +45,13 @@ class Services:
     decider: BatchDecider = field(default_factory=BatchDecider)
     extra: dict = field(default_factory=dict)
 
+    def decided(self, reply: dict) -> None:
+        """Count a turn's reply in the metrics (:class:`annae.channels.turn.TurnServices`)."""
+        from annae.web import metrics
+
+        kind = reply["type"]
+        metrics.observe_decision(kind, reply.get("reason") if kind == "handoff" else None)
+
 
 def services(conn: HTTPConnection) -> Services:
     return conn.app.state.services

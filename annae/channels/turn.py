@@ -1,0 +1,95 @@
+"""One customer turn, the same for every channel (web chat, WebSocket, KakaoTalk, e-mail).
+
+:func:`commit_turn` finds the conversation, stores the customer's message and the bot's reply
+(``dialogue``), routes a hand-off to a team and an agent (``agents``), queues the outbound
+calls (webhooks, the customer's channel, agent alerts: :mod:`annae.channels.hooks`) in the
+same transaction, and publishes the live events after commit. Errors are the packages' own
+(:mod:`annae.errors`); the web layer maps them to HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from annae.agents import routing
+from annae.channels import hooks
+from annae.dialogue import conversations as convs
+from annae.store.db import session_scope
+from annae.store.tables.service import Conversation
+
+
+class Broker(Protocol):
+    def publish_many(self, events: list) -> None: ...
+
+
+class TurnServices(Protocol):
+    """What a turn needs from the process serving it (the web app's ``Services``)."""
+
+    db: Engine
+    settings: Any
+    broker: Broker
+
+    def decided(self, reply: dict) -> None:
+        """Count the bot's reply (metrics); called after commit."""
+
+
+def _entry_answer(session: Session, entry_id: int) -> str | None:
+    from annae.kb.entries import EntryNotFound, get_entry
+
+    try:
+        entry = get_entry(session, entry_id)
+    except EntryNotFound:
+        return None
+    return entry.answer if entry.active else None
+
+
+def _oos_replies(settings) -> dict[str, str]:
+    """The configured out-of-scope replies (ANNAE_OOS_REPLY_EN / _KO), by language."""
+    return {lang: text for lang in ("en", "ko") if (text := settings.oos_reply(lang))}
+
+
+def commit_turn(
+    svc: TurnServices,
+    find: Callable[[Session], Conversation],
+    *,
+    text: str | None = None,
+    choice: int | None = None,
+    handoff: bool = False,
+    decision=None,
+    failure: str = "no_model",
+    intent: Callable[[Session, Conversation], dict] | None = None,
+    after: Callable[[Session, Conversation, convs.Outcome], Any] | None = None,
+) -> tuple[dict, Any]:
+    """One customer turn in one transaction for every channel: ``find`` the conversation, store
+    the turn and the bot's reply, queue the outbound calls (webhooks, the customer's channel,
+    alerts), run ``after`` in the same transaction; publish the events after commit.
+    ``intent(session, conv)`` may replace ``text``/``choice``/``handoff`` (a channel's quick
+    reply that is a clarify choice)."""
+    extra = None
+    with session_scope(svc.db) as session:
+        conv = find(session)
+        turn = {"text": text, "choice": choice, "handoff": handoff}
+        if intent is not None:  # what the message means may depend on the conversation
+            turn.update(intent(session, conv))
+        handoff = routing.Handoff(session, conv, decision)  # the desk: team, hours, agent
+        outcome = convs.post_customer(
+            session,
+            conv,
+            **turn,
+            entry_answer=_entry_answer,
+            decision=decision,
+            no_decision=failure,
+            replies=_oos_replies(svc.settings),
+            handoff_message=handoff.message,
+        )
+        handoff.finish(outcome)
+        hooks.record(session, outcome.events)
+        if after is not None:
+            extra = after(session, conv, outcome)
+    svc.broker.publish_many(outcome.events)
+    svc.decided(outcome.reply)
+    return outcome.reply, extra
