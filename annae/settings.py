@@ -1,15 +1,127 @@
-"""Settings read from the environment (``ANNAE_*``) with pydantic-settings."""
+"""The one ``Settings`` of Annae, read from the environment (``ANNAE_*``) with pydantic-settings.
+
+Its sections are plain models mixed into it (the names stay flat: ``ANNAE_KAKAO_IDLE_MINUTES``,
+not a nested variable): the core (this class), :class:`LearningSection`, :class:`ChannelSection`
+and :class:`RateSection`. One object is made per process (:func:`get_settings`) and passed down;
+modules take it as a parameter rather than reading the environment themselves."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class LearningSection(BaseModel):
+    """Learning from agents and customers, and the retraining gate."""
+
+    learn_from_accepted: bool = Field(
+        default=False,
+        description="Keep questions whose bot answer the customer rated helpful as weak examples.",
+    )
+    learn_from_anonymous: bool = Field(
+        default=True,
+        description="Make examples from conversations without a customer_id (no consent possible).",
+    )
+    label_preselect_min: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="The label dialog pre-selects the bot's best entry only at this confidence.",
+    )
+    holdout_share: float = Field(default=0.15, gt=0, lt=0.5)
+    gate_tolerance: float = Field(default=0.02, ge=0, lt=1)
+
+
+class ChannelSection(BaseModel):
+    """Kakao, e-mail, the webhook outbox and agent alerts."""
+
+    kakao_idle_minutes: float = Field(
+        default=30,
+        ge=0,
+        description="After a resolve, a Kakao user's next message this much later starts a new conversation.",
+    )
+    kakao_reply_budget: float = Field(
+        default=3.5,
+        gt=0,
+        le=4.5,
+        description="Seconds a skill reply may take before the callback flow is used (Kakao waits 5 s).",
+    )
+    kakao_callback_seconds: float = Field(
+        default=55,
+        gt=0,
+        le=60,
+        description="How long a Kakao callback URL is used (Kakao: valid 1 minute, once).",
+    )
+    outbox_poll: float = Field(
+        default=1.0, gt=0, description="Seconds between outbox scans when idle."
+    )
+    outbox_backoff: float = Field(
+        default=30, gt=0, description="First retry delay (s); doubles each try."
+    )
+    outbox_backoff_cap: float = Field(
+        default=3600, gt=0, description="Longest delay between tries (s)."
+    )
+    outbox_max_age: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="Give up (dead letter) this many seconds after the event.",
+    )
+    outbox_timeout: float = Field(
+        default=10, gt=0, description="Seconds one delivery attempt may take."
+    )
+    outbox_worker: bool = Field(
+        default=True, description="Run the outbox delivery thread in `annae serve`."
+    )
+    hours_poll: float = Field(
+        default=30,
+        ge=0,
+        description="Seconds between checks for teams whose hours just started (0: off).",
+    )
+    webhook_replay_window: int = Field(
+        default=300, description="Documented replay window for receivers (s)."
+    )
+
+    smtp_listen: str | None = Field(
+        default=None,
+        description="host:port for the inbound SMTP receiver (aiosmtpd); off when unset.",
+    )
+    smtp_relay: str | None = Field(
+        default=None, description="host:port of the SMTP server that sends Annae's mail."
+    )
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    mail_from: str = Field(
+        default="support@localhost", description="From: address of Annae's mail."
+    )
+    mail_max_bytes: int = Field(default=25 * 1024 * 1024, description="Inbound mail size limit.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL for links in mail."
+    )
+
+    alert_email: str | None = Field(
+        default=None, description="Comma-separated addresses alerted on hand-offs nobody watches."
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="Slack-compatible incoming-webhook URL for the same alerts."
+    )
+    alert_every_minutes: float = Field(
+        default=15, ge=0, description="At most one alert per conversation per this many minutes."
+    )
+
+
+class RateSection(BaseModel):
+    """Token-bucket rate limits as ``"burst/seconds"`` (``0`` or ``off``: none)."""
+
+    rate_conversation: str = Field(default="20/60", description="Customer turns per conversation.")
+    rate_ip: str = Field(default="120/60", description="Requests per client address.")
+    rate_login: str = Field(default="10/60", description="Sign-in attempts per client address.")
+
+
+class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
     """Every knob Annae reads; each can be set as ``ANNAE_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="ANNAE_", env_file=None, extra="ignore")

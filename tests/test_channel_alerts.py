@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from annae.channels.alerts import on_hours_start
 from annae.channels.outbox import Deliverer
 from annae.channels.runtime import sweep_openings
-from annae.channels.settings import channel_settings
+from annae.settings import get_settings
 from annae.store.db import get_engine, session_scope
 from annae.store.tables.channels import AgentAlert, OutboxItem
 from annae.store.tables.desk import Opening as DeskOpening
@@ -36,14 +36,14 @@ def alerting(annae_home, db_url, models, monkeypatch):
         ANNAE_SMTP_RELAY=f"127.0.0.1:{relay.port}",
         ANNAE_ALERT_EVERY_MINUTES="10",
     )
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
     try:
         with api.client:
             yield api, slack, relay
     finally:
         slack.stop()
         relay.stop()
-        channel_settings.cache_clear()
+        get_settings.cache_clear()
 
 
 def _handoff(api, conv_id, headers):

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from annae.channels import registry
 from annae.channels.email import receive
 from annae.channels.mailtext import html_to_text, strip_quoted
-from annae.channels.settings import channel_settings
+from annae.settings import get_settings
 from annae.store.db import get_engine, session_scope
 from annae.store.tables.learning import AnswerRating
 from annae.store.tables.service import Conversation, Message
@@ -42,7 +42,7 @@ def mail(annae_home, db_url, models, monkeypatch):
         ANNAE_OUTBOX_POLL="0.05",
         ANNAE_OUTBOX_BACKOFF="0.05",
     )
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
     with session_scope(get_engine(db_url)) as session:
         registry.create(session, "email", "support", {"address": SHOP})
     try:
@@ -50,7 +50,7 @@ def mail(annae_home, db_url, models, monkeypatch):
             yield api, relay, listen_port
     finally:
         relay.stop()
-        channel_settings.cache_clear()
+        get_settings.cache_clear()
 
 
 def _send(port: int, msg: EmailMessage, sender: str = "kim@customer.test") -> None:

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from annae.channels import registry
 from annae.channels.kakao import example_request as payload
 from annae.channels.outbox import Deliverer
-from annae.channels.settings import channel_settings
 from annae.kb.entries import get_entry_by_key
+from annae.settings import get_settings
 from annae.store.db import get_engine, session_scope
 from annae.store.tables.channels import ChannelContact, OutboxItem
 from annae.store.tables.learning import AnswerRating
@@ -24,11 +24,11 @@ SKILL = "/channels/kakao/skill"
 @pytest.fixture
 def kakao(api, monkeypatch):
     monkeypatch.setenv("ANNAE_OUTBOX_WORKER", "false")  # the tests deliver by hand
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
     with session_scope(get_engine(api.db_url)) as session:
         _, secret = registry.create(session, "kakao", "shop")
     yield api, {"X-Annae-Secret": secret}
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def test_secret_is_required_and_checked(kakao):
@@ -135,7 +135,7 @@ def test_callback_expiry_tells_the_user_and_new_conversation_after_idle(kakao, m
     api, headers = kakao
     monkeypatch.setenv("ANNAE_KAKAO_CALLBACK_SECONDS", "0.01")
     monkeypatch.setenv("ANNAE_KAKAO_IDLE_MINUTES", "0")
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
     callback = Receiver().start()
     try:
         r = api.client.post(
@@ -257,7 +257,7 @@ def test_reply_not_ready_in_time_goes_to_the_callback(kakao, monkeypatch):
 
     api, headers = kakao
     monkeypatch.setenv("ANNAE_KAKAO_REPLY_BUDGET", "0.000001")
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
     callback = Receiver().start()
     try:
         r = api.client.post(

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from annae.channels import signing
-from annae.channels.settings import channel_settings
 from annae.settings import get_settings
 from annae.store.db import get_engine, session_scope
 from annae.store.tables.channels import OutboxItem
@@ -32,9 +31,9 @@ FAST = {
 @pytest.fixture
 def app_env(annae_home, db_url, models, monkeypatch):
     api = make_api(annae_home, db_url, models, monkeypatch, **FAST)
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
     yield api
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def _wait(pred, seconds: float = 30) -> bool:
@@ -182,7 +181,7 @@ def _new_app():
 
 def test_dead_letter_and_manual_resend(app_env, db_url, monkeypatch):
     monkeypatch.setenv("ANNAE_OUTBOX_MAX_AGE", "0.3")
-    channel_settings.cache_clear()
+    get_settings.cache_clear()
     receiver = Receiver().start()
     receiver.status = 500
     api = app_env
@@ -203,7 +202,7 @@ def test_dead_letter_and_manual_resend(app_env, db_url, monkeypatch):
             assert len(receiver.requests) == tries  # dead: no more tries
             receiver.status = 200
             monkeypatch.setenv("ANNAE_OUTBOX_MAX_AGE", "3600")
-            channel_settings.cache_clear()
+            get_settings.cache_clear()
             r = client.post(f"/api/v1/admin/deliveries/{dead[0]['id']}/resend", headers=root)
             assert r.status_code == 200 and r.json()["status"] == "pending"
             assert _wait(lambda: len(receiver.accepted()) == 1)

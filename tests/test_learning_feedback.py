@@ -174,8 +174,9 @@ def test_ratings_and_review_list(api, monkeypatch):
     assert api.client.post(url, json={"helpful": "meh"}, headers=headers).status_code == 422
 
 
-def test_accepted_answers_become_weak_examples_only_when_allowed(api, monkeypatch):
-    monkeypatch.setenv("ANNAE_LEARN_FROM_ACCEPTED", "true")
+def test_accepted_answers_become_weak_examples_only_when_allowed(api):
+    # the service passes its one Settings down: this deployment learns from accepted answers
+    api.client.app.state.services.settings.learn_from_accepted = True
     conv_id, headers = api.customer()
     question = "how many days until my delivery arrives"
     reply = api.say(conv_id, headers, question)

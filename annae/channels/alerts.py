@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annae.channels import outbox
-from annae.channels.settings import channel_settings
+from annae.settings import get_settings
 from annae.store.db import aware, utcnow
 from annae.store.tables.channels import AgentAlert
 from annae.store.tables.desk import Opening as DeskOpening
@@ -56,7 +56,7 @@ def _text(conv: Conversation, url: str) -> str:
 
 def on_handoff(session: Session, conv: Conversation) -> bool:
     """Queue the alerts for this hand-off if nobody watches and none went out lately."""
-    settings = channel_settings()
+    settings = get_settings()
     if not (settings.alert_email or settings.alert_webhook_url) or consoles_open() > 0:
         return False
     now = utcnow()
@@ -74,7 +74,7 @@ def on_handoff(session: Session, conv: Conversation) -> bool:
 def on_hours_start(session: Session, opening: Opening) -> bool:
     """Alert once when a team's hours start with customers in its queue (handed off while it was
     closed): how many waited and how many went to online agents at once."""
-    settings = channel_settings()
+    settings = get_settings()
     if not (settings.alert_email or settings.alert_webhook_url) or opening.waiting == 0:
         return False
     opened_at = opening.opened_at.astimezone(UTC)

@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from annae.channels import hooks, outbox
 from annae.channels.mailtext import Dropped, Inbound, parse
-from annae.channels.settings import ChannelSettings, channel_settings
 from annae.channels.turn import commit_turn
 from annae.dialogue import conversations as convs
+from annae.settings import Settings, get_settings
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.channels import Channel, ChannelContact, ChannelRef
 from annae.store.tables.service import Conversation
@@ -76,7 +76,7 @@ def make_link(settings, conv_id: str, message_id: int, action: str) -> str:
     """A link that records the customer's click; signed (HMAC-SHA256) so it cannot be forged."""
     body = _b64(json.dumps([conv_id, message_id, action], separators=(",", ":")).encode())
     token = f"{body}.{_mac(settings, body)}"
-    return f"{channel_settings().public_url.rstrip('/')}/channels/email/link/{token}"
+    return f"{get_settings().public_url.rstrip('/')}/channels/email/link/{token}"
 
 
 def read_link(settings, token: str) -> tuple[str, int, str] | None:
@@ -144,7 +144,7 @@ def _remember(session: Session, channel_id: int, ref: str | None, conv_id: str) 
 
 def receive(svc, raw: bytes, envelope_from: str | None, recipients: list[str]) -> str:
     """Handle one inbound mail; returns what happened (for the log and the tests)."""
-    settings = channel_settings()
+    settings = get_settings()
     try:
         mail = parse(raw, envelope_from, {parseaddr(settings.mail_from)[1].lower()})
     except Dropped as exc:
@@ -238,7 +238,7 @@ def on_message(session: Session, conv: Conversation, message: dict) -> None:
     )
     if contact is None or not (contact.meta or {}).get("address"):
         return
-    settings = channel_settings()
+    settings = get_settings()
     meta = contact.meta
     refs = list(
         session.scalars(
@@ -292,7 +292,7 @@ def on_message(session: Session, conv: Conversation, message: dict) -> None:
 
 
 class _Handler:
-    def __init__(self, svc, settings: ChannelSettings) -> None:
+    def __init__(self, svc, settings: Settings) -> None:
         self.svc, self.settings = svc, settings
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
@@ -310,7 +310,7 @@ class _Handler:
         return "250 OK"
 
 
-def start_receiver(svc, settings: ChannelSettings) -> Callable[[], None]:
+def start_receiver(svc, settings: Settings) -> Callable[[], None]:
     """Run the SMTP receiver on ``ANNAE_SMTP_LISTEN`` (host:port); returns its stop function."""
     from aiosmtpd.controller import Controller
 

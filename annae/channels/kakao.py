@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.channels import hooks, outbox
-from annae.channels.settings import ChannelSettings
 from annae.dialogue import conversations as convs
+from annae.settings import Settings
 from annae.store.db import aware, utcnow
 from annae.store.tables.channels import ChannelContact, OutboxItem
 from annae.store.tables.service import Conversation, Message
@@ -207,7 +207,7 @@ class Prepared:
 
 
 def contact_for(
-    session: Session, channel: tuple[int, str, dict], user_id: str, settings: ChannelSettings
+    session: Session, channel: tuple[int, str, dict], user_id: str, settings: Settings
 ) -> tuple[ChannelContact, Conversation, list[str]]:
     """The Kakao user's contact and current conversation (a new one after resolve + idle time),
     and what the user was not yet sent from the conversation that ended."""
@@ -296,7 +296,7 @@ def prepare(
     session: Session,
     channel: tuple[int, str, dict],
     payload: SkillPayload,
-    settings: ChannelSettings,
+    settings: Settings,
 ) -> Prepared:
     """First transaction: the contact, its conversation, and what the utterance means.
 
@@ -312,7 +312,9 @@ def prepare(
         if answer is None:
             prepared.kind = "text"
         else:
-            rating = feedback.rate_answer(session, conv.id, answer.id, bool(helpful))
+            rating = feedback.rate_answer(
+                session, conv.id, answer.id, bool(helpful), settings=settings
+            )
             hooks.rated(session, conv.id, rating)
             prepared.kind, prepared.rating, prepared.helpful = "rated", rating, helpful
             prepared.notices += pending(session, contact, conv)
@@ -350,7 +352,7 @@ def after_turn(
     *,
     contact_id: int,
     callback_url: str | None,
-    settings: ChannelSettings,
+    settings: Settings,
     model_loader,
 ) -> tuple[list[str], list[dict], bool]:
     """In the turn's transaction: pending agent messages, product cards, and (for a reply that
@@ -386,7 +388,7 @@ def product_cards(session: Session, conv: Conversation, entry_id: int, model_loa
 
 
 def register_callback(
-    session: Session, contact: ChannelContact, url: str, settings: ChannelSettings
+    session: Session, contact: ChannelContact, url: str, settings: Settings
 ) -> None:
     """Keep the callback for the agent's reply; when it is about to expire unused, it tells the
     user that the reply comes with their next message."""

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from annae.channels.settings import ChannelSettings, channel_settings
+from annae.settings import Settings, get_settings
 from annae.store.db import aware, iso, session_scope, utcnow
 from annae.store.tables.channels import OutboxItem
 
@@ -66,7 +66,7 @@ def enqueue(
     return item
 
 
-def backoff(attempts: int, settings: ChannelSettings) -> float:
+def backoff(attempts: int, settings: Settings) -> float:
     """Seconds before try ``attempts + 1``: base, 2×base, 4×base… capped."""
     return min(settings.outbox_backoff * 2 ** max(attempts - 1, 0), settings.outbox_backoff_cap)
 
@@ -124,7 +124,7 @@ def finish(
     ok: bool,
     status: int | None,
     error: str | None,
-    settings: ChannelSettings,
+    settings: Settings,
 ) -> str:
     """Record an attempt's result; returns the item's new status."""
     item = session.get(OutboxItem, item_id)
@@ -215,12 +215,12 @@ class Deliverer:
         self,
         db: Engine,
         senders: dict[str, Sender] | None = None,
-        settings: ChannelSettings | None = None,
+        settings: Settings | None = None,
     ) -> None:
         from annae.channels import senders as default_senders
 
         self.db = db
-        self.settings = settings or channel_settings()
+        self.settings = settings or get_settings()
         self.senders = senders or default_senders.make(self.settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

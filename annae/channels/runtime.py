@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from annae.channels.settings import channel_settings
+from annae.settings import get_settings
 
 log = logging.getLogger("annae.channels")
 
@@ -16,7 +16,7 @@ def start(svc) -> Callable[[], None]:
     """Start the channel workers for this process; returns the function that stops them."""
     from annae.channels.outbox import Deliverer
 
-    settings = channel_settings()
+    settings = get_settings()
     stops: list[Callable[[], None]] = []
     if settings.outbox_worker:
         deliverer = Deliverer(svc.db, settings=settings)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from annae.channels import signing
 from annae.channels.outbox import DeliveryError, Sender
-from annae.channels.settings import ChannelSettings
+from annae.settings import Settings
 from annae.store.tables.channels import OutboxItem, Webhook
 
 
@@ -26,7 +26,7 @@ def _post(client: httpx.Client, url: str, body: bytes, headers: dict) -> int:
     return r.status_code
 
 
-def make(settings: ChannelSettings) -> dict[str, Sender]:
+def make(settings: Settings) -> dict[str, Sender]:
     client = httpx.Client(timeout=settings.outbox_timeout, follow_redirects=False)
 
     def webhook(session: Session, item: OutboxItem) -> int:
@@ -59,7 +59,7 @@ def make(settings: ChannelSettings) -> dict[str, Sender]:
     return {"webhook": webhook, "kakao": plain_post, "slack": plain_post, "email": email}
 
 
-def send_mail(settings: ChannelSettings, mime: str, to: list[str]) -> None:
+def send_mail(settings: Settings, mime: str, to: list[str]) -> None:
     """Send one message through ``ANNAE_SMTP_RELAY``."""
     if not settings.smtp_relay:
         raise DeliveryError("ANNAE_SMTP_RELAY is not set")

@@ -12,8 +12,6 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,6 +19,7 @@ from sqlalchemy.orm import Session
 from annae import errors
 from annae.kb import entries
 from annae.kb.entries import KBError
+from annae.settings import Settings, get_settings
 from annae.store.db import aware, utcnow
 from annae.store.tables.kb import KBExample
 from annae.store.tables.learning import AnswerRating, ConversationLabel
@@ -29,29 +28,6 @@ from annae.store.tables.service import Conversation, Message
 KINDS = ("entry", "new_entry", "not_faq")
 # hand-off reasons whose question is a topic the bot could learn (not "I want a person")
 LEARNABLE_REASONS = (None, "low_confidence", "frustration")
-
-
-class LearningSettings(BaseSettings):
-    """Learning knobs, read from ``ANNAE_*`` like the main settings."""
-
-    model_config = SettingsConfigDict(env_prefix="ANNAE_", env_file=None, extra="ignore")
-
-    learn_from_accepted: bool = Field(
-        default=False,
-        description="Keep questions whose bot answer the customer rated helpful as weak examples.",
-    )
-    learn_from_anonymous: bool = Field(
-        default=True,
-        description="Make examples from conversations without a customer_id (no consent possible).",
-    )
-    label_preselect_min: float = Field(
-        default=0.5,
-        ge=0,
-        le=1,
-        description="The label dialog pre-selects the bot's best entry only at this confidence.",
-    )
-    holdout_share: float = Field(default=0.15, gt=0, lt=0.5)
-    gate_tolerance: float = Field(default=0.02, ge=0, lt=1)
 
 
 class LearningError(errors.AnnaeError):
@@ -174,11 +150,11 @@ def question_message(session: Session, conv_id: str) -> Message | None:
     return found[-1] if found else None
 
 
-def label_form(session: Session, conv_id: str, settings: LearningSettings | None = None) -> dict:
+def label_form(session: Session, conv_id: str, settings: Settings | None = None) -> dict:
     """What the label dialog shows: the question(s) that led to the hand-off (the last one
     checked), the bot's guesses with their confidence, and the entry to pre-select: the bot's
     best one only when it is credible (confidence ≥ ``label_preselect_min``), otherwise none."""
-    settings = settings or LearningSettings()
+    settings = settings or get_settings()
     conv = _conversation(session, conv_id)
     questions = question_messages(session, conv.id)
     decision = (questions[-1].decision or {}) if questions else {}
@@ -219,10 +195,10 @@ def last_agent_reply(session: Session, conv_id: str) -> str | None:
 
 
 def training_allowed(
-    session: Session, conv: Conversation, settings: LearningSettings | None = None
+    session: Session, conv: Conversation, settings: Settings | None = None
 ) -> tuple[bool, str | None]:
     """Whether this conversation's words may become training data, and why not."""
-    settings = settings or LearningSettings()
+    settings = settings or get_settings()
     if conv.customer_id is None:
         if settings.learn_from_anonymous:
             return True, None
@@ -319,7 +295,7 @@ def label_conversation(
     message_id: int | None = None,
     message_ids: list[int] | None = None,
     replace: bool = False,
-    settings: LearningSettings | None = None,
+    settings: Settings | None = None,
 ) -> dict:
     """Record what a handed-off conversation was about; the question becomes an example.
 
@@ -518,10 +494,10 @@ def rate_answer(
     message_id: int,
     helpful: bool,
     *,
-    settings: LearningSettings | None = None,
+    settings: Settings | None = None,
 ) -> dict:
     """Store the customer's rating of a bot answer (rating again changes it)."""
-    settings = settings or LearningSettings()
+    settings = settings or get_settings()
     conv = _conversation(session, conv_id)
     msg = session.get(Message, message_id)
     if msg is None or msg.conversation_id != conv.id:

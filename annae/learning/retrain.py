@@ -43,7 +43,6 @@ from annae import errors
 from annae.kb import entries
 from annae.kb.entries import OOS, TrainingExample
 from annae.kb.training import fit_examples
-from annae.learning.feedback import LearningSettings
 from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings, get_settings
 from annae.store.db import session_scope, utcnow
@@ -404,8 +403,7 @@ def retrain(
     Raises :class:`Busy` when another retrain holds the lock.
     """
     settings = settings or get_settings()
-    knobs = LearningSettings()
-    tolerance = knobs.gate_tolerance if tolerance is None else tolerance
+    tolerance = settings.gate_tolerance if tolerance is None else tolerance
     registry = ModelRegistry(settings.models_dir)
     started = time.perf_counter()
     with file_lock(registry.root / ".retrain.lock"):
@@ -413,7 +411,7 @@ def retrain(
             examples = entries.training_examples(session)
             answers = entries.answers(session)
             revision = entries.current_revision(session)
-            held = holdout_ids(examples, knobs.holdout_share)
+            held = holdout_ids(examples, settings.holdout_share)
             traffic = _labelled_traffic(session, held, examples)
             live_version = registry.live_version()
             live_manifest = registry.manifest(live_version) if live_version else None

@@ -198,7 +198,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings,
             holder=holder,
             broker=broker,
-            limiter=make_limiter(settings.redis_url),
+            limiter=make_limiter(settings),
         )
         stop_channels = channels_runtime.start(app.state.services)
         log.info("annae ready: model %s, events %s", holder.version, broker.kind)

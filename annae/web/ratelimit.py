@@ -1,21 +1,21 @@
 """Token-bucket rate limits, in process or shared through Redis.
 
-Limits are read from ``ANNAE_RATE_CONVERSATION``, ``ANNAE_RATE_IP`` and ``ANNAE_RATE_LOGIN`` as
-``"burst/seconds"`` (a bucket of ``burst`` tokens refilled over ``seconds``); ``0`` turns one off.
+Limits come from the settings (``ANNAE_RATE_CONVERSATION``, ``ANNAE_RATE_IP``,
+``ANNAE_RATE_LOGIN``: :class:`annae.settings.RateSection`) as ``"burst/seconds"`` (a bucket of
+``burst`` tokens refilled over ``seconds``); ``0`` turns one off.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 
 log = logging.getLogger("annae.ratelimit")
 
-DEFAULTS = {"conversation": "20/60", "ip": "120/60", "login": "10/60"}
+KINDS = ("conversation", "ip", "login")
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,9 @@ class Rate:
         return rate
 
 
-def rates_from_env() -> dict[str, Rate | None]:
-    return {
-        name: Rate.parse(os.environ.get(f"ANNAE_RATE_{name.upper()}", default))
-        for name, default in DEFAULTS.items()
-    }
+def rates(settings) -> dict[str, Rate | None]:
+    """The limits of ``settings`` (:class:`annae.settings.RateSection`) by kind."""
+    return {kind: Rate.parse(getattr(settings, f"rate_{kind}")) for kind in KINDS}
 
 
 class LocalLimiter:
@@ -125,9 +123,9 @@ class RedisLimiter(LocalLimiter):
             return super().hit(kind, key)
 
 
-def make_limiter(redis_url: str | None) -> LocalLimiter:
-    rates = rates_from_env()
-    return RedisLimiter(rates, redis_url) if redis_url else LocalLimiter(rates)
+def make_limiter(settings) -> LocalLimiter:
+    limits = rates(settings)
+    return RedisLimiter(limits, settings.redis_url) if settings.redis_url else LocalLimiter(limits)
 
 
 def retry_after(wait: float) -> int:

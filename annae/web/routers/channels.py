@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from annae.agents.users import Identity
 from annae.channels import hooks, kakao, outbox, registry, webhooks
-from annae.channels.settings import channel_settings
 from annae.channels.turn import commit_turn
 from annae.dialogue import conversations as convs
+from annae.settings import get_settings
 from annae.store.db import session_scope
 from annae.web.auth import require_role
 from annae.web.inputs import Id
@@ -52,7 +52,7 @@ def _parse_skill(raw: bytes) -> tuple[kakao.SkillPayload | None, str | None]:
 async def kakao_skill(request: Request) -> dict:
     """An Open Builder skill call (response format 2.0); the channel secret in ``X-Annae-Secret``."""
     svc = services(request)
-    settings = channel_settings()
+    settings = get_settings()
     payload, problem = _parse_skill(await request.body())
     secret = request.headers.get(SECRET_HEADER)
     channel = registry.cached(svc.db, "kakao", secret)
@@ -140,7 +140,7 @@ async def _kakao_turn(
     was not sent yet, product cards, and the callback kept for an agent."""
     from annae.web.routers.chat_products import recommender
 
-    settings = channel_settings()
+    settings = get_settings()
     utterance = payload.userRequest.utterance.strip()
     handoff = kakao.fixed_intent(utterance)[0] == "handoff"
     decision, failure = (None, "no_model") if handoff else await decide(svc, utterance)
@@ -233,7 +233,9 @@ async def email_link(token: str, request: Request) -> HTMLResponse:
 
     def rate() -> None:
         with session_scope(svc.db) as session:
-            rating = feedback.rate_answer(session, conv_id, message_id, action == "helpful")
+            rating = feedback.rate_answer(
+                session, conv_id, message_id, action == "helpful", settings=svc.settings
+            )
             hooks.rated(session, conv_id, rating)
 
     await run_in_threadpool(rate)

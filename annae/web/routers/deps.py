@@ -10,6 +10,7 @@ from fastapi import Request
 from sqlalchemy import Engine
 from starlette.requests import HTTPConnection
 
+from annae.settings import Settings
 from annae.web.batching import BatchDecider
 from annae.web.events import LocalBroker
 from annae.web.holder import EngineHolder
@@ -38,7 +39,7 @@ class Services:
     """Per-process service objects, kept on ``app.state.services``."""
 
     db: Engine
-    settings: Any
+    settings: Settings
     holder: EngineHolder
     broker: LocalBroker
     limiter: LocalLimiter

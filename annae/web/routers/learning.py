@@ -102,6 +102,7 @@ def label(
             new_entry=body.new_entry.model_dump(exclude_none=True) if body.new_entry else None,
             message_id=body.message_id,
             message_ids=body.message_ids,
+            settings=services(request).settings,
             replace=body.replace,
         ),
     )
@@ -128,7 +129,7 @@ def label_form(conv_id: str, request: Request, user: Identity = Depends(current_
     """The current label (or null) and what the console pre-fills: question, bot's guesses,
     the agent's last reply."""
 
-    return _db(request, lambda s: feedback.label_form(s, conv_id))
+    return _db(request, lambda s: feedback.label_form(s, conv_id, services(request).settings))
 
 
 @router.get(API + "/learning/entries")
@@ -162,7 +163,9 @@ def rate(conv_id: str, message_id: Id, body: RatingIn, request: Request) -> dict
         conv, access = authorize(request, session, conv_id, bearer_token(request), None)
         if access.kind != "customer":
             raise ApiError(403, "forbidden", "only the customer rates answers")
-        rating = feedback.rate_answer(session, conv.id, message_id, body.helpful)
+        rating = feedback.rate_answer(
+            session, conv.id, message_id, body.helpful, settings=services(request).settings
+        )
         hooks.rated(session, conv.id, rating)
         return rating
 
@@ -255,6 +258,7 @@ def entry_from_cluster(
                 entry_id=entry.id,
                 message_id=mid,
                 agent=user.username,
+                settings=services(request).settings,
             )
             labelled += 1
             added += out["example_added"]
