@@ -11,15 +11,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from annae.channels.cli import app as channel_app
-from annae.kb.cli import app as kb_app
+from annae.channels import cli as channel_cli
+from annae.kb import cli as kb_cli
 from annae.learning import cli as learning_cli
 from annae.ops import cli as ops_cli
-from annae.privacy.cli import app as privacy_app
+from annae.privacy import cli as privacy_cli
 from annae.progress import fail, migrated_db
 from annae.progress import progress_bar as _progress_bar
 from annae.progress import table as cli_table
-from annae.recommend.cli import app as rec_app
+from annae.recommend import cli as rec_cli
 from annae.settings import get_settings
 from annae.web import cli as web_cli
 
@@ -28,15 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(kb_app, name="kb")
-app.add_typer(rec_app, name="rec")
-app.add_typer(privacy_app, name="privacy")
-app.add_typer(web_cli.user_app, name="user")
-app.add_typer(web_cli.widget_app, name="widget")
-app.add_typer(channel_app, name="channel")
-web_cli.register(app)
-learning_cli.register(app)
-ops_cli.register(app)
+for package_cli in (kb_cli, rec_cli, privacy_cli, web_cli, channel_cli, learning_cli, ops_cli):
+    package_cli.register(app)  # each package adds its commands and groups, one way
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)

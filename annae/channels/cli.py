@@ -76,3 +76,8 @@ def deliver() -> None:
 
     n = Deliverer(migrated_db()).drain()
     typer.echo(f"{n} delivery attempts")
+
+
+def register(top: typer.Typer) -> None:
+    """Add the ``channel`` group to the top-level app."""
+    top.add_typer(app, name="channel")

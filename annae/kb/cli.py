@@ -255,3 +255,8 @@ def list_(
             "yes" if r["active"] else "no",
         )
     Console().print(table)
+
+
+def register(top: typer.Typer) -> None:
+    """Add the ``kb`` group to the top-level app."""
+    top.add_typer(app, name="kb")

@@ -289,3 +289,8 @@ def explain(
     except rights.RightsError as exc:
         fail(str(exc), 2)
     typer.echo(json.dumps(info, ensure_ascii=False, indent=2) if as_json else info["summary"])
+
+
+def register(top: typer.Typer) -> None:
+    """Add the ``privacy`` group to the top-level app."""
+    top.add_typer(app, name="privacy")

@@ -331,3 +331,8 @@ def status() -> None:
             f"{'*' if m.live else ' '} {m.version} {m.kind}/{m.engine} {m.n_customers:,} customers "
             f"{m.n_products:,} products fit {m.fit_seconds:.1f}s {m.created_at:%Y-%m-%d %H:%M}"
         )
+
+
+def register(top: typer.Typer) -> None:
+    """Add the ``rec`` group to the top-level app."""
+    top.add_typer(app, name="rec")

@@ -52,7 +52,10 @@ def serve_forever(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the service's commands (serve) to the top-level app."""
+    """Add the service's commands (serve) and the ``user`` and ``widget`` groups to the
+    top-level app."""
+    app.add_typer(user_app, name="user")
+    app.add_typer(widget_app, name="widget")
 
     @app.command()
     def serve(
