@@ -156,6 +156,14 @@ def token_matches(conv: Conversation, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(conv.token_hash, hash_secret(token))
 
 
+def token_is_known(session: Session, token: str) -> bool:
+    """Whether ``token`` opens some conversation (to tell "wrong token" from "another's")."""
+    hashed = hash_secret(token)
+    return (
+        session.scalar(select(Conversation.id).where(Conversation.token_hash == hashed)) is not None
+    )
+
+
 def message_dict(msg: Message, author: str | None = None, *, with_decision: bool = False) -> dict:
     out = {
         "id": msg.id,

@@ -9,7 +9,6 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
@@ -23,7 +22,6 @@ from annae.errors import AnnaeError
 from annae.logs import set_conversation, text_field
 from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
-from annae.store.tokens import hash_secret
 from annae.web import metrics
 from annae.web.auth import SESSION_COOKIE, api_key_channel, check_csrf
 from annae.web.inputs import AfterId, Id
@@ -99,11 +97,7 @@ def authorize(
         staff = users.identity_for_token(session, token, ("bearer",))
         if staff is not None:
             return conv, Access("staff", staff=staff)
-        hashed = hash_secret(token)
-        if (
-            session.scalar(select(Conversation.id).where(Conversation.token_hash == hashed))
-            is not None
-        ):
+        if convs.token_is_known(session, token):
             raise ApiError(403, "forbidden", "this token belongs to another conversation")
         raise ApiError(401, "unauthorized", "wrong token")
     cookie = conn.cookies.get(SESSION_COOKIE)
