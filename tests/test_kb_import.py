@@ -86,6 +86,16 @@ def test_slug_keys_are_unique(tmp_path):
     assert keys == ["hello", "hello_2", "hello_3"]
 
 
+def test_a_broken_utf16_answers_file_is_named_as_itself(tmp_path):
+    f = write(tmp_path / "train.csv", "text,category\nwhere is my card,card_arrival\n")
+    answers = tmp_path / "answers.csv"
+    answers.write_bytes(b"\xff\xfe" + "label,answer\n".encode("utf-16-le") + b"\x00\xd8")
+    with pytest.raises(KBImportError) as err:
+        parse_file(f, answers=answers)
+    assert "answers.csv: not valid UTF-16" in str(err.value)
+    assert "train.csv: not valid" not in str(err.value)
+
+
 def test_labelled_csv_with_csv_answers(tmp_path):
     f = write(
         tmp_path / "train.csv",

@@ -247,7 +247,7 @@ def _read_text(path: Path, b: _Builder) -> str | None:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError as e:
-            b.problem(b.loc(None), f"not valid UTF-16 ({e.reason})")
+            b.problem(b.loc(None, path), f"not valid UTF-16 ({e.reason})")
             return None
     try:
         text = data.decode("utf-8-sig")
