@@ -439,6 +439,7 @@ def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServe
         expect(admin.locator("#op-points tr[data-target='0.90']")).to_contain_text("(live)")
         expect(admin.locator("#model-version")).not_to_have_text(trained)
         expect(admin.locator("#op-status")).to_contain_text(trained)  # what restores it
+        screenshot(admin, "kb-operating-point")
     finally:
         agent_ctx.close()
         admin_ctx.close()
