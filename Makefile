@@ -43,6 +43,7 @@ bench: install services
 lint: install
 	$(VENV)/bin/ruff check annae tests benchmarks
 	$(VENV)/bin/ruff format --check annae tests benchmarks
+	$(VENV)/bin/mypy annae
 
 clean:
 	rm -rf $(ANNAE_HOME) .pytest_cache
