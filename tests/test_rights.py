@@ -337,3 +337,12 @@ def test_erasure_removes_the_widget_link_and_every_recommendation_input(shop) ->
         assert asked_also_bought(s, shipping, 3, exclude=["LINKED"], min_customers=2) == [
             ("ALSO", 2)
         ]
+
+
+def test_every_holder_registers_and_none_is_skipped(monkeypatch) -> None:
+    """Export and erasure import each module of rights.HOLDERS by name (privacy imports no package
+    above it); one that registers nothing stops them instead of being left out."""
+    assert len(rights.holders()) == len(rights.HOLDERS) == 3
+    monkeypatch.setattr(rights, "HOLDERS", (*rights.HOLDERS, "annae.settings"))
+    with pytest.raises(RuntimeError, match="annae.settings did not register"):
+        rights.holders()

@@ -198,6 +198,44 @@ def delete_example(session: Session, example_id: int, *, author: str = "system")
     bump_revision(session, f"deleted example {example_id}", author)
 
 
+CONVERSATION_SOURCE = "conversation:"
+"""An example labelled from a conversation has ``source`` ``conversation:<id>`` (optionally
+followed by ``/...``): erasing the conversation's customer deletes it (``annae.privacy.rights``)."""
+
+
+def conversation_of(source: str) -> str | None:
+    """The conversation id an example ``source`` points at, if any."""
+    if not source.startswith(CONVERSATION_SOURCE):
+        return None
+    return source[len(CONVERSATION_SOURCE) :].split("/", 1)[0] or None
+
+
+def derived_examples(session: Session, conversation_ids: Iterable[str]) -> list[dict]:
+    """The examples derived from these conversations (by their ``source``), JSON-ready."""
+    wanted = set(conversation_ids)
+    if not wanted:
+        return []
+    rows = session.scalars(
+        select(KBExample).where(KBExample.source.startswith(CONVERSATION_SOURCE))
+    )
+    return [
+        {"id": ex.id, "entry_id": ex.entry_id, "text": ex.text, "language": ex.language,
+         "source": ex.source}
+        for ex in rows
+        if conversation_of(ex.source) in wanted
+    ]  # fmt: skip
+
+
+def delete_derived_examples(
+    session: Session, conversation_ids: Iterable[str], *, author: str
+) -> list[int]:
+    """Delete the examples derived from these conversations (the revision moves on); their ids."""
+    ids = [ex["id"] for ex in derived_examples(session, conversation_ids)]
+    for example_id in ids:
+        delete_example(session, example_id, author=author)
+    return ids
+
+
 def load_kb(
     session: Session,
     data: KBData,

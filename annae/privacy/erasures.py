@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.privacy import audit
-from annae.store.tables.privacy import ConsentEvent
-from annae.store.tables.recommend import RecCustomer, RecInteraction
-from annae.store.tables.service import Conversation
 
 
 @dataclass(frozen=True)
@@ -71,14 +67,9 @@ def read(paths: Iterable[Path]) -> list[Erasure]:
 
 def customers_by_ref(session: Session, home: Path) -> dict[str, str]:
     """``{pseudonym: customer id}`` for every customer the database holds anything about."""
-    ids: set[str] = set()
-    for column in (
-        Conversation.customer_id,
-        ConsentEvent.customer_id,
-        RecCustomer.id,
-        RecInteraction.customer_id,
-    ):
-        ids.update(v for v in session.scalars(select(column).distinct()) if v)
+    from annae.privacy.rights import holders  # rights writes this log
+
+    ids = {cid for holder in holders() for cid in holder.customers(session) if cid}
     return {audit.customer_ref(cid, home): cid for cid in ids}
 
 

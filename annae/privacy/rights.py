@@ -1,15 +1,19 @@
 """Rights of the data subject: export and erasure, retention, and explanations of bot replies.
 
 A customer is the ``customer_id`` the shop gives a conversation (and its recommendation
-customer id). What Annae holds about one:
+customer id). What Annae holds about one, each exported and erased by the package that owns it:
 
-* conversations and their messages (``annae.dialogue.conversations``),
+* conversations and their messages (``annae.dialogue.customers``),
 * consent events (``annae.privacy.consent``),
-* the recommendation customer row and interactions (``annae.recommend``),
+* the recommendation customer row and interactions (``annae.recommend.erase``),
 * knowledge-base examples derived from their conversations: by convention an example's
-  ``source`` is ``conversation:<conversation id>`` (optionally followed by ``/...``),
+  ``source`` is ``conversation:<conversation id>`` (optionally followed by ``/...``;
+  ``annae.kb.entries.derived_examples``),
 * models trained on those examples (answer engine manifests list ``example_ids``) or on
   their interactions (recommenders keep ``user_ids_``).
+
+The packages above privacy are not imported here: each module of :data:`HOLDERS` registers a
+:class:`Holder` when imported, and export and erasure import the ones not imported yet by name.
 
 Erasure deletes the rows in one transaction, then marks affected models stale, retrains
 the live ones without the data and deletes the stale model files. The audit log keeps
@@ -18,25 +22,28 @@ only a pseudonymous ``privacy.erase`` event with counts.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
+from annae.kb import entries
 from annae.privacy import audit, consent, erasures
-from annae.store.db import iso, session_scope, utcnow
-from annae.store.tables.kb import KBExample
-from annae.store.tables.recommend import RecCustomer, RecInteraction
+from annae.store.db import session_scope, utcnow
+from annae.store.tables.privacy import ConsentEvent
 from annae.store.tables.service import Conversation, Message
 
-CONVERSATION_SOURCE = "conversation:"
 STALE = "STALE.json"
+
+HOLDERS = ("annae.dialogue.customers", "annae.privacy.consent", "annae.recommend.erase")
+"""Every module that holds data about customers, in export order; each must register."""
 
 
 class RightsError(errors.AnnaeError, ValueError):
@@ -57,6 +64,66 @@ class AlreadyErased(RightsError, errors.Conflict):
     status, code = 409, "conflict"
 
 
+@dataclass
+class Models:
+    """The versions of one kind of model that learnt from a customer, and how to replace them."""
+
+    name: str  # "answer engine", "recommender"
+    prefix: str  # how the report names its versions: "" (v3), "recommend/" (recommend/v3)
+    root: Path  # the folder of its versions
+    versions: list[str]
+    live: Callable[[], str | None]  # the live version now
+    retrain: Callable[[Engine, str], tuple[str | None, str | None]]  # (db, actor) → (live, pending)
+
+    @property
+    def key(self) -> str:  # in an export
+        return self.name.replace(" ", "_")
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What a package holds about customers, for export and erasure (each call gets a session)."""
+
+    holds: Callable[[Session, str], bool]  # anything about the customer?
+    export: Callable[[Session, str], dict]  # its part of the export, JSON-ready
+    erase: Callable[[Session, str], dict[str, int]]  # deletes it: {ErasureReport count: n}
+    customers: Callable[[Session], Iterable[str]]  # every customer id it holds anything about
+    conversations: Callable[[Session, str], list[str]] | None = None  # their derived examples go
+    models: Callable[[Path, str], Models] | None = None  # (models folder, customer id)
+
+
+_REGISTERED: dict[str, Holder] = {}
+
+
+def register(module: str, holder: Holder) -> None:
+    """What each module of :data:`HOLDERS` calls on import: ``register(__name__, Holder(...))``."""
+    _REGISTERED[module] = holder
+
+
+def holders() -> list[Holder]:
+    """The holder of every module in :data:`HOLDERS` (imported by name if it is not yet)."""
+    for module in HOLDERS:
+        if module not in _REGISTERED:
+            importlib.import_module(module)
+        if module not in _REGISTERED:
+            raise RuntimeError(f"{module} did not register with annae.privacy.rights")
+    return [_REGISTERED[module] for module in HOLDERS]
+
+
+register(
+    "annae.privacy.consent",
+    Holder(
+        holds=lambda session, customer_id: bool(consent.history(session, customer_id)),
+        export=lambda session, customer_id: {
+            "consents": [consent.to_dict(ev) for ev in consent.history(session, customer_id)],
+            "consent_now": consent.status(session, customer_id),
+        },
+        erase=lambda session, customer_id: {"consents": consent.erase(session, customer_id)},
+        customers=lambda session: session.scalars(select(ConsentEvent.customer_id).distinct()),
+    ),
+)
+
+
 def _check_id(customer_id: object) -> str:
     if not isinstance(customer_id, str) or not customer_id.strip() or len(customer_id) > 200:
         raise RightsError(
@@ -65,61 +132,29 @@ def _check_id(customer_id: object) -> str:
     return customer_id.strip()
 
 
-def _conversation_ids(session: Session, customer_id: str) -> list[str]:
-    stmt = (
-        select(Conversation.id)
-        .where(Conversation.customer_id == customer_id)
-        .order_by(Conversation.created_at)
-    )
-    return list(session.scalars(stmt))
+def _conversations(session: Session, customer_id: str, held: list[Holder]) -> list[str]:
+    return [c for h in held if h.conversations for c in h.conversations(session, customer_id)]
 
 
-def conversation_of(source: str) -> str | None:
-    """The conversation id an example ``source`` points at, if any."""
-    if not source.startswith(CONVERSATION_SOURCE):
-        return None
-    return source[len(CONVERSATION_SOURCE) :].split("/", 1)[0] or None
-
-
-def _derived_examples(session: Session, conv_ids: list[str]) -> list[KBExample]:
-    if not conv_ids:
-        return []
-    wanted = set(conv_ids)
-    rows = session.scalars(
-        select(KBExample).where(KBExample.source.startswith(CONVERSATION_SOURCE))
-    )
-    return [ex for ex in rows if conversation_of(ex.source) in wanted]
-
-
-def _nlu_versions_with(models_dir: Path, example_ids: set[int]) -> list[str]:
+def _models(settings, customer_id: str, example_ids: set[int], held: list[Holder]) -> list[Models]:
+    """The answer engine versions whose manifest lists one of ``example_ids``, then the holders'."""
     from annae.nlu.registry import ModelRegistry
 
-    if not example_ids:
-        return []
-    reg = ModelRegistry(models_dir)
+    reg = ModelRegistry(settings.models_dir)
     hit = []
-    for version in reg.versions():
+    for version in reg.versions() if example_ids else []:
         ids = reg.manifest(version).get("data", {}).get("example_ids") or []
         if example_ids & set(ids):
             hit.append(version)
-    return hit
 
+    def retrain(db: Engine, actor: str) -> tuple[str | None, str | None]:
+        from annae.kb.training import train_from_db
 
-def _rec_versions_with(models_dir: Path, customer_id: str) -> list[str]:
-    import joblib
+        author = f"privacy-erase:{actor}"
+        return train_from_db(reg, db, settings=settings, author=author).version, None
 
-    root = models_dir / "recommend"
-    if not root.exists():
-        return []
-    hit = []
-    for path in sorted(root.glob("v*")):
-        model_file = path / "model.joblib"
-        if not model_file.exists():
-            continue
-        model = joblib.load(model_file)
-        if customer_id in {str(u) for u in getattr(model, "user_ids_", [])}:
-            hit.append(path.name)
-    return hit
+    engine = Models("answer engine", "", reg.root, hit, reg.live_version, retrain)
+    return [engine] + [h.models(settings.models_dir, customer_id) for h in held if h.models]
 
 
 def _settings(settings):
@@ -135,68 +170,23 @@ def _settings(settings):
 
 def export_customer(session: Session, customer_id: str, *, settings=None) -> dict:
     """Everything held about ``customer_id`` as a JSON-ready dict (``found`` is False if nothing)."""
-    from annae.dialogue import conversations
-
     customer_id = _check_id(customer_id)
     settings = _settings(settings)
-    conv_ids = _conversation_ids(session, customer_id)
-    convs = []
-    for conv_id in conv_ids:
-        conv = conversations.get(session, conv_id)
-        convs.append(
-            {
-                **conversations.summary_dict(session, conv),
-                "messages": conversations.messages(session, conv_id, with_decision=True),
-            }
-        )
-    derived = _derived_examples(session, conv_ids)
-    examples = [
-        {
-            "id": ex.id,
-            "entry_id": ex.entry_id,
-            "text": ex.text,
-            "language": ex.language,
-            "source": ex.source,
-        }
-        for ex in derived
-    ]
-    rec = session.get(RecCustomer, customer_id)
-    interactions = [
-        {
-            "product_id": r.product_id,
-            "at": iso(r.at),
-            "quantity": r.quantity,
-            "kind": r.kind,
-            "source": r.source,
-        }
-        for r in session.scalars(
-            select(RecInteraction)
-            .where(RecInteraction.customer_id == customer_id)
-            .order_by(RecInteraction.at)
-        )
-    ]
-    consents = [consent.to_dict(ev) for ev in consent.history(session, customer_id)]
+    held = holders()
+    parts: dict = {}
+    for holder in held:
+        parts.update(holder.export(session, customer_id))
+    derived = entries.derived_examples(session, _conversations(session, customer_id, held))
+    models = _models(settings, customer_id, {ex["id"] for ex in derived}, held)
     ref = audit.customer_ref(customer_id, settings.home)
     trail = [audit.to_dict(ev) for ev in audit.query(session, target=ref, limit=10_000)]
-    found = bool(convs or examples or rec or interactions or consents)
     return {
         "customer_id": customer_id,
-        "found": found,
+        "found": any(holder.holds(session, customer_id) for holder in held),
         "exported_at": utcnow().isoformat(),
-        "conversations": convs,
-        "consents": consents,
-        "consent_now": consent.status(session, customer_id),
-        "recommendation_profile": (
-            {"name": rec.name, "country": rec.country, "created_at": iso(rec.created_at)}
-            if rec
-            else None
-        ),
-        "interactions": interactions,
-        "derived_examples": examples,
-        "models": {
-            "answer_engine": _nlu_versions_with(settings.models_dir, {ex.id for ex in derived}),
-            "recommender": _rec_versions_with(settings.models_dir, customer_id),
-        },
+        **parts,
+        "derived_examples": derived,
+        "models": {m.key: m.versions for m in models},
         "audit": trail,
     }
 
@@ -225,6 +215,13 @@ class ErasureReport:
         return asdict(self)
 
 
+# the report's fields for each kind of model: its stale versions, its new live version
+_REPORTED = {
+    "answer_engine": ("stale_models", "retrained"),
+    "recommender": ("stale_recommenders", "retrained_recommender"),
+}
+
+
 def _mark_stale(path: Path, reason: str) -> None:
     (path / STALE).write_text(
         json.dumps({"stale": True, "reason": reason, "at": utcnow().isoformat()})
@@ -248,27 +245,16 @@ def erase_customer(
     the data and every stale version is deleted from disk. Without ``retrain`` the stale live
     versions stay (listed in ``pending``) until the next retrain.
     """
-    from annae.nlu.registry import ModelRegistry
-    from annae.recommend.registry import registry_for
-
     say = progress or (lambda _msg: None)
     customer_id = _check_id(customer_id)
     settings = _settings(settings)
     ref = audit.customer_ref(customer_id, settings.home)
     report = ErasureReport(customer_ref=ref)
+    held = holders()
     say("finding the customer's data")
     with session_scope(db) as session:
-        conv_ids = _conversation_ids(session, customer_id)
-        derived = _derived_examples(session, conv_ids)
-        example_ids = {ex.id for ex in derived}
-        n_interactions = session.scalar(
-            select(func.count())
-            .select_from(RecInteraction)
-            .where(RecInteraction.customer_id == customer_id)
-        )
-        rec = session.get(RecCustomer, customer_id)
-        n_consents = len(consent.history(session, customer_id))
-        if not (conv_ids or derived or rec or n_interactions or n_consents):
+        conv_ids = _conversations(session, customer_id, held)
+        if not any(holder.holds(session, customer_id) for holder in held):
             before = audit.query(session, action="privacy.erase", target=ref, limit=1)
             if before:
                 raise AlreadyErased(
@@ -276,32 +262,12 @@ def erase_customer(
                 )
             raise UnknownCustomer(f"nothing is held about customer {customer_id!r}")
         say("deleting rows")
-        if conv_ids:
-            report.messages = (
-                session.execute(
-                    delete(Message).where(Message.conversation_id.in_(conv_ids))
-                ).rowcount
-                or 0
-            )
-            report.conversations = (
-                session.execute(delete(Conversation).where(Conversation.id.in_(conv_ids))).rowcount
-                or 0
-            )
-        if derived:
-            from annae.kb import entries
-
-            for ex in derived:
-                entries.delete_example(session, ex.id, author=f"privacy-erase:{actor}")
-            report.examples = len(derived)
-        report.interactions = (
-            session.execute(
-                delete(RecInteraction).where(RecInteraction.customer_id == customer_id)
-            ).rowcount
-            or 0
-        )
-        if rec is not None:
-            session.delete(rec)
-        report.consents = consent.erase(session, customer_id)
+        for holder in held:
+            for name, count in holder.erase(session, customer_id).items():
+                setattr(report, name, getattr(report, name) + count)
+        author = f"privacy-erase:{actor}"
+        example_ids = entries.delete_derived_examples(session, conv_ids, author=author)
+        report.examples = len(example_ids)
         audit.record(
             session,
             actor,
@@ -319,53 +285,27 @@ def erase_customer(
     erasures.append(erasures.log_path(settings), ref, utcnow())
 
     say("checking models")
-    nlu = ModelRegistry(settings.models_dir)
-    report.stale_models = _nlu_versions_with(settings.models_dir, example_ids)
-    for version in report.stale_models:
-        _mark_stale(nlu.path(version), "trained on data of an erased customer")
-    rec_reg = registry_for(settings.models_dir)
-    report.stale_recommenders = _rec_versions_with(settings.models_dir, customer_id)
-    for version in report.stale_recommenders:
-        _mark_stale(rec_reg.root / version, "trained on data of an erased customer")
-
-    if nlu.live_version() in report.stale_models:
-        if retrain:
-            from annae.kb.training import train_from_db
-
-            say("retraining the answer engine without the erased data")
-            report.retrained = train_from_db(
-                nlu, db, settings=settings, author=f"privacy-erase:{actor}"
-            ).version
-        else:
-            report.pending.append(f"answer engine {nlu.live_version()}")
-    if rec_reg.live_version() in report.stale_recommenders:
-        if retrain:
-            from annae.recommend.data import ImportFileError, require_pandas
-            from annae.recommend.store import RecommendError
-
-            say("retraining the recommender without the erased data")
-            try:
-                require_pandas("retraining the recommender")
-                from annae.recommend.train import train_from_db as train_rec
-
-                report.retrained_recommender = train_rec(db, settings.models_dir).version
-            except RecommendError:  # no interactions left: no recommender beats a stale one
-                (rec_reg.root / "LIVE").unlink(missing_ok=True)
-            except ImportFileError as exc:  # a serving-only install cannot retrain it here
-                (rec_reg.root / "LIVE").unlink(missing_ok=True)
-                report.pending.append(f"recommender: none is live until `annae rec train` ({exc})")
-        else:
-            report.pending.append(f"recommender {rec_reg.live_version()}")
-
+    models = _models(settings, customer_id, set(example_ids), held)
+    for m in models:
+        setattr(report, _REPORTED[m.key][0], m.versions)
+        for version in m.versions:
+            _mark_stale(m.root / version, "trained on data of an erased customer")
+    for m in models:
+        if (live := m.live()) not in m.versions:
+            continue
+        if not retrain:
+            report.pending.append(f"{m.name} {live}")
+            continue
+        say(f"retraining the {m.name} without the erased data")
+        version, pending = m.retrain(db, actor)
+        setattr(report, _REPORTED[m.key][1], version)
+        report.pending += [pending] if pending else []
     if retrain:
-        for version in report.stale_models:
-            if version != nlu.live_version():
-                shutil.rmtree(nlu.path(version), ignore_errors=True)
-                report.purged.append(version)
-        for version in report.stale_recommenders:
-            if version != rec_reg.live_version():
-                shutil.rmtree(rec_reg.root / version, ignore_errors=True)
-                report.purged.append(f"recommend/{version}")
+        for m in models:
+            for version in m.versions:
+                if version != m.live():
+                    shutil.rmtree(m.root / version, ignore_errors=True)
+                    report.purged.append(m.prefix + version)
     return report
 
 

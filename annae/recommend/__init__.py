@@ -8,7 +8,11 @@ What other capabilities call (the chat, the service, the privacy capability)::
         recommend_for_entry,                            # personal cards after an answer
         card, CARDS,                                    # what a chat shows of each, how many
         suggest_for_entry,                              # non-personal cards, for anyone
+        export_customer, erase_customer,                # a customer's rows, for privacy.rights
     )
+
+``annae.recommend.erase`` registers those (and the recommenders that learnt a customer) with
+``annae.privacy.rights``, which imports it by name before every export and erasure.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ _WHERE = {
     "RecommendError": "store",
     "asked_also_bought": "store",
     "entry_products": "store",
+    "erase_customer": "store",
+    "export_customer": "store",
     "has_entry_interest": "store",
     "has_marketing_consent": "store",
     "link_entry": "store",
@@ -56,6 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover
         RecommendError,
         asked_also_bought,
         entry_products,
+        erase_customer,
+        export_customer,
         has_entry_interest,
         has_marketing_consent,
         link_entry,
@@ -84,6 +92,8 @@ __all__ = [
     "asked_also_bought",
     "card",
     "entry_products",
+    "erase_customer",
+    "export_customer",
     "has_entry_interest",
     "has_marketing_consent",
     "link_entry",

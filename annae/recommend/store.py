@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from annae import errors
 from annae.recommend.data import KINDS, ImportFileError, ImportReport
-from annae.store.db import utcnow
+from annae.store.db import iso, utcnow
 from annae.store.tables.recommend import (
     RecCustomer,
     RecEntryProduct,
@@ -468,3 +468,44 @@ def record_entry_interest(session: Session, entry_id: int, customer_id: str) -> 
             session, customer_id, pid, kind="conversation", source=f"entry:{int(entry_id)}"
         )
     return len(products)
+
+
+# -- a customer's data, for their export and erasure (annae.privacy.rights) --------------------------
+def customer_ids(session: Session) -> set[str]:
+    """Every customer id with a profile or an interaction."""
+    ids = set(session.scalars(select(RecCustomer.id)))
+    ids.update(session.scalars(select(RecInteraction.customer_id).distinct()))
+    return {c for c in ids if c}
+
+
+def holds_customer(session: Session, customer_id: str) -> bool:
+    """Whether the customer has a profile or an interaction."""
+    count = select(func.count()).where(RecInteraction.customer_id == customer_id)
+    return session.get(RecCustomer, customer_id) is not None or bool(session.scalar(count))
+
+
+def export_customer(session: Session, customer_id: str) -> dict:
+    """The customer's profile and interactions, JSON-ready."""
+    rec = session.get(RecCustomer, customer_id)
+    rows = session.scalars(
+        select(RecInteraction)
+        .where(RecInteraction.customer_id == customer_id)
+        .order_by(RecInteraction.at)
+    )
+    interactions = [
+        {"product_id": r.product_id, "at": iso(r.at), "quantity": r.quantity, "kind": r.kind,
+         "source": r.source}
+        for r in rows
+    ]  # fmt: skip
+    profile = rec and {"name": rec.name, "country": rec.country, "created_at": iso(rec.created_at)}
+    return {"recommendation_profile": profile, "interactions": interactions}
+
+
+def erase_customer(session: Session, customer_id: str) -> dict[str, int]:
+    """Delete the customer's interactions and profile; how many interactions."""
+    rec = session.get(RecCustomer, customer_id)
+    interactions = delete(RecInteraction).where(RecInteraction.customer_id == customer_id)
+    count = session.execute(interactions).rowcount or 0
+    if rec is not None:
+        session.delete(rec)
+    return {"interactions": count}

@@ -1,0 +1,64 @@
+"""What the conversation service holds about a customer (the ``customer_id`` a channel gives a
+conversation): their conversations and messages, exported and erased through
+``annae.privacy.rights``, which imports this module by name; importing it registers them there."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from annae.dialogue import conversations
+from annae.privacy import rights
+from annae.store.tables.service import Conversation, Message
+
+
+def conversations_of(session: Session, customer_id: str) -> list[str]:
+    """The ids of the customer's conversations, oldest first."""
+    stmt = (
+        select(Conversation.id)
+        .where(Conversation.customer_id == customer_id)
+        .order_by(Conversation.created_at)
+    )
+    return list(session.scalars(stmt))
+
+
+def export_customer(session: Session, customer_id: str) -> dict:
+    """The customer's conversations, each with its messages and their stored decisions."""
+    convs = []
+    for conv_id in conversations_of(session, customer_id):
+        conv = conversations.get(session, conv_id)
+        convs.append(
+            {
+                **conversations.summary_dict(session, conv),
+                "messages": conversations.messages(session, conv_id, with_decision=True),
+            }
+        )
+    return {"conversations": convs}
+
+
+def erase_customer(session: Session, customer_id: str) -> dict[str, int]:
+    """Delete the customer's conversations and their messages; how many of each."""
+    conv_ids = conversations_of(session, customer_id)
+    messages = delete(Message).where(Message.conversation_id.in_(conv_ids))
+    convs = delete(Conversation).where(Conversation.id.in_(conv_ids))
+    return {
+        "messages": session.execute(messages).rowcount or 0,
+        "conversations": session.execute(convs).rowcount or 0,
+    }
+
+
+def customers(session: Session) -> set[str]:
+    """Every customer id a conversation carries."""
+    return {c for c in session.scalars(select(Conversation.customer_id).distinct()) if c}
+
+
+rights.register(
+    __name__,
+    rights.Holder(
+        holds=lambda session, customer_id: bool(conversations_of(session, customer_id)),
+        export=export_customer,
+        erase=erase_customer,
+        customers=customers,
+        conversations=conversations_of,
+    ),
+)
