@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast, overload
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
@@ -28,6 +29,12 @@ class ConsentError(errors.AnnaeError, ValueError):
     """A bad customer id, purpose, source or text version."""
 
     status, code = 422, "bad_request"
+
+
+@overload
+def _text(value: object, name: str, limit: int, *, required: Literal[True] = ...) -> str: ...
+@overload
+def _text(value: object, name: str, limit: int, *, required: bool) -> str | None: ...
 
 
 def _text(value: object, name: str, limit: int, *, required: bool = True) -> str | None:
@@ -185,4 +192,4 @@ def erase(session: Session, customer_id: str) -> int:
     """Delete every consent event of the customer (for erasure); returns how many."""
     customer_id = _text(customer_id, "customer_id", 200)
     result = session.execute(delete(ConsentEvent).where(ConsentEvent.customer_id == customer_id))
-    return result.rowcount or 0
+    return cast("CursorResult[Any]", result).rowcount or 0  # a DELETE: a CursorResult

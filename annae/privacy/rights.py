@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import CursorResult, Engine, delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
@@ -297,8 +298,8 @@ def erase_customer(
             report.pending.append(f"{m.name} {live}")
             continue
         say(f"retraining the {m.name} without the erased data")
-        version, pending = m.retrain(db, actor)
-        setattr(report, _REPORTED[m.key][1], version)
+        new_live, pending = m.retrain(db, actor)
+        setattr(report, _REPORTED[m.key][1], new_live)
         report.pending += [pending] if pending else []
     if retrain:
         for m in models:
@@ -340,10 +341,8 @@ def retain(db: Engine, *, days: int, actor: str = "retention") -> dict:
         messages = 0
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            messages += (
-                session.execute(delete(Message).where(Message.conversation_id.in_(chunk))).rowcount
-                or 0
-            )
+            deleted = session.execute(delete(Message).where(Message.conversation_id.in_(chunk)))
+            messages += cast("CursorResult[Any]", deleted).rowcount or 0  # a DELETE
             session.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
         result = {
             "days": days,
@@ -398,7 +397,8 @@ def explain(session: Session, message_id: int, *, settings=None) -> dict:
         )
         if question is None:
             raise RightsError(f"message {message_id} answers no customer message")
-        reply, msg = msg, question
+        reply: Message | None = msg
+        msg = question
     else:
         reply = session.scalar(
             select(Message)

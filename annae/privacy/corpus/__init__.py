@@ -104,9 +104,9 @@ def score(rows: list[dict]) -> Score:
         if row.get("kind") == "near-miss":
             result.near_miss_sentences += 1
             result.near_miss_flagged += bool(pred)
-        covered = set()
-        for p in pred:
-            covered.update(range(p.start, p.end))
+        covered: set[int] = set()
+        for span in pred:
+            covered.update(range(span.start, span.end))
         for kind in TYPES:
             g = [s for s in gold if s.type == kind]
             p = [s for s in pred if s.type == kind]
