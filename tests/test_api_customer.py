@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from annae.dialogue import conversations as convs
 from annae.kb.entries import get_entry_by_key
 from annae.store.db import get_engine, session_scope
@@ -118,6 +120,17 @@ def test_clarify_choice_is_answered_and_recorded(api):
     agent = api.login("alice")
     detail = api.client.get(f"/api/v1/conversations/{conv_id}", headers=agent).json()
     assert detail["messages"][1]["decision"] == {"clarify_message_id": messages[0]["id"]}
+
+
+def test_a_turn_without_text_choice_or_handoff_is_refused(api):
+    """A bad request (the API's validation keeps it from getting here), not a TypeError from
+    redacting ``None``."""
+    conv_id, headers = api.customer()
+    with session_scope(get_engine(api.db_url)) as session:
+        conv = convs.get(session, conv_id)
+        with pytest.raises(convs.Invalid, match="needs text, a choice or a hand-off"):
+            convs.post_customer(session, conv)
+    assert api.transcript(conv_id, headers) == []
 
 
 def test_resolved_conversation_reopens(api):

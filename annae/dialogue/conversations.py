@@ -11,11 +11,11 @@ import dataclasses
 import hmac
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import JSON, bindparam, func, insert, select, update
+from sqlalchemy import JSON, CursorResult, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -70,21 +70,40 @@ class Invalid(ConversationError):
     status, code = 400, "bad_request"
 
 
-class DecisionLike(Protocol):
-    type: str
-    reason: str | None
-    entry_id: int | None
-    answer: str | None
-    confidence: float
-    candidates: list
-    language: str
+class CandidateLike(Protocol):
+    """An entry a decision considered (what a clarify reply offers)."""
 
-    def to_dict(self) -> dict: ...
+    @property
+    def entry_id(self) -> int | None: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def question(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+
+
+class DecisionLike(Protocol):
+    # read-only members: an implementation may narrow them (``Decision.type`` is a Literal)
+    @property
+    def type(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def entry_id(self) -> int | None: ...
+    @property
+    def answer(self) -> str | None: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def candidates(self) -> Sequence[CandidateLike]: ...
+    @property
+    def language(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class EngineLike(Protocol):
-    version: str
-
     def decide(self, text: str) -> DecisionLike: ...
 
 
@@ -153,7 +172,9 @@ def get(session: Session, conv_id: str, *, lock: bool = False) -> Conversation:
 
 
 def token_matches(conv: Conversation, token: str | None) -> bool:
-    return bool(token) and hmac.compare_digest(conv.token_hash, hash_secret(token))
+    if not token:
+        return False
+    return hmac.compare_digest(conv.token_hash, hash_secret(token))
 
 
 def token_is_known(session: Session, token: str) -> bool:
@@ -292,13 +313,14 @@ def add_message(
 
 # SQL NULL (not JSON 'null') for messages without options or a decision, as the ORM writes them
 _JSON_OR_NULL = JSON(none_as_null=True)
+_MESSAGES = cast(Table, Message.__table__)  # declared with __tablename__: a Table
 _INSERT_MESSAGES = (
-    insert(Message.__table__)
+    insert(_MESSAGES)
     .values(
         options=bindparam("options", type_=_JSON_OR_NULL),
         decision=bindparam("decision", type_=_JSON_OR_NULL),
     )
-    .returning(Message.__table__.c.id, sort_by_parameter_order=True)
+    .returning(_MESSAGES.c.id, sort_by_parameter_order=True)
 )
 _MESSAGE_COLUMNS = (
     "conversation_id",
@@ -385,7 +407,7 @@ def transition(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if cast("CursorResult[Any]", result).rowcount != 1:  # an UPDATE: a CursorResult
         session.refresh(conv)
         raise Conflict(f"conversation {conv.id} is {conv.state}, cannot become {to_state}")
     for key, value in values.items():  # what the UPDATE wrote: no SELECT to read it back
@@ -435,7 +457,7 @@ def _options(decision: DecisionLike) -> list[dict]:
 
 
 def _reply(msg: Message | None, customer_msg: Message, conv: Conversation, **fields) -> dict:
-    base = {
+    base: dict[str, Any] = {
         "id": None,
         "message_id": customer_msg.id,
         "type": "queued",
@@ -517,14 +539,10 @@ def post_customer(
     language = conv.language
     if choice is not None:
         clarify = last_bot_message(session, conv.id)
-        offered = (
-            {o.get("entry_id") for o in (clarify.options or [])}
-            if clarify and clarify.type == "clarify"
-            else set()
-        )
-        if choice not in offered:
+        offered = (clarify.options or []) if clarify and clarify.type == "clarify" else []
+        option = next((o for o in offered if o.get("entry_id") == choice), None)
+        if clarify is None or option is None:
             raise Invalid(f"entry {choice} was not offered in the latest clarify reply")
-        option = next(o for o in clarify.options if o.get("entry_id") == choice)
         chosen_text = option.get("question") or str(choice)
         customer = new_message(
             conv,
@@ -543,6 +561,8 @@ def post_customer(
             "[asked for a person]",
             decision={"handoff_requested": True},
         )
+    elif text is None:
+        raise Invalid("a customer turn needs text, a choice or a hand-off")
     else:
         try:
             if decision is None and engine is not None:
@@ -561,7 +581,7 @@ def post_customer(
         )
     new.append(customer)
     # the conversation's own changes: with a hand-off they go into its state UPDATE
-    touched = {"updated_at": utcnow()}
+    touched: dict[str, Any] = {"updated_at": utcnow()}
     if language and conv.language != language:
         touched["language"] = language
 

@@ -4,7 +4,9 @@ conversation): their conversations and messages, exported and erased through
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from annae.dialogue import conversations
@@ -41,9 +43,9 @@ def erase_customer(session: Session, customer_id: str) -> dict[str, int]:
     conv_ids = conversations_of(session, customer_id)
     messages = delete(Message).where(Message.conversation_id.in_(conv_ids))
     convs = delete(Conversation).where(Conversation.id.in_(conv_ids))
-    return {
-        "messages": session.execute(messages).rowcount or 0,
-        "conversations": session.execute(convs).rowcount or 0,
+    return {  # DELETEs: CursorResults
+        "messages": cast("CursorResult[Any]", session.execute(messages)).rowcount or 0,
+        "conversations": cast("CursorResult[Any]", session.execute(convs)).rowcount or 0,
     }
 
 
