@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -221,7 +221,7 @@ def list_(
     from annae.store.db import session_scope
 
     with session_scope(migrated_db()) as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": e.id,
                 "key": e.key,

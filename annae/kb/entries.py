@@ -252,8 +252,8 @@ def load_kb(
     if replace:
         for example in session.scalars(select(KBExample)):
             session.delete(example)
-        for entry in session.scalars(select(KBEntry)):
-            session.delete(entry)
+        for old in session.scalars(select(KBEntry)):
+            session.delete(old)
         session.flush()
     for item in data.entries:
         entry = get_entry_by_key(session, item.key)

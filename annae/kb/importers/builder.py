@@ -182,7 +182,11 @@ class _Builder:
     @staticmethod
     def dedupe(draft: _Draft) -> None:
         seen: set[str] = set()
-        keep = [i for i, t in enumerate(draft.entry.examples) if not (t in seen or seen.add(t))]
+        keep: list[int] = []  # the first of each text
+        for i, t in enumerate(draft.entry.examples):
+            if t not in seen:
+                seen.add(t)
+                keep.append(i)
         e = draft.entry
         e.examples = [e.examples[i] for i in keep]
         e.sources = [e.sources[i] for i in keep]

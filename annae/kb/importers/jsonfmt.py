@@ -5,71 +5,98 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from json import decoder as json_decoder
 from json import scanner as json_scanner
 from pathlib import Path
+from typing import Any
 
 from annae.kb.entries import OOS, EntryData
 from annae.kb.importers.builder import MAX_ANSWER_CHARS, _Builder, _read_text, _unique_key
 
 
-class _LinedDict(dict):
+class _LinedDict(dict[str, Any]):
     """A JSON object that remembers the line it starts on and the line of each key."""
 
     line: int = 0
-    key_lines: dict
+    key_lines: dict[str, int]
 
 
-class _LinedList(list):
+class _LinedList(list[Any]):
     """A JSON array that remembers the line of each item."""
 
-    lines: list[int]
+    def __init__(self, values: Iterable[Any] = (), lines: list[int] | None = None) -> None:
+        super().__init__(values)
+        self.lines: list[int] = lines if lines is not None else []
 
 
-def _load_json(text: str):
+_Scan = Callable[[str, int], tuple[Any, int]]  # (text, index) -> (value, end)
+
+
+class _LinedDecoder(json.JSONDecoder):
+    # set by JSONDecoder.__init__ and called by the pure-Python scanner; typeshed leaves these
+    # undocumented members out
+    parse_object: Callable[..., tuple[_LinedDict, int]]
+    parse_array: Callable[[tuple[str, int], _Scan], tuple[_LinedList, int]]
+    scan_once: _Scan
+
+
+# undocumented helpers of the json package (the pure-Python scanner and its object and array
+# parsers), which typeshed does not list
+_JSONObject: Callable[..., tuple[list[tuple[str, Any]], int]] = json_decoder.JSONObject  # type: ignore[attr-defined]
+_JSONArray: Callable[[tuple[str, int], _Scan], tuple[list[Any], int]] = json_decoder.JSONArray  # type: ignore[attr-defined]
+_py_make_scanner: Callable[[json.JSONDecoder], _Scan] = json_scanner.py_make_scanner  # type: ignore[attr-defined]
+
+
+def _load_json(text: str) -> Any:
     """``json.loads`` that records line numbers on objects and arrays."""
     starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line(pos: int) -> int:
         return bisect_right(starts, pos)
 
-    dec = json.JSONDecoder()
+    dec = _LinedDecoder()
 
-    def parse_object(s_and_end, strict, scan_once, object_hook, pairs_hook, memo=None):
+    def parse_object(
+        s_and_end: tuple[str, int],
+        strict: bool,
+        scan_once: _Scan,
+        object_hook: object,
+        pairs_hook: object,
+        memo: dict[str, str] | None = None,
+    ) -> tuple[_LinedDict, int]:
         value_lines: list[int] = []
 
-        def scan(s, idx):
+        def scan(s: str, idx: int) -> tuple[Any, int]:
             value_lines.append(line(idx))
             return scan_once(s, idx)
 
-        pairs, new_end = json_decoder.JSONObject(s_and_end, strict, scan, None, list, memo)
+        pairs, new_end = _JSONObject(s_and_end, strict, scan, None, list, memo)
         obj = _LinedDict(pairs)
         obj.line = line(s_and_end[1] - 1)
         obj.key_lines = {k: n for (k, _), n in zip(pairs, value_lines, strict=False)}
         return obj, new_end
 
-    def parse_array(s_and_end, scan_once):
+    def parse_array(s_and_end: tuple[str, int], scan_once: _Scan) -> tuple[_LinedList, int]:
         lines: list[int] = []
 
-        def scan(s, idx):
+        def scan(s: str, idx: int) -> tuple[Any, int]:
             lines.append(line(idx))
             return scan_once(s, idx)
 
-        values, new_end = json_decoder.JSONArray(s_and_end, scan)
-        arr = _LinedList(values)
-        arr.lines = lines
-        return arr, new_end
+        values, new_end = _JSONArray(s_and_end, scan)
+        return _LinedList(values, lines), new_end
 
     dec.parse_object = parse_object
     dec.parse_array = parse_array
-    dec.scan_once = json_scanner.py_make_scanner(dec)
+    dec.scan_once = _py_make_scanner(dec)
     return dec.decode(text)
 
 
 _INVALID = object()
 
 
-def _json(path: Path, b: _Builder):
+def _json(path: Path, b: _Builder) -> Any:
     """The file's JSON with line numbers, or ``_INVALID`` after recording why it cannot be read."""
     text = _read_text(path, b)
     if text is None:
@@ -93,25 +120,26 @@ def _parse_json(b: _Builder) -> None:
     data = _json(b.path, b)
     if data is _INVALID:
         return
-    oos: list = []
-    oos_sources: list | None = None
-    if isinstance(data, dict) and "entries" in data:
+    oos: object = _LinedList()
+    oos_sources: Any = None  # JSON, checked below
+    if isinstance(data, _LinedDict) and "entries" in data:
         for name in set(data) - TOP_FIELDS:
             b.problem(
                 b.loc(data.key_lines.get(name)),
                 f"unknown field {name!r} (expected {', '.join(sorted(TOP_FIELDS))})",
             )
-        entries, oos = data["entries"], data.get("oos", [])
+        entries, oos = data["entries"], data.get("oos", _LinedList())
         oos_sources = data.get("oos_sources")
         b.exported_at = b.stamp(data.get("exported_at"), b.loc(data.key_lines.get("exported_at")))
-    elif isinstance(data, list):
+    elif isinstance(data, _LinedList):
         entries = data
     else:
         b.problem(
             b.loc(1), 'expected a list of entries or an object {"entries": [...], "oos": [...]}'
         )
         return
-    if not isinstance(entries, list) or not isinstance(oos, list):
+    # every JSON array here is a _LinedList (every object a _LinedDict)
+    if not isinstance(entries, _LinedList) or not isinstance(oos, _LinedList):
         b.problem(b.loc(getattr(data, "line", 1)), "'entries' and 'oos' must be lists")
         return
     if oos_sources is not None and (
@@ -143,7 +171,7 @@ def _parse_json(b: _Builder) -> None:
 
 def _json_entry(item: object, line: int, b: _Builder, taken: set[str]) -> None:
     where = b.loc(line)
-    if not isinstance(item, dict):
+    if not isinstance(item, _LinedDict):
         b.problem(where, f"an entry must be an object, not {type(item).__name__}")
         return
     for name in set(item) - ENTRY_FIELDS:

@@ -102,7 +102,7 @@ def conflicts_with_stored(stored: KBData, data: KBData, path: Path) -> list[Prob
         (e.key, t, s) for e in data.entries for t, s in zip(e.examples, e.sources, strict=False)
     ]
     incoming += [(OOS, t, s) for t, s in zip(data.oos_examples, data.oos_sources, strict=False)]
-    problems = []
+    problems: list[Problem] = []
     for key, text, source in incoming:
         other = owner.get(_norm(text))
         if other is not None and other != key:
