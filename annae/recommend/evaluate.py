@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ class Split:
     history: sp.csr_matrix  # len(users) × n_items, 1 where bought before the date
     new_customers: int  # test-period customers never seen before the date
     test_customers: int
+    unseen: pd.Series | None = None  # per customer code: test-period products not in the catalogue
 
 
 def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
@@ -58,19 +60,17 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
     truth = truth.tocsr()
     truth.sum_duplicates()
     truth.data[:] = 1.0
-    split = Split(
+    hist = train.counts()[users]
+    hist.data[:] = 1.0
+    return Split(
         train=train,
         users=users,
         truth=truth,
-        history=None,
-        new_customers=new_customers,  # type: ignore[arg-type]
+        history=hist.tocsr(),
+        new_customers=new_customers,
         test_customers=int(test_customers),
+        unseen=unseen,
     )
-    hist = train.counts()[users]
-    hist.data[:] = 1.0
-    split.history = hist.tocsr()
-    split.unseen = unseen  # type: ignore[attr-defined]
-    return split
 
 
 def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
@@ -141,7 +141,7 @@ def evaluate(
 ) -> dict[str, dict]:
     """Fit and score each model on the same split; returns name → metrics (+ fit_seconds)."""
     split = time_split(frame, split_date)
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
     with threadpool_limits(1):
         for name, factory in models.items():
             if progress:
@@ -150,7 +150,7 @@ def evaluate(
             start = time.perf_counter()
             model.fit(split.train)
             fit_s = time.perf_counter() - start
-            res = score_model(model_ranker(model, split, k), split, k)
+            res: dict[str, Any] = score_model(model_ranker(model, split, k), split, k)
             res["fit_seconds"] = round(fit_s, 2)
             results[name] = res
     results["_split"] = {

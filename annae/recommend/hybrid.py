@@ -241,7 +241,9 @@ class Hybrid(Recommender):
         self.item_names_ = data.item_names
         self.user_ids_ = data.user_ids
 
-    def _window(self, data: Interactions, end: float, rng: np.random.Generator):
+    def _window(
+        self, data: Interactions, end: float, rng: np.random.Generator
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None, int]:
         """Base models fitted before ``end - val_days``; candidates for the customers who bought
         in the ``val_days`` after it (None when there are too few)."""
         cut = end - self.val_days * DAY
@@ -280,10 +282,10 @@ class Hybrid(Recommender):
         rng = np.random.default_rng(self.random_state)
         windows = []
         stride = self.val_stride_days or self.val_days
-        for w in range(self.val_windows):
-            got, n_users = self._window(data, data.end_time - w * stride * DAY, rng)
+        for back in range(self.val_windows):
+            got, n_users = self._window(data, data.end_time - back * stride * DAY, rng)
             if got is None:
-                if w == 0:
+                if back == 0:
                     log.info("hybrid: %d validation customers, using default weights", n_users)
                     self.validation_ = {"customers": int(n_users), "note": "too few to learn from"}
                     return
@@ -322,7 +324,7 @@ class Hybrid(Recommender):
                 raw = ens.decision(x.reshape(-1, x.shape[2])).reshape(x.shape[:2])
                 linear = x @ w
                 tried = {a: ndcg_at(raw + a * linear, labels[hold], n_rel[hold]) for a in MIX}
-                self.mix_[mode] = max(tried, key=tried.get)
+                self.mix_[mode] = max(tried, key=tried.__getitem__)
                 report["holdout_customers"] = int(hold.sum())
                 report["ndcg@10_holdout_blend"] = round(
                     ndcg_at(linear, labels[hold], n_rel[hold]), 4
@@ -385,7 +387,11 @@ class Hybrid(Recommender):
                 parts[mode][0].append(f[rows, cand])
                 parts[mode][1].append(np.asarray(t[rows, cand].todense()) > 0)
                 parts[mode][2].append(np.asarray(t.sum(axis=1)).ravel())
-        return {mode: tuple(np.concatenate(p) for p in parts[mode]) for mode in MODES}
+        out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for mode in MODES:
+            feats, labels, n_rel = parts[mode]
+            out[mode] = (np.concatenate(feats), np.concatenate(labels), np.concatenate(n_rel))
+        return out
 
     # -- scoring ---------------------------------------------------------------------------
     def features(self, users: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Self
 
 import numpy as np
 import scipy.linalg as sla
@@ -44,7 +45,7 @@ class Recommender:
 
     name = "base"
 
-    def fit(self, data: Interactions) -> Recommender:
+    def fit(self, data: Interactions) -> Self:
         self.n_items_ = data.n_items
         self.history_ = data.counts()
         self.user_ids_ = data.user_ids
@@ -237,6 +238,9 @@ class EASE(Recommender):
 
 class _Factors(Recommender):
     """Scores are user factors · item factors (ALS, BPR, Spark ALS)."""
+
+    user_factors_: np.ndarray  # set by ``_fit``
+    item_factors_: np.ndarray
 
     def score(self, users: np.ndarray) -> np.ndarray:
         return (self.user_factors_[np.atleast_1d(users)] @ self.item_factors_.T).astype(np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -132,7 +133,7 @@ def explain(
         if contrib is None:
             contrib = model.contributions(user, np.array([item]), mode)[0]
         sums = {g: sum(contrib[FEATURES.index(f)] for f in feats) for g, feats in _GROUPS.items()}
-        group = max(sums, key=sums.get)
+        group = max(sums, key=sums.__getitem__)
     if group == "week":
         return REASON_WEEK, None
     if group == "popular":
@@ -180,7 +181,7 @@ def _take(
 def popular(session: Session, saved: SavedModel | None, k: int) -> list[Item]:
     """Popular products (last 7 days of the data when a model exists, else from the database)."""
     model = saved.model if saved else None
-    if model is not None and hasattr(model, "pop7_"):
+    if isinstance(model, Hybrid):  # its popularity signals
         scores = model.pop7_ + 1e-3 * model.pop_
         return [
             Item(p.id, p.name, p.price, round(s, 4), "popular", REASON_WEEK)
@@ -228,7 +229,7 @@ def recommend(
     if list_ not in LISTS:
         raise RecommendError(f"list must be one of {', '.join(LISTS)}, got {list_!r}")
     customer = get_customer(session, customer_id)
-    out = {
+    out: dict[str, Any] = {
         "customer_id": str(customer_id).strip(),
         "list": list_,
         "consent": None,
@@ -298,7 +299,7 @@ def similar(session: Session, saved: SavedModel | None, product_id: str, k: int 
     product = products_by_id(session, [str(product_id).strip()]).get(str(product_id).strip())
     if product is None:
         raise ProductNotFound(f"no product with id {product_id!r}")
-    out = {
+    out: dict[str, Any] = {
         "product_id": product.id,
         "name": product.name,
         "model_version": saved.version if saved else None,
@@ -324,7 +325,7 @@ def similar(session: Session, saved: SavedModel | None, product_id: str, k: int 
     described = np.zeros(model.n_items_, np.float64)
     if isinstance(model, Hybrid):
         together = model.knn_.similarity_[code].toarray().ravel().astype(np.float64)
-        described = content.similarity_[code].toarray().ravel().astype(np.float64)
+        described = model.content_.similarity_[code].toarray().ravel().astype(np.float64)
     elif hasattr(model, "item_factors_"):
         f = model.item_factors_
         together = (f @ f[code]) / (np.linalg.norm(f, axis=1) * np.linalg.norm(f[code]) + 1e-9)
@@ -375,7 +376,12 @@ def recommend_for_entry(
 
 
 def _fill_similar(
-    session: Session, saved: SavedModel, product_id: str, cards: list[dict], k: int, prefix: str
+    session: Session,
+    saved: SavedModel | None,
+    product_id: str,
+    cards: list[dict],
+    k: int,
+    prefix: str,
 ) -> None:
     """Top ``cards`` up to ``k`` with products bought together with (or like) ``product_id``."""
     have = {c["product_id"] for c in cards}

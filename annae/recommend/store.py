@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import CursorResult, Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from annae import errors
@@ -118,8 +118,8 @@ def import_frame(
         }
         done = 0
         for i in range(0, total, CHUNK):
-            rows = list(zip(*(col[i : i + CHUNK] for col in columns.values()), strict=True))
-            _bulk_insert_interactions(conn, rows, source)
+            batch = list(zip(*(col[i : i + CHUNK] for col in columns.values()), strict=True))
+            _bulk_insert_interactions(conn, batch, source)
             done = min(total, i + CHUNK)
             if progress:
                 progress(done, total)
@@ -505,7 +505,7 @@ def erase_customer(session: Session, customer_id: str) -> dict[str, int]:
     """Delete the customer's interactions and profile; how many interactions."""
     rec = session.get(RecCustomer, customer_id)
     interactions = delete(RecInteraction).where(RecInteraction.customer_id == customer_id)
-    count = session.execute(interactions).rowcount or 0
+    count = cast("CursorResult[Any]", session.execute(interactions)).rowcount or 0  # a DELETE
     if rec is not None:
         session.delete(rec)
     return {"interactions": count}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ DEFAULT_BASELINES = (
 )
 
 
-def fit_local(frame: pd.DataFrame, **params) -> tuple[Recommender, Interactions]:
+def fit_local(frame: pd.DataFrame, **params) -> tuple[Hybrid, Interactions]:
     """Fit the hybrid on a cleaned interactions frame, one thread."""
     data = Interactions.from_frame(frame)
     with threadpool_limits(1):
@@ -56,31 +57,33 @@ def train_from_db(
     if frame.empty:
         raise RecommendError("no interactions stored yet: run 'annae rec import FILE' first")
     start = time.perf_counter()
+    model: Recommender
+    extra: dict[str, Any]
     if engine_kind == "local":
         say(
             "fitting the hybrid (EASE, kNN, ALS, TF-IDF, popularity, repurchase; blend on a validation split)"
         )
-        model, data = fit_local(frame)
+        hybrid, data = fit_local(frame)
         extra = {
-            "weights": model.weights(),
-            "validation": model.validation_,
-            "timings": model.timings_,
+            "weights": hybrid.weights(),
+            "validation": hybrid.validation_,
+            "timings": hybrid.timings_,
         }
-        kind = "hybrid"
+        model, kind = hybrid, "hybrid"
     elif engine_kind == "spark":
         from annae.recommend.spark import fit_spark_als
 
         say(f"fitting ALS on Spark ({spark_master})")
         data = Interactions.from_frame(frame)
-        model = fit_spark_als(data, master=spark_master)
+        als = fit_spark_als(data, master=spark_master)
         extra = {
             "params": {
                 "master": spark_master,
-                "rank": model.factors,
-                "iterations": model.iterations,
+                "rank": als.factors,
+                "iterations": als.iterations,
             }
         }
-        kind = "als"
+        model, kind = als, "als"
     else:
         raise RecommendError(f"engine must be 'local' or 'spark', got {engine_kind!r}")
     fit_s = time.perf_counter() - start
@@ -182,7 +185,7 @@ def evaluate_file(
             start, cpu = time.perf_counter(), time.process_time()
             base.fit(split.train)
             fit_b, fit_bc = time.perf_counter() - start, time.process_time() - cpu
-            res = score_model(model_ranker(base, split, k), split, k)
+            res: dict[str, Any] = score_model(model_ranker(base, split, k), split, k)
             res["fit_seconds"] = round(fit_b, 2)
             res["fit_cpu_seconds"] = round(fit_bc, 2)
             res.update(latency(base, split.users, k, sample=200))
