@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import overload
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -28,6 +29,14 @@ class Base(DeclarativeBase):
 def utcnow() -> datetime:
     """Timezone-aware now, the one clock every table uses."""
     return datetime.now(UTC)
+
+
+@overload
+def aware(dt: datetime) -> datetime: ...
+@overload
+def aware(dt: None) -> None: ...
+@overload
+def aware(dt: datetime | None) -> datetime | None: ...
 
 
 def aware(dt: datetime | None) -> datetime | None:
