@@ -192,7 +192,7 @@ class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
 
     @field_validator("oos_threshold", mode="before")
     @classmethod
-    def _off(cls, value):
+    def _off(cls, value: object) -> object:
         if value is None or str(value).strip().lower() in ("", "default", "model"):
             return None
         return 1.01 if str(value).strip().lower() in ("off", "none") else value

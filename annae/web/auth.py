@@ -77,7 +77,9 @@ def csrf_token_for(request: Request) -> str:
 
 def csrf_ok(request: Request, submitted: str | None) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE)
-    return bool(cookie and submitted) and hmac.compare_digest(cookie, submitted)
+    if not cookie or not submitted:
+        return False
+    return hmac.compare_digest(cookie, submitted)
 
 
 def check_csrf(request: Request, form_token: str | None = None) -> None:
@@ -102,8 +104,8 @@ def staff_identity(
     conn: HTTPConnection, *, check_csrf_for: Request | None = None
 ) -> Identity | None:
     """The agent/admin behind the bearer token or session cookie, if any (no errors)."""
-    cached = getattr(conn.state, "identity", False)
-    if cached is not False:
+    cached = getattr(conn.state, "identity", False)  # False: not looked up yet in this request
+    if cached is None or isinstance(cached, Identity):  # what this function stored below
         return cached
     identity = None
     token = bearer_token(conn)

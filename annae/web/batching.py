@@ -12,11 +12,21 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from annae.nlu.policy import Decision
 
 log = logging.getLogger("annae.batching")
 
 
-def decide_many(engine, texts: Sequence[str]) -> list:
+class DecidesMany(Protocol):
+    """What the batcher needs of an engine (:class:`annae.nlu.engine.Engine`)."""
+
+    def decide_many(self, texts: list[str]) -> Sequence[Decision]: ...
+
+
+def decide_many(engine: DecidesMany, texts: Sequence[str]) -> list[Decision]:
     """``[engine.decide(t) for t in texts]`` with one encoder pass for the batch
     (:meth:`annae.nlu.engine.Engine.decide_many`)."""
     return list(engine.decide_many(list(texts)))
@@ -27,15 +37,15 @@ class BatchDecider:
 
     def __init__(self, max_batch: int = 32) -> None:
         self.max_batch = max_batch
-        self._pending: list[tuple[object, str, Future]] = []
+        self._pending: list[tuple[DecidesMany, str, Future[Decision]]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self.batches = 0
         self.questions = 0
 
-    def submit(self, engine, text: str) -> Future:
+    def submit(self, engine: DecidesMany, text: str) -> Future[Decision]:
         """Queue ``text`` for the inference thread; the Future gets its decision (or error)."""
-        fut: Future = Future()
+        fut: Future[Decision] = Future()
         with self._cond:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="annae-decide", daemon=True)
@@ -44,11 +54,11 @@ class BatchDecider:
             self._cond.notify()
         return fut
 
-    def decide(self, engine, text: str):
+    def decide(self, engine: DecidesMany, text: str) -> Decision:
         """The decision for ``text``, blocking the calling thread until its batch is done."""
         return self.submit(engine, text).result()
 
-    async def decide_async(self, engine, text: str):
+    async def decide_async(self, engine: DecidesMany, text: str) -> Decision:
         """The decision for ``text``, awaited on the event loop (no worker thread waits)."""
         return await asyncio.wrap_future(self.submit(engine, text))
 
@@ -62,7 +72,7 @@ class BatchDecider:
                     self._pending[self.max_batch :],
                 )
             # a retrain may swap engines mid-stream: decide each engine's questions with it
-            groups: dict[int, list[tuple[object, str, Future]]] = {}
+            groups: dict[int, list[tuple[DecidesMany, str, Future[Decision]]]] = {}
             for item in batch:
                 groups.setdefault(id(item[0]), []).append(item)
             for items in groups.values():

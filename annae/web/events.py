@@ -14,7 +14,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 log = logging.getLogger("annae.events")
 PREFIX = "annae:"
@@ -108,14 +108,17 @@ class LocalBroker:
         for sub in subs:
             self._call(sub._put, payload)
 
-    def _call(self, fn, *args) -> None:
+    def _call(self, fn: Callable[..., object], *args: object) -> None:
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self.loop:
             fn(*args)
-        elif not self.loop.is_closed():
+            return
+        # callers have a loop: deliver() checks, a subscriber exists only once subscribe() set it
+        assert self.loop is not None
+        if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(fn, *args)
 
     def publish(self, channel: str, payload: dict) -> None:

@@ -22,12 +22,13 @@ _UNAVAILABLE = (
 def db_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` (or what caused it) says the database cannot be reached right now."""
     seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, _UNAVAILABLE):
+    cur: BaseException | None = exc  # then what caused it, None at the chain's end
+    while cur is not None and seen < 5:
+        if isinstance(cur, _UNAVAILABLE):
             return True
-        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        if isinstance(cur, sa_exc.DBAPIError) and cur.connection_invalidated:
             return True
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        cur, seen = cur.__cause__ or cur.__context__, seen + 1
     return False
 
 

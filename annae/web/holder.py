@@ -14,10 +14,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from annae.store.db import utcnow
+
+if TYPE_CHECKING:
+    from annae.nlu.engine import Engine as NLUEngine
+    from annae.nlu.registry import ModelRegistry
+    from annae.settings import Settings
 
 log = logging.getLogger("annae.web")
 
@@ -29,9 +35,9 @@ class RetrainState:
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    gate: dict | None = None  # the gate's comparison (retrain.GateResult.to_dict())
+    gate: dict[str, Any] | None = None  # the gate's comparison (retrain.GateResult.to_dict())
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "version": self.version,
@@ -62,19 +68,19 @@ class EngineHolder:
     changed, loads the new engine in a background thread while requests keep using the old one.
     """
 
-    def __init__(self, settings, check_every: float = 1.0) -> None:
+    def __init__(self, settings: Settings, check_every: float = 1.0) -> None:
         self.settings = settings
         self.check_every = check_every
-        self._engine = None
+        self._engine: NLUEngine | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
-        self._registry = None
+        self._registry: ModelRegistry | None = None
         self.retrain = RetrainState()
         self._retrain_lock = threading.Lock()
         self.load_error: str | None = None
 
     @property
-    def registry(self):
+    def registry(self) -> ModelRegistry:
         if self._registry is None:
             from annae.nlu.registry import ModelRegistry
 
@@ -86,7 +92,7 @@ class EngineHolder:
         engine = self._engine
         return engine.version if engine is not None else None
 
-    def get(self):
+    def get(self) -> NLUEngine | None:
         """The current engine (None when nothing is trained yet)."""
         now = time.monotonic()
         if now - self._checked >= self.check_every:

@@ -41,6 +41,7 @@ def login(body: LoginIn, request: Request) -> dict:
 def logout(request: Request, user: Identity = Depends(current_user)) -> dict:
     """Revoke the bearer token or browser session in use."""
     token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
+    assert token is not None  # current_user found the user by one of the two
     with session_scope(services(request).db) as session:
         users.revoke_token(session, token)
     return {"ok": True}

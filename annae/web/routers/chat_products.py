@@ -161,6 +161,7 @@ def suggest_products(conv_id: str, request: Request, user: Identity = Depends(ag
         consent, reason = _consenting(session, conv.customer_id)
         if not consent:
             raise ApiError(409, "no_consent", reason or NO_CONSENT)
+        assert conv.customer_id is not None  # _consenting said yes: there is a customer
         try:
             found = recommend(session, saved, conv.customer_id, CARDS)["items"]
         except RecommendError as exc:

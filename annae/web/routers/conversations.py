@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Query, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -35,6 +35,9 @@ from annae.web.routers.deps import (
     services,
 )
 from annae.web.routers.sockets import close, error_frame, fail, pump
+
+if TYPE_CHECKING:
+    from annae.nlu.policy import Decision
 
 router = APIRouter(prefix="/api/v1", tags=["customer"])
 log = logging.getLogger("annae.web")
@@ -141,10 +144,10 @@ async def customer_turn(
     return reply
 
 
-async def decide(svc: Services, text: str | None) -> tuple[object | None, str]:
+async def decide(svc: Services, text: str | None) -> tuple[Decision | None, str]:
     """The engine's decision on ``text`` (batched) and the hand-off reason when there is none."""
     engine = svc.holder.get() if text is not None else None
-    if engine is None:
+    if engine is None or text is None:
         return None, "no_model"
     try:
         return await svc.decider.decide_async(engine, text), "no_model"
@@ -159,7 +162,7 @@ def store_turn(
     body: MessageIn,
     token: str | None,
     channel: str | None,
-    decision,
+    decision: Decision | None,
     failure: str,
 ) -> dict:
     """The turn's one transaction (authorize, rate-limit the conversation, store), then events."""

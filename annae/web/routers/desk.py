@@ -6,8 +6,9 @@ returned events after commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -22,12 +23,16 @@ from annae.web.auth import api_key_channel, current_user, require_role
 from annae.web.inputs import Id
 from annae.web.routers.deps import ApiError, bearer_token, services
 
+if TYPE_CHECKING:
+    from annae.learning import analytics
+
 router = APIRouter(prefix="/api/v1", tags=["desk"])
 admin = require_role("admin")
 MAX_CSV = 2_000_000
+T = TypeVar("T")
 
 
-def _db(request: Request, fn) -> dict | list:
+def _db(request: Request, fn: Callable[[Session], tuple[T, list[tuple[str, dict]]]]) -> T:
     """``fn(session) -> (result, events)`` in one transaction; events published after commit."""
     svc = services(request)
     with session_scope(svc.db) as session:
@@ -37,7 +42,7 @@ def _db(request: Request, fn) -> dict | list:
     return result
 
 
-def _read(request: Request, fn):
+def _read(request: Request, fn: Callable[[Session], T]) -> T:
     return _db(request, lambda s: (fn(s), []))
 
 
@@ -103,7 +108,11 @@ def update_team(
 
 @router.delete("/desk/teams/{name}")
 def delete_team(name: str, request: Request, user: Identity = Depends(admin)) -> dict:
-    return _db(request, lambda s: (teams.delete_team(s, name) or {"deleted": name}, []))
+    def write(s: Session) -> tuple[dict, list[tuple[str, dict]]]:
+        teams.delete_team(s, name)
+        return {"deleted": name}, []
+
+    return _db(request, write)
 
 
 @router.get("/desk/holidays/kr/{year}")
@@ -242,7 +251,11 @@ def create_saved_reply(
 def delete_saved_reply(
     reply_id: Id, request: Request, user: Identity = Depends(current_user)
 ) -> dict:
-    return _db(request, lambda s: (replies.delete(s, user, reply_id) or {"deleted": reply_id}, []))
+    def write(s: Session) -> tuple[dict, list[tuple[str, dict]]]:
+        replies.delete(s, user, reply_id)
+        return {"deleted": reply_id}, []
+
+    return _db(request, write)
 
 
 @router.get("/desk/replies.csv", response_class=PlainTextResponse)
@@ -309,7 +322,9 @@ def conversation_csat(conv_id: str, request: Request) -> dict:
 # --- service levels ------------------------------------------------------------------------
 
 
-def _service(request: Request, start, end, language) -> tuple[dict, object]:
+def _service(
+    request: Request, start: date | None, end: date | None, language: str | None
+) -> tuple[dict, analytics.Filters]:
     from annae.web.routers.learning import _filters
 
     f = _filters(start, end, language)

@@ -4,7 +4,7 @@ analytics (JSON and CSV) and the ``/console/analytics`` page."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -467,7 +467,11 @@ def analytics_page(
 
     if user is None:
         return pages._login_redirect(request)
-    common = {"user": user, "headers": pages.CONSOLE_HEADERS, "csrf_token": csrf_token_for(request)}
+    common: dict[str, Any] = {
+        "user": user,
+        "headers": pages.CONSOLE_HEADERS,
+        "csrf_token": csrf_token_for(request),
+    }
     if user.role != "admin":
         return pages.render(request, "forbidden.html", page="analytics", status_code=403, **common)
     f = _filters(start, end, language)

@@ -28,7 +28,7 @@ def healthz() -> dict:
 def readyz(request: Request) -> Response:
     """200 when the database answers and a model is loaded, else 503 saying why."""
     svc = services(request)
-    checks: dict[str, str] = {}
+    checks: dict[str, str | None] = {}
     problems = []
     try:
         with svc.db.connect() as conn:
