@@ -181,6 +181,8 @@ def receive(svc, raw: bytes, envelope_from: str | None, recipients: list[str]) -
                 updated_at=utcnow(),
             )
             session.add(contact)
+        # a thread is found by its conversation, a new one made with it: never None here
+        assert contact.conversation_id is not None
         _remember(session, channel.id, mail.message_id, contact.conversation_id)
         meta = dict(contact.meta or {})
         meta["last_inbound"] = mail.message_id
@@ -240,6 +242,7 @@ def on_message(session: Session, conv: Conversation, message: dict) -> None:
         return
     settings = get_settings()
     meta = contact.meta
+    assert meta is not None  # it has an address (above)
     refs = list(
         session.scalars(
             select(ChannelRef.ref)
@@ -314,6 +317,7 @@ def start_receiver(svc, settings: Settings) -> Callable[[], None]:
     """Run the SMTP receiver on ``ANNAE_SMTP_LISTEN`` (host:port); returns its stop function."""
     from aiosmtpd.controller import Controller
 
+    assert settings.smtp_listen is not None  # the caller starts it only when set
     host, _, port = settings.smtp_listen.rpartition(":")
     controller = Controller(
         _Handler(svc, settings),

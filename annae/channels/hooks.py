@@ -19,7 +19,7 @@ def _redacted(message: dict) -> dict:
     return {**message, "text": redact_text(message.get("text") or "")}
 
 
-def _conversation(session: Session, conv_id: str) -> Conversation | None:
+def _conversation(session: Session, conv_id: str | None) -> Conversation | None:
     return session.get(Conversation, conv_id)
 
 
@@ -53,7 +53,7 @@ def _state(payload: dict) -> dict:
     }
 
 
-def _to_customer(session: Session, conv_id: str, message: dict) -> None:
+def _to_customer(session: Session, conv_id: str | None, message: dict) -> None:
     """Agent (and, for e-mail, bot) messages of channel conversations go out on that channel."""
     if message.get("sender") not in ("agent", "bot"):
         return

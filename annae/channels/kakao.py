@@ -7,6 +7,7 @@ a request for a person or a rating, and renders the reply as Kakao outputs.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -239,6 +240,7 @@ def contact_for(
         contact.callback_url, contact.callback_expires_at = None, None
         contact.updated_at = utcnow()
         session.flush()
+    assert contact is not None  # conv came from the contact, or both were made just now
     return contact, conv, carried
 
 
@@ -322,7 +324,10 @@ def prepare(
 
 
 def pending(
-    session: Session, contact: ChannelContact, conv: Conversation, skip: set[int] = frozenset()
+    session: Session,
+    contact: ChannelContact,
+    conv: Conversation,
+    skip: AbstractSet[int] = frozenset(),
 ) -> list[str]:
     """Agent messages (and a close notice) the user has not been sent yet; marks them sent."""
     rows = list(
@@ -358,6 +363,7 @@ def after_turn(
     """In the turn's transaction: pending agent messages, product cards, and (for a reply that
     waits for a person) the callback registered for the agent's first reply."""
     contact = session.get(ChannelContact, contact_id)
+    assert contact is not None  # found (and locked) by contact_for in this transaction
     reply = outcome.reply
     mine = {i for i in (reply.get("message_id"), reply.get("id")) if i is not None}
     notices = pending(session, contact, conv, mine)
@@ -366,6 +372,7 @@ def after_turn(
         cards = product_cards(session, conv, reply["entry_id"], model_loader)
     waiting = reply["type"] in ("handoff", "queued") and bool(callback_url)
     if waiting:
+        assert callback_url is not None  # waiting needs one
         register_callback(session, contact, callback_url, settings)
     return notices, cards, waiting
 
@@ -376,12 +383,12 @@ def product_cards(session: Session, conv: Conversation, entry_id: int, model_loa
     from annae.recommend.service import CARDS, card
     from annae.recommend.store import RecommendError, has_marketing_consent
 
-    if not has_marketing_consent(session, conv.customer_id):
+    customer_id = conv.customer_id
+    assert customer_id is not None  # after_turn asks only for a known customer
+    if not has_marketing_consent(session, customer_id):
         return []
     try:
-        items = service.recommend_for_entry(
-            session, model_loader(), entry_id, conv.customer_id, CARDS
-        )
+        items = service.recommend_for_entry(session, model_loader(), entry_id, customer_id, CARDS)
     except RecommendError:
         return []
     return [card(i) for i in items]

@@ -4,6 +4,7 @@ and signatures stripped), attachments listed (never opened), thread references."
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -120,7 +121,7 @@ def _ids(value: str | None) -> list[str]:
     return re.findall(r"<[^<>\s]{1,900}>", value or "")
 
 
-def loop_reason(msg: EmailMessage, envelope_from: str | None, own: set[str]) -> str | None:
+def loop_reason(msg: EmailMessage, envelope_from: str | None, own: AbstractSet[str]) -> str | None:
     """Why this mail must not be answered (RFC 3834 and common practice), or None."""
     auto = (msg.get("Auto-Submitted") or "").strip().lower()
     if auto and auto != "no":
@@ -143,7 +144,9 @@ def loop_reason(msg: EmailMessage, envelope_from: str | None, own: set[str]) -> 
     return None
 
 
-def parse(raw: bytes, envelope_from: str | None = None, own: set[str] = frozenset()) -> Inbound:
+def parse(
+    raw: bytes, envelope_from: str | None = None, own: AbstractSet[str] = frozenset()
+) -> Inbound:
     """Read a mail or raise :class:`Dropped`."""
     try:
         msg = BytesParser(policy=policy.default).parsebytes(raw)

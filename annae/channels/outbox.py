@@ -14,8 +14,9 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from annae.settings import Settings, get_settings
@@ -35,7 +36,7 @@ class DeliveryError(Exception):
         self.status = status
 
 
-Sender = Callable[[Session | None, OutboxItem], int | None]
+Sender = Callable[[Session, OutboxItem], int | None]
 
 
 def enqueue(
@@ -114,7 +115,7 @@ def claim(session: Session, item: OutboxItem) -> bool:
         .values(locked_until=now + LEASE)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast("CursorResult[Any]", result).rowcount == 1  # an UPDATE: a CursorResult
 
 
 def finish(
@@ -128,6 +129,7 @@ def finish(
 ) -> str:
     """Record an attempt's result; returns the item's new status."""
     item = session.get(OutboxItem, item_id)
+    assert item is not None  # claimed by this process; nothing deletes outbox items
     now = utcnow()
     item.attempts += 1
     item.last_status = status

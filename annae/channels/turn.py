@@ -10,7 +10,7 @@ same transaction, and publishes the live events after commit. Errors are the pac
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -21,19 +21,29 @@ from annae.dialogue import conversations as convs
 from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
 
+if TYPE_CHECKING:
+    from annae.nlu.policy import Decision
+    from annae.settings import Settings
+
 
 class Broker(Protocol):
-    def publish_many(self, events: list) -> None: ...
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None: ...
 
 
 class TurnServices(Protocol):
     """What a turn needs from the process serving it (the web app's ``Services``)."""
 
-    db: Engine
-    settings: Any
-    broker: Broker
+    # read-only members: ``Services`` may hold a subtype (its broker is a ``LocalBroker``)
+    @property
+    def db(self) -> Engine: ...
 
-    def decided(self, reply: dict) -> None:
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def broker(self) -> Broker: ...
+
+    def decided(self, reply: dict[str, Any]) -> None:
         """Count the bot's reply (metrics); called after commit."""
 
 
@@ -47,7 +57,7 @@ def _entry_answer(session: Session, entry_id: int) -> str | None:
     return entry.answer if entry.active else None
 
 
-def _oos_replies(settings) -> dict[str, str]:
+def _oos_replies(settings: Settings) -> dict[str, str]:
     """The configured out-of-scope replies (ANNAE_OOS_REPLY_EN / _KO), by language."""
     return {lang: text for lang in ("en", "ko") if (text := settings.oos_reply(lang))}
 
@@ -59,11 +69,11 @@ def commit_turn(
     text: str | None = None,
     choice: int | None = None,
     handoff: bool = False,
-    decision=None,
+    decision: Decision | None = None,
     failure: str = "no_model",
-    intent: Callable[[Session, Conversation], dict] | None = None,
+    intent: Callable[[Session, Conversation], dict[str, Any]] | None = None,
     after: Callable[[Session, Conversation, convs.Outcome], Any] | None = None,
-) -> tuple[dict, Any]:
+) -> tuple[dict[str, Any], Any]:
     """One customer turn in one transaction for every channel: ``find`` the conversation, store
     the turn and the bot's reply, queue the outbound calls (webhooks, the customer's channel,
     alerts), run ``after`` in the same transaction; publish the events after commit.
@@ -72,10 +82,10 @@ def commit_turn(
     extra = None
     with session_scope(svc.db) as session:
         conv = find(session)
-        turn = {"text": text, "choice": choice, "handoff": handoff}
+        turn: dict[str, Any] = {"text": text, "choice": choice, "handoff": handoff}
         if intent is not None:  # what the message means may depend on the conversation
             turn.update(intent(session, conv))
-        handoff = routing.Handoff(session, conv, decision)  # the desk: team, hours, agent
+        desk = routing.Handoff(session, conv, decision)  # the desk: team, hours, agent
         outcome = convs.post_customer(
             session,
             conv,
@@ -84,9 +94,9 @@ def commit_turn(
             decision=decision,
             no_decision=failure,
             replies=_oos_replies(svc.settings),
-            handoff_message=handoff.message,
+            handoff_message=desk.message,
         )
-        handoff.finish(outcome)
+        desk.finish(outcome)
         hooks.record(session, outcome.events)
         if after is not None:
             extra = after(session, conv, outcome)

@@ -89,7 +89,7 @@ def list_all(session: Session) -> list[dict]:
 
 def _subscribers(session: Session) -> list[tuple[int, frozenset[str]]]:
     """Active webhooks and their events (cached for a moment: read on every customer turn)."""
-    key = str(session.get_bind().url)
+    key = str(session.get_bind().engine.url)  # an Engine (session_scope's): .engine is itself
     hit = _CACHE.get(key)
     if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
         return hit[1]
