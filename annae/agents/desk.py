@@ -48,7 +48,7 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
     for conv in rows:
         item = convs.public_dict(conv)
         item.update(
-            agent=names.get(conv.assigned_agent_id),
+            agent=names.get(conv.assigned_agent_id) if conv.assigned_agent_id is not None else None,
             customer_id=conv.customer_id,
             verified=bool(conv.verified),
             channel=conv.channel,

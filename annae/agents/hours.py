@@ -11,7 +11,7 @@ import re
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from annae.dialogue.conversations import Invalid
@@ -87,7 +87,7 @@ def check_holidays(holidays: list) -> list[str]:
         raise Invalid("holidays must be a list of dates")
     out = []
     for item in holidays:
-        value = item.get("date") if isinstance(item, dict) else item
+        value: Any = item.get("date") if isinstance(item, dict) else item  # checked just below
         try:
             out.append(date.fromisoformat(value).isoformat())
         except (TypeError, ValueError) as exc:

@@ -93,6 +93,7 @@ def verify(secret: str | None, customer_id: object, signature: object) -> Verdic
     problem = customer_id_problem(customer_id)
     if problem:
         return Verdict(None, problem)
+    assert isinstance(customer_id, str)  # customer_id_problem accepts only strings
     if not isinstance(signature, str) or not signature:
         return Verdict(None, "missing_signature")
     if secret is None:

@@ -99,7 +99,11 @@ def _dicts(session: Session, rows: list[Note]) -> list[dict]:
     ids = {r.author_id for r in rows if r.author_id} | {i for r in rows for i in r.mentions or []}
     names = _names(session, ids)
     return [
-        note_dict(r, names.get(r.author_id), sorted(names.get(i, "?") for i in r.mentions or []))
+        note_dict(
+            r,
+            names.get(r.author_id) if r.author_id is not None else None,
+            sorted(names.get(i, "?") for i in r.mentions or []),
+        )
         for r in rows
     ]
 

@@ -11,7 +11,7 @@ import csv
 import io
 import re
 
-from sqlalchemy import or_, select
+from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
 from annae import errors
@@ -173,7 +173,7 @@ def visible(session: Session, user: Identity, prefix: str = "") -> list[tuple]:
     stmt = select(SavedReply).where(
         or_(
             SavedReply.owner_id == user.id,
-            SavedReply.team_id.in_(team_ids) if team_ids else False,
+            SavedReply.team_id.in_(team_ids) if team_ids else false(),
             (SavedReply.team_id.is_(None)) & (SavedReply.owner_id.is_(None)),
         )
     )

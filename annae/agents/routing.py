@@ -10,10 +10,12 @@ two processes neither double-assign nor overfill an agent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from annae.agents import hours, notes, teams
@@ -26,7 +28,9 @@ from annae.store.tables.kb import KBEntry
 from annae.store.tables.service import Conversation, Message, User
 
 
-def state_events(session: Session, conv: Conversation, extra: list[Message] = ()) -> list[Event]:
+def state_events(
+    session: Session, conv: Conversation, extra: Sequence[Message] = ()
+) -> list[Event]:
     """A state change for the customer's and the agents' channels, plus ``extra`` messages."""
     st = convs.state_event(session, conv)
     events: list[Event] = [
@@ -78,7 +82,7 @@ def choose_team(session: Session, conv: Conversation, decision=None) -> Team | N
     fitting = [t for t in all_teams if not t.languages or lang is None or lang in t.languages]
     ids = _entry_ids(session, conv, decision)
     if ids:
-        tags = dict(
+        tags: dict[int, list[Any]] = dict(
             session.execute(select(KBEntry.id, KBEntry.tags).where(KBEntry.id.in_(ids)))
             .tuples()
             .all()
@@ -133,7 +137,8 @@ _INSERT_ROUTING = insert(Routing).values(
 def set_team(session: Session, conv_id: str, team_id: int | None) -> None:
     """Record the conversation's team (Core statements built once: this runs in every hand-off)."""
     params = {"conv_id": conv_id, "team_id": team_id, "now": utcnow()}
-    if session.execute(_UPDATE_ROUTING, params).rowcount == 0:
+    updated = cast("CursorResult[Any]", session.execute(_UPDATE_ROUTING, params))  # an UPDATE
+    if updated.rowcount == 0:
         session.execute(_INSERT_ROUTING, params)
 
 
@@ -219,7 +224,7 @@ def fill(session: Session, user_id: int) -> list[Event]:
     if free <= 0:
         return []
     team_ids = teams.team_ids_of(session, user_id)
-    in_queue = Routing.team_id.is_(None)
+    in_queue: ColumnElement[bool] = Routing.team_id.is_(None)
     if team_ids:
         in_queue = or_(in_queue, Routing.team_id.in_(team_ids))
     waiting = list(
@@ -361,12 +366,14 @@ def transfer(
             raise Conflict(f"conversation {conv.id} is already with {to_agent}")
         target = to_agent
     else:
+        assert to_team is not None  # exactly one of the two (checked above)
         team = teams.get_team(session, to_team)
         target = team.name
     if note is not None and note.strip():
         _, note_events = notes.add_note(session, conv.id, by, f"→ {target}: {note.strip()}")
         events += note_events
     if to_agent is not None:
+        assert user is not None  # found above
         teams.ensure_status(session, user.id)
         convs.transition(session, conv, "agent", ("waiting", "agent"), assigned_agent_id=user.id)
         msg = convs.add_message(session, conv, "system", "system", "transferred", agent_id=user.id)

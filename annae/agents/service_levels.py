@@ -74,7 +74,7 @@ def served(session: Session, rows: list[analytics.ConvFacts]) -> list[Served]:
     )
     assigned_at: dict[str, datetime] = {}
     resolved_at: dict[str, datetime] = {}
-    responder: dict[str, int] = {}
+    responder: dict[str, int | None] = {}  # agent_id: NULL once the user is deleted
     msgs = session.execute(
         select(
             Message.conversation_id,
@@ -201,9 +201,9 @@ def summary(session: Session, filters: analytics.Filters | None = None) -> dict:
             "team": name,
             **_group(group, ratings_team.get(name, []), resolved_team.get(name, 0)),
         }
-        team = next((t for t in team_names.values() if t.name == name), None)
-        fr_target = team.first_response_target_s if team else None
-        rs_target = team.resolve_target_s if team else None
+        team_row = next((t for t in team_names.values() if t.name == name), None)
+        fr_target = team_row.first_response_target_s if team_row else None
+        rs_target = team_row.resolve_target_s if team_row else None
         entry["targets"] = {
             "first_response_s": fr_target,
             "first_response_met": _met(

@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import CursorResult, Engine, delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
@@ -160,7 +161,7 @@ def identity_for_token(
 
 def revoke_token(session: Session, token: str) -> bool:
     result = session.execute(delete(AuthToken).where(AuthToken.token_hash == hash_secret(token)))
-    return bool(result.rowcount)
+    return bool(cast("CursorResult[Any]", result).rowcount)  # a DELETE: a CursorResult
 
 
 def create_api_key(session: Session, name: str) -> str:
