@@ -12,6 +12,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -151,14 +152,14 @@ def summary(session: Session, filters: Filters | None = None) -> dict:
     unhelpful = sum(1 for r in ratings if not r.helpful and r.message_id in answer_ids)
 
     precision = _label_precision(session, ids)
-    keys = {e.id: e.key for e in entries.list_entries(session)}
+    keys: dict[int | None, str] = {e.id: e.key for e in entries.list_entries(session)}
     per_entry: dict[int | None, Counter] = defaultdict(Counter)
     for f in rows:
         for entry_id in f.answers:
             per_entry[entry_id]["answers"] += 1
     for r in ratings:
         per_entry[r.entry_id]["helpful" if r.helpful else "not_helpful"] += 1
-    top_entries = sorted(
+    top_entries: list[dict[str, Any]] = sorted(
         (
             {
                 "entry_id": eid,
@@ -224,7 +225,8 @@ def _days(filters: Filters, rows: list[ConvFacts]) -> list[date]:
         return []
     first = filters.start or min(f.day for f in rows)
     last = (filters.end - timedelta(days=1)) if filters.end else max(f.day for f in rows)
-    out, d = [], first
+    out: list[date] = []
+    d = first
     while d <= last and len(out) < 366:
         out.append(d)
         d += timedelta(days=1)

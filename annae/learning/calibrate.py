@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine as DBEngine
@@ -46,13 +47,13 @@ class OperatingPointChange:
     threshold: float
     clarify_threshold: float
     expected_precision: float
-    expected_coverage: float
+    expected_coverage: float | None  # None when labelled traffic moved it (no coverage estimate)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
-def operating_points(registry: ModelRegistry, version: str | None = None) -> list[dict]:
+def operating_points(registry: ModelRegistry, version: str | None = None) -> list[dict[str, Any]]:
     """The operating curve of ``version`` (default: the live model); empty for old models."""
     version = version or registry.live_version()
     if version is None:
@@ -180,14 +181,14 @@ class TrafficEstimate:
     proposed_precision: float | None
     reason: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
-def traffic_rows(session: Session, model_version: str) -> tuple[list[TrafficRow], dict]:
+def traffic_rows(session: Session, model_version: str) -> tuple[list[TrafficRow], dict[str, int]]:
     """Labelled questions the model ``model_version`` decided, and its decision counts."""
     counts = {"answer": 0, "handoff": 0, "clarify": 0}
-    decisions: dict[int, dict] = {}
+    decisions: dict[int, dict[str, Any]] = {}
     for msg_id, decision in session.execute(
         select(Message.id, Message.decision).where(Message.sender == "customer")
     ):
@@ -214,12 +215,17 @@ def traffic_rows(session: Session, model_version: str) -> tuple[list[TrafficRow]
 
 
 def estimate(
-    rows: list[TrafficRow], counts: dict, *, live_threshold: float, target: float, model: str
+    rows: list[TrafficRow],
+    counts: dict[str, int],
+    *,
+    live_threshold: float,
+    target: float,
+    model: str,
 ) -> TrafficEstimate:
     """The weighted precision curve of labelled traffic, and the threshold it supports."""
     rated = sum(r.answered for r in rows)
     labelled = len(rows) - rated
-    base = dict(
+    base: dict[str, Any] = dict(
         model_version=model,
         n_labelled=len(rows),
         n_rated_answers=rated,
@@ -304,7 +310,7 @@ def from_traffic(
     return est, change
 
 
-def report(registry: ModelRegistry, db_engine: DBEngine) -> dict:
+def report(registry: ModelRegistry, db_engine: DBEngine) -> dict[str, Any]:
     """The live model's operating point for the KB and analytics pages: its curve (each point
     marked ``live`` when it is the live threshold), what training data expected at the live
     threshold, and what labelled traffic observed there (``traffic``). ``version`` is None

@@ -178,7 +178,7 @@ def label_form(session: Session, conv_id: str, settings: Settings | None = None)
             {"message_id": m.id, "text": m.text, "selected": m is last} for m in questions
         ],
         "guesses": guesses,
-        "preselect": top["entry_id"] if credible else None,
+        "preselect": top["entry_id"] if top is not None and credible else None,
         "agent_reply": last_agent_reply(session, conv.id),
         "language": conv.language or decision.get("language"),
         "training_allowed": training_allowed(session, conv, settings)[0],
@@ -380,6 +380,7 @@ def label_conversation(
         entry_id = entry.id
     examples = []
     if kind != "not_faq" and allowed:
+        assert entry_id is not None  # kind entry has one (checked), new_entry made one
         for q in questions:
             if kind == "new_entry" and q.text.strip() == title:
                 continue  # already the entry's question (its first example)

@@ -443,6 +443,7 @@ def retrain(
                 reference = fit(known, excluded=held)
             else:  # a model trained elsewhere (no example ids): itself, on the same slice
                 mode = "live_model"
+                assert live_version is not None  # live_manifest is its manifest
                 reference = registry.load(live_version, threads=settings.threads, warm=False)
             l_metrics = score(reference, texts, gold)
             if traffic:
