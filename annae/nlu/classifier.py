@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import numpy as np
 
@@ -89,7 +90,8 @@ class IntentClassifier:
     random_state: int = 0
     model: str = "auto"  # "svm", "logreg", or "auto": chosen by CV below SMALL_DATA, else svm
 
-    classes_: np.ndarray = field(init=False, default=None)
+    # None until fit(), like the other fitted attributes; typed as what fit() leaves
+    classes_: np.ndarray = field(init=False, default=cast(np.ndarray, None))
     temperature_: float = field(init=False, default=1.0)
     threshold_: float = field(init=False, default=1.0)
     clarify_threshold_: float = field(init=False, default=1.0)
@@ -114,12 +116,12 @@ class IntentClassifier:
         """
         start = time.perf_counter()
         texts = list(texts)
-        labels = np.asarray(labels, dtype=object)
-        if len(texts) != len(labels):
+        label_array = np.asarray(labels, dtype=object)
+        if len(texts) != len(label_array):
             raise TrainingError("texts and labels differ in length")
         if any(not t.strip() for t in texts):
             raise TrainingError("training data contains empty texts")
-        self.classes_ = np.array(sorted(set(labels)), dtype=object)
+        self.classes_ = np.array(sorted(set(label_array)), dtype=object)
         in_scope = [c for c in self.classes_ if c != OOS]
         if len(in_scope) < 2:
             if len(in_scope) == 0 and len(texts):
@@ -128,8 +130,8 @@ class IntentClassifier:
                     "with examples are needed"
                 )
             raise TrainingError(f"need at least two entries to tell apart, got {len(in_scope)}")
-        y = np.searchsorted(self.classes_, labels)
-        anchor = np.zeros(len(texts), bool) if anchor is None else np.asarray(anchor, bool)
+        y = np.searchsorted(self.classes_, label_array)
+        is_anchor = np.zeros(len(texts), bool) if anchor is None else np.asarray(anchor, bool)
         tokens = [morphemes(t) for t in texts] if self.features.morphemes else None
         if self.folds is None:
             self.folds = 5 if len(texts) < 2000 else 3
@@ -148,14 +150,15 @@ class IntentClassifier:
         best = None
         candidates = self._candidates(len(texts), embeddings is not None)
         for i, (kind, weight) in enumerate(candidates):
-            oof = self._out_of_fold(texts, tokens, embeddings, y, anchor, weight, kind)
+            oof = self._out_of_fold(texts, tokens, embeddings, y, is_anchor, weight, kind)
             step("cross-validation", i + 1, len(candidates))
-            ok = (oof.argmax(1) == y)[~anchor].mean()
+            ok = (oof.argmax(1) == y)[~is_anchor].mean()
             self.metrics_.setdefault("cv_candidates", []).append(
                 {"model": kind, "embedding_weight": weight, "cv_accuracy": round(float(ok), 4)}
             )
             if best is None or ok > best[0] + 1e-9:
                 best = (ok, kind, weight, oof)
+        assert best is not None  # _candidates offers at least one
         _, self.model, weight, oof = best
         self.features = replace(self.features, embedding_weight=weight)
         self.metrics_["embedding_weight"] = weight
@@ -166,7 +169,7 @@ class IntentClassifier:
         for g, held in enumerate(groups):
             held_idx = np.searchsorted(self.classes_, held)
             train = np.flatnonzero(~np.isin(y, held_idx))
-            test = np.flatnonzero(np.isin(y, held_idx) & ~anchor)
+            test = np.flatnonzero(np.isin(y, held_idx) & ~is_anchor)
             if len(np.unique(y[train])) < 2:  # too few entries left to train a model on
                 step("out-of-scope simulation", g + 1, len(groups))
                 continue
@@ -183,7 +186,7 @@ class IntentClassifier:
             step("out-of-scope simulation", g + 1, len(groups))
         # 3. calibrate and choose thresholds
         self.temperature_ = calibration.fit_temperature(oof, y)
-        questions = ~anchor
+        questions = ~is_anchor
         self._choose_thresholds(
             oof[questions],
             y[questions],
@@ -196,7 +199,7 @@ class IntentClassifier:
         self.metrics_["fit_seconds"] = round(time.perf_counter() - start, 2)
         self.metrics_["n_train"] = len(texts)
         self.metrics_["n_entries"] = len(in_scope)
-        self.metrics_["limits"] = self._limits(texts, labels, anchor)
+        self.metrics_["limits"] = self._limits(texts, label_array, is_anchor)
         return self
 
     def _limits(self, texts, labels, anchor) -> list[str]:
@@ -303,15 +306,17 @@ class IntentClassifier:
 
     def _folds(self, y: np.ndarray, anchor: np.ndarray):
         """Stratified folds; an entry with fewer examples than folds appears in fewer test folds."""
+        folds = self.folds
+        assert folds is not None  # fit() chose it
         rng = np.random.default_rng(self.random_state)
         fold_of = np.full(len(y), -1, dtype=int)
         offset = 0
         for cls in np.unique(y):
             idx = np.flatnonzero((y == cls) & ~anchor)
             rng.shuffle(idx)
-            fold_of[idx] = (np.arange(len(idx)) + offset) % self.folds
+            fold_of[idx] = (np.arange(len(idx)) + offset) % folds
             offset += len(idx)
-        for k in range(self.folds):
+        for k in range(folds):
             test = np.flatnonzero(fold_of == k)
             train = np.flatnonzero(fold_of != k)  # anchors (-1) are always in training
             if len(test) and len(np.unique(y[train])) >= 2:
@@ -321,6 +326,7 @@ class IntentClassifier:
         rng = np.random.default_rng(self.random_state + 1)
         order = list(in_scope)
         rng.shuffle(order)
+        assert self.folds is not None  # fit() chose it
         n = min(self.folds, len(order))
         return [order[i::n] for i in range(n)]
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import joblib
 
@@ -260,7 +261,7 @@ class Engine:
         """The same engine with other thresholds (for what-if evaluation)."""
         clone = Engine.__new__(Engine)
         clone.__dict__.update(self.__dict__)
-        changes = {"threshold": threshold, "clarify_threshold": clarify_threshold}
+        changes: dict[str, Any] = {"threshold": threshold, "clarify_threshold": clarify_threshold}
         clone.policy = replace(self.policy, **{k: v for k, v in changes.items() if v is not None})
         return clone
 

@@ -110,7 +110,7 @@ def decision_metrics(
     top1: Sequence[str | None],
     confidence: Sequence[float],
     offered: Sequence[set[str]],
-    gold: Sequence[str],
+    gold: Sequence[str] | np.ndarray,
     target: float,
 ) -> dict:
     """Quality of the decisions on labelled rows (``gold`` is ``oos`` for out-of-scope rows).
@@ -118,29 +118,29 @@ def decision_metrics(
     ``types``: answer / clarify / handoff per row; ``top1`` and ``confidence``: the best
     entry and its confidence; ``offered``: the entries offered when clarifying.
     """
-    types = np.asarray(types)
-    gold = np.asarray(gold, dtype=object)
-    top1 = np.asarray(top1, dtype=object)
-    in_scope = gold != OOS
-    answered = types == "answer"
-    correct = top1 == gold
-    clarified = types == "clarify"
-    clarify_hit = np.array([g in opts for g, opts in zip(gold, offered, strict=True)], bool)
+    type_a = np.asarray(types)
+    gold_a = np.asarray(gold, dtype=object)
+    top1_a = np.asarray(top1, dtype=object)
+    in_scope = gold_a != OOS
+    answered = type_a == "answer"
+    correct = top1_a == gold_a
+    clarified = type_a == "clarify"
+    clarify_hit = np.array([g in opts for g, opts in zip(gold_a, offered, strict=True)], bool)
     contained = (answered & correct) | (clarified & clarify_hit)
     n_answered = int(answered.sum())
     return {
         "in_scope_accuracy": _ratio(correct[in_scope].sum(), in_scope.sum()),
         "oos_recall": _ratio((~answered[~in_scope]).sum(), (~in_scope).sum()),
-        "coverage_at_target_precision": _ratio(n_answered, len(gold)),
+        "coverage_at_target_precision": _ratio(n_answered, len(gold_a)),
         "answered_precision": _ratio((answered & correct).sum(), n_answered),
         "containment": _ratio(contained[in_scope].sum(), in_scope.sum()),
-        "wrong_answer_rate": _ratio((answered & ~correct).sum(), len(gold)),
+        "wrong_answer_rate": _ratio((answered & ~correct).sum(), len(gold_a)),
         "oracle_coverage_at_target": oracle_coverage(
             np.asarray(confidence, dtype=float), correct, target
         ),
-        "clarify_rate": _ratio(clarified.sum(), len(gold)),
+        "clarify_rate": _ratio(clarified.sum(), len(gold_a)),
         "clarify_hit_rate": _ratio((clarified & clarify_hit).sum(), clarified.sum()),
-        "handoff_rate": _ratio((types == "handoff").sum(), len(gold)),
+        "handoff_rate": _ratio((type_a == "handoff").sum(), len(gold_a)),
     }
 
 

@@ -131,6 +131,7 @@ class FrozenTfidf:
                     if offset == 0:  # a short word counts once
                         break
             return out
+        assert self.pattern is not None  # the analyzer is "word": of() admits no other
         tokens = self.pattern.findall(doc)  # sklearn's _word_ngrams
         if high == 1:
             return tokens
@@ -141,7 +142,9 @@ class FrozenTfidf:
 
     def transform(self, docs) -> sp.csr_matrix:
         vocab = self.vocabulary
-        indptr, indices, counts = [0], [], []
+        indptr: list[int] = [0]
+        indices: list[int] = []
+        counts: list[int] = []
         for doc in docs:
             seen: dict[int, int] = {}
             for term in self._terms(doc):
@@ -191,10 +194,11 @@ class LexicalFeatures:
         )
         self.morph: Any = None
         self.jamo: Any = None
-        if getattr(config, "jamo_ngrams", None):
+        jamo_ngrams = getattr(config, "jamo_ngrams", None)
+        if jamo_ngrams:
             self.jamo = TfidfVectorizer(
                 analyzer="char_wb",
-                ngram_range=tuple(config.jamo_ngrams),
+                ngram_range=tuple(jamo_ngrams),
                 sublinear_tf=True,
                 min_df=2,
                 preprocessor=jamo,

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class Exported:
     def sha256(self) -> str:
         return hashlib.sha256(self.model).hexdigest()
 
-    def write(self, folder: Path, link_from: list[Path] = ()) -> Path:
+    def write(self, folder: Path, link_from: Sequence[Path] = ()) -> Path:
         """Write into ``folder``; an identical ``model.onnx`` in ``link_from`` is hard-linked."""
         folder.mkdir(parents=True, exist_ok=True)
         digest = self.sha256
@@ -122,7 +123,9 @@ def _export(st_model) -> Exported:
         torch.onnx.export(
             Wrapper(st_model).eval(),
             (features["input_ids"], features["attention_mask"]),
-            buffer,
+            # torch annotates ``f`` as a path, but its TorchScript exporter (dynamo=False) writes
+            # to file-like objects too ("Normally f can be a file-like object", torch's _export)
+            buffer,  # type: ignore[arg-type]
             input_names=["input_ids", "attention_mask"],
             output_names=["embedding"],
             dynamic_axes={
@@ -149,6 +152,7 @@ class OnnxEncoder:
 
         self.exported: Exported | None = None
         self.folder: Path | None = None
+        model: bytes | str  # the model itself, or its file (ONNX Runtime maps it)
         if isinstance(source, Exported):
             model, tokenizer, config = source.model, source.tokenizer, source.config
             self.exported = source
@@ -174,11 +178,12 @@ class OnnxEncoder:
     def dim(self) -> int:
         return int(self.config["dim"])
 
-    def save(self, folder: Path, link_from: list[Path] = ()) -> Path:
+    def save(self, folder: Path, link_from: Sequence[Path] = ()) -> Path:
         """Write the encoder files into ``folder`` (hard links where an identical copy exists)."""
         folder = Path(folder)
         if self.exported is not None:
             return self.exported.write(folder, link_from)
+        assert self.folder is not None  # not exported: loaded from this folder
         if folder.resolve() != self.folder.resolve():  # loaded from disk: link its own files
             folder.mkdir(parents=True, exist_ok=True)
             for name in (MODEL_FILE, TOKENIZER_FILE, CONFIG_FILE):

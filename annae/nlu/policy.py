@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 DecisionType = Literal["answer", "clarify", "handoff", "out_of_scope"]
 
@@ -149,7 +149,7 @@ def decide(
     question is confidently out of scope (``Decision.confidently_out_of_scope``).
     """
     top = candidates[0] if candidates else None
-    base = dict(
+    base: dict[str, Any] = dict(
         candidates=candidates,
         language=language,
         threshold=config.threshold,
