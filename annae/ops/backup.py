@@ -24,6 +24,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -117,6 +118,14 @@ def _copy_tree(source: Path, target: Path) -> None:
 # --- backup -----------------------------------------------------------------------------------
 
 
+def _sqlite_file(url: str) -> str:
+    """The file of a SQLite database URL; an in-memory database has none to copy or replace."""
+    database = make_url(url).database
+    if not database:
+        raise BackupError(f"{url} is an in-memory SQLite database: no file to back up or restore")
+    return database
+
+
 def backup(folder: Path, settings) -> dict:
     """Write a backup of ``settings``' deployment into ``folder`` (new or empty); its manifest."""
     folder = Path(folder)
@@ -129,7 +138,7 @@ def backup(folder: Path, settings) -> dict:
         raise BackupError("the database has no Annae schema yet: nothing to back up")
     created = utcnow()
     if engine.dialect.name == "sqlite":
-        source = sqlite3.connect(make_url(settings.database).database)
+        source = sqlite3.connect(_sqlite_file(settings.database))
         target = sqlite3.connect(folder / SQLITE_FILE)
         try:
             with target:
@@ -243,7 +252,7 @@ def _check_empty_target(settings, engine: Engine) -> None:
         )
 
 
-def restore(folder: Path, settings, *, erasure_logs: list[Path] = ()) -> RestoreReport:
+def restore(folder: Path, settings, *, erasure_logs: Sequence[Path] = ()) -> RestoreReport:
     """Restore the backup in ``folder`` into the (empty) deployment of ``settings``."""
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -269,7 +278,7 @@ def restore(folder: Path, settings, *, erasure_logs: list[Path] = ()) -> Restore
     db_file = folder / manifest["database"]["file"]
     if dialect == "sqlite":
         engine.dispose()
-        target = Path(make_url(settings.database).database)
+        target = Path(_sqlite_file(settings.database))
         for suffix in ("", "-wal", "-shm"):
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         tmp = target.with_name(f".{target.name}.restoring")
