@@ -116,6 +116,40 @@ def test_ranking_metrics_by_hand():
     assert m["ndcg"][1] == pytest.approx(1.0)
 
 
+def test_products_new_after_the_split_count_as_relevant():
+    """docs/recommendations.md: products first sold after the date cannot be recommended but
+    still count as relevant (recall = hits / relevant products, NDCG's ideal likewise)."""
+    truth = sp.csr_matrix(np.array([[1, 0, 1, 0, 0]], dtype=np.float32))
+    ranked = np.array([[2, 0, 1]])
+    m = ranking_metrics(ranked, truth, k=3, unseen=np.array([2]))
+    assert m["recall"].tolist() == [0.5]  # 2 hits of 4 relevant products
+    ideal = 1 + 1 / np.log2(3) + 1 / np.log2(4)  # min(k, 4) = 3 hits on top
+    assert m["ndcg"][0] == pytest.approx((1 + 1 / np.log2(3)) / ideal)
+    frame = synthetic_frame()
+    cut = pd.Timestamp("2024-03-01", tz="UTC")
+    before = frame[frame["time"] < cut]
+    known = str(before["customer"].iloc[0])
+    new_rows = pd.DataFrame(
+        {
+            "customer": [known, known, known],
+            "product": ["BRAND-NEW-1", "BRAND-NEW-1", "BRAND-NEW-2"],  # two distinct products
+            "time": [cut + pd.Timedelta(days=1)] * 3,
+        }
+    )
+    extended = pd.concat([frame, new_rows.reindex(columns=frame.columns)], ignore_index=True)
+    for column in frame.columns.difference(["customer", "product", "time"]):
+        extended[column] = extended[column].fillna(frame[column].iloc[0])
+    plain, split = time_split(frame, "2024-03-01"), time_split(extended, "2024-03-01")
+    assert plain.unseen.sum() > 0  # the synthetic shop launches products after the date too
+
+    def unseen_of(sp_: object) -> int:
+        ids = list(sp_.train.user_ids[sp_.users])
+        return int(sp_.unseen[ids.index(known)]) if known in ids else 0
+
+    assert unseen_of(split) == unseen_of(plain) + 2
+    assert split.unseen.sum() == plain.unseen.sum() + 2
+
+
 def test_time_split_keeps_test_period_out_of_training():
     frame = synthetic_frame()
     split = time_split(frame, "2024-03-01")

@@ -26,7 +26,7 @@ class Split:
     history: sp.csr_matrix  # len(users) × n_items, 1 where bought before the date
     new_customers: int  # test-period customers never seen before the date
     test_customers: int
-    unseen: pd.Series | None = None  # per customer code: test-period products not in the catalogue
+    unseen: np.ndarray  # per row of ``users``: distinct test-period products not in the catalogue
 
 
 def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
@@ -56,7 +56,12 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
     truth.data[:] = 1.0
     # items bought after the date but not in the training catalogue cannot be recommended;
     # they still count as relevant (they lower recall), so keep their number per customer.
-    unseen = pd.Series(known & (i < 0)).groupby(u).sum() if (known & (i < 0)).any() else None
+    new_items = known & (i < 0)
+    pairs = pd.DataFrame(
+        {"u": u[new_items], "p": after["product"].astype(str).to_numpy()[new_items]}
+    )
+    per_user = pairs.drop_duplicates().groupby("u").size()
+    unseen = per_user.reindex(users, fill_value=0).to_numpy(dtype=np.int64)
     truth = truth.tocsr()
     truth.sum_duplicates()
     truth.data[:] = 1.0
@@ -73,11 +78,16 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
     )
 
 
-def ranking_metrics(ranked: np.ndarray, truth: sp.csr_matrix, k: int) -> dict[str, np.ndarray]:
-    """Per-row recall, precision and NDCG of ``ranked`` (rows × ≥k product codes) against ``truth``."""
+def ranking_metrics(
+    ranked: np.ndarray, truth: sp.csr_matrix, k: int, unseen: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per-row recall, precision and NDCG of ``ranked`` (rows × ≥k product codes) against ``truth``;
+    ``unseen`` relevant products per row that no ranking can contain (not in the catalogue)."""
     ranked = ranked[:, :k]
     hits = np.asarray(truth[np.arange(ranked.shape[0])[:, None], ranked].todense()) > 0
     n_rel = np.asarray(truth.sum(axis=1)).ravel()
+    if unseen is not None:
+        n_rel = n_rel + unseen
     disc = dcg_discounts(k)
     dcg = (hits * disc[: hits.shape[1]]).sum(axis=1)
     ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
@@ -99,14 +109,15 @@ def score_model(
         if novel:
             truth = (truth - truth.multiply(split.history)).tocsr()
             truth.eliminate_zeros()
-        rows = np.flatnonzero(np.asarray(truth.sum(axis=1)).ravel() > 0)
+        relevant = np.asarray(truth.sum(axis=1)).ravel() + split.unseen
+        rows = np.flatnonzero(relevant > 0)
         metrics: dict[str, list[np.ndarray]] = {"recall": [], "precision": [], "ndcg": []}
         shown: set[int] = set()
         for start in range(0, len(rows), batch):
             sel = rows[start : start + batch]
             ranked = rank(split.users[sel], novel)
             shown.update(np.unique(ranked[:, :k]).tolist())
-            for name, vals in ranking_metrics(ranked, truth[sel], k).items():
+            for name, vals in ranking_metrics(ranked, truth[sel], k, split.unseen[sel]).items():
                 metrics[name].append(vals)
         out[setting] = {
             f"{name}@{k}": round(float(np.concatenate(v).mean()), 4) for name, v in metrics.items()
