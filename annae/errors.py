@@ -4,13 +4,11 @@ Every package raises its own subclass (``ConversationError``, ``KBError``, ``Lea
 ``RecommendError``, ``UserError``, ...), so callers can catch one package's errors, and each
 class carries ``status`` and ``code``; the web layer maps the whole family to HTTP in one
 handler (``{"error": {"code", "message"}}``) and the CLI prints the message. The four kinds
-below let a caller catch "not found" or "conflict" whatever the package::
+below let a caller catch "not found" or "conflict" whatever the package; the kind comes first
+among the parents, so its ``status`` and ``code`` win over the package's default::
 
-    class EntryNotFound(KBError, errors.NotFound):
-        status, code = 404, "not_found"
-
-A class sets ``status`` and ``code`` itself when it has two parents, so that the package's
-default never shadows the kind's.
+    class EntryNotFound(errors.NotFound, KBError):
+        ...
 """
 
 from __future__ import annotations

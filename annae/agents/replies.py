@@ -29,8 +29,8 @@ MAX_TEXT = 4000
 CSV_COLUMNS = ("shortcut", "scope", "team", "owner", "text_ko", "text_en")
 
 
-class Forbidden(ConversationError, errors.Forbidden):
-    status, code = 403, "forbidden"
+class Forbidden(errors.Forbidden, ConversationError):
+    pass
 
 
 _VAR = re.compile(r"\{([^{}]*)\}")

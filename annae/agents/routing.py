@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from annae.agents import hours, notes, teams
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import Conflict, Event, Invalid, NotFound
-from annae.store.db import utcnow
+from annae.store.db import rowcount, utcnow
 from annae.store.tables.desk import AgentStatus, Routing, Team, TeamMember
 from annae.store.tables.kb import KBEntry
 from annae.store.tables.service import Conversation, Message, User
@@ -137,8 +137,7 @@ _INSERT_ROUTING = insert(Routing).values(
 def set_team(session: Session, conv_id: str, team_id: int | None) -> None:
     """Record the conversation's team (Core statements built once: this runs in every hand-off)."""
     params = {"conv_id": conv_id, "team_id": team_id, "now": utcnow()}
-    updated = cast("CursorResult[Any]", session.execute(_UPDATE_ROUTING, params))  # an UPDATE
-    if updated.rowcount == 0:
+    if rowcount(session.execute(_UPDATE_ROUTING, params)) == 0:
         session.execute(_INSERT_ROUTING, params)
 
 

@@ -6,15 +6,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import CursorResult, Engine, delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
-from annae.store.db import session_scope, utcnow
+from annae.store.db import rowcount, session_scope, utcnow
 from annae.store.tables.service import ApiKey, AuthToken, User
 from annae.store.tokens import hash_secret, new_secret
 
@@ -37,12 +36,12 @@ class UserError(errors.AnnaeError, ValueError):
     status, code = 422, "invalid"
 
 
-class UserNotFound(UserError, errors.NotFound):
-    status, code = 404, "not_found"
+class UserNotFound(errors.NotFound, UserError):
+    pass
 
 
-class UserExists(UserError, errors.Conflict):
-    status, code = 409, "conflict"
+class UserExists(errors.Conflict, UserError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ def identity_for_token(
 
 def revoke_token(session: Session, token: str) -> bool:
     result = session.execute(delete(AuthToken).where(AuthToken.token_hash == hash_secret(token)))
-    return bool(cast("CursorResult[Any]", result).rowcount)  # a DELETE: a CursorResult
+    return bool(rowcount(result))
 
 
 def create_api_key(session: Session, name: str) -> str:

@@ -14,13 +14,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, and_, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from annae.settings import Settings, get_settings
-from annae.store.db import aware, iso, session_scope, utcnow
+from annae.store.db import aware, iso, rowcount, session_scope, utcnow
 from annae.store.tables.channels import OutboxItem
 
 log = logging.getLogger("annae.outbox")
@@ -115,7 +114,7 @@ def claim(session: Session, item: OutboxItem) -> bool:
         .values(locked_until=now + LEASE)
         .execution_options(synchronize_session=False)
     )
-    return cast("CursorResult[Any]", result).rowcount == 1  # an UPDATE: a CursorResult
+    return rowcount(result) == 1
 
 
 def finish(

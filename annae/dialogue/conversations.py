@@ -15,14 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from sqlalchemy import JSON, CursorResult, Table, bindparam, func, insert, select, update
+from sqlalchemy import JSON, Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from annae import errors
 from annae.nlu.policy import Decision
 from annae.privacy.redact import redact_text
-from annae.store.db import aware, iso, utcnow
+from annae.store.db import aware, iso, rowcount, utcnow
 from annae.store.tables.service import Conversation, Message, User
 from annae.store.tokens import hash_secret, new_secret
 
@@ -58,16 +58,16 @@ class ConversationError(errors.AnnaeError):
     status, code = 400, "bad_request"
 
 
-class NotFound(ConversationError, errors.NotFound):
-    status, code = 404, "not_found"
+class NotFound(errors.NotFound, ConversationError):
+    pass
 
 
-class Conflict(ConversationError, errors.Conflict):
-    status, code = 409, "conflict"
+class Conflict(errors.Conflict, ConversationError):
+    pass
 
 
 class Invalid(ConversationError):
-    status, code = 400, "bad_request"
+    pass
 
 
 class CandidateLike(Protocol):
@@ -407,7 +407,7 @@ def transition(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    if cast("CursorResult[Any]", result).rowcount != 1:  # an UPDATE: a CursorResult
+    if rowcount(result) != 1:
         session.refresh(conv)
         raise Conflict(f"conversation {conv.id} is {conv.state}, cannot become {to_state}")
     for key, value in values.items():  # what the UPDATE wrote: no SELECT to read it back

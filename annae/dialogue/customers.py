@@ -4,13 +4,12 @@ conversation): their conversations and messages, exported and erased through
 
 from __future__ import annotations
 
-from typing import Any, cast
-
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from annae.dialogue import conversations
 from annae.privacy import rights
+from annae.store.db import rowcount
 from annae.store.tables.service import Conversation, Message
 
 
@@ -43,9 +42,9 @@ def erase_customer(session: Session, customer_id: str) -> dict[str, int]:
     conv_ids = conversations_of(session, customer_id)
     messages = delete(Message).where(Message.conversation_id.in_(conv_ids))
     convs = delete(Conversation).where(Conversation.id.in_(conv_ids))
-    return {  # DELETEs: CursorResults
-        "messages": cast("CursorResult[Any]", session.execute(messages)).rowcount or 0,
-        "conversations": cast("CursorResult[Any]", session.execute(convs)).rowcount or 0,
+    return {
+        "messages": rowcount(session.execute(messages)),
+        "conversations": rowcount(session.execute(convs)),
     }
 
 

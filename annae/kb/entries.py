@@ -24,16 +24,12 @@ class KBError(errors.AnnaeError, ValueError):
     status, code = 422, "invalid"
 
 
-class EntryNotFound(KBError, errors.NotFound):
+class EntryNotFound(errors.NotFound, KBError):
     """No entry or example with that id."""
 
-    status, code = 404, "not_found"
 
-
-class EntryExists(KBError, errors.Conflict):
+class EntryExists(errors.Conflict, KBError):
     """An entry with that key exists already."""
-
-    status, code = 409, "conflict"
 
 
 @dataclass

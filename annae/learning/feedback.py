@@ -36,20 +36,20 @@ class LearningError(errors.AnnaeError):
     status, code = 400, "bad_request"
 
 
-class NotFound(LearningError, errors.NotFound):
-    status, code = 404, "not_found"
+class NotFound(errors.NotFound, LearningError):
+    pass
 
 
-class Forbidden(LearningError, errors.Forbidden):
-    status, code = 403, "forbidden"
+class Forbidden(errors.Forbidden, LearningError):
+    pass
 
 
-class Conflict(LearningError, errors.Conflict):
-    status, code = 409, "conflict"
+class Conflict(errors.Conflict, LearningError):
+    pass
 
 
-class Invalid(LearningError, errors.Invalid):
-    status, code = 422, "invalid"
+class Invalid(errors.Invalid, LearningError):
+    pass
 
 
 def _conversation(session: Session, conv_id: str) -> Conversation:

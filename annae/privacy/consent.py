@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, cast, overload
+from typing import Literal, overload
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
-from annae.store.db import utcnow
+from annae.store.db import rowcount, utcnow
 from annae.store.tables.privacy import ConsentEvent
 
 PURPOSES: tuple[str, ...] = ("service", "training", "marketing")
@@ -192,4 +192,4 @@ def erase(session: Session, customer_id: str) -> int:
     """Delete every consent event of the customer (for erasure); returns how many."""
     customer_id = _text(customer_id, "customer_id", 200)
     result = session.execute(delete(ConsentEvent).where(ConsentEvent.customer_id == customer_id))
-    return cast("CursorResult[Any]", result).rowcount or 0  # a DELETE: a CursorResult
+    return rowcount(result)

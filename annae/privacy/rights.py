@@ -29,15 +29,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
 from annae.kb import entries
 from annae.privacy import audit, consent, erasures
-from annae.store.db import session_scope, utcnow
+from annae.store.db import rowcount, session_scope, utcnow
 from annae.store.tables.privacy import ConsentEvent
 from annae.store.tables.service import Conversation, Message
 
@@ -53,16 +52,12 @@ class RightsError(errors.AnnaeError, ValueError):
     status, code = 422, "bad_request"
 
 
-class UnknownCustomer(RightsError, errors.NotFound):
+class UnknownCustomer(errors.NotFound, RightsError):
     """Nothing is held about this customer (and no erasure of them is on record)."""
 
-    status, code = 404, "not_found"
 
-
-class AlreadyErased(RightsError, errors.Conflict):
+class AlreadyErased(errors.Conflict, RightsError):
     """The customer was erased before and nothing new is held about them."""
-
-    status, code = 409, "conflict"
 
 
 @dataclass
@@ -342,7 +337,7 @@ def retain(db: Engine, *, days: int, actor: str = "retention") -> dict:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             deleted = session.execute(delete(Message).where(Message.conversation_id.in_(chunk)))
-            messages += cast("CursorResult[Any]", deleted).rowcount or 0  # a DELETE
+            messages += rowcount(deleted)
             session.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
         result = {
             "days": days,

@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
-from sqlalchemy import CursorResult, Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from annae import errors
 from annae.recommend.data import KINDS, ImportFileError, ImportReport
-from annae.store.db import iso, utcnow
+from annae.store.db import iso, rowcount, utcnow
 from annae.store.tables.recommend import (
     RecCustomer,
     RecEntryProduct,
@@ -36,8 +36,8 @@ class RecommendError(errors.AnnaeError, ValueError):
     status, code = 422, "invalid"
 
 
-class ProductNotFound(RecommendError, errors.NotFound):
-    status, code = 404, "not_found"
+class ProductNotFound(errors.NotFound, RecommendError):
+    pass
 
 
 # -- import -------------------------------------------------------------------------------------
@@ -505,7 +505,7 @@ def erase_customer(session: Session, customer_id: str) -> dict[str, int]:
     """Delete the customer's interactions and profile; how many interactions."""
     rec = session.get(RecCustomer, customer_id)
     interactions = delete(RecInteraction).where(RecInteraction.customer_id == customer_id)
-    count = cast("CursorResult[Any]", session.execute(interactions)).rowcount or 0  # a DELETE
+    count = rowcount(session.execute(interactions))
     if rec is not None:
         session.delete(rec)
     return {"interactions": count}
