@@ -62,6 +62,10 @@ class GateError(errors.Conflict, ValueError):
     """A promotion or rollback that cannot be done (unknown version, live model changed)."""
 
 
+class UnknownModel(errors.NotFound, GateError):
+    """No saved model has that version."""
+
+
 # --- the held-out slice ----------------------------------------------------------------------
 
 
@@ -215,7 +219,9 @@ def promote(
     that one, so of two admins promoting at once exactly one wins and the other gets GateError.
     """
     if version not in registry.versions():
-        raise GateError(f"no model {version} (known: {', '.join(registry.versions()) or 'none'})")
+        raise UnknownModel(
+            f"no model {version} (known: {', '.join(registry.versions()) or 'none'})"
+        )
     with file_lock(registry.root / ".promote.lock", wait=30):
         before = registry.live_version()
         if expected_live is not False and before != expected_live:

@@ -58,18 +58,25 @@ def services(conn: HTTPConnection) -> Services:
     return conn.app.state.services
 
 
-def start_retrain(svc: Services, author: str, *, force: bool = False, wait: bool = False) -> dict:
-    """Start this process's one gated retrain (409 while one runs here or in another process);
-    a promotion is announced to the consoles and to webhooks (``model.promoted``)."""
+def model_switched(svc: Services, version: str, previous: str | None, author: str) -> None:
+    """After a model version went live (retrain, rollback, promotion, operating point): the
+    ``model.promoted`` webhook, this process serves it now, the consoles are told."""
     from annae.channels import hooks
     from annae.store.db import session_scope
 
+    with session_scope(svc.db) as session:
+        hooks.promoted(session, version, previous, author)
+    svc.holder.load_now()
+    svc.broker.publish("agents", {"event": "model", "version": version})
+
+
+def start_retrain(svc: Services, author: str, *, force: bool = False, wait: bool = False) -> dict:
+    """Start this process's one gated retrain (409 while one runs here or in another process);
+    a promotion is announced by :func:`model_switched`."""
+
     def announce(state) -> None:
-        if state.status != "done":
-            return
-        with session_scope(svc.db) as session:
-            hooks.promoted(session, state.version, (state.gate or {}).get("live"), author)
-        svc.broker.publish("agents", {"event": "model", "version": state.version})
+        if state.status == "done":
+            model_switched(svc, state.version, (state.gate or {}).get("live"), author)
 
     if not svc.holder.start_retrain(svc.db, author, announce, force=force, wait=wait):
         raise ApiError(409, "conflict", "a retrain is already running")

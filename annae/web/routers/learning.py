@@ -310,20 +310,12 @@ def models(request: Request, user: Identity = Depends(admin)) -> dict:
 
 
 def _switch(request: Request, version: str, user: Identity, action: str, expected) -> dict:
-    reg = _registry(request)
-    try:
-        if action == "rollback":
-            before = retrain.rollback(reg, version, author=user.username)
-        else:
-            before = retrain.promote(reg, version, expected_live=expected, author=user.username)
-    except ValueError as exc:  # GateError, or a malformed version
-        status = 404 if str(exc).startswith(("no model", "not a model")) else 409
-        raise ApiError(status, "not_found" if status == 404 else "conflict", str(exc)) from exc
-    except retrain.Busy as exc:
-        raise ApiError(409, "conflict", str(exc)) from exc
-    with session_scope(services(request).db) as session:
-        hooks.promoted(session, version, before, user.username)
-    services(request).holder.load_now()
+    reg = _registry(request)  # UnknownModel answers 404, GateError and Busy 409 (annae.errors)
+    if action == "rollback":
+        before = retrain.rollback(reg, version, author=user.username)
+    else:
+        before = retrain.promote(reg, version, expected_live=expected, author=user.username)
+    deps.model_switched(services(request), version, before, user.username)
     return {"live": version, "previous": before}
 
 
@@ -373,10 +365,7 @@ def set_operating_point(
         change = calibrate.set_operating_point(
             reg, body.target, author=user.username, db_engine=svc.db
         )
-    with session_scope(svc.db) as session:
-        hooks.promoted(session, change.version, change.previous, user.username)
-    svc.holder.load_now()
-    svc.broker.publish("agents", {"event": "model", "version": change.version})
+    deps.model_switched(svc, change.version, change.previous, user.username)
     return {"live": change.version, **change.to_dict()}
 
 
