@@ -90,8 +90,10 @@ def train(
 
 def print_operating_points(manifest: dict) -> None:
     """The operating curve of a model (its manifest), and what it cannot promise."""
+    from annae.learning.calibrate import marked_points
+
     metrics = manifest.get("metrics", {})
-    points = manifest.get("operating_points") or []
+    points = marked_points(manifest)
     if points:
         table = Table(
             "target precision",
@@ -103,9 +105,8 @@ def print_operating_points(manifest: dict) -> None:
             f"{metrics.get('oos_share_assumed', 0):.0%} out-of-scope traffic)",
         )
         for p in points:
-            live = abs(p["threshold"] - manifest.get("threshold", -1)) < 1e-4
             table.add_row(
-                f"{p['target']:.2f}" + (" (live)" if live else ""),
+                f"{p['target']:.2f}" + (" (live)" if p["live"] else ""),
                 f"{p['threshold']:.3f}" if p["reached_target"] else "not reachable",
                 f"{p['expected_precision']:.3f}" if p["reached_target"] else "–",
                 f"{p['expected_coverage']:.1%}",

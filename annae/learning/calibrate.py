@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine as DBEngine
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from annae.learning.feedback import _question_before as question_before
@@ -188,26 +188,43 @@ class TrafficEstimate:
 def traffic_rows(session: Session, model_version: str) -> tuple[list[TrafficRow], dict[str, int]]:
     """Labelled questions the model ``model_version`` decided, and its decision counts."""
     counts = {"answer": 0, "handoff": 0, "clarify": 0}
-    decisions: dict[int, dict[str, Any]] = {}
-    for msg_id, decision in session.execute(
-        select(Message.id, Message.decision).where(Message.sender == "customer")
+    kind = Message.decision["type"].as_string()
+    for name, n in session.execute(  # counted in SQL: the page asks on every load
+        select(kind, func.count())
+        .where(
+            Message.sender == "customer",
+            Message.decision["model_version"].as_string() == model_version,
+        )
+        .group_by(kind)
     ):
-        if isinstance(decision, dict) and decision.get("model_version") == model_version:
-            decisions[msg_id] = decision
-            if decision.get("type") in counts:
-                counts[decision["type"]] += 1
+        if name in counts:
+            counts[name] = n
+    labels = list(session.scalars(select(ConversationLabel)))
+    asked: dict[int, int] = {}  # rating id → the question its answer answered
+    ratings = list(session.scalars(select(AnswerRating)))
+    for rating in ratings:
+        answer = session.get(Message, rating.message_id)
+        question = question_before(session, answer) if answer is not None else None
+        if question is not None:
+            asked[rating.id] = question.id
+    wanted = {label.message_id for label in labels if label.message_id} | set(asked.values())
+    decisions: dict[int, dict[str, Any]] = {
+        msg_id: decision
+        for msg_id, decision in session.execute(
+            select(Message.id, Message.decision).where(Message.id.in_(wanted))
+        )
+        if isinstance(decision, dict) and decision.get("model_version") == model_version
+    }  # only the decisions that were labelled or rated are read
     rows: list[TrafficRow] = []
-    for label in session.scalars(select(ConversationLabel)):
+    for label in labels:
         d = decisions.get(label.message_id or -1)
         if d is None or d.get("type") == "answer":
             continue
         top = (d.get("candidates") or [{}])[0]
         right = label.kind == "entry" and top.get("entry_id") == label.entry_id
         rows.append(TrafficRow(float(d.get("confidence") or 0.0), bool(right), False))
-    for rating in session.scalars(select(AnswerRating)):
-        answer = session.get(Message, rating.message_id)
-        question = question_before(session, answer) if answer is not None else None
-        d = decisions.get(question.id if question is not None else -1)
+    for rating in ratings:
+        d = decisions.get(asked.get(rating.id, -1))
         if d is None or d.get("type") != "answer":
             continue
         rows.append(TrafficRow(float(d.get("confidence") or 0.0), bool(rating.helpful), True))
@@ -310,6 +327,15 @@ def from_traffic(
     return est, change
 
 
+def marked_points(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """A manifest's operating points, each with ``live``: it is the manifest's answer threshold."""
+    threshold = float(manifest.get("threshold", -1))
+    return [
+        {**p, "live": bool(p["reached_target"]) and abs(float(p["threshold"]) - threshold) < 1e-4}
+        for p in manifest.get("operating_points") or []
+    ]
+
+
 def report(registry: ModelRegistry, db_engine: DBEngine) -> dict[str, Any]:
     """The live model's operating point for the KB and analytics pages: its curve (each point
     marked ``live`` when it is the live threshold), what training data expected at the live
@@ -325,10 +351,6 @@ def report(registry: ModelRegistry, db_engine: DBEngine) -> dict[str, Any]:
     with session_scope(db_engine) as session:
         rows, counts = traffic_rows(session, live)
     est = estimate(rows, counts, live_threshold=threshold, target=target, model=live)
-    points = [
-        {**p, "live": abs(float(p["threshold"]) - threshold) < 1e-4 and bool(p["reached_target"])}
-        for p in manifest.get("operating_points") or []
-    ]
     return {
         "version": live,
         "target": target,
@@ -338,7 +360,7 @@ def report(registry: ModelRegistry, db_engine: DBEngine) -> dict[str, Any]:
         "expected_coverage": metrics.get("expected_coverage"),
         "oos_share_assumed": metrics.get("oos_share_assumed"),
         "operating_point": manifest.get("operating_point"),
-        "points": points,
+        "points": marked_points(manifest),
         "traffic": est.to_dict(),
         "min_labelled": MIN_LABELLED,
     }
@@ -349,6 +371,7 @@ __all__ = [
     "TrafficEstimate",
     "estimate",
     "from_traffic",
+    "marked_points",
     "operating_points",
     "report",
     "set_operating_point",

@@ -251,6 +251,8 @@
 
   // ---- model and retraining ------------------------------------------------------------------
 
+  const pct = (v) => (v == null ? "—" : (v * 100).toFixed(1) + " %");
+
   async function showModel() {
     try {
       const m = await api("GET", ADMIN + "/model");
@@ -271,7 +273,6 @@
     const before = g.before || {};
     const after = g.after || {};
     const kb = g.kb_changes || {};
-    const pct = (v) => (v == null ? "—" : (v * 100).toFixed(1) + " %");
     const num = (v) => (v == null ? "—" : String(v));
     const head = A.el("p", { class: g.promoted ? "notice" : "notice notice-error" });
     head.dataset.gate = g.promoted ? "promoted" : "refused";
@@ -316,8 +317,6 @@
   }
 
   // ---- operating point: the live model's curve, expected against observed precision ---------
-
-  const pct = (v) => (v == null ? "—" : (v * 100).toFixed(1) + " %");
 
   function renderOperatingPoint(op) {
     const box = $("op");
