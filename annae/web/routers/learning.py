@@ -206,8 +206,10 @@ def cluster_list(request: Request, f: analytics.Filters, limit: int = 50) -> lis
     # the most recent questions only: the page embeds them on every load, with the serving
     # model's encoder where it has one (ONNX Runtime, already loaded: no torch in the worker)
     svc = services(request)
-    encoder = getattr(svc.holder.get(), "encoder", None) or svc.settings.encoder
-    found = clusters.cluster(items[-MAX_CLUSTERED:], encoder=encoder)
+    engine = svc.holder.get()
+    encoder = getattr(engine, "encoder", None) or svc.settings.encoder
+    korean = getattr(engine, "korean", None)
+    found = clusters.cluster(items[-MAX_CLUSTERED:], encoder=encoder, korean=korean)
     return [c.to_dict() for c in found[:limit]]
 
 
