@@ -80,11 +80,12 @@ class Weights:
         p += 4 * n_pieces
         blob = buf[p : p + bloblen].tobytes()
         p += bloblen
-        self.pieces: dict[str, tuple[int, float]] = {}
+        self.pieces: dict[str, int] = {}  # piece -> id (a dict of tuples: 20 MB more per worker)
+        self.scores: list[float] = scores.tolist()
         for i in range(n_pieces):  # the first of equal pieces wins, as in the C engine
             if i != self.unk:
                 piece = blob[offs[i] : offs[i + 1]].decode("utf-8", "surrogatepass")
-                self.pieces.setdefault(piece, (i, float(scores[i])))
+                self.pieces.setdefault(piece, i)
         self.unk_score = float(scores.min()) - 10.0
         self.max_piece_bytes = int((offs[1:] - offs[:-1]).max())
         n_norm, nm_bytes = struct.unpack_from("<iI", buf, p)
@@ -151,7 +152,7 @@ class Weights:
         best = [-1e30] * (n + 1)
         back: list[tuple[int, int]] = [(0, 0)] * (n + 1)
         best[0] = 0.0
-        pieces, limit = self.pieces, self.max_piece_bytes
+        pieces, scores, limit = self.pieces, self.scores, self.max_piece_bytes
         for i in range(n):
             if best[i] <= -1e29:
                 continue
@@ -160,9 +161,9 @@ class Weights:
                 width += sizes[end - 1]
                 if width > limit:
                     break
-                hit = pieces.get(word[i:end])
-                if hit is not None and best[i] + hit[1] > best[end]:
-                    best[end], back[end] = best[i] + hit[1], (hit[0], i)
+                piece = pieces.get(word[i:end])
+                if piece is not None and best[i] + scores[piece] > best[end]:
+                    best[end], back[end] = best[i] + scores[piece], (piece, i)
             if best[i] + self.unk_score > best[i + 1]:
                 best[i + 1], back[i + 1] = best[i] + self.unk_score, (self.unk, i)
         out = []
