@@ -420,6 +420,20 @@ def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServe
         expect(admin.locator("body")).to_have_attribute("data-retrain", "done", timeout=300_000)
         expect(admin.locator("#model-version")).not_to_have_text(old_version)
         expect(admin.locator("#retrain-status")).to_contain_text("is live")
+        # the gate's comparison of the live model and the new one, in the page's language
+        gate = admin.locator("#retrain-gate")
+        expect(gate.locator("p[data-gate]")).to_have_attribute("data-gate", "promoted")
+        expect(gate.locator("th").nth(1)).to_have_text("Before (live)")
+        expect(gate.locator("tr[data-metric]")).to_have_count(5)
+        examples = gate.locator("tr[data-metric='gate_examples'] td")
+        expect(examples.first).to_have_text("Training examples")
+        before, after = examples.all_inner_texts()[1:]
+        assert int(after) >= int(before), "the promoted model keeps every example"
+        admin.click("[data-lang-toggle]")  # the comparison follows the language
+        expect(gate.locator("th").nth(1)).to_have_text("이전 (현재 모델)")
+        expect(examples.first).to_have_text("학습 예문 수")
+        admin.click("[data-lang-toggle]")
+        expect(gate.locator("th").nth(1)).to_have_text("Before (live)")
 
         # the new answer is served without a restart
         chat = cust_ctx.new_page()

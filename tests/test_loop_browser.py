@@ -120,42 +120,6 @@ def test_label_dialog_quotes_the_handed_off_question_and_a_label_can_be_undone(
     assert after["label"] is None
 
 
-GATE = {
-    "ko": {"before": "이전 (현재 모델)", "examples": "학습 예문 수"},
-    "en": {"before": "Before (live)", "examples": "Training examples"},
-}
-
-
-def test_retrain_on_the_kb_page_shows_the_gate_comparison(
-    browser, sqlite_server: LiveServer
-) -> None:
-    server = sqlite_server
-    ctx = _context(browser, server, "ko")
-    try:
-        page = ctx.new_page()
-        login(page, server, server.admin, "/console/kb")
-        page.click("#retrain-btn")
-        gate = page.locator("#retrain-gate")
-        expect(gate.locator("p[data-gate]")).to_be_visible(timeout=600_000)
-        verdict = gate.locator("p[data-gate]").get_attribute("data-gate")
-        assert verdict in ("promoted", "refused")
-        expect(gate.locator("th").nth(1)).to_have_text(GATE["ko"]["before"])
-        expect(gate.locator("tr[data-metric]")).to_have_count(5)
-        expect(gate.locator("tr[data-metric='gate_examples'] td").first).to_have_text(
-            GATE["ko"]["examples"]
-        )
-        before, after = gate.locator("tr[data-metric='gate_examples'] td").all_inner_texts()[1:]
-        if verdict == "promoted":
-            assert int(after) >= int(before), "the promoted model keeps every example"
-        page.click("[data-lang-toggle]")  # the comparison follows the language
-        expect(gate.locator("th").nth(1)).to_have_text(GATE["en"]["before"])
-        expect(gate.locator("tr[data-metric='gate_examples'] td").first).to_have_text(
-            GATE["en"]["examples"]
-        )
-    finally:
-        ctx.close()
-
-
 @pytest.fixture(scope="module")
 def oos_server(tmp_path_factory, demo_models) -> Iterator[LiveServer]:
     """A service with the out-of-scope reply on (a low threshold: the demo's own oos examples)."""
