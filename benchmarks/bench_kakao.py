@@ -37,6 +37,7 @@ from benchmarks.bench_service import (
     _questions,
     _tree_cpu,
     service_env,
+    stop,
     wait_ready,
 )
 from benchmarks.report import table, write_section
@@ -144,12 +145,7 @@ def main() -> None:
         print(f"{RATE:.0f} skill requests/s for {SECONDS:.0f} s, {USERS} users", flush=True)
         stats = asyncio.run(_load(base, secret, questions, proc.pid))
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc)
         drop()
     n = len(stats["latency"])
     rows = [

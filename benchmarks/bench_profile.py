@@ -156,12 +156,7 @@ def profile() -> tuple[Counter[str], dict, str]:
     finally:
         if spy_proc is not None and spy_proc.poll() is None:
             spy_proc.kill()
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        svc.stop(proc)
         drop()
     return read_collapsed(raw), stats, version
 

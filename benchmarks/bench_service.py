@@ -134,6 +134,17 @@ def wait_ready(base: str, log: Path, seconds: float = 180) -> None:
         raise SystemExit(f"service did not become ready:\n{log.read_text()[-2000:]}")
 
 
+def stop(proc: subprocess.Popen | None) -> None:
+    """End the benchmarked server (SIGTERM, then SIGKILL after 20 s)."""
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -563,12 +574,7 @@ def main() -> None:
             check = _desk_check(db_url)
         metrics = httpx.get(f"{base}/metrics", timeout=10).text
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(proc)
         drop()
     if phases:
         _service_report(phases, version, metrics)

@@ -195,19 +195,12 @@ class OnnxKoreanEncoder:
     dim = DIM
 
     def __init__(self, model: bytes | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
+        from annae.nlu.onnx import session
 
         self.model = model
         self.threads = threads
         self.weights = weights()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        source = model if isinstance(model, bytes) else str(model)
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        self.session = session(model if isinstance(model, bytes) else str(model), threads)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> np.ndarray:
         """One window at a time: int8 activations share one scale per run, so a text in a batch
@@ -232,24 +225,14 @@ class OnnxKoreanEncoder:
 
     def save(self, folder: Path, link_from: Sequence[Path] = ()) -> Path:
         """``korean/model.onnx`` and its config; an identical file in ``link_from`` is hard-linked."""
-        from annae.nlu.onnx import _link_or_copy
+        from annae.nlu.onnx import write_linked
 
         data = self.model if isinstance(self.model, bytes) else self.model.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / MODEL_FILE
-        if isinstance(self.model, Path) and self.model.resolve() == target.resolve():
-            return folder  # saved where it was loaded from
-        target.unlink(missing_ok=True)
-        for other in link_from:
-            try:
-                if json.loads((other / CONFIG_FILE).read_text()).get("sha256") == digest:
-                    _link_or_copy(other / MODEL_FILE, target)
-                    break
-            except (OSError, ValueError):
-                continue
-        if not target.exists():
-            target.write_bytes(data)
+        if not (isinstance(self.model, Path) and self.model.resolve() == target.resolve()):
+            write_linked(target, data, digest, link_from, CONFIG_FILE)
         config = {"package": PACKAGE, "version": VERSION, "builder": BUILDER, "sha256": digest}
         (folder / CONFIG_FILE).write_text(json.dumps(config))
         return folder

@@ -56,20 +56,40 @@ class Exported:
         """Write into ``folder``; an identical ``model.onnx`` in ``link_from`` is hard-linked."""
         folder.mkdir(parents=True, exist_ok=True)
         digest = self.sha256
-        target = folder / MODEL_FILE
-        target.unlink(missing_ok=True)
-        for other in link_from:
-            try:
-                if json.loads((other / CONFIG_FILE).read_text()).get("sha256") == digest:
-                    _link_or_copy(other / MODEL_FILE, target)
-                    break
-            except (OSError, ValueError):
-                continue
-        if not target.exists():
-            target.write_bytes(self.model)
+        write_linked(folder / MODEL_FILE, self.model, digest, link_from, CONFIG_FILE)
         (folder / TOKENIZER_FILE).write_text(self.tokenizer)
         (folder / CONFIG_FILE).write_text(json.dumps({**self.config, "sha256": digest}))
         return folder
+
+
+def write_linked(
+    target: Path, data: bytes, digest: str, link_from: Sequence[Path], config_file: str
+) -> None:
+    """Write ``data`` to ``target``, or hard-link the file of that name in a ``link_from`` folder
+    whose ``config_file`` records the same ``sha256`` (model versions share one copy on disk)."""
+    target.unlink(missing_ok=True)
+    for other in link_from:
+        try:
+            if json.loads((other / config_file).read_text()).get("sha256") == digest:
+                _link_or_copy(other / target.name, target)
+                return
+        except (OSError, ValueError):
+            continue
+    target.write_bytes(data)
+
+
+def session(model: bytes | str, threads: int):
+    """An ONNX Runtime session on ``threads`` (one inter-op thread, sequential, all graph
+    optimisations, warnings only)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -147,7 +167,6 @@ class OnnxEncoder:
 
     def __init__(self, source: Exported | Path, threads: int = 1) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.exported: Exported | None = None
@@ -166,13 +185,7 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_str(tokenizer)
         self.tokenizer.enable_truncation(config["max_length"])
         self.tokenizer.no_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.session = session(model, threads)
 
     @property
     def dim(self) -> int:
