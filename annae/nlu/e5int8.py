@@ -78,14 +78,17 @@ class Weights:
         p += 4 * (n_pieces + 1)
         scores = np.frombuffer(buf, "<f4", n_pieces, p).astype(np.float64)
         p += 4 * n_pieces
-        blob = buf[p : p + bloblen].tobytes()
+        blob = np.frombuffer(buf, np.uint8, bloblen, p)
         p += bloblen
+        # one decode of all pieces, cut at character offsets (a decode per piece: 0.4 s more)
+        text = blob.tobytes().decode("utf-8", "surrogatepass")
+        starts = np.concatenate([[0], np.cumsum((blob & 0xC0) != 0x80)])  # byte -> character
+        cuts = starts[offs].tolist()
         self.pieces: dict[str, int] = {}  # piece -> id (a dict of tuples: 20 MB more per worker)
         self.scores: list[float] = scores.tolist()
         for i in range(n_pieces):  # the first of equal pieces wins, as in the C engine
             if i != self.unk:
-                piece = blob[offs[i] : offs[i + 1]].decode("utf-8", "surrogatepass")
-                self.pieces.setdefault(piece, i)
+                self.pieces.setdefault(text[cuts[i] : cuts[i + 1]], i)
         self.unk_score = float(scores.min()) - 10.0
         self.max_piece_bytes = int((offs[1:] - offs[:-1]).max())
         n_norm, nm_bytes = struct.unpack_from("<iI", buf, p)
