@@ -107,6 +107,17 @@ def test_lean_install_serves_a_model_trained_elsewhere(models, tmp_path):
         assert reply.status_code == 200, reply.text
         assert reply.json()["type"] == "answer"
         assert "business day" in reply.json()["text"]
+        # Korean runs the model's int8 e5 (korean/model.onnx) with ONNX Runtime alone: no onnx
+        # package, no torch
+        reply = httpx.post(
+            f"{url}/api/v1/conversations/{conv['id']}/messages",
+            json={"text": "선물 포장 되나요?"},
+            headers={"Authorization": f"Bearer {conv['token']}"},
+            timeout=30,
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["type"] == "answer"
+        assert "재생지와 리본" in reply.json()["text"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
