@@ -10,15 +10,12 @@ the same script also runs on that code (the "before" column, same machine, same 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import table, write_section
+from benchmarks.report import run_json, table, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "ko-delivery"
@@ -119,17 +116,7 @@ print(json.dumps(res))
 
 
 def run(script: str, pythonpath: str, *args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(  # cwd too: ``python -c`` puts the working folder first on sys.path
-        [sys.executable, "-c", script, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=pythonpath,
-    )
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_json(["-c", script, *args], pythonpath)
 
 
 def clusters() -> dict:

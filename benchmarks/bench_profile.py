@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks import bench_service as svc
-from benchmarks.report import table, write_section
+from benchmarks.report import run_json, table, write_section
 
 SECONDS = float(os.environ.get("ANNAE_BENCH_PROFILE_SECONDS", "30"))
 CUSTOMERS, RATE, SAMPLE_RATE = 100, 50.0, 250
@@ -190,21 +190,10 @@ def main() -> None:
         versions.append(("before", Path(os.environ["ANNAE_BASELINE"]).resolve()))
     results = {}
     for name, path in versions:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(path),
-            "ANNAE_BENCH_ARTIFACTS": str(ARTIFACTS / name.replace(" ", "-")),
-        }
-        proc = subprocess.run(
-            [sys.executable, __file__, "--measure"],
-            env=env,
-            capture_output=True,
-            text=True,
-            cwd=path,
+        artifacts = str(ARTIFACTS / name.replace(" ", "-"))
+        results[name] = run_json(
+            [__file__, "--measure"], str(path), ANNAE_BENCH_ARTIFACTS=artifacts
         )
-        if proc.returncode:
-            raise RuntimeError(proc.stderr[-3000:])
-        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(name, results[name], flush=True)
     names = list(results)
     rows = [

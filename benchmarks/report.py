@@ -5,10 +5,12 @@ Each benchmark owns the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:N
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,3 +78,16 @@ def table(headers: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
+
+
+def run_json(argv: list[str], pythonpath: str, **env: str) -> dict:
+    """``python *argv`` with ``annae`` (and ``benchmarks``) from the checkout at ``pythonpath``,
+    one thread; the JSON object on the last line of its output. The working folder is that
+    checkout too: ``python -c`` puts the working folder first on ``sys.path``."""
+    full = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": "1", **env}
+    proc = subprocess.run(
+        [sys.executable, *argv], env=full, capture_output=True, text=True, cwd=pythonpath
+    )
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])

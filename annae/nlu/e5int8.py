@@ -61,7 +61,6 @@ class Weights:
     the 4-bit layer matrices."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self.buf = np.memmap(path, dtype=np.uint8, mode="r")
         buf = memoryview(self.buf)  # type: ignore[arg-type]  # a memmap is a buffer
         raw = buf[:4].tobytes()
@@ -69,7 +68,7 @@ class Weights:
             raise ValueError(f"{path} is not an e5 weights file")
         p = 8
         head = struct.unpack_from("<7ifi5iQ", buf, p)
-        self.H, self.layers, self.heads, self.ff, self.vocab, self.max_pos, _ = head[:7]
+        self.H, self.layers, self.heads, self.ff, self.vocab = head[:5]
         self.eps = float(head[7])
         self.bos, self.eos, _pad, self.unk = head[10], head[11], head[12], head[13]
         n_pieces, bloblen = head[9], head[14]
@@ -104,27 +103,26 @@ class Weights:
         p += nm_bytes
         (n_dir,) = struct.unpack_from("<i", buf, p)
         p += 4
-        self.tensors: dict[str, tuple[int, int, int]] = {}
+        self.tensors: dict[str, tuple[int, int]] = {}  # name -> (offset, bytes)
         for _ in range(n_dir):
             (name_len,) = struct.unpack_from("<H", buf, p)
             name = buf[p + 2 : p + 2 + name_len].tobytes().decode()
             p += 2 + name_len
-            dtype = int(buf[p])
-            n, offset, nbytes = struct.unpack_from("<IQQ", buf, p + 1)
+            _count, offset, nbytes = struct.unpack_from("<IQQ", buf, p + 1)  # after a dtype byte
             p += 21
-            self.tensors[name] = (dtype, offset, nbytes)
-        _, off, nbytes = self.tensors["emb.word"]
+            self.tensors[name] = (offset, nbytes)
+        off, nbytes = self.tensors["emb.word"]
         self.word = np.frombuffer(buf, _Q4, nbytes // _Q4.itemsize, off).reshape(self.vocab, -1)
         self.position = self.f32("emb.pos").reshape(-1, self.H)
         self.token_type = self.f32("emb.type").reshape(-1, self.H)[0]
 
     def f32(self, name: str) -> np.ndarray:
-        _, off, nbytes = self.tensors[name]
+        off, nbytes = self.tensors[name]
         return np.frombuffer(self.buf, "<f4", nbytes // 4, off).copy()
 
     def q4(self, name: str, rows: int) -> np.ndarray:
         """A 4-bit matrix as float32 ``(rows, n / rows)``."""
-        _, off, nbytes = self.tensors[name]
+        off, nbytes = self.tensors[name]
         return _dequantize(np.frombuffer(self.buf, _Q4, nbytes // _Q4.itemsize, off)).reshape(
             rows, -1
         )
