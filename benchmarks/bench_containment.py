@@ -365,7 +365,8 @@ def main() -> None:
     )
     write_section(
         "containment",
-        f"Containment at target precision {TARGET} (before: {BASELINE}, after: this checkout)",
+        f"Containment at target precision {TARGET} (before: commit "
+        f"{(commit_of(BASELINE) or str(BASELINE))[:7]}, after: this checkout)",
         DESCRIPTION
         + "\n"
         + body
