@@ -142,3 +142,35 @@ def test_database_down_is_503_with_retry_after_and_1013_on_sockets(api):
     # back: the first request succeeds
     r = api.client.get(f"/api/v1/conversations/{conv_id}/messages", headers=customer)
     assert r.status_code == 200
+
+
+@pytest.mark.postgres
+def test_service_pool_pings_only_idle_connections_and_replaces_a_dead_one(monkeypatch):
+    """The server's pool skips the ping for a connection used a moment ago (one round trip less
+    per turn) and pings one that sat idle: a connection the server closed is replaced, not used."""
+    from conftest import _pg_database
+    from sqlalchemy import text
+
+    from annae.store import db as store_db
+
+    db_url, drop = _pg_database()  # the server's own pool is for PostgreSQL only
+    engine = store_db.service_db(db_url)
+    pings: list[int] = []
+    real = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(1) or real(c))
+    try:
+        with engine.connect() as conn:
+            first = conn.scalar(text("SELECT pg_backend_pid()"))
+        with engine.connect() as conn:  # back in the pool just now: no ping, same connection
+            assert conn.scalar(text("SELECT pg_backend_pid()")) == first
+        assert pings == []
+        admin = get_engine(db_url)
+        with admin.connect() as conn:  # the server ends that connection while it is idle
+            assert conn.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": first})
+        monkeypatch.setattr(store_db, "PING_IDLE_S", 0.0)
+        with engine.connect() as conn:  # idle: pinged, found dead, replaced before use
+            assert conn.scalar(text("SELECT pg_backend_pid()")) != first
+        assert len(pings) == 1
+    finally:
+        engine.dispose()
+        drop()
