@@ -314,3 +314,27 @@ def test_clusters_use_the_serving_models_int8_encoder(korean_engine):
     with_c = clusters.cluster(items, encoder=korean_engine.encoder, now=now)
     assert [sorted(c.message_ids) for c in with_int8] == [sorted(c.message_ids) for c in with_c]
     assert len(with_int8) >= 2  # dogs and dramas are not one topic
+
+
+def test_korean_cluster_vectors_lose_their_common_direction(korean_engine):
+    """Clusters compare Korean questions by what their e5 vectors do not share with everyday
+    help-desk Korean: unrelated questions move far apart, the same topic stays closest; English
+    rows keep MiniLM's vectors as they are."""
+    from annae.learning import clusters
+    from annae.nlu.multilingual import route
+    from annae.nlu.text import normalize
+
+    texts = [
+        "강아지가 사료를 안 먹어요",
+        "우리 개가 밥을 안 먹어요 어떡해요",
+        "어제 드라마 다시보기 어디서 봐요",
+        "Where is my parcel?",
+    ]
+    enc, ko = korean_engine.encoder, korean_engine.korean
+    raw = route([normalize(t) for t in texts], enc, ko)
+    vec = clusters.embed(texts, enc, ko)
+    np.testing.assert_array_equal(vec[3], raw[3])
+    np.testing.assert_allclose(np.linalg.norm(vec[:3], axis=1), 1.0, atol=1e-5)
+    assert raw[0] @ raw[2] > 0.7  # raw e5: even a dog and a drama look alike
+    assert vec[0] @ vec[2] < raw[0] @ raw[2] - 0.3
+    assert vec[0] @ vec[1] > vec[0] @ vec[2] + 0.2  # the same topic stays closest
