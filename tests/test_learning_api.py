@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import typer
@@ -169,6 +170,36 @@ def test_clusters_page_uses_the_live_models_encoder(api, monkeypatch):
     found = api.client.get("/api/v1/learning/clusters", headers=admin).json()["clusters"]
     assert calls and calls[-1] == 3
     assert found[0]["size"] == 3
+
+
+def test_cli_learn_clusters_uses_the_live_models_encoder(api, monkeypatch):
+    """`annae learn clusters` embeds with the live model's encoders, as the KB page does."""
+    from annae.nlu.encoder import Encoder
+    from annae.nlu.onnx import OnnxEncoder
+
+    calls = []
+
+    class Counting(OnnxEncoder):
+        def encode(self, texts, *args, **kwargs):
+            calls.append(len(texts))
+            return super().encode(texts, *args, **kwargs)
+
+    exported = Encoder("bundled").export().exported
+    real = ModelRegistry.load_live
+
+    def load_live(self, **kwargs):  # the live model here is lexical: give it an encoder
+        engine = real(self, **kwargs)
+        engine.encoder = Counting(exported)
+        return engine
+
+    monkeypatch.setattr(ModelRegistry, "load_live", load_live)
+    _unanswered_traffic(api, SPONSORING[:3])
+    app = typer.Typer()
+    learning_cli.register(app)
+    r = CliRunner().invoke(app, ["learn", "clusters", "--json"])
+    assert r.exit_code == 0, r.output
+    assert calls and calls[-1] == 3
+    assert json.loads(r.output)[0]["size"] == 3
 
 
 def test_cli_learn_clusters_models_and_rollback(api):

