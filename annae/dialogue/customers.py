@@ -4,6 +4,8 @@ conversation): their conversations and messages, exported and erased through
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -48,6 +50,32 @@ def erase_customer(session: Session, customer_id: str) -> dict[str, int]:
     }
 
 
+def expire(session: Session, cutoff: datetime) -> tuple[int, int, dict[str, dict[str, int]]]:
+    """Delete transcripts whose last activity is before ``cutoff`` (those waiting for or talking
+    with an agent stay whatever their age): (conversations, messages, counts per channel,
+    language and state, with no ids or text)."""
+    old = list(
+        session.execute(
+            select(
+                Conversation.id, Conversation.channel, Conversation.language, Conversation.state
+            ).where(Conversation.updated_at < cutoff, Conversation.state.in_(("bot", "resolved")))
+        )
+    )
+    stats: dict[str, dict[str, int]] = {"channel": {}, "language": {}, "state": {}}
+    for row in old:
+        for key in stats:
+            value = getattr(row, key) or "unknown"
+            stats[key][value] = stats[key].get(value, 0) + 1
+    ids, messages = [row.id for row in old], 0
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        messages += rowcount(
+            session.execute(delete(Message).where(Message.conversation_id.in_(chunk)))
+        )
+        session.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
+    return len(ids), messages, stats
+
+
 def customers(session: Session) -> set[str]:
     """Every customer id a conversation carries."""
     return {c for c in session.scalars(select(Conversation.customer_id).distinct()) if c}
@@ -61,5 +89,6 @@ rights.register(
         erase=erase_customer,
         customers=customers,
         conversations=conversations_of,
+        expire=expire,
     ),
 )

@@ -27,18 +27,18 @@ import json
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from annae import errors
 from annae.kb import entries
 from annae.privacy import audit, consent, erasures
-from annae.store.db import rowcount, session_scope, utcnow
+from annae.store.db import session_scope, utcnow
 from annae.store.tables.privacy import ConsentEvent
-from annae.store.tables.service import Conversation, Message
+from annae.store.tables.service import Message
 
 STALE = "STALE.json"
 
@@ -86,6 +86,8 @@ class Holder:
     customers: Callable[[Session], Iterable[str]]  # every customer id it holds anything about
     conversations: Callable[[Session, str], list[str]] | None = None  # their derived examples go
     models: Callable[[Path, str], Models] | None = None  # (models folder, customer id)
+    # retention: deletes transcripts older than a cutoff → (conversations, messages, stats)
+    expire: Callable[[Session, datetime], tuple[int, int, dict[str, dict[str, int]]]] | None = None
 
 
 _REGISTERED: dict[str, Holder] = {}
@@ -318,31 +320,12 @@ def retain(db: Engine, *, days: int, actor: str = "retention") -> dict:
         raise RightsError(f"days must be a positive integer, got {days!r}")
     cutoff = utcnow() - timedelta(days=days)
     with session_scope(db) as session:
-        old = list(
-            session.execute(
-                select(
-                    Conversation.id, Conversation.channel, Conversation.language, Conversation.state
-                ).where(
-                    Conversation.updated_at < cutoff, Conversation.state.in_(("bot", "resolved"))
-                )
-            )
-        )
-        ids = [row.id for row in old]
-        stats: dict[str, dict[str, int]] = {"channel": {}, "language": {}, "state": {}}
-        for row in old:
-            for key in stats:
-                value = getattr(row, key) or "unknown"
-                stats[key][value] = stats[key].get(value, 0) + 1
-        messages = 0
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            deleted = session.execute(delete(Message).where(Message.conversation_id.in_(chunk)))
-            messages += rowcount(deleted)
-            session.execute(delete(Conversation).where(Conversation.id.in_(chunk)))
+        (expire,) = [h.expire for h in holders() if h.expire is not None]  # the transcripts'
+        convs, messages, stats = expire(session, cutoff)
         result = {
             "days": days,
             "cutoff": cutoff.isoformat(),
-            "conversations": len(ids),
+            "conversations": convs,
             "messages": messages,
         }
         audit.record(
@@ -351,7 +334,7 @@ def retain(db: Engine, *, days: int, actor: str = "retention") -> dict:
             "privacy.retain",
             f"older-than:{days}d",
             {
-                "conversations": len(ids),
+                "conversations": convs,
                 "messages": messages,
                 **dict(
                     list({f"{k}:{v}": n for k, c in stats.items() for v, n in c.items()}.items())[
