@@ -26,7 +26,7 @@ from annae.recommend.store import import_frame, record_interaction
 from annae.recommend.train import train_from_db as train_recommender
 from annae.settings import get_settings
 from annae.store.db import Base, get_engine, session_scope, utcnow
-from annae.store.tables.service import Conversation
+from annae.store.tables.service import Conversation, Message
 
 SECRET = "zebraquokka"  # appears only in the customer's own words
 ENTRIES = [
@@ -148,6 +148,12 @@ def test_export_and_explain(shop) -> None:
         assert first["summary"] == "no model was live: the conversation went to a person"
         with pytest.raises(rights.RightsError, match="no message"):
             rights.explain(s, 999_999)
+        conv, _ = conversations.create(s, language="en", channel="web")
+        greeting = Message(conversation_id=conv.id, sender="agent", type="text", text="Hello!")
+        s.add(greeting)
+        s.flush()
+        with pytest.raises(rights.RightsError, match="answers no customer message"):
+            rights.explain(s, greeting.id)
 
 
 def test_erasure_removes_the_customer_everywhere(shop) -> None:

@@ -76,6 +76,27 @@ def expire(session: Session, cutoff: datetime) -> tuple[int, int, dict[str, dict
     return len(ids), messages, stats
 
 
+def exchange(session: Session, message_id: int) -> tuple[Message | None, Message | None]:
+    """(the customer's message, the bot's reply to it) from either one's id: (None, None) for an
+    unknown id, (None, message) for a message that follows no customer message."""
+    msg = session.get(Message, message_id) if isinstance(message_id, int) else None
+    if msg is None:
+        return None, None
+    if msg.sender != "customer":
+        before = (Message.id < msg.id, Message.sender == "customer")
+        order = Message.id.desc()
+    else:
+        before = (Message.id > msg.id, Message.sender == "bot")
+        order = Message.id.asc()
+    other = session.scalar(
+        select(Message)
+        .where(Message.conversation_id == msg.conversation_id, *before)
+        .order_by(order)
+        .limit(1)
+    )
+    return (msg, other) if msg.sender == "customer" else (other, msg)
+
+
 def customers(session: Session) -> set[str]:
     """Every customer id a conversation carries."""
     return {c for c in session.scalars(select(Conversation.customer_id).distinct()) if c}
@@ -90,5 +111,6 @@ rights.register(
         customers=customers,
         conversations=conversations_of,
         expire=expire,
+        exchange=exchange,
     ),
 )

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -38,7 +39,9 @@ from annae.kb import entries
 from annae.privacy import audit, consent, erasures
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.privacy import ConsentEvent
-from annae.store.tables.service import Message
+
+if TYPE_CHECKING:
+    from annae.store.tables.service import Message
 
 STALE = "STALE.json"
 
@@ -88,6 +91,8 @@ class Holder:
     models: Callable[[Path, str], Models] | None = None  # (models folder, customer id)
     # retention: deletes transcripts older than a cutoff → (conversations, messages, stats)
     expire: Callable[[Session, datetime], tuple[int, int, dict[str, dict[str, int]]]] | None = None
+    # explanations: (customer message, bot reply) from either one's id
+    exchange: Callable[[Session, int], tuple[Message | None, Message | None]] | None = None
 
 
 _REGISTERED: dict[str, Holder] = {}
@@ -359,35 +364,12 @@ def explain(session: Session, message_id: int, *, settings=None) -> dict:
     from annae.nlu.registry import ModelRegistry
 
     settings = _settings(settings)
-    msg = session.get(Message, message_id) if isinstance(message_id, int) else None
+    (exchange,) = [h.exchange for h in holders() if h.exchange is not None]  # the transcripts'
+    msg, reply = exchange(session, message_id)
     if msg is None:
-        raise RightsError(f"no message with id {message_id!r}")
-    if msg.sender != "customer":
-        question = session.scalar(
-            select(Message)
-            .where(
-                Message.conversation_id == msg.conversation_id,
-                Message.id < msg.id,
-                Message.sender == "customer",
-            )
-            .order_by(Message.id.desc())
-            .limit(1)
-        )
-        if question is None:
-            raise RightsError(f"message {message_id} answers no customer message")
-        reply: Message | None = msg
-        msg = question
-    else:
-        reply = session.scalar(
-            select(Message)
-            .where(
-                Message.conversation_id == msg.conversation_id,
-                Message.id > msg.id,
-                Message.sender == "bot",
-            )
-            .order_by(Message.id)
-            .limit(1)
-        )
+        if reply is None:
+            raise RightsError(f"no message with id {message_id!r}")
+        raise RightsError(f"message {message_id} answers no customer message")
     decision = dict(msg.decision or {})
     version = decision.get("model_version")
     model: dict = {"version": version}
