@@ -325,3 +325,23 @@ def test_every_question_before_the_hand_off_is_offered_and_selectable(api):
     r = _label(api, conv_id, agent, kind="not_faq", replace=True)
     assert r.status_code == 201
     assert _entry(api, "warranty_ko")[1] == before, "replacing removes both examples"
+
+
+def test_review_list_skips_ratings_of_erased_answers(engine):
+    """Erasure deletes messages, not ratings: a rating whose answer is gone is not listed and
+    does not take a place under the limit."""
+    from annae.dialogue import conversations
+    from annae.store.tables.learning import AnswerRating
+
+    with session_scope(engine) as s:
+        conv, _ = conversations.create(s)
+        conversations.add_message(s, conv, "customer", "text", "where is my parcel")
+        answer = conversations.add_message(s, conv, "bot", "answer", "It ships in 2 days.")
+        kept = AnswerRating(conversation_id=conv.id, message_id=answer.id, helpful=False)
+        gone = AnswerRating(conversation_id="0" * 32, message_id=answer.id + 100, helpful=False)
+        s.add_all([kept, gone])
+        s.flush()
+        items = feedback.review_list(s, limit=1)
+        assert [(i["message_id"], i["question"]) for i in items] == [
+            (answer.id, "where is my parcel")
+        ]

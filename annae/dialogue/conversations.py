@@ -482,14 +482,13 @@ def _reply(msg: Message | None, customer_msg: Message, conv: Conversation, **fie
     return base
 
 
-def last_bot_message(session: Session, conv_id: str) -> Message | None:
-    """The bot's latest message in the conversation (an answer, clarify or hand-off), if any."""
-    return session.scalar(
-        select(Message)
-        .where(Message.conversation_id == conv_id, Message.sender == "bot")
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+def last_bot_message(session: Session, conv_id: str, type_: str | None = None) -> Message | None:
+    """The bot's latest message in the conversation (an answer, clarify or hand-off; only of
+    type ``type_`` when given), if any."""
+    stmt = select(Message).where(Message.conversation_id == conv_id, Message.sender == "bot")
+    if type_ is not None:
+        stmt = stmt.where(Message.type == type_)
+    return session.scalar(stmt.order_by(Message.id.desc()).limit(1))
 
 
 def post_customer(

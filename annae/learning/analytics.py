@@ -12,15 +12,18 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from annae.dialogue import history
 from annae.kb import entries
 from annae.store.db import aware
 from annae.store.tables.learning import AnswerRating, ConversationLabel
-from annae.store.tables.service import Conversation, Message
+
+if TYPE_CHECKING:
+    from annae.store.tables.service import Message
 
 
 @dataclass
@@ -71,18 +74,11 @@ def _handoff_reason(prev_customer: Message | None) -> str:
 def facts(session: Session, filters: Filters) -> list[ConvFacts]:
     """One :class:`ConvFacts` per counted conversation (with at least one customer message)."""
     start, end = filters.bounds()
-    stmt = select(Conversation).order_by(Conversation.created_at, Conversation.id)
-    if start is not None:
-        stmt = stmt.where(Conversation.created_at >= start)
-    if end is not None:
-        stmt = stmt.where(Conversation.created_at < end)
-    convs = {c.id: c for c in session.scalars(stmt)}
+    convs = {c.id: c for c in history.created_between(session, start, end)}
     if not convs:
         return []
     out: dict[str, ConvFacts] = {}
-    msgs = session.scalars(
-        select(Message).where(Message.conversation_id.in_(list(convs))).order_by(Message.id)
-    )
+    msgs = history.messages_of(session, list(convs))
     by_conv: dict[str, list[Message]] = defaultdict(list)
     for m in msgs:
         by_conv[m.conversation_id].append(m)
@@ -246,16 +242,7 @@ def _label_precision(session: Session, conv_ids: list[str]) -> dict:
     answered = correct = guesses = agree = 0
     for label in labels:
         if label.message_id is not None:
-            nxt = session.scalar(
-                select(Message)
-                .where(
-                    Message.conversation_id == label.conversation_id,
-                    Message.sender == "bot",
-                    Message.id > label.message_id,
-                )
-                .order_by(Message.id)
-                .limit(1)
-            )
+            nxt = history.next_bot_message(session, label.conversation_id, label.message_id)
             if nxt is not None and nxt.type == "answer":
                 answered += 1
                 correct += label.kind == "entry" and nxt.entry_id == label.entry_id

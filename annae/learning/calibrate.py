@@ -25,15 +25,14 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine as DBEngine
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annae.learning.feedback import _question_before as question_before
+from annae.dialogue import history
 from annae.learning.retrain import GateError, promote
 from annae.nlu.registry import ModelRegistry
 from annae.store.db import session_scope, utcnow
 from annae.store.tables.learning import AnswerRating, ConversationLabel
-from annae.store.tables.service import Message
 
 MIN_LABELLED = 30
 """Labelled questions needed at or above a threshold before traffic may move it."""
@@ -188,31 +187,22 @@ class TrafficEstimate:
 def traffic_rows(session: Session, model_version: str) -> tuple[list[TrafficRow], dict[str, int]]:
     """Labelled questions the model ``model_version`` decided, and its decision counts."""
     counts = {"answer": 0, "handoff": 0, "clarify": 0}
-    kind = Message.decision["type"].as_string()
-    for name, n in session.execute(  # counted in SQL: the page asks on every load
-        select(kind, func.count())
-        .where(
-            Message.sender == "customer",
-            Message.decision["model_version"].as_string() == model_version,
-        )
-        .group_by(kind)
-    ):
+    # counted in SQL: the page asks on every load
+    for name, n in history.decision_counts(session, model_version).items():
         if name in counts:
             counts[name] = n
     labels = list(session.scalars(select(ConversationLabel)))
     asked: dict[int, int] = {}  # rating id → the question its answer answered
     ratings = list(session.scalars(select(AnswerRating)))
     for rating in ratings:
-        answer = session.get(Message, rating.message_id)
-        question = question_before(session, answer) if answer is not None else None
+        answer = history.get_message(session, rating.message_id)
+        question = history.customer_message_before(session, answer) if answer is not None else None
         if question is not None:
             asked[rating.id] = question.id
     wanted = {label.message_id for label in labels if label.message_id} | set(asked.values())
     decisions: dict[int, dict[str, Any]] = {
         msg_id: decision
-        for msg_id, decision in session.execute(
-            select(Message.id, Message.decision).where(Message.id.in_(wanted))
-        )
+        for msg_id, decision in history.decisions(session, wanted).items()
         if isinstance(decision, dict) and decision.get("model_version") == model_version
     }  # only the decisions that were labelled or rated are read
     rows: list[TrafficRow] = []

@@ -11,19 +11,23 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from annae import errors
+from annae.dialogue import conversations, history
 from annae.kb import entries
 from annae.kb.entries import KBError
 from annae.settings import Settings, get_settings
 from annae.store.db import aware, utcnow
 from annae.store.tables.kb import KBExample
 from annae.store.tables.learning import AnswerRating, ConversationLabel
-from annae.store.tables.service import Conversation, Message
+
+if TYPE_CHECKING:
+    from annae.store.tables.service import Conversation, Message
 
 KINDS = ("entry", "new_entry", "not_faq")
 # hand-off reasons whose question is a topic the bot could learn (not "I want a person")
@@ -53,24 +57,10 @@ class Invalid(errors.Invalid, LearningError):
 
 
 def _conversation(session: Session, conv_id: str) -> Conversation:
-    conv = session.get(Conversation, conv_id) if conv_id and len(conv_id) <= 32 else None
-    if conv is None:
-        raise NotFound(f"no conversation with id {conv_id!r}")
-    return conv
-
-
-def _handoff_message(session: Session, conv_id: str) -> Message | None:
-    """The bot's latest hand-off message (the moment people took over)."""
-    return session.scalar(
-        select(Message)
-        .where(
-            Message.conversation_id == conv_id,
-            Message.sender == "bot",
-            Message.type == "handoff",
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+    try:
+        return conversations.get(session, conv_id)
+    except conversations.NotFound as exc:  # learning's own error (same message, same status)
+        raise NotFound(str(exc)) from exc
 
 
 def question_messages(session: Session, conv_id: str) -> list[Message]:
@@ -83,24 +73,10 @@ def question_messages(session: Session, conv_id: str) -> list[Message]:
     before the first agent reply count instead. When nothing is between (the bot answered,
     then the customer pressed "talk to a person"), the last question before it counts.
     """
-    rows = list(
-        session.scalars(
-            select(Message)
-            .where(Message.conversation_id == conv_id, Message.sender != "agent")
-            .order_by(Message.id)
-        )
-    )
-    handoff = _handoff_message(session, conv_id)
-    if handoff is None:
-        first_agent = session.scalar(
-            select(Message.id)
-            .where(Message.conversation_id == conv_id, Message.sender == "agent")
-            .order_by(Message.id)
-            .limit(1)
-        )
-        end = first_agent
-    else:
-        end = handoff.id
+    rows = history.messages_of(session, [conv_id], exclude_sender="agent")
+    # the bot's latest hand-off message: the moment people took over
+    handoff = conversations.last_bot_message(session, conv_id, "handoff")
+    end = history.first_message_id(session, conv_id, "agent") if handoff is None else handoff.id
     before = [m for m in rows if end is None or m.id < end]
     start = max(
         (m.id for m in before if (m.sender, m.type) in (("bot", "answer"), ("system", "system"))),
@@ -124,9 +100,7 @@ def bot_questions(session: Session, conv_id: str) -> list[Message]:
     """Every customer text written to the bot (not to an agent after a hand-off), oldest first:
     what a label may turn into examples."""
     out, silent = [], False
-    for m in session.scalars(
-        select(Message).where(Message.conversation_id == conv_id).order_by(Message.id)
-    ):
+    for m in history.messages_of(session, [conv_id]):
         if m.sender == "bot" and m.type == "handoff":
             silent = True
         elif m.sender == "system" and m.type == "system" and m.text == "reopened":
@@ -186,12 +160,8 @@ def label_form(session: Session, conv_id: str, settings: Settings | None = None)
 
 
 def last_agent_reply(session: Session, conv_id: str) -> str | None:
-    return session.scalar(
-        select(Message.text)
-        .where(Message.conversation_id == conv_id, Message.sender == "agent")
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+    """The text of the agent's latest reply in the conversation, if any."""
+    return history.last_text(session, conv_id, "agent")
 
 
 def training_allowed(
@@ -447,7 +417,7 @@ def recent_labels(session: Session, *, limit: int = 100) -> list[dict]:
     out = []
     for label in rows:
         entry = session.get(entries.KBEntry, label.entry_id) if label.entry_id else None
-        question = session.get(Message, label.message_id) if label.message_id else None
+        question = history.get_message(session, label.message_id) if label.message_id else None
         out.append(
             label_dict(
                 label,
@@ -476,19 +446,6 @@ def get_label(session: Session, conv_id: str) -> dict | None:
 # --- ratings --------------------------------------------------------------------------------
 
 
-def _question_before(session: Session, answer: Message) -> Message | None:
-    return session.scalar(
-        select(Message)
-        .where(
-            Message.conversation_id == answer.conversation_id,
-            Message.sender == "customer",
-            Message.id < answer.id,
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-
-
 def rate_answer(
     session: Session,
     conv_id: str,
@@ -500,7 +457,7 @@ def rate_answer(
     """Store the customer's rating of a bot answer (rating again changes it)."""
     settings = settings or get_settings()
     conv = _conversation(session, conv_id)
-    msg = session.get(Message, message_id)
+    msg = history.get_message(session, message_id)
     if msg is None or msg.conversation_id != conv.id:
         raise NotFound(f"no message {message_id} in conversation {conv.id}")
     if msg.sender != "bot" or msg.type != "answer":
@@ -521,7 +478,7 @@ def rate_answer(
     weak = None
     if helpful and settings.learn_from_accepted and msg.entry_id is not None:
         allowed, _ = training_allowed(session, conv, settings)
-        question = _question_before(session, msg)
+        question = history.customer_message_before(session, msg)
         entry = session.get(entries.KBEntry, msg.entry_id)
         if allowed and question is not None and question.type == "text" and entry and entry.active:
             weak = _add_example(
@@ -553,19 +510,28 @@ class ReviewItem:
 def review_list(
     session: Session, *, include_reviewed: bool = False, limit: int = 200
 ) -> list[dict]:
-    """Answers customers rated not helpful, newest first."""
+    """Answers customers rated not helpful, newest first (only answers still stored: erasing
+    a customer deletes their messages, not the ratings)."""
     stmt = (
-        select(AnswerRating, Message)
-        .join(Message, Message.id == AnswerRating.message_id)
-        .where(AnswerRating.helpful.is_(False))
+        select(AnswerRating)
+        .where(
+            AnswerRating.helpful.is_(False),
+            AnswerRating.message_id.in_(history.stored_message_ids()),
+        )
         .order_by(AnswerRating.created_at.desc(), AnswerRating.id.desc())
         .limit(limit)
     )
     if not include_reviewed:
         stmt = stmt.where(AnswerRating.reviewed_at.is_(None))
+    ratings = list(session.scalars(stmt))
+    answers = history.messages_with_ids(session, [r.message_id for r in ratings])
+    by_id = {m.id: m for m in answers}
     out = []
-    for rating, msg in session.execute(stmt).tuples():
-        question = _question_before(session, msg)
+    for rating in ratings:
+        msg = by_id.get(rating.message_id)
+        if msg is None:  # pragma: no cover - erased between the two reads
+            continue
+        question = history.customer_message_before(session, msg)
         entry = session.get(entries.KBEntry, rating.entry_id) if rating.entry_id else None
         item = ReviewItem(
             rating.id,
@@ -619,22 +585,9 @@ def unanswered_questions(
     """Questions handed off (for lack of an answer) or whose answer was rated not helpful,
     in conversations no agent has labelled; oldest first."""
     labelled = select(ConversationLabel.conversation_id)
-    stmt = (
-        select(Message, Conversation.language)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(
-            Message.sender == "customer",
-            Message.type == "text",
-            Message.conversation_id.not_in(labelled),
-        )
-        .order_by(Message.id)
-    )
-    if since is not None:
-        stmt = stmt.where(Message.created_at >= since)
-    if until is not None:
-        stmt = stmt.where(Message.created_at < until)
+    texts = history.customer_texts(session, since=since, until=until, skip_conversations=labelled)
     out: dict[int, Unanswered] = {}
-    for msg, conv_lang in session.execute(stmt).tuples():
+    for msg, conv_lang in texts:
         d = msg.decision or {}
         lang = d.get("language") or conv_lang
         if language and lang != language:
@@ -644,11 +597,9 @@ def unanswered_questions(
                 msg.id, msg.conversation_id, msg.text, lang, msg.created_at, "handoff"
             )
     bad = select(AnswerRating.message_id).where(AnswerRating.helpful.is_(False))
-    answers = session.scalars(
-        select(Message).where(Message.id.in_(bad), Message.conversation_id.not_in(labelled))
-    )
+    answers = history.messages_with_ids(session, bad, skip_conversations=labelled)
     for answer in answers:
-        question = _question_before(session, answer)
+        question = history.customer_message_before(session, answer)
         if question is None or question.type != "text" or question.id in out:
             continue
         if since is not None and aware(question.created_at) < since:
