@@ -51,6 +51,8 @@ def test_handoff_goes_to_the_team_of_the_entry_tags_and_an_online_member(api):
     assert (view["state"], view["team"], view["agent"]) == ("waiting", "배송", None)
     q = api.client.get("/api/v1/queue", headers=admin).json()["queue"]
     assert [(i["id"], i["team"]) for i in q] == [(waiting, "배송")]
+    r = api.client.get("/api/v1/queue", params={"team": "배송"}, headers=admin)
+    assert [i["id"] for i in r.json()["queue"]] == [waiting]
     r = api.client.get("/api/v1/queue", params={"team": "결제"}, headers=admin)
     assert r.json() == {"length": 0, "queue": []}
     assert (

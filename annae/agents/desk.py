@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.agents import csat, notes, routing, teams
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
+from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, Event
 from annae.store.db import iso
 from annae.store.tables.desk import Routing
-from annae.store.tables.service import Conversation, Message, User
+from annae.store.tables.service import User
+
+if TYPE_CHECKING:
+    from annae.store.tables.service import Conversation
 
 queue_length = convs.queue_length
 
@@ -21,18 +27,7 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
     ids = [c.id for c in rows]
     if not ids:
         return []
-    last_ids = (
-        select(func.max(Message.id))
-        .where(Message.conversation_id.in_(ids), Message.sender == "customer")
-        .group_by(Message.conversation_id)
-    )
-    last = dict(
-        session.execute(
-            select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids))
-        )
-        .tuples()
-        .all()
-    )
+    last = desk_queries.last_customer_texts(session, ids)
     agent_ids = {c.assigned_agent_id for c in rows if c.assigned_agent_id is not None}
     names = (
         dict(
@@ -64,31 +59,20 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
 def queue(session: Session, limit: int = 200, team: str | None = None) -> list[dict]:
     """Waiting conversations, oldest first, with reason, waiting time, team and the last customer
     words (``team``: only that team's queue)."""
-    stmt = (
-        select(Conversation)
-        .where(Conversation.state == "waiting")
-        .order_by(Conversation.waiting_since, Conversation.id)
-        .limit(limit)
-    )
-    if team is not None:
-        stmt = stmt.join(Routing, Routing.conversation_id == Conversation.id).where(
+    among = None
+    if team is not None:  # one routing row per conversation: its id is the primary key
+        among = select(Routing.conversation_id).where(
             Routing.team_id == teams.get_team(session, team).id
         )
-    return _summaries(session, list(session.scalars(stmt)))
+    return _summaries(session, desk_queries.waiting(session, limit, among))
 
 
 def list_conversations(
     session: Session, *, state: str | None = None, agent: Identity | None = None, limit: int = 50
 ) -> list[dict]:
     """Conversations, most recently updated first, optionally by state or assigned agent."""
-    stmt = (
-        select(Conversation).order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit)
-    )
-    if state:
-        stmt = stmt.where(Conversation.state == state)
-    if agent is not None:
-        stmt = stmt.where(Conversation.assigned_agent_id == agent.id)
-    return _summaries(session, list(session.scalars(stmt)))
+    agent_id = agent.id if agent is not None else None
+    return _summaries(session, desk_queries.recent(session, limit, state=state, agent_id=agent_id))
 
 
 def suggestions(session: Session, conv_id: str) -> list[dict]:
@@ -96,19 +80,12 @@ def suggestions(session: Session, conv_id: str) -> list[dict]:
     language first (best first within each), with each entry's current answer."""
     from annae.store.tables.kb import KBEntry
 
-    last = session.scalar(
-        select(Message)
-        .where(
-            Message.conversation_id == conv_id, Message.sender == "customer", Message.type == "text"
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+    last = desk_queries.last_customer_question(session, conv_id)
     decision = (last.decision or {}) if last is not None else {}
     cands = decision.get("candidates") or []
     ids = [c.get("entry_id") for c in cands if c.get("entry_id") is not None]
     found = {e.id: e for e in session.scalars(select(KBEntry).where(KBEntry.id.in_(ids)))}
-    conv = session.get(Conversation, conv_id)
+    conv = desk_queries.find(session, conv_id)
     language = (conv.language if conv is not None else None) or decision.get("language")
     out = []
     for cand in cands:

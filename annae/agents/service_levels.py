@@ -19,10 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.agents import routing
+from annae.dialogue import desk_queries
 from annae.learning import analytics
 from annae.store.db import aware
 from annae.store.tables.desk import Csat, Team
-from annae.store.tables.service import Conversation, Message, User
+from annae.store.tables.service import User
 
 BOT = "bot"
 
@@ -65,31 +66,11 @@ def served(session: Session, rows: list[analytics.ConvFacts]) -> list[Served]:
     ids = list(handed)
     teams = routing.team_names(session, ids)
     names = dict(session.execute(select(User.id, User.username)).tuples().all())
-    assigned_to = dict(
-        session.execute(
-            select(Conversation.id, Conversation.assigned_agent_id).where(Conversation.id.in_(ids))
-        )
-        .tuples()
-        .all()
-    )
+    assigned_to = desk_queries.assigned_agents(session, ids)
     assigned_at: dict[str, datetime] = {}
     resolved_at: dict[str, datetime] = {}
     responder: dict[str, int | None] = {}  # agent_id: NULL once the user is deleted
-    msgs = session.execute(
-        select(
-            Message.conversation_id,
-            Message.sender,
-            Message.text,
-            Message.agent_id,
-            Message.created_at,
-        )
-        .where(
-            Message.conversation_id.in_(ids),
-            Message.sender.in_(("system", "agent")),
-        )
-        .order_by(Message.id)
-    )
-    for cid, sender, text, agent_id, created in msgs:
+    for cid, sender, text, agent_id, created in desk_queries.staff_messages(session, ids):
         at = aware(created)
         start = handed[cid].handoff_at
         if start is None or at < start:
@@ -155,19 +136,7 @@ def summary(session: Session, filters: analytics.Filters | None = None) -> dict:
         list(session.scalars(select(Csat).where(Csat.conversation_id.in_(ids)))) if ids else []
     )
     # who resolved: the agent the conversation was with at each resolve (NULL → the bot)
-    resolves = (
-        list(
-            session.execute(
-                select(Message.conversation_id, Message.created_at).where(
-                    Message.conversation_id.in_(ids),
-                    Message.sender == "system",
-                    Message.text == "resolved",
-                )
-            ).tuples()
-        )
-        if ids
-        else []
-    )
+    resolves = desk_queries.resolutions(session, ids)
     by_team: dict[str, list[Served]] = defaultdict(list)
     by_agent: dict[str, list[Served]] = defaultdict(list)
     for i in items:

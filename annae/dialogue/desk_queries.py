@@ -1,0 +1,138 @@
+"""Reads of conversations and messages for the agents' desk and its service levels.
+
+Each function runs one statement (or none) in the caller's session; the caller owns the
+transaction. Functions taking conversation ids return nothing, without a query, for none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from annae.store.tables.service import Conversation, Message
+
+
+def find(session: Session, conv_id: str) -> Conversation | None:
+    """The conversation or None, from the session's identity map when it is already loaded
+    (then without a round trip)."""
+    return session.get(Conversation, conv_id)
+
+
+def waiting(session: Session, limit: int, among: Select[str] | None = None) -> list[Conversation]:
+    """Waiting conversations, oldest hand-off first (``among``: only those whose id it selects)."""
+    stmt = (
+        select(Conversation)
+        .where(Conversation.state == "waiting")
+        .order_by(Conversation.waiting_since, Conversation.id)
+        .limit(limit)
+    )
+    if among is not None:
+        stmt = stmt.where(Conversation.id.in_(among))
+    return list(session.scalars(stmt))
+
+
+def recent(
+    session: Session, limit: int, *, state: str | None = None, agent_id: int | None = None
+) -> list[Conversation]:
+    """Conversations, most recently updated first, optionally in ``state`` or assigned to
+    ``agent_id``."""
+    stmt = (
+        select(Conversation).order_by(Conversation.updated_at.desc(), Conversation.id).limit(limit)
+    )
+    if state:
+        stmt = stmt.where(Conversation.state == state)
+    if agent_id is not None:
+        stmt = stmt.where(Conversation.assigned_agent_id == agent_id)
+    return list(session.scalars(stmt))
+
+
+def assigned_agents(session: Session, conv_ids: Sequence[str]) -> dict[str, int | None]:
+    """Each conversation's assigned agent's user id (None when nobody holds it)."""
+    if not conv_ids:
+        return {}
+    return dict(
+        session.execute(
+            select(Conversation.id, Conversation.assigned_agent_id).where(
+                Conversation.id.in_(conv_ids)
+            )
+        )
+        .tuples()
+        .all()
+    )
+
+
+def last_customer_texts(session: Session, conv_ids: Sequence[str]) -> dict[str, str]:
+    """The text of each conversation's latest customer message (none for those without one)."""
+    if not conv_ids:
+        return {}
+    last_ids = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(conv_ids), Message.sender == "customer")
+        .group_by(Message.conversation_id)
+    )
+    return dict(
+        session.execute(
+            select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids))
+        )
+        .tuples()
+        .all()
+    )
+
+
+def last_customer_question(session: Session, conv_id: str) -> Message | None:
+    """The customer's latest typed message (not a choice) in the conversation, if any."""
+    return session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conv_id, Message.sender == "customer", Message.type == "text"
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+
+
+def staff_messages(
+    session: Session, conv_ids: Sequence[str]
+) -> Sequence[tuple[str, str, str, int | None, datetime]]:
+    """``(conversation_id, sender, text, agent_id, created_at)`` of the system and agent messages
+    of the conversations, oldest first."""
+    if not conv_ids:
+        return []
+    return (
+        session.execute(
+            select(
+                Message.conversation_id,
+                Message.sender,
+                Message.text,
+                Message.agent_id,
+                Message.created_at,
+            )
+            .where(
+                Message.conversation_id.in_(conv_ids),
+                Message.sender.in_(("system", "agent")),
+            )
+            .order_by(Message.id)
+        )
+        .tuples()
+        .all()
+    )
+
+
+def resolutions(session: Session, conv_ids: Sequence[str]) -> list[tuple[str, datetime]]:
+    """``(conversation_id, created_at)`` of every "resolved" system message of the
+    conversations (one per resolve; a reopened conversation can have several), in no
+    particular order."""
+    if not conv_ids:
+        return []
+    return list(
+        session.execute(
+            select(Message.conversation_id, Message.created_at).where(
+                Message.conversation_id.in_(conv_ids),
+                Message.sender == "system",
+                Message.text == "resolved",
+            )
+        ).tuples()
+    )
