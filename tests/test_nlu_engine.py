@@ -174,3 +174,36 @@ def test_engine_decides_and_round_trips(tmp_path):
 def test_load_missing_model_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model"):
         Engine.load(tmp_path)
+
+
+@pytest.mark.parametrize("model", ["svm", "logreg"])
+@pytest.mark.parametrize("entries", [4, 2])
+def test_scores_without_a_stacked_matrix_equal_the_stacked_product(model, entries):
+    """Served questions are scored from each block's non-zero features and the weights directly
+    (no scipy matrix): the same scores as the stacked features' product, and a question's scores
+    are the same alone as in a batch."""
+    from annae.nlu.features import stack
+
+    keep = set(list(TOPICS)[:entries])
+    texts, labels = zip(*[(t, lab) for t, lab in zip(*_data()) if lab in keep], strict=True)
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(texts), 8)).astype(np.float32)
+    clf = IntentClassifier(LEXICAL, model=model).fit(list(texts), list(labels), embeddings=emb)
+    fitted = clf._model
+    questions = ["환불 언제 돼요?", "gift wrap please", "zzqx", " ", "배송 얼마나 걸려요 ㅠㅠ"]
+    tokens = [morphemes(q) for q in questions]
+    qemb = rng.normal(size=(len(questions), 8)).astype(np.float32)
+    weight = clf.features.embedding_weight
+    stacked = fitted.svm.decision_function(
+        stack(fitted.lexical.transform(questions, tokens), qemb, weight)
+    )
+    direct = fitted._direct(fitted.lexical.parts(questions, tokens), qemb, weight)
+    assert direct.shape == stacked.shape
+    np.testing.assert_allclose(direct, stacked, rtol=1e-5, atol=1e-5)
+    alone = [
+        fitted._direct(fitted.lexical.parts([q], [t]), qemb[i : i + 1], weight)
+        for i, (q, t) in enumerate(zip(questions, tokens, strict=True))
+    ]
+    assert np.array_equal(np.concatenate(alone), direct)
+    scores = fitted.scores(questions, tokens, qemb, weight, len(clf.classes_))
+    assert np.isfinite(scores[:, fitted.classes]).all()

@@ -20,7 +20,7 @@ from typing import cast
 import numpy as np
 
 from annae.nlu import calibration
-from annae.nlu.features import FeatureConfig, LexicalFeatures, morphemes, stack
+from annae.nlu.features import FeatureConfig, FrozenTfidf, LexicalFeatures, morphemes, stack
 from annae.nlu.policy import CLARIFY_MAX, CLARIFY_MIN_CONFIDENCE
 
 OOS = "oos"
@@ -67,13 +67,43 @@ class Fitted:
     classes: np.ndarray  # indices into IntentClassifier.classes_
 
     def scores(self, lex_texts, tokens, emb, weight, n_classes) -> np.ndarray:
-        x = stack(self.lexical.transform(lex_texts, tokens), emb, weight)
-        raw = self.svm.decision_function(x)
+        parts = self.lexical.parts(list(lex_texts), tokens)
+        if isinstance(self.svm, Linear) and all(isinstance(v, FrozenTfidf) for v, _ in parts):
+            raw = self._direct(parts, emb, weight)
+        else:  # a model saved with scikit-learn objects
+            raw = self.svm.decision_function(
+                stack(self.lexical.transform(lex_texts, tokens), emb, weight)
+            )
         if raw.ndim == 1:  # two classes: sklearn returns one column
             raw = np.stack([-raw, raw], axis=1)
-        out = np.full((x.shape[0], n_classes), -np.inf, dtype=np.float64)
+        out = np.full((raw.shape[0], n_classes), -np.inf, dtype=np.float64)
         out[:, self.classes] = raw
         return out
+
+    def _direct(self, parts: list[tuple], emb, weight: float) -> np.ndarray:
+        """``decision_function`` of the stacked features without stacking them: each row's
+        non-zero features pick their columns of the weights (no scipy matrix is built, which was
+        most of the scoring time of a served question). Rows are summed one by one, so a
+        question's scores do not depend on the others in its batch."""
+        coef = self.svm.coef
+        n = len(parts[0][1])
+        raw = np.empty((n, coef.shape[0]), dtype=np.float64)
+        raw[:] = self.svm.intercept
+        offset = 0
+        for vec, docs in parts:
+            ptr, idx, data = vec.rows(docs)
+            cols = idx.astype(np.intp) + offset
+            for r in range(n):
+                a, b = ptr[r], ptr[r + 1]
+                if b > a:
+                    raw[r] += coef[:, cols[a:b]].astype(np.float64) @ data[a:b].astype(np.float64)
+            offset += len(vec.vocabulary)
+        if emb is not None:
+            dense = (np.asarray(emb) * weight).astype(np.float32).astype(np.float64)
+            block = np.ascontiguousarray(coef[:, offset : offset + dense.shape[1]], np.float64)
+            for r in range(n):
+                raw[r] += block @ dense[r]
+        return raw.ravel() if raw.shape[1] == 1 else raw
 
 
 @dataclass

@@ -142,7 +142,9 @@ class FrozenTfidf:
             out += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
         return out
 
-    def transform(self, docs) -> sp.csr_matrix:
+    def rows(self, docs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`transform`'s matrix as its CSR arrays ``(indptr, indices, data)``, without
+        building a scipy matrix (a served question is scored from these directly)."""
         vocab = self.vocabulary
         indptr: list[int] = [0]
         indices: list[int] = []
@@ -153,24 +155,27 @@ class FrozenTfidf:
                 j = vocab.get(term)
                 if j is not None:
                     seen[j] = seen.get(j, 0) + 1
-            indices += seen.keys()
-            counts += seen.values()
+            ordered = sorted(seen)
+            indices += ordered
+            counts += [seen[j] for j in ordered]
             indptr.append(len(indices))
-        x = sp.csr_matrix(
-            (np.asarray(counts, dtype=self.dtype), np.asarray(indices, dtype=np.int32), indptr),
-            shape=(len(indptr) - 1, len(vocab)),
-        )
-        x.sort_indices()
+        ptr = np.asarray(indptr, dtype=np.int32)
+        idx = np.asarray(indices, dtype=np.int32)
+        data = np.asarray(counts, dtype=self.dtype)
         if self.sublinear_tf:
-            np.log(x.data, x.data)
-            x.data += 1.0
-        x.data *= self.idf[x.indices]
-        lengths = np.diff(x.indptr)
+            np.log(data, data)
+            data += 1.0
+        data *= self.idf[idx]
+        lengths = np.diff(ptr)
         rows = np.repeat(np.arange(len(lengths)), lengths)
-        norms = np.sqrt(np.bincount(rows, weights=x.data * x.data, minlength=len(lengths)))
+        norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=len(lengths)))
         norms[norms == 0] = 1.0
-        x.data /= norms[rows].astype(x.dtype)
-        return x
+        data /= norms[rows].astype(data.dtype)
+        return ptr, idx, data
+
+    def transform(self, docs) -> sp.csr_matrix:
+        ptr, idx, data = self.rows(docs)
+        return sp.csr_matrix((data, idx, ptr), shape=(len(ptr) - 1, len(self.vocabulary)))
 
 
 class LexicalFeatures:
@@ -229,16 +234,19 @@ class LexicalFeatures:
         self.morph = FrozenTfidf.of(self.morph) if self.morph is not None else None
         return self
 
-    def transform(self, texts: list[str], tokens: list[list[str]] | None = None) -> sp.csr_matrix:
-        parts = [self.char.transform(texts), self.word.transform(texts)]
+    def parts(self, texts: list[str], tokens: list[list[str]] | None = None) -> list[tuple]:
+        """(vectorizer, its input) for each block of :meth:`transform`'s columns, in order."""
+        out: list[tuple] = [(self.char, texts), (self.word, texts)]
         if getattr(self, "jamo", None) is not None:
-            parts.append(self.jamo.transform(texts))
+            out.append((self.jamo, texts))
         if self.morph is not None:
-            parts.append(
-                self.morph.transform(
-                    tokens if tokens is not None else [morphemes(t) for t in texts]
-                )
+            out.append(
+                (self.morph, tokens if tokens is not None else [morphemes(t) for t in texts])
             )
+        return out
+
+    def transform(self, texts: list[str], tokens: list[list[str]] | None = None) -> sp.csr_matrix:
+        parts = [vec.transform(docs) for vec, docs in self.parts(texts, tokens)]
         return sp.hstack(parts, format="csr", dtype=np.float32)
 
 
