@@ -51,13 +51,21 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("logging", ("logging/__init__", "annae/logs")),
     ("metrics (Prometheus)", ("prometheus_client", "annae/web/metrics")),
     ("frame parsing and validation (JSON, pydantic)", ("json/", "pydantic", "parse_frame")),
+    # a sample whose innermost Python frame is the loop's run: uvloop's own C code (socket reads
+    # and writes, timers, wake-ups from other threads); the rule is in stage_of
+    ("event loop, native (uvloop: sockets, timers, wake-ups)", ()),
     ("WebSocket protocol (websockets, uvicorn)", ("websockets/", "uvicorn/")),
     ("threads and event loop (anyio, asyncio)", ("anyio/", "asyncio/", "concurrent/", "threading")),
     ("other", ("",)),
 ]
 
 
+NATIVE_LOOP = "Runner.run (asyncio/runners.py"
+
+
 def stage_of(stack: str) -> str:
+    if stack.rpartition(";")[2].startswith(NATIVE_LOOP):
+        return "event loop, native (uvloop: sockets, timers, wake-ups)"
     for name, needles in STAGES:
         if any(n in stack for n in needles):
             return name
