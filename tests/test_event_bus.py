@@ -6,6 +6,7 @@ Runs its own redis-server (tests/private_services.py): the shared one is never s
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,3 +84,56 @@ def test_events_survive_a_redis_restart():
         redis.stop()
     assert timings["local_s"] < 1.0, timings
     assert timings["resync_s"] < 3.0, timings
+
+
+def test_a_turns_events_cross_processes_as_one_message_in_order():
+    """publish_many sends a batch as one Redis message named by its channels: another process
+    delivers each event to its own listeners in order, and one listening to none of the
+    channels skips the message without parsing it."""
+    redis = PrivateRedis()
+    redis.start()
+
+    async def scenario() -> tuple[list, list, int]:
+        a, b, c = (RedisBroker(redis.url) for _ in range(3))  # three processes' brokers
+        for broker in (a, b, c):
+            await broker.start()
+        conv, agents = b.subscribe("conv:7"), b.subscribe("agents")
+        other = c.subscribe("conv:8")
+        parsed = []
+        real = json.loads
+        try:
+            json.loads = lambda data, *args, **kw: parsed.append(data) or real(data, *args, **kw)
+            heard = []
+            raw = await asyncio.to_thread(lambda: a._sync.pubsub(ignore_subscribe_messages=True))
+            raw.psubscribe("annae:*")
+            events = [
+                ("conv:7", {"event": "message", "n": 1}),
+                ("agents", {"event": "message", "n": 2}),
+                ("conv:7", {"event": "reply", "n": 3}),
+            ]
+            await asyncio.to_thread(a.publish_many, events)
+            got = [(await _next(conv, 5))["n"], (await _next(conv, 5))["n"]]
+            got_agents = [(await _next(agents, 5))["n"]]
+            await asyncio.sleep(0.3)
+            for _ in range(5):
+                message = raw.get_message(timeout=0.2)
+                if message:
+                    heard.append(message["channel"].decode())
+            raw.close()
+            assert other.queue.empty()
+            return got + got_agents, heard, len(parsed)
+        finally:
+            json.loads = real
+            for sub in (conv, agents, other):
+                sub.close()
+            for broker in (a, b, c):
+                await broker.stop()
+
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            order, heard, parses = pool.submit(asyncio.run, scenario()).result()
+    finally:
+        redis.stop()
+    assert order == [1, 3, 2]
+    assert heard == ["annae:conv:7|agents"]  # one Redis message for the three events
+    assert parses == 1  # b parsed it once; c (listening to conv:8) and a (its own) did not

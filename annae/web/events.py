@@ -1,7 +1,7 @@
 """Live events: publish ``(channel, payload)`` from any thread, subscribe from the event loop.
 
 :class:`LocalBroker` fans out inside one process. :class:`RedisBroker` publishes to Redis pub/sub
-(channel ``annae:<channel>``) and every process delivers what it hears to its own subscribers, so a
+(channel ``annae:<channel>|<channel>…``, one message per batch) and every process delivers what it hears to its own subscribers, so a
 message posted to one process reaches WebSockets held by another.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 log = logging.getLogger("annae.events")
 PREFIX = "annae:"
+SEPARATOR = "|"  # between the channels of one published batch (no channel name holds it)
 
 
 class Subscription:
@@ -205,15 +206,17 @@ class RedisBroker(LocalBroker):
                 async for item in pubsub.listen():
                     if item.get("type") != "pmessage":
                         continue
-                    channel = item["channel"].decode()[len(PREFIX) :]
-                    if channel not in self._subs:  # nobody here listens: skip the JSON parse
-                        continue
+                    channels = item["channel"].decode()[len(PREFIX) :].split(SEPARATOR)
+                    if not any(c in self._subs for c in channels):  # nobody here listens:
+                        continue  # skip the JSON parse
                     try:
                         envelope = json.loads(item["data"])
-                        origin, payload = envelope["o"], envelope["p"]
+                        origin, events = envelope["o"], envelope["e"]
                     except (ValueError, TypeError, KeyError):
                         continue
-                    if origin != self.origin:  # our own events were delivered at publish time
+                    if origin == self.origin:  # our own events were delivered at publish time
+                        continue
+                    for channel, payload in events:
                         self.deliver(channel, payload)
                 raise ConnectionError("the subscription ended")
             except asyncio.CancelledError:
@@ -229,15 +232,19 @@ class RedisBroker(LocalBroker):
                 with contextlib.suppress(Exception):
                     await client.aclose()
 
-    def _envelope(self, payload: dict) -> str:
-        return json.dumps({"o": self.origin, "p": payload}, ensure_ascii=False, default=str)
+    def _envelope(self, events: list[tuple[str, dict]]) -> str:
+        return json.dumps({"o": self.origin, "e": events}, ensure_ascii=False, default=str)
 
     def publish(self, channel: str, payload: dict) -> None:
         """Publish through Redis and deliver here (blocking briefly: call from a worker thread)."""
         self.publish_many([(channel, payload)])
 
     def publish_many(self, events: list[tuple[str, dict]]) -> None:
-        """Publish several events in one Redis round trip (a pipeline), then deliver them here.
+        """Publish several events as one Redis message, then deliver them here.
+
+        The message's channel names every channel of the batch (``annae:conv:…|agents``), so a
+        process where nobody listens to any of them skips it unparsed; one message instead of one
+        per event is one parse in each process instead of three for a customer turn.
 
         This process's sockets get the events whatever Redis does: a failed publish (Redis down:
         refused at once; hung: after ``socket_timeout``) only means other processes miss them, and
@@ -246,10 +253,8 @@ class RedisBroker(LocalBroker):
         if not events:
             return
         try:
-            pipe = self._sync.pipeline(transaction=False)
-            for channel, payload in events:
-                pipe.publish(PREFIX + channel, self._envelope(payload))
-            pipe.execute()
+            names = SEPARATOR.join(dict.fromkeys(channel for channel, _ in events))
+            self._sync.publish(PREFIX + names, self._envelope(events))
         except Exception as exc:
             log.warning("redis publish failed (%s); delivered in this process only", exc)
             if self.loop is not None:
