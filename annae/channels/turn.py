@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from annae.agents import routing
 from annae.channels import hooks
 from annae.dialogue import conversations as convs
+from annae.kb.entries import answer_for_turn
 from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
 
@@ -45,16 +46,6 @@ class TurnServices(Protocol):
 
     def decided(self, reply: dict[str, Any]) -> None:
         """Count the bot's reply (metrics); called after commit."""
-
-
-def _entry_answer(session: Session, entry_id: int) -> str | None:
-    from annae.kb.entries import EntryNotFound, get_entry
-
-    try:
-        entry = get_entry(session, entry_id)
-    except EntryNotFound:
-        return None
-    return entry.answer if entry.active else None
 
 
 def _oos_replies(settings: Settings) -> dict[str, str]:
@@ -90,7 +81,7 @@ def commit_turn(
             session,
             conv,
             **turn,
-            entry_answer=_entry_answer,
+            entry_answer=answer_for_turn,
             decision=decision,
             no_decision=failure,
             replies=_oos_replies(svc.settings),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from annae import errors
@@ -70,15 +73,76 @@ class TrainingExample:
 
 def current_revision(session: Session) -> int:
     """The latest KB revision number (0 for an empty knowledge base)."""
-    return session.scalar(select(func.max(KBRevision.id))) or 0
+    return session.scalar(_LATEST_REVISION) or 0
+
+
+_LATEST_REVISION = select(func.max(KBRevision.id))
+_changes = 0  # KB changes made by this process (each cached Answers rechecks after one)
 
 
 def bump_revision(session: Session, summary: str, author: str = "system") -> int:
     """Record a change to the KB and return its revision number."""
+    global _changes
     rev = KBRevision(summary=summary[:2000], author=author)
     session.add(rev)
     session.flush()
+    _changes += 1
     return rev.id
+
+
+_ANSWER = select(KBEntry.answer, KBEntry.active, _LATEST_REVISION.scalar_subquery()).where(
+    KBEntry.id == bindparam("entry_id")
+)
+
+
+class Answers:
+    """The answers customer turns serve, read from the database once per KB revision instead of
+    once per turn.
+
+    Every change to an entry bumps the KB revision (:func:`bump_revision`). An answer is cached
+    with the revision read in the same statement, and served from the cache only while that is
+    the latest revision this process knows of. The latest revision is read again at most every
+    ``recheck_s`` seconds, and at once after this process changed the KB: an edit made through
+    another process is served within ``recheck_s``, one made here at the next turn.
+    """
+
+    def __init__(self, recheck_s: float = 1.0) -> None:
+        self.recheck_s = recheck_s
+        self._latest: int | None = None
+        self._checked = -float("inf")
+        self._seen_changes = -1
+        self._cached: dict[int, tuple[str | None, int]] = {}
+
+    def get(self, session: Session, entry_id: int) -> str | None:
+        """The entry's answer, or None when it is inactive or gone."""
+        now = time.monotonic()
+        if self._seen_changes != _changes or now - self._checked >= self.recheck_s:
+            self._seen_changes, self._checked = _changes, now
+            self._latest = current_revision(session)
+        hit = self._cached.get(entry_id)
+        if hit is not None and hit[1] == self._latest:
+            return hit[0]
+        row = session.execute(_ANSWER, {"entry_id": entry_id}).first()
+        if row is None:
+            return None
+        answer = row.answer if row.active else None
+        if len(self._cached) > 10_000:
+            self._cached.clear()
+        self._cached[entry_id] = (answer, row[2] or 0)
+        return answer
+
+
+_ANSWERS: weakref.WeakKeyDictionary[Any, Answers] = weakref.WeakKeyDictionary()
+
+
+def answer_for_turn(session: Session, entry_id: int) -> str | None:
+    """:meth:`Answers.get` with one cache per database (an engine's pool), made on first use."""
+    bind = session.get_bind()
+    engine = getattr(bind, "engine", bind)
+    cache = _ANSWERS.get(engine)
+    if cache is None:
+        cache = _ANSWERS.setdefault(engine, Answers())
+    return cache.get(session, entry_id)
 
 
 def list_entries(session: Session, *, active_only: bool = False) -> list[KBEntry]:
