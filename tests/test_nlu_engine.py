@@ -185,7 +185,9 @@ def test_scores_without_a_stacked_matrix_equal_the_stacked_product(model, entrie
     from annae.nlu.features import stack
 
     keep = set(list(TOPICS)[:entries])
-    texts, labels = zip(*[(t, lab) for t, lab in zip(*_data()) if lab in keep], strict=True)
+    texts, labels = zip(
+        *[(t, lab) for t, lab in zip(*_data(), strict=True) if lab in keep], strict=True
+    )
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(len(texts), 8)).astype(np.float32)
     clf = IntentClassifier(LEXICAL, model=model).fit(list(texts), list(labels), embeddings=emb)
