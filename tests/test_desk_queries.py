@@ -106,3 +106,24 @@ def test_message_reads(engine) -> None:
         assert desk_queries.resolutions(s, []) == []
         assert desk_queries.assigned_agents(s, []) == {}
         assert seen == []
+
+
+def test_open_and_held_counts(engine) -> None:
+    with session_scope(engine) as s:
+        lee, kim = User(username="lee", password_hash="-"), User(username="kim", password_hash="-")
+        s.add_all([lee, kim])
+        s.flush()
+        queued = _conv(s, "waiting", 1)
+        held = _conv(s, "agent", 2, agent_id=lee.id)
+        _conv(s, "agent", 3, agent_id=lee.id)
+        done = _conv(s, "resolved", 4, agent_id=kim.id)  # resolved: held by nobody
+        _conv(s, "bot", 5)
+        for conv_id in (queued, held, done):
+            s.add(Routing(conversation_id=conv_id, team_id=None, updated_at=T0))
+    with session_scope(engine) as s:
+        routed = select(Routing.conversation_id)  # stands for a caller's subquery
+        assert desk_queries.open_count(s, routed) == 2
+        assert desk_queries.open_count(s, routed.where(Routing.conversation_id == done)) == 0
+        assert desk_queries.held_by(s, lee.id) == 2
+        assert desk_queries.held_by(s, kim.id) == 0
+        assert desk_queries.held_by_agent(s) == {lee.id: 2}

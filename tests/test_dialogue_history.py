@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from annae.dialogue import conversations, history
 from annae.store.db import session_scope, utcnow
-from annae.store.tables.service import Conversation
+from annae.store.tables.service import Conversation, Message
 
 
 def test_one_conversation_read_in_order_by_sender_and_type(engine) -> None:
@@ -96,3 +96,18 @@ def test_reads_across_conversations_with_the_callers_filters(engine) -> None:
         assert history.decision_counts(s, "v1") == {"answer": 1, "handoff": 1}
         assert history.decision_counts(s, "v3") == {}
         assert history.decisions(s, [a.id, reply.id]) == {a.id: v1, reply.id: None}
+
+
+def test_message_texts_by_ids_or_a_callers_subquery(engine) -> None:
+    with session_scope(engine) as s:
+        conv, _ = conversations.create(s)
+        q = conversations.add_message(s, conv, "customer", "text", "is this a FAQ?")
+        same = conversations.add_message(s, conv, "customer", "text", "is this a FAQ?")
+        reply = conversations.add_message(s, conv, "bot", "answer", "Sorry?")
+
+        # one text per stored message (equal texts of two messages both come back)
+        texts = history.message_texts(s, [q.id, same.id, 10**9])
+        assert sorted(texts) == ["is this a FAQ?", "is this a FAQ?"]
+        bots = select(Message.id).where(Message.sender == "bot")  # stands for a caller's subquery
+        assert history.message_texts(s, bots) == ["Sorry?"]
+        assert history.message_texts(s, [reply.id + 1]) == []

@@ -7,9 +7,10 @@ import threading
 import pytest
 from sqlalchemy import select, update
 
+from annae.dialogue import conversations
 from annae.kb import entries
 from annae.kb.demo import demo_path
-from annae.kb.entries import TrainingExample
+from annae.kb.entries import OOS, TrainingExample
 from annae.kb.importers import import_kb
 from annae.kb.training import train_from_db
 from annae.learning import retrain
@@ -17,6 +18,7 @@ from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings
 from annae.store.db import session_scope
 from annae.store.tables.kb import KBExample
+from annae.store.tables.learning import ConversationLabel
 
 
 def test_holdout_is_deterministic_and_covers_each_entry():
@@ -34,6 +36,29 @@ def test_holdout_is_deterministic_and_covers_each_entry():
     # adding examples does not move the slice of the old ones
     more = examples + [TrainingExample(f"new{i}", "e1", 2000 + i) for i in range(50)]
     assert retrain.holdout_ids(more, 0.15) & {e.example_id for e in examples} == held
+
+
+def test_not_faq_labels_are_out_of_scope_traffic(engine):
+    """The questions agents labelled "not a FAQ question" come back as out-of-scope traffic
+    (not other labels' questions, not a text the KB already has, not an empty one)."""
+    with session_scope(engine) as s:
+        for kind, text in [
+            ("not_faq", "what's the weather"),
+            ("entry", "where is my parcel"),
+            ("not_faq", "known question"),
+            ("not_faq", ""),
+        ]:
+            conv, _ = conversations.create(s)
+            msg = conversations.add_message(s, conv, "customer", "text", text)
+            s.add(
+                ConversationLabel(conversation_id=conv.id, message_id=msg.id, kind=kind, agent="a")
+            )
+        s.add(ConversationLabel(conversation_id="no-message", kind="not_faq", agent="a"))
+        s.flush()
+        kb = [TrainingExample("known question", "e1", 1)]
+        assert retrain._labelled_traffic(s, set(), kb) == [
+            TrainingExample("what's the weather", OOS)
+        ]
 
 
 def test_compare_uses_the_tolerance():

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from annae.agents import hours
+from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, Invalid, NotFound
 from annae.store.db import utcnow
 from annae.store.tables.desk import AgentStatus, Routing, Team, TeamMember
-from annae.store.tables.service import Conversation, User
+from annae.store.tables.service import User
 
 PRESENCE = ("online", "away", "offline")
 MAX_CAPACITY = 100
@@ -144,12 +145,8 @@ def update_team(session: Session, name: str, **changes) -> Team:
 def delete_team(session: Session, name: str) -> None:
     """Delete a team; 409 while conversations wait in its queue or are open with its agents."""
     team = get_team(session, name)
-    open_count = session.scalar(
-        select(func.count())
-        .select_from(Routing)
-        .join(Conversation, Conversation.id == Routing.conversation_id)
-        .where(Routing.team_id == team.id, Conversation.state.in_(("waiting", "agent")))
-    )
+    routed_here = select(Routing.conversation_id).where(Routing.team_id == team.id)
+    open_count = desk_queries.open_count(session, routed_here)
     if open_count:
         raise Conflict(
             f"team {name!r} still has {open_count} open conversation(s); transfer or resolve them first"
@@ -229,14 +226,8 @@ def set_status(
 
 
 def open_count(session: Session, user_id: int) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Conversation)
-            .where(Conversation.assigned_agent_id == user_id, Conversation.state == "agent")
-        )
-        or 0
-    )
+    """How many conversations the agent holds (also checked under routing's lock on the agent)."""
+    return desk_queries.held_by(session, user_id)
 
 
 def status_dict(session: Session, user_id: int) -> dict:
@@ -259,15 +250,7 @@ def status_dict(session: Session, user_id: int) -> dict:
 
 def agents_overview(session: Session) -> list[dict]:
     """Every agent with presence, capacity, open conversations and teams (for the console)."""
-    open_by = dict(
-        session.execute(
-            select(Conversation.assigned_agent_id, func.count())
-            .where(Conversation.state == "agent", Conversation.assigned_agent_id.is_not(None))
-            .group_by(Conversation.assigned_agent_id)
-        )
-        .tuples()
-        .all()
-    )
+    open_by = desk_queries.held_by_agent(session)
     statuses = {s.user_id: s for s in session.scalars(select(AgentStatus))}
     teams: dict[int, list[str]] = {}
     for uid, tname in session.execute(

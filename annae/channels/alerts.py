@@ -22,10 +22,10 @@ from annae.settings import get_settings
 from annae.store.db import aware, utcnow
 from annae.store.tables.channels import AgentAlert
 from annae.store.tables.desk import Opening as DeskOpening
-from annae.store.tables.service import Conversation
 
 if TYPE_CHECKING:
     from annae.agents.routing import Opening
+    from annae.store.tables.service import Conversation
 
 _open = 0
 _lock = threading.Lock()

@@ -4,12 +4,17 @@ webhooks, the customer's channel (Kakao, e-mail) and agent alerts."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
 from annae.channels import alerts, webhooks
+from annae.dialogue import channel_queries
 from annae.dialogue.conversations import Event
 from annae.privacy.redact import redact_text
-from annae.store.tables.service import Conversation
+
+if TYPE_CHECKING:
+    from annae.store.tables.service import Conversation
 
 
 def _redacted(message: dict) -> dict:
@@ -17,10 +22,6 @@ def _redacted(message: dict) -> dict:
     if message.get("sender") == "customer":
         return dict(message)
     return {**message, "text": redact_text(message.get("text") or "")}
-
-
-def _conversation(session: Session, conv_id: str | None) -> Conversation | None:
-    return session.get(Conversation, conv_id)
 
 
 def record(session: Session, events: list[Event]) -> None:
@@ -39,7 +40,7 @@ def record(session: Session, events: list[Event]) -> None:
                 webhooks.emit(session, "conversation.resolved", _state(payload), conv_id)
         elif channel == "agents" and kind == "handoff":
             webhooks.emit(session, "conversation.handoff", _state(payload), conv_id)
-            conv = _conversation(session, conv_id)
+            conv = channel_queries.find(session, conv_id)
             if conv is not None:
                 alerts.on_handoff(session, conv)
 
@@ -57,7 +58,7 @@ def _to_customer(session: Session, conv_id: str | None, message: dict) -> None:
     """Agent (and, for e-mail, bot) messages of channel conversations go out on that channel."""
     if message.get("sender") not in ("agent", "bot"):
         return
-    conv = _conversation(session, conv_id)
+    conv = channel_queries.find(session, conv_id)
     if conv is None:
         return
     if conv.channel.startswith("kakao:"):

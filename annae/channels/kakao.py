@@ -10,17 +10,21 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.channels import hooks, outbox
+from annae.dialogue import channel_queries
 from annae.dialogue import conversations as convs
 from annae.settings import Settings
 from annae.store.db import aware, utcnow
 from annae.store.tables.channels import ChannelContact, OutboxItem
-from annae.store.tables.service import Conversation, Message
+
+if TYPE_CHECKING:
+    from annae.store.tables.service import Conversation
 
 MAX_SIMPLE_TEXT = 1000  # Kakao's limit for simpleText.text
 MAX_LABEL = 14  # quickReplies label
@@ -220,7 +224,7 @@ def contact_for(
     )
     conv, carried = None, []
     if contact is not None and contact.conversation_id:
-        conv = session.get(Conversation, contact.conversation_id)
+        conv = channel_queries.find(session, contact.conversation_id)
         if conv is not None and conv.state == "resolved":
             idle = timedelta(minutes=settings.kakao_idle_minutes)
             if utcnow() - aware(conv.resolved_at or conv.updated_at) >= idle:
@@ -244,28 +248,6 @@ def contact_for(
     return contact, conv, carried
 
 
-def _last_bot(session: Session, conv_id: str) -> Message | None:
-    return session.scalar(
-        select(Message)
-        .where(Message.conversation_id == conv_id, Message.sender == "bot")
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-
-
-def _last_answer(session: Session, conv_id: str) -> Message | None:
-    return session.scalar(
-        select(Message)
-        .where(
-            Message.conversation_id == conv_id,
-            Message.sender == "bot",
-            Message.type == "answer",
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-
-
 def fixed_intent(utterance: str) -> tuple[str | None, bool | None]:
     """The fixed quick replies: ``("handoff", None)``, ``("rate", helpful)`` or ``(None, None)``."""
     said = utterance.strip()
@@ -286,7 +268,7 @@ def read_intent(
     if fixed is not None:
         return fixed, None, helpful
     if conv.state == "bot":
-        last = _last_bot(session, conv.id)
+        last = convs.last_bot_message(session, conv.id)
         if last is not None and last.type == "clarify":
             for option in last.options or []:
                 if said == (option.get("question") or "").strip():
@@ -310,7 +292,7 @@ def prepare(
     kind, choice, helpful = read_intent(session, conv, req.utterance)
     prepared = Prepared(conv.id, contact.id, conv.language, kind, choice=choice, notices=carried)
     if kind == "rate":
-        answer = _last_answer(session, conv.id)
+        answer = convs.last_bot_message(session, conv.id, "answer")
         if answer is None:
             prepared.kind = "text"
         else:
@@ -330,13 +312,7 @@ def pending(
     skip: AbstractSet[int] = frozenset(),
 ) -> list[str]:
     """Agent messages (and a close notice) the user has not been sent yet; marks them sent."""
-    rows = list(
-        session.scalars(
-            select(Message)
-            .where(Message.conversation_id == conv.id, Message.id > contact.delivered_upto)
-            .order_by(Message.id)
-        )
-    )
+    rows = channel_queries.messages_after(session, conv.id, contact.delivered_upto)
     out = []
     for msg in rows:
         if msg.id in skip:
@@ -416,7 +392,9 @@ def callback_expiry_body(session: Session, item: OutboxItem) -> dict | None:
     if contact is None or contact.callback_url != item.payload.get("url"):
         return None
     contact.callback_url, contact.callback_expires_at = None, None
-    conv = session.get(Conversation, contact.conversation_id) if contact.conversation_id else None
+    conv = (
+        channel_queries.find(session, contact.conversation_id) if contact.conversation_id else None
+    )
     return response([simple_text(text("later", conv.language if conv else None))])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from annae.store.tables.service import Conversation, Message
@@ -47,6 +47,43 @@ def recent(
     if agent_id is not None:
         stmt = stmt.where(Conversation.assigned_agent_id == agent_id)
     return list(session.scalars(stmt))
+
+
+def open_count(session: Session, among: Select[str]) -> int:
+    """How many of the conversations whose id ``among`` selects are open (waiting or with an
+    agent)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Conversation)
+            .where(Conversation.id.in_(among), Conversation.state.in_(("waiting", "agent")))
+        )
+        or 0
+    )
+
+
+_HELD_BY = (
+    select(func.count())
+    .select_from(Conversation)
+    .where(Conversation.assigned_agent_id == bindparam("user_id"), Conversation.state == "agent")
+)
+
+
+def held_by(session: Session, user_id: int) -> int:
+    """How many conversations the agent ``user_id`` holds (state ``agent``); the statement is
+    built once: it runs in hand-offs, after routing's locked agent pick."""
+    return session.scalar(_HELD_BY, {"user_id": user_id}) or 0
+
+
+def held_by_agent(session: Session) -> dict[int, int]:
+    """How many conversations each agent holds (state ``agent``); agents holding none are left
+    out."""
+    rows = session.execute(
+        select(Conversation.assigned_agent_id, func.count())
+        .where(Conversation.state == "agent", Conversation.assigned_agent_id.is_not(None))
+        .group_by(Conversation.assigned_agent_id)
+    )
+    return {user_id: n for user_id, n in rows.tuples() if user_id is not None}
 
 
 def assigned_agents(session: Session, conv_ids: Sequence[str]) -> dict[str, int | None]:

@@ -62,6 +62,12 @@ def messages_with_ids(
     return list(session.scalars(stmt))
 
 
+def message_texts(session: Session, ids: Ids | Select[int | None]) -> list[str | None]:
+    """The text of each stored message among ``ids`` (one per message; a NULL id matches
+    none), in no particular order."""
+    return list(session.scalars(select(Message.text).where(Message.id.in_(ids))))
+
+
 def stored_message_ids() -> Select[int]:
     """Every stored message's id, as a subquery: for another package's rows that point at
     messages by id, to keep only those whose message still exists (erasure deletes messages)."""

@@ -304,9 +304,9 @@ def _labelled_traffic(session, held: set[int], examples: Sequence[TrainingExampl
     conversations, and the questions agents called "not a FAQ question" (out of scope)."""
     from sqlalchemy import select
 
+    from annae.dialogue import history
     from annae.store.tables.kb import KBExample
     from annae.store.tables.learning import ConversationLabel
-    from annae.store.tables.service import Message
 
     from_traffic = set(
         session.scalars(
@@ -317,12 +317,9 @@ def _labelled_traffic(session, held: set[int], examples: Sequence[TrainingExampl
     )
     out = [e for e in examples if e.example_id in from_traffic]
     known = {e.text for e in examples}
-    rows = session.execute(
-        select(Message.text)
-        .join(ConversationLabel, ConversationLabel.message_id == Message.id)
-        .where(ConversationLabel.kind == "not_faq")
-    )
-    out += [TrainingExample(text, OOS) for (text,) in rows if text and text not in known]
+    not_faq = select(ConversationLabel.message_id).where(ConversationLabel.kind == "not_faq")
+    texts = history.message_texts(session, not_faq)  # one statement: the labels are a subquery
+    out += [TrainingExample(text, OOS) for text in texts if text and text not in known]
     return out
 
 
