@@ -19,13 +19,13 @@ def test_find_and_messages_after(engine) -> None:
         done = convs.add_message(s, conv, "system", "system", "resolved")
         conv_id = conv.id
     with session_scope(engine) as s:
-        found = channel_queries.find(s, conv_id)
+        found = convs.find(s, conv_id)
         assert found is not None and found.channel == "kakao:test"
         seen: list[str] = []
         event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
-        assert channel_queries.find(s, conv_id) is found  # from the identity map
+        assert convs.find(s, conv_id) is found  # from the identity map
         assert seen == []
-        assert channel_queries.find(s, "nope") is None
+        assert convs.find(s, "nope") is None
 
         after = channel_queries.messages_after(s, conv_id, q.id)
         assert [m.id for m in after] == [reply.id, done.id]

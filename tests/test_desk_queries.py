@@ -64,9 +64,9 @@ def test_conversation_lists(engine) -> None:
         # already in the session: no round trip; unknown: None
         held = desk_queries.waiting(s, 1)[0]
         seen = _statements(engine)
-        assert desk_queries.find(s, early) is held
+        assert convs.find(s, early) is held
         assert seen == []
-        assert desk_queries.find(s, "nope") is None
+        assert convs.find(s, "nope") is None
 
 
 def test_message_reads(engine) -> None:
@@ -127,3 +127,16 @@ def test_open_and_held_counts(engine) -> None:
         assert desk_queries.held_by(s, lee.id) == 2
         assert desk_queries.held_by(s, kim.id) == 0
         assert desk_queries.held_by_agent(s) == {lee.id: 2}
+
+
+def test_customer_texts_newest_first_and_limited(engine) -> None:
+    with session_scope(engine) as s:
+        conv_id = _conv(s, "bot", 1)
+        for text in ("first", "second", "third"):
+            _say(s, conv_id, "customer", text)
+        _say(s, conv_id, "bot", "an answer", "answer")
+        other = _conv(s, "bot", 2)
+        _say(s, other, "customer", "elsewhere")
+    with session_scope(engine) as s:
+        assert desk_queries.customer_texts(s, conv_id) == ["third", "second", "first"]
+        assert desk_queries.customer_texts(s, conv_id, limit=2) == ["third", "second"]

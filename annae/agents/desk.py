@@ -85,7 +85,7 @@ def suggestions(session: Session, conv_id: str) -> list[dict]:
     cands = decision.get("candidates") or []
     ids = [c.get("entry_id") for c in cands if c.get("entry_id") is not None]
     found = {e.id: e for e in session.scalars(select(KBEntry).where(KBEntry.id.in_(ids)))}
-    conv = desk_queries.find(session, conv_id)
+    conv = convs.find(session, conv_id)
     language = (conv.language if conv is not None else None) or decision.get("language")
     out = []
     for cand in cands:

@@ -18,10 +18,11 @@ from annae import errors
 from annae.agents import teams
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
+from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, ConversationError, Invalid, NotFound
 from annae.store.db import utcnow
 from annae.store.tables.desk import SavedReply, Team
-from annae.store.tables.service import Message, User
+from annae.store.tables.service import User
 
 VARIABLES = ("customer_name", "agent_name", "order_id")
 SCOPES = ("global", "team", "personal")
@@ -189,13 +190,7 @@ def variables(session: Session, user: Identity, conv_id: str | None) -> dict[str
     values = {"agent_name": user.username, "customer_name": "", "order_id": ""}
     if conv_id:
         conv = convs.get(session, conv_id)
-        texts = session.scalars(
-            select(Message.text)
-            .where(Message.conversation_id == conv.id, Message.sender == "customer")
-            .order_by(Message.id.desc())
-            .limit(50)
-        )
-        for text in texts:
+        for text in desk_queries.customer_texts(session, conv.id):
             found = _ORDER.search(text or "")
             if found:
                 values["order_id"] = found.group(1)

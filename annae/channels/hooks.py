@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from annae.channels import alerts, webhooks
-from annae.dialogue import channel_queries
-from annae.dialogue.conversations import Event
+from annae.dialogue.conversations import Event, find
 from annae.privacy.redact import redact_text
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ def record(session: Session, events: list[Event]) -> None:
                 webhooks.emit(session, "conversation.resolved", _state(payload), conv_id)
         elif channel == "agents" and kind == "handoff":
             webhooks.emit(session, "conversation.handoff", _state(payload), conv_id)
-            conv = channel_queries.find(session, conv_id)
+            conv = find(session, conv_id)
             if conv is not None:
                 alerts.on_handoff(session, conv)
 
@@ -58,7 +57,7 @@ def _to_customer(session: Session, conv_id: str | None, message: dict) -> None:
     """Agent (and, for e-mail, bot) messages of channel conversations go out on that channel."""
     if message.get("sender") not in ("agent", "bot"):
         return
-    conv = channel_queries.find(session, conv_id)
+    conv = find(session, conv_id)
     if conv is None:
         return
     if conv.channel.startswith("kakao:"):

@@ -224,7 +224,7 @@ def contact_for(
     )
     conv, carried = None, []
     if contact is not None and contact.conversation_id:
-        conv = channel_queries.find(session, contact.conversation_id)
+        conv = convs.find(session, contact.conversation_id)
         if conv is not None and conv.state == "resolved":
             idle = timedelta(minutes=settings.kakao_idle_minutes)
             if utcnow() - aware(conv.resolved_at or conv.updated_at) >= idle:
@@ -392,9 +392,7 @@ def callback_expiry_body(session: Session, item: OutboxItem) -> dict | None:
     if contact is None or contact.callback_url != item.payload.get("url"):
         return None
     contact.callback_url, contact.callback_expires_at = None, None
-    conv = (
-        channel_queries.find(session, contact.conversation_id) if contact.conversation_id else None
-    )
+    conv = convs.find(session, contact.conversation_id) if contact.conversation_id else None
     return response([simple_text(text("later", conv.language if conv else None))])
 
 

@@ -9,13 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annae.store.tables.service import Conversation, Message
-
-
-def find(session: Session, conv_id: str | None) -> Conversation | None:
-    """The conversation or None, from the session's identity map when it is already loaded
-    (then without a round trip)."""
-    return session.get(Conversation, conv_id)
+from annae.store.tables.service import Message
 
 
 def messages_after(session: Session, conv_id: str, after_id: int) -> list[Message]:

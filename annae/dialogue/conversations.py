@@ -158,6 +158,12 @@ def create(
     return conv, token
 
 
+def find(session: Session, conv_id: str | None) -> Conversation | None:
+    """The conversation or None, from the session's identity map when it is already loaded
+    (then without a round trip)."""
+    return session.get(Conversation, conv_id) if conv_id else None
+
+
 def get(session: Session, conv_id: str, *, lock: bool = False) -> Conversation:
     """The conversation or :class:`NotFound`."""
     if not conv_id or len(conv_id) > 32:

@@ -15,12 +15,6 @@ from sqlalchemy.orm import Session
 from annae.store.tables.service import Conversation, Message
 
 
-def find(session: Session, conv_id: str) -> Conversation | None:
-    """The conversation or None, from the session's identity map when it is already loaded
-    (then without a round trip)."""
-    return session.get(Conversation, conv_id)
-
-
 def waiting(session: Session, limit: int, among: Select[str] | None = None) -> list[Conversation]:
     """Waiting conversations, oldest hand-off first (``among``: only those whose id it selects)."""
     stmt = (
@@ -116,6 +110,18 @@ def last_customer_texts(session: Session, conv_ids: Sequence[str]) -> dict[str, 
         )
         .tuples()
         .all()
+    )
+
+
+def customer_texts(session: Session, conv_id: str, limit: int = 50) -> list[str | None]:
+    """The customer's last ``limit`` message texts in the conversation, newest first."""
+    return list(
+        session.scalars(
+            select(Message.text)
+            .where(Message.conversation_id == conv_id, Message.sender == "customer")
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from annae.agents import service_levels
 from annae.agents.users import Identity
 from annae.channels import hooks
+from annae.dialogue import history
 from annae.kb import entries as kb
 from annae.learning import analytics, charts, clusters, feedback, retrain
 from annae.nlu.registry import ModelRegistry
@@ -245,10 +246,8 @@ def entry_from_cluster(
             author=user.username,
         )
         added, labelled = 0, 0
-        from annae.store.tables.service import Message
-
         for mid in sorted(set(body.message_ids)):
-            msg = session.get(Message, mid)
+            msg = history.get_message(session, mid)
             if msg is None or msg.sender != "customer":
                 raise ApiError(422, "invalid", f"message {mid} is not a customer question")
             if feedback.get_label(session, msg.conversation_id) is not None:
