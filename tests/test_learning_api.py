@@ -151,21 +151,25 @@ def test_retrain_models_and_rollback_api(api):
     )
 
 
-def test_clusters_page_uses_the_live_models_encoder(api, monkeypatch):
+def _counting_encoder(calls: list[int]):
+    """The bundled encoder on ONNX Runtime, recording the size of each ``encode`` call."""
     from annae.nlu.encoder import Encoder
     from annae.nlu.onnx import OnnxEncoder
-
-    calls = []
 
     class Counting(OnnxEncoder):
         def encode(self, texts, *args, **kwargs):
             calls.append(len(texts))
             return super().encode(texts, *args, **kwargs)
 
+    return Counting(Encoder("bundled").export().exported)
+
+
+def test_clusters_page_uses_the_live_models_encoder(api, monkeypatch):
+    calls: list[int] = []
     _unanswered_traffic(api, SPONSORING[:3])
     # the live model here is lexical: give it an encoder only for the clusters call
     live = api.client.app.state.services.holder.get()
-    monkeypatch.setattr(live, "encoder", Counting(Encoder("bundled").export().exported))
+    monkeypatch.setattr(live, "encoder", _counting_encoder(calls))
     admin = api.login("root")
     found = api.client.get("/api/v1/learning/clusters", headers=admin).json()["clusters"]
     assert calls and calls[-1] == 3
@@ -174,22 +178,13 @@ def test_clusters_page_uses_the_live_models_encoder(api, monkeypatch):
 
 def test_cli_learn_clusters_uses_the_live_models_encoder(api, monkeypatch):
     """`annae learn clusters` embeds with the live model's encoders, as the KB page does."""
-    from annae.nlu.encoder import Encoder
-    from annae.nlu.onnx import OnnxEncoder
-
-    calls = []
-
-    class Counting(OnnxEncoder):
-        def encode(self, texts, *args, **kwargs):
-            calls.append(len(texts))
-            return super().encode(texts, *args, **kwargs)
-
-    exported = Encoder("bundled").export().exported
+    calls: list[int] = []
+    counting = _counting_encoder(calls)
     real = ModelRegistry.load_live
 
     def load_live(self, **kwargs):  # the live model here is lexical: give it an encoder
         engine = real(self, **kwargs)
-        engine.encoder = Counting(exported)
+        engine.encoder = counting
         return engine
 
     monkeypatch.setattr(ModelRegistry, "load_live", load_live)
