@@ -140,3 +140,16 @@ def test_customer_texts_newest_first_and_limited(engine) -> None:
     with session_scope(engine) as s:
         assert desk_queries.customer_texts(s, conv_id) == ["third", "second", "first"]
         assert desk_queries.customer_texts(s, conv_id, limit=2) == ["third", "second"]
+
+
+def test_last_entry_ids_newest_first(engine) -> None:
+    with session_scope(engine) as s:
+        conv_id = _conv(s, "bot", 1)
+        _say(s, conv_id, "customer", "hello")
+        for entry in (11, 12, 13, 14):
+            _say(s, conv_id, "bot", f"answer {entry}", "answer", entry_id=entry)
+        _say(s, conv_id, "customer", "thanks")
+        empty = _conv(s, "bot", 2)
+    with session_scope(engine) as s:
+        assert desk_queries.last_entry_ids(s, conv_id) == [14, 13, 12]
+        assert desk_queries.last_entry_ids(s, empty) == []

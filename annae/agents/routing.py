@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from annae.agents import hours, notes, teams
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
+from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, Event, Invalid, NotFound
 from annae.store.db import rowcount, utcnow
 from annae.store.tables.desk import AgentStatus, Routing, Team, TeamMember
@@ -51,14 +52,6 @@ def state_events(
 # --- which team ----------------------------------------------------------------------------
 
 
-_LAST_ENTRIES = (
-    select(Message.entry_id)
-    .where(Message.conversation_id == bindparam("conv_id"), Message.entry_id.is_not(None))
-    .order_by(Message.id.desc())
-    .limit(3)
-)
-
-
 def _entry_ids(session: Session, conv: Conversation, decision) -> list[int]:
     """The bot's best candidates, best first; without a decision, the entries last answered."""
     ids: list[int] = []
@@ -67,7 +60,7 @@ def _entry_ids(session: Session, conv: Conversation, decision) -> list[int]:
             ids.append(decision.entry_id)
         ids += [c.entry_id for c in getattr(decision, "candidates", []) or [] if c.entry_id]
     if not ids:
-        ids = list(session.scalars(_LAST_ENTRIES, {"conv_id": conv.id}))
+        ids = desk_queries.last_entry_ids(session, conv.id)
     return list(dict.fromkeys(ids))
 
 

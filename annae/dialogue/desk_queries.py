@@ -179,3 +179,17 @@ def resolutions(session: Session, conv_ids: Sequence[str]) -> list[tuple[str, da
             )
         ).tuples()
     )
+
+
+_LAST_ENTRIES = (
+    select(Message.entry_id)
+    .where(Message.conversation_id == bindparam("conv_id"), Message.entry_id.is_not(None))
+    .order_by(Message.id.desc())
+    .limit(3)
+)
+
+
+def last_entry_ids(session: Session, conv_id: str) -> list[int]:
+    """The entries named by the conversation's last three messages that name one, newest first
+    (a hand-off without a decision is routed by them)."""
+    return [e for e in session.scalars(_LAST_ENTRIES, {"conv_id": conv_id}) if e is not None]
