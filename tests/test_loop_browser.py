@@ -63,6 +63,7 @@ def test_label_dialog_quotes_the_handed_off_question_and_a_label_can_be_undone(
         login(agent, server, server.agent, "/console")
         agent.locator(f"#queue-list .conv-item[data-conv-id='{conv_id}']").click()
         agent.click("#btn-assign")
+        expect(agent.locator("#btn-assign")).to_be_hidden()  # assigned to this agent
         agent.fill("#reply-input", agent_reply)
         agent.click("#reply-send")
         expect(agent.locator("#transcript")).to_contain_text(agent_reply)

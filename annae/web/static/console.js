@@ -383,6 +383,7 @@
   async function action(path, body) {
     if (!state.current || state.busy) return;
     state.busy = true;
+    renderHeader(state.current); // Send waits while another action is in flight
     showError(null);
     const id = state.current.id;
     try {
