@@ -41,44 +41,20 @@ def evaluate(
     test_labels = [str(lab) for lab in test_labels]
     unseen = sorted({lab for lab in test_labels if lab not in known and lab != oos_label})
     gold = np.array([lab if lab in known else OOS for lab in test_labels], dtype=object)
-
-    documents: dict[str, list[str]] = (
-        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else {}
-    )
-    for lab, texts in (answers or {}).items():
-        if lab in known:
-            documents.setdefault(lab, []).extend(t for t in texts if t and t.strip())
-    engine = Engine.fit(
+    engine = fit(
         train_texts,
         train_labels,
-        features=features,
-        documents=documents or None,
         target_precision=target_precision,
         oos_share=oos_share,
         clarify_precision=clarify_precision,
+        features=features,
         progress=progress,
+        label_names=label_names,
+        answers=answers,
     )
     fit_seconds = engine.manifest["metrics"]["total_fit_seconds"]
-
-    cands = []
-    batch = 256
-    for start in range(0, len(test_texts), batch):
-        cands.extend(engine.candidates(test_texts[start : start + batch]))
-        if progress:
-            progress("scoring", min(start + batch, len(test_texts)), len(test_texts))
-    types, top1, conf, offered = [], [], [], []
-    decisions = engine.decide_ranked(test_texts, cands)  # the service's own rule
-    for cand, d in zip(cands, decisions, strict=True):
-        types.append(d.type)
-        top1.append(cand[0].key if cand else None)
-        conf.append(cand[0].confidence if cand else 0.0)
-        offered.append({c.key for c in d.candidates} if d.type == "clarify" else set())
-    quality = decision_metrics(types, top1, conf, offered, gold, target_precision)
-    in_top3 = [g in [c.key for c in cand[:3]] for g, cand in zip(gold, cands, strict=True)]
-    in_scope = [g != OOS for g in gold]
-    quality["in_scope_top3_accuracy"] = _ratio(
-        sum(t and s for t, s in zip(in_top3, in_scope, strict=True)), sum(in_scope)
-    )
+    cands = ranked(engine, test_texts, progress)
+    quality = decide_and_measure(engine, test_texts, cands, gold, target_precision)
     latencies = _latencies(engine, test_texts, latency_sample, progress)
     return {
         **quality,
@@ -103,6 +79,70 @@ def evaluate(
         "encoder": engine.classifier.features.encoder,
         "classifier": engine.classifier.model,
     }
+
+
+def fit(
+    train_texts: Sequence[str],
+    train_labels: Sequence[str],
+    *,
+    target_precision: float = 0.95,
+    oos_share: float = 0.20,
+    clarify_precision: float = 0.80,
+    features: FeatureConfig | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    label_names: bool = True,
+    answers: Mapping[str, Sequence[str]] | None = None,
+) -> Engine:
+    """The engine :func:`evaluate` trains: ``train_labels`` use :data:`OOS` for out-of-scope
+    rows; each label's name (``label_names``) and ``answers`` are evidence for its entry."""
+    known = set(train_labels) - {OOS}
+    documents: dict[str, list[str]] = (
+        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else {}
+    )
+    for lab, texts in (answers or {}).items():
+        if lab in known:
+            documents.setdefault(lab, []).extend(t for t in texts if t and t.strip())
+    return Engine.fit(
+        train_texts,
+        train_labels,
+        features=features,
+        documents=documents or None,
+        target_precision=target_precision,
+        oos_share=oos_share,
+        clarify_precision=clarify_precision,
+        progress=progress,
+    )
+
+
+def ranked(engine: Engine, texts: Sequence[str], progress=None) -> list:
+    """Each text's ranked candidates, scored in batches."""
+    cands: list = []
+    batch = 256
+    for start in range(0, len(texts), batch):
+        cands.extend(engine.candidates(texts[start : start + batch]))
+        if progress:
+            progress("scoring", min(start + batch, len(texts)), len(texts))
+    return cands
+
+
+def decide_and_measure(
+    engine: Engine, texts: Sequence[str], cands: list, gold: np.ndarray, target: float
+) -> dict:
+    """The engine's decisions on ranked ``cands`` (the service's own rule) and their quality
+    against ``gold`` (:func:`decision_metrics`, plus the in-scope top-3 accuracy)."""
+    types, top1, conf, offered = [], [], [], []
+    for cand, d in zip(cands, engine.decide_ranked(texts, cands), strict=True):
+        types.append(d.type)
+        top1.append(cand[0].key if cand else None)
+        conf.append(cand[0].confidence if cand else 0.0)
+        offered.append({c.key for c in d.candidates} if d.type == "clarify" else set())
+    quality = decision_metrics(types, top1, conf, offered, gold, target)
+    in_top3 = [g in [c.key for c in cand[:3]] for g, cand in zip(gold, cands, strict=True)]
+    in_scope = [g != OOS for g in gold]
+    quality["in_scope_top3_accuracy"] = _ratio(
+        sum(t and s for t, s in zip(in_top3, in_scope, strict=True)), sum(in_scope)
+    )
+    return quality
 
 
 def decision_metrics(
