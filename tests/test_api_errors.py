@@ -194,10 +194,20 @@ def test_health_ready_and_metrics(api):
         and ready.json()["database"] == "ok"
         and ready.json()["model"] == "v1"
     )
+
+    def routed() -> float:  # hand-off turns timed so far (the registry is the process's)
+        for line in api.client.get("/metrics").text.splitlines():
+            if line.startswith("annae_handoff_routing_seconds_count"):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = routed()
     conv_id, headers = api.customer()
-    api.client.post(
-        f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers
-    )
+    url = f"/api/v1/conversations/{conv_id}/messages"
+    assert api.say(conv_id, headers, "How long does delivery take?")["type"] == "answer"
+    assert routed() == before  # only a hand-off is routed
+    api.client.post(url, json={"handoff": True}, headers=headers)
+    assert routed() == before + 1
     text = api.client.get("/metrics").text
     assert (
         'annae_http_requests_total{method="POST",route="/api/v1/conversations/{conv_id}/messages",status="200"}'

@@ -202,4 +202,6 @@ def test_handoff_outside_hours_says_when_people_are_back_and_queues(api):
     r = api.client.post(
         f"/api/v1/conversations/{conv2}/messages", json={"handoff": True}, headers=customer2
     )
-    assert r.json()["state"] == "agent" and "Connecting you" in r.json()["text"]
+    # the reply goes out first; the assignment follows in its own transaction
+    assert r.json()["state"] == "waiting" and "Connecting you" in r.json()["text"]
+    assert api.client.get(f"/api/v1/conversations/{conv2}", headers=admin).json()["agent"]

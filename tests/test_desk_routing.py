@@ -249,3 +249,48 @@ def test_desk_bad_input_is_refused_and_changes_nothing(api):
     assert api.client.delete("/api/v1/desk/teams/배송", headers=admin).status_code == 404
     with session_scope(get_engine(api.db_url)) as s:
         assert s.get(Conversation, conv_id).state == "resolved"
+
+
+def test_websocket_handoff_replies_first_then_the_assignment_follows(api, caplog):
+    """The reply to a hand-off does not wait for the agent pick: it says ``waiting``; the
+    assignment runs right after it is sent and its state event reaches the customer's socket."""
+    admin, alice = api.login("root"), api.login("alice")
+    _team(api, admin, name="general", members=["alice"])
+    _online(api, alice)
+    conv_id, headers = api.customer()
+    token = headers["Authorization"].split()[1]
+    with api.client.websocket_connect(f"/api/v1/conversations/{conv_id}/ws?token={token}") as ws:
+        assert ws.receive_json()["event"] == "hello"
+        ws.send_json({"handoff": True})
+        frames = [ws.receive_json()]
+        while not any(f.get("event") == "state" and f.get("state") == "agent" for f in frames):
+            frames.append(ws.receive_json())
+    reply = next(f["reply"] for f in frames if f.get("event") == "reply")
+    assert reply["type"] == "handoff" and reply["state"] == "waiting"
+    kinds = [(f.get("event"), f.get("state")) for f in frames]
+    assert kinds.index(("reply", None)) < kinds.index(("state", "agent"))
+    assert (_conv(api, conv_id, admin)["state"], _conv(api, conv_id, admin)["agent"]) == (
+        "agent",
+        "alice",
+    )
+
+
+def test_a_failed_assignment_leaves_the_conversation_queued(api, monkeypatch, caplog):
+    from annae.agents import routing
+
+    def broken(session, conv_id):
+        raise RuntimeError("database went away")
+
+    admin, alice = api.login("root"), api.login("alice")
+    _team(api, admin, name="general", members=["alice"])
+    _online(api, alice)
+    monkeypatch.setattr(routing, "assign_after_turn", broken)
+    conv_id, _ = _handoff(api)
+    view = _conv(api, conv_id, admin)
+    assert (view["state"], view["team"], view["agent"]) == ("waiting", "general", None)
+    assert "stays queued" in caplog.text
+    monkeypatch.undo()
+    # the next free place takes it: alice going offline and online again refills hers
+    api.client.put("/api/v1/desk/me", json={"presence": "offline"}, headers=alice)
+    _online(api, alice)
+    assert _conv(api, conv_id, admin)["agent"] == "alice"

@@ -10,12 +10,15 @@ two processes neither double-assign nor overfill an agent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from annae.agents import hours, notes, teams
@@ -127,10 +130,29 @@ _INSERT_ROUTING = insert(Routing).values(
 )
 
 
+def _upsert(insert_):
+    stmt = insert_(Routing).values(
+        conversation_id=bindparam("conv_id"),
+        team_id=bindparam("team_id"),
+        updated_at=bindparam("now"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[Routing.conversation_id],
+        set_={"team_id": stmt.excluded.team_id, "updated_at": stmt.excluded.updated_at},
+    )
+
+
+_UPSERT_ROUTING = {"postgresql": _upsert(pg_insert), "sqlite": _upsert(sqlite_insert)}
+
+
 def set_team(session: Session, conv_id: str, team_id: int | None) -> None:
-    """Record the conversation's team (Core statements built once: this runs in every hand-off)."""
+    """Record the conversation's team: one statement on PostgreSQL and SQLite (built once: this
+    runs in every hand-off)."""
     params = {"conv_id": conv_id, "team_id": team_id, "now": utcnow()}
-    if rowcount(session.execute(_UPDATE_ROUTING, params)) == 0:
+    upsert = _UPSERT_ROUTING.get(session.get_bind().dialect.name)
+    if upsert is not None:
+        session.execute(upsert, params)
+    elif rowcount(session.execute(_UPDATE_ROUTING, params)) == 0:
         session.execute(_INSERT_ROUTING, params)
 
 
@@ -296,17 +318,23 @@ class Handoff:
 
     ``message`` is given to :func:`annae.dialogue.conversations.post_customer` for its hand-off:
     it picks the team and, outside the team's hours, says when people are back. ``finish`` runs
-    after the turn is stored: it records the team and, in hours, assigns an agent."""
+    after the turn is stored: it records the team and, in hours, marks the conversation for
+    :func:`assign_after_turn` (``assign``), which gives it to an agent in a transaction of its
+    own once the customer's reply is on its way, so the locked agent pick never holds up a turn.
+    ``seconds``: the time both spent (the routing's share of the turn; None: no hand-off)."""
 
     def __init__(self, session: Session, conv: Conversation, decision=None) -> None:
         self.session, self.conv, self.decision = session, conv, decision
         self.used = False
         self.team: Team | None = None
         self.closed = False
+        self.assign = False
+        self.seconds: float | None = None
 
     def message(self, language: str | None) -> tuple[str, list | None]:
         """The hand-off message's text and options (``[{"closed": true, "back_at": …}]`` outside
         the team's hours, so that chat pages show the server's text)."""
+        started = time.perf_counter()
         self.used = True
         self.team = choose_team(self.session, self.conv, self.decision)
         now = utcnow()
@@ -314,20 +342,31 @@ class Handoff:
             self.closed = True
             back = hours.next_open(self.team, now)
             options = [{"closed": True, "back_at": back.isoformat() if back else None}]
-            return hours.closed_text(self.team, now, language), options
-        return convs.text_for("handoff", language), None
+            text = hours.closed_text(self.team, now, language)
+        else:
+            text, options = convs.text_for("handoff", language), None
+        self.seconds = time.perf_counter() - started
+        return text, options
 
     def finish(self, outcome: convs.Outcome) -> None:
         if not self.used or self.conv.state != "waiting":
             return
+        started = time.perf_counter()
         team_id = self.team.id if self.team is not None else None
         set_team(self.session, self.conv.id, team_id)
-        if self.closed:
-            return
-        events = auto_assign(self.session, self.conv, team_id)
-        if events:
-            outcome.events += events
-            outcome.reply["state"] = self.conv.state
+        self.assign = not self.closed
+        self.seconds = (self.seconds or 0.0) + time.perf_counter() - started
+
+
+def assign_after_turn(session: Session, conv_id: str) -> list[Event]:
+    """Give a conversation handed off in hours to an online agent of its team (the team
+    :func:`set_team` recorded), if it still waits: the second step of :class:`Handoff`. Another
+    process may take it first (the conditional update in :func:`_give`); with nobody free it
+    stays queued and the next place that opens takes it (:func:`fill`)."""
+    conv = session.get(Conversation, conv_id)
+    if conv is None or conv.state != "waiting":
+        return []
+    return auto_assign(session, conv, team_id_of(session, conv_id))
 
 
 # --- transfers -----------------------------------------------------------------------------

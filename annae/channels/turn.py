@@ -9,7 +9,9 @@ same transaction, and publishes the live events after commit. Errors are the pac
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
@@ -21,6 +23,8 @@ from annae.dialogue import conversations as convs
 from annae.kb.entries import answer_for_turn
 from annae.store.db import session_scope
 from annae.store.tables.service import Conversation
+
+log = logging.getLogger("annae.turn")
 
 if TYPE_CHECKING:
     from annae.nlu.policy import Decision
@@ -44,8 +48,8 @@ class TurnServices(Protocol):
     @property
     def broker(self) -> Broker: ...
 
-    def decided(self, reply: dict[str, Any]) -> None:
-        """Count the bot's reply (metrics); called after commit."""
+    def decided(self, reply: dict[str, Any], routing_s: float | None = None) -> None:
+        """Count the bot's reply and time the hand-off's routing (metrics); after commit."""
 
 
 def _oos_replies(settings: Settings) -> dict[str, str]:
@@ -64,12 +68,17 @@ def commit_turn(
     failure: str = "no_model",
     intent: Callable[[Session, Conversation], dict[str, Any]] | None = None,
     after: Callable[[Session, Conversation, convs.Outcome], Any] | None = None,
+    later: Callable[[Callable[[], None]], None] | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """One customer turn in one transaction for every channel: ``find`` the conversation, store
     the turn and the bot's reply, queue the outbound calls (webhooks, the customer's channel,
     alerts), run ``after`` in the same transaction; publish the events after commit.
     ``intent(session, conv)`` may replace ``text``/``choice``/``handoff`` (a channel's quick
-    reply that is a clarify choice)."""
+    reply that is a clarify choice).
+
+    A hand-off in hours is given to an agent in a second transaction (:func:`assign`):
+    ``later(job)`` runs it once the reply is on its way (the web chat's turns); without
+    ``later`` it runs here, after the commit."""
     extra = None
     with session_scope(svc.db) as session:
         conv = find(session)
@@ -88,9 +97,29 @@ def commit_turn(
             handoff_message=desk.message,
         )
         desk.finish(outcome)
+        conv_id = conv.id
         hooks.record(session, outcome.events)
         if after is not None:
             extra = after(session, conv, outcome)
     svc.broker.publish_many(outcome.events)
-    svc.decided(outcome.reply)
+    svc.decided(outcome.reply, desk.seconds)
+    if desk.assign:
+        job = partial(assign, svc, conv_id)
+        if later is None:
+            job()
+        else:
+            later(job)
     return outcome.reply, extra
+
+
+def assign(svc: TurnServices, conv_id: str) -> None:
+    """The hand-off's assignment (:func:`annae.agents.routing.assign_after_turn`) in its own
+    transaction, its events published after commit. A failure is logged: the conversation
+    stays in its team's queue, where the next free place takes it."""
+    try:
+        with session_scope(svc.db) as session:
+            events = routing.assign_after_turn(session, conv_id)
+            hooks.record(session, events)
+        svc.broker.publish_many(events)
+    except Exception:
+        log.exception("assigning conversation %s failed; it stays queued", conv_id)

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests, latency, decisions by type, queue length, open WebSockets.
+"""Prometheus metrics: requests, latency, decisions by type, hand-off routing time, queue length,
+open WebSockets.
 
 With several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` *before* this module is imported
 (``annae serve --workers N`` does); one scrape then sums every worker.
@@ -34,6 +35,11 @@ LATENCY = Histogram(
 )
 DECISIONS = Counter(
     "annae_decisions_total", "Bot decisions by type and reason.", ["type", "reason"]
+)
+ROUTING = Histogram(
+    "annae_handoff_routing_seconds",
+    "Time a customer's hand-off turn spends routing: team, hours and the locked agent pick.",
+    buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 WEBSOCKETS = Gauge("annae_websockets", "Open WebSockets.", ["kind"], multiprocess_mode="livesum")
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from fastapi import APIRouter, Query, Request, WebSocket
+from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -116,9 +117,15 @@ def authorize(
 
 
 async def customer_turn(
-    conn: HTTPConnection, conv_id: str, body: MessageIn, token: str | None, channel: str | None
+    conn: HTTPConnection,
+    conv_id: str,
+    body: MessageIn,
+    token: str | None,
+    channel: str | None,
+    later: Callable[[Callable[[], None]], None],
 ) -> dict:
-    """Authorize, rate-limit, store the turn and the bot's reply; publish events after commit.
+    """Authorize, rate-limit, store the turn and the bot's reply; publish events after commit;
+    ``later`` gets the hand-off's assignment to run once the reply is sent (``commit_turn``).
 
     On the event loop: the question waits for its batch (before the transaction) without
     holding a worker thread; only the database work (and a Redis rate limit) runs in one."""
@@ -130,7 +137,7 @@ async def customer_turn(
         limit(conn, "ip", client_ip(conn))
     decision, failure = await decide(svc, body.text)
     reply = await run_in_threadpool(
-        store_turn, conn, conv_id, body, token, channel, decision, failure
+        store_turn, conn, conv_id, body, token, channel, decision, failure, later
     )
     log.info(
         "turn",
@@ -164,6 +171,7 @@ def store_turn(
     channel: str | None,
     decision: Decision | None,
     failure: str,
+    later: Callable[[Callable[[], None]], None],
 ) -> dict:
     """The turn's one transaction (authorize, rate-limit the conversation, store), then events."""
 
@@ -184,6 +192,7 @@ def store_turn(
         handoff=body.handoff,
         decision=decision,
         failure=failure,
+        later=later,
     )
     return reply
 
@@ -232,11 +241,13 @@ def _signed_identity(settings, body: CreateIn) -> dict:
 
 
 @router.post("/conversations/{conv_id}/messages")
-async def post_message(conv_id: str, body: MessageIn, request: Request) -> dict:
-    """A customer turn: a question, a clarify choice, or asking for a person → the bot's reply."""
-    return await customer_turn(
-        request, conv_id, body, bearer_token(request), api_key_channel(request)
-    )
+async def post_message(
+    conv_id: str, body: MessageIn, request: Request, background: BackgroundTasks
+) -> dict:
+    """A customer turn: a question, a clarify choice, or asking for a person → the bot's reply
+    (a hand-off's assignment runs after the response is sent)."""
+    token, channel = bearer_token(request), api_key_channel(request)
+    return await customer_turn(request, conv_id, body, token, channel, background.add_task)
 
 
 @router.get("/conversations/{conv_id}/messages")
@@ -297,12 +308,18 @@ async def conversation_ws(ws: WebSocket, conv_id: str) -> None:
                 "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
             )
         try:
-            reply = await customer_turn(ws, conv_id, body, token, channel)
+            reply = await customer_turn(ws, conv_id, body, token, channel, jobs.append)
         except (ApiError, AnnaeError) as exc:
             return error_frame(exc.code, str(exc))
         metrics.observe_request("WS", "/api/v1/conversations/{conv_id}/ws", 200, started)
         return {"event": "reply", "reply": reply}
 
+    jobs: list[Callable[[], None]] = []
+
+    async def after() -> None:  # the hand-off's assignment, once the reply is sent
+        while jobs:
+            await run_in_threadpool(jobs.pop(0))
+
     sub = svc.broker.subscribe(f"conv:{conv_id}")
     hello = {"event": "hello", "conversation_id": conv_id, "state": state}
-    await pump(ws, sub, "customer", hello, handle)
+    await pump(ws, sub, "customer", hello, handle, after)

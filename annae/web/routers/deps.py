@@ -46,12 +46,15 @@ class Services:
     decider: BatchDecider = field(default_factory=BatchDecider)
     extra: dict = field(default_factory=dict)
 
-    def decided(self, reply: dict) -> None:
-        """Count a turn's reply in the metrics (:class:`annae.channels.turn.TurnServices`)."""
+    def decided(self, reply: dict, routing_s: float | None = None) -> None:
+        """Count a turn's reply and time its hand-off routing in the metrics
+        (:class:`annae.channels.turn.TurnServices`)."""
         from annae.web import metrics
 
         kind = reply["type"]
         metrics.observe_decision(kind, reply.get("reason") if kind == "handoff" else None)
+        if routing_s is not None:
+            metrics.ROUTING.observe(routing_s)
 
 
 def services(conn: HTTPConnection) -> Services:

@@ -73,9 +73,17 @@ def parse_frame(data: str) -> dict | str:
 
 
 async def pump(
-    ws: WebSocket, sub: Subscription, kind: str, hello: dict, handle: Handler | None = None
+    ws: WebSocket,
+    sub: Subscription,
+    kind: str,
+    hello: dict,
+    handle: Handler | None = None,
+    after: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Run one accepted socket until either side ends it (or a fault ends it through :func:`fail`)."""
+    """Run one accepted socket until either side ends it (or a fault ends it through :func:`fail`).
+
+    ``after()`` runs once each handled frame's reply is sent (or failed to send), shielded from
+    the socket's end: work the reply must not wait for (a hand-off's assignment)."""
     lock = asyncio.Lock()
     ended: dict[str, BaseException | int] = {}
 
@@ -113,7 +121,12 @@ async def pump(
             elif handle is None:
                 await send(error_frame("invalid", "this socket only pushes events"))
             else:
-                await send(await handle(frame))
+                try:
+                    await send(await handle(frame))
+                finally:
+                    if after is not None:
+                        with anyio.CancelScope(shield=True):
+                            await after()
 
     async def run(part, scope: anyio.CancelScope) -> None:
         try:
