@@ -59,13 +59,22 @@ def train(
 ) -> None:
     """Train a model on the knowledge base and save it as a new version."""
     from annae.kb.training import train_from_db
+    from annae.learning import oos_share
     from annae.nlu.classifier import TrainingError
+    from annae.store.db import session_scope
 
     engine = migrated_db()
+    with session_scope(engine) as session:
+        share = oos_share.resolve(get_settings(), session)
     try:
         with progress_bar() as update:
             info = train_from_db(
-                registry(), engine, author="cli", progress=update, make_live=not no_live
+                registry(),
+                engine,
+                author="cli",
+                progress=update,
+                make_live=not no_live,
+                oos_share=(share.value, share.source) if share.value is not None else None,
             )
     except TrainingError as exc:
         hint = (
@@ -83,9 +92,18 @@ def train(
         f"KB revision {m['kb_revision']}, {m['data']['n_examples']} examples, {metrics['n_entries']} entries; "
         f"cross-validated accuracy {metrics['cv_accuracy']:.3f}; answer threshold {m['threshold']:.3f} "
         f"(expected precision {metrics['expected_precision']:.3f} at {metrics['oos_share_assumed']:.0%} "
-        f"out-of-scope traffic); fit {metrics['total_fit_seconds']:.1f} s"
+        f"out-of-scope traffic{_share_note(share)}); fit {metrics['total_fit_seconds']:.1f} s"
     )
     print_operating_points(m)
+
+
+def _share_note(share) -> str:
+    """Where the assumed out-of-scope share came from (annae.learning.oos_share)."""
+    if share.source == "traffic":
+        return f", from {share.n_labelled} labelled questions"
+    if share.source == "setting":
+        return ", ANNAE_OOS_SHARE"
+    return f"; the default: {share.reason}" if share.n_labelled else ""
 
 
 def print_operating_points(manifest: dict) -> None:

@@ -20,7 +20,9 @@ questions (the entry they answered with, or "not in the FAQ"), customers rate a 
 answers (helpful when right). The estimate gets exactly what ``traffic_rows`` reads from the
 database, and its threshold is applied as ``--apply`` does (the clarify threshold never above
 it). Both operating points are then measured on the test file, with the same scores. Labelling
-is drawn for :data:`SEEDS` seeds; the table gives the median and the worst seed.
+is drawn for :data:`SEEDS` seeds; the table gives the median and the worst seed. The last row
+of each company is the next training (``annae retrain`` / ``annae train``): the same data, now
+assuming the out-of-scope share its labels show (``annae.learning.oos_share``) instead of 0.20.
 """
 
 from __future__ import annotations
@@ -112,11 +114,14 @@ def companies() -> list[tuple[str, tuple, tuple, tuple]]:
 
 
 def traffic_labels(decisions, cands, gold, rng):
-    """What agents and customers label of live traffic, as ``traffic_rows`` reads it back:
-    (rows, decision counts)."""
+    """What agents and customers label of live traffic, as ``traffic_rows`` and
+    ``oos_share.from_traffic`` read it back: (rows, decision counts, the labelled answers'
+    "unhelpful", the labelled hand-offs' "not a FAQ question")."""
     from annae.learning.calibrate import TrafficRow
+    from annae.nlu.classifier import OOS
 
-    rows, counts = [], {"answer": 0, "handoff": 0, "clarify": 0}
+    rows, counts = [], {"answer": 0, "handoff": 0, "clarify": 0, "out_of_scope": 0}
+    unhelpful, not_faq = [], []
     for d, cand, g in zip(decisions, cands, gold, strict=True):
         if d.type in counts:
             counts[d.type] += 1
@@ -124,12 +129,15 @@ def traffic_labels(decisions, cands, gold, rng):
         conf = cand[0].confidence if cand else 0.0
         if d.type == "answer" and rng.random() < RATED:
             rows.append(TrafficRow(conf, top == g, True))
+            unhelpful.append(top != g)
         elif d.type in ("handoff", "clarify") and rng.random() < LABELLED:
             rows.append(TrafficRow(conf, top == g, False))
-    return rows, counts
+            not_faq.append(g == OOS)
+    return rows, counts, unhelpful, not_faq
 
 
 def run_company(name, train, traffic, test) -> dict:
+    from annae.learning import oos_share
     from annae.learning.calibrate import estimate
     from annae.nlu.classifier import OOS
     from annae.nlu.evaluate import decide_and_measure, fit, ranked
@@ -144,11 +152,13 @@ def run_company(name, train, traffic, test) -> dict:
     live = engine.policy
     before = decide_and_measure(engine, test[0], test_cands, gold_test, TARGET)
     decisions = engine.decide_ranked(traffic[0], traffic_cands)
-    runs = []
+    runs, shares = [], []
     for seed in SEEDS:
-        rows, counts = traffic_labels(
+        rows, counts, unhelpful, not_faq = traffic_labels(
             decisions, traffic_cands, gold_traffic, np.random.default_rng(seed)
         )
+        shares.append(oos_share.estimate(counts, unhelpful, not_faq).value)
+        counts = {k: v for k, v in counts.items() if k != "out_of_scope"}  # as traffic_rows
         est = estimate(rows, counts, live_threshold=live.threshold, target=TARGET, model="bench")
         if est.proposed_threshold is None:
             runs.append({"seed": seed, "labelled": len(rows), "threshold": None, **before})
@@ -157,6 +167,16 @@ def run_company(name, train, traffic, test) -> dict:
         moved = engine.with_thresholds(t, min(live.clarify_threshold, t))
         after = decide_and_measure(moved, test[0], test_cands, gold_test, TARGET)
         runs.append({"seed": seed, "labelled": len(rows), "threshold": t, **after})
+    # the next retrain assumes the share the labels show (seed 0's; every seed's is reported)
+    share = shares[0] if shares[0] is not None else 0.20  # too few labels: the default
+    retrained = fit(*train, target_precision=TARGET, oos_share=share)
+    r_cands = ranked(retrained, test[0])
+    retrain_row = {
+        "share": share,
+        "shares": shares,
+        "threshold": retrained.policy.threshold,
+        **decide_and_measure(retrained, test[0], r_cands, gold_test, TARGET),
+    }
     return {
         "name": name,
         "n": (len(train[0]), len(traffic[0]), len(test[0])),
@@ -164,12 +184,17 @@ def run_company(name, train, traffic, test) -> dict:
         "threshold": live.threshold,
         "before": before,
         "runs": runs,
+        "retrained": retrain_row,
         "cpu_s": time.process_time() - started,
     }
 
 
 def _pct(v) -> str:
     return "–" if v is None else f"{v:.1%}"
+
+
+def _clarify(x: dict) -> str:
+    return f"{_pct(x['clarify_rate'])} / {_pct(x['clarify_hit_rate'])}"
 
 
 def report(results: list[dict]) -> str:
@@ -181,6 +206,7 @@ def report(results: list[dict]) -> str:
         "coverage",
         "oracle coverage",
         "containment",
+        "clarify rate / hit rate",
         "wrong answers",
     ]
     rows = []
@@ -195,6 +221,7 @@ def report(results: list[dict]) -> str:
                 _pct(b["coverage_at_target_precision"]),
                 _pct(b["oracle_coverage_at_target"]),
                 _pct(b["containment"]),
+                _clarify(b),
                 _pct(b["wrong_answer_rate"]),
             ]
         )
@@ -210,9 +237,26 @@ def report(results: list[dict]) -> str:
                     _pct(x["coverage_at_target_precision"]),
                     _pct(x["oracle_coverage_at_target"]),
                     _pct(x["containment"]),
+                    _clarify(x),
                     _pct(x["wrong_answer_rate"]),
                 ]
             )
+        x = r["retrained"]
+        shares = ", ".join("–" if v is None else f"{v:.1%}" for v in x["shares"])
+        rows.append(
+            [
+                "",
+                f"retrained assuming the labels' out-of-scope share {x['share']:.1%} "
+                f"(the five draws: {shares})",
+                f"{x['threshold']:.3f}",
+                _pct(x["answered_precision"]),
+                _pct(x["coverage_at_target_precision"]),
+                _pct(x["oracle_coverage_at_target"]),
+                _pct(x["containment"]),
+                _clarify(x),
+                _pct(x["wrong_answer_rate"]),
+            ]
+        )
     sizes = "; ".join(
         f"{r['name']}: {r['n'][0]} training, {r['n'][1]} traffic ({r['oos'][0]} out of scope), "
         f"{r['n'][2]} test ({r['oos'][1]} out of scope), {r['cpu_s']:.0f} s CPU"

@@ -147,18 +147,14 @@ def customer_texts(
     return list(session.execute(stmt).tuples())
 
 
-def decision_counts(session: Session, model_version: str) -> dict[str | None, int]:
-    """How many customer messages the model ``model_version`` decided, by decision type
-    (``answer``, ``handoff``, ``clarify``, …), counted in SQL."""
+def decision_counts(session: Session, model_version: str | None) -> dict[str | None, int]:
+    """How many customer messages the model ``model_version`` (None: any model) decided, by
+    decision type (``answer``, ``handoff``, ``clarify``, …), counted in SQL."""
     kind = Message.decision["type"].as_string()
-    rows = session.execute(
-        select(kind, func.count())
-        .where(
-            Message.sender == "customer",
-            Message.decision["model_version"].as_string() == model_version,
-        )
-        .group_by(kind)
-    )
+    stmt = select(kind, func.count()).where(Message.sender == "customer")
+    if model_version is not None:
+        stmt = stmt.where(Message.decision["model_version"].as_string() == model_version)
+    rows = session.execute(stmt.group_by(kind))
     return {name: n for name, n in rows.tuples()}
 
 

@@ -27,12 +27,21 @@ def train_from_db(
     progress=None,
     make_live: bool = True,
     exclude_ids: Collection[int] = (),
+    oos_share: tuple[float, str] | None = None,
 ) -> ModelInfo:
     """Train on the knowledge base in the database and save a new version in ``registry``.
 
     ``exclude_ids``: example ids never to train on (the held-out slice of ``annae retrain``).
+    ``oos_share``: the out-of-scope share to assume and where it comes from
+    (:func:`annae.learning.oos_share.resolve`); None: the live model's when labelled traffic
+    set it (a retrain after an erasure keeps it), else the setting.
     """
     settings = settings or get_settings()
+    if oos_share is None:
+        live = registry.live_version()
+        metrics = (registry.manifest(live).get("metrics") or {}) if live else {}
+        if metrics.get("oos_share_source") == "traffic":
+            oos_share = (float(metrics["oos_share_assumed"]), "traffic")
     excluded = set(exclude_ids)
     with session_scope(db_engine) as session:
         examples = [e for e in entries.training_examples(session) if e.example_id not in excluded]
@@ -46,6 +55,7 @@ def train_from_db(
         kb_revision=revision,
         progress=progress,
         excluded=excluded,
+        oos_share=oos_share,
     )
     return registry.save(engine, make_live=make_live)
 
@@ -59,16 +69,19 @@ def fit_examples(
     kb_revision: int = 0,
     progress=None,
     excluded: Collection[int] = (),
+    oos_share: tuple[float, str] | None = None,
 ) -> Engine:
-    """Train an engine (not saved) on ``examples``, with the entries' answers as anchor texts."""
-    return Engine.fit(
+    """Train an engine (not saved) on ``examples``, with the entries' answers as anchor texts;
+    ``oos_share``: (share, source) to assume instead of ``settings.oos_share``."""
+    share, source = oos_share or (settings.oos_share, "setting")
+    engine = Engine.fit(
         [e.text for e in examples],
         [e.label for e in examples],
         answers,
         documents={key: [info["answer"]] for key, info in answers.items()},
         features=FeatureConfig(encoder=settings.encoder),
         target_precision=settings.target_precision,
-        oos_share=settings.oos_share,
+        oos_share=share,
         clarify_precision=settings.clarify_precision,
         top_k=settings.top_k,
         threads=settings.threads,
@@ -87,6 +100,8 @@ def fit_examples(
             },
         },
     )
+    engine.manifest["metrics"]["oos_share_source"] = source
+    return engine
 
 
 def answers_hash(answers: dict[str, dict]) -> str:

@@ -43,6 +43,7 @@ from annae import errors
 from annae.kb import entries
 from annae.kb.entries import OOS, TrainingExample
 from annae.kb.training import fit_examples
+from annae.learning import oos_share
 from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings, get_settings
 from annae.store.db import session_scope, utcnow
@@ -423,6 +424,7 @@ def retrain(
                 path = registry.path(live_version) / "answers.json"
                 live_answers = json.loads(path.read_text("utf-8")) if path.exists() else None
             changes = kb_changes(session, live_manifest, examples, live_answers)
+            share = oos_share.resolve(settings, session)
         if not any(e.label != OOS for e in examples):
             raise GateError("the knowledge base has no entries to train on")
         fit = partial(
@@ -432,6 +434,7 @@ def retrain(
             author=author,
             kb_revision=revision,
             progress=progress,
+            oos_share=(share.value, share.source) if share.value is not None else None,
         )
         slice_ = [e for e in examples if e.example_id in held]
         texts, gold = [e.text for e in slice_], [e.label for e in slice_]
