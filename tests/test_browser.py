@@ -448,6 +448,7 @@ def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServe
         admin.locator("#op summary").click()
         expect(admin.locator("#op-points tr")).to_have_count(3)
         expect(admin.locator("#op-observed")).to_contain_text("not enough labels yet (0 of 30)")
+        expect(admin.locator("#op-share")).to_contain_text("20.0 %, the default until")
         admin.locator("#op-points button[data-use-target='0.90']").click()
         expect(admin.locator("#op-status")).to_contain_text("is live with target 0.90")
         expect(admin.locator("#op-points tr[data-target='0.90']")).to_contain_text("(live)")

@@ -295,6 +295,7 @@ def test_operating_point_api_curve_switch_traffic_and_rollback(api):
     op = api.client.get("/api/v1/learning/operating-point", headers=admin).json()
     assert op["version"] == first and [p["target"] for p in op["points"]] == [0.9, 0.95, 0.98]
     assert op["traffic"]["n_labelled"] == 0 and op["traffic"]["observed_precision_live"] is None
+    assert (op["oos_share_assumed"], op["oos_share_source"]) == (0.2, "default")
     # bad requests change nothing
     for body, status, words in (
         ({}, 422, "either target or from_traffic"),

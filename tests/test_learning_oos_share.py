@@ -114,7 +114,7 @@ def test_a_retrain_assumes_the_traffic_share_and_a_later_plain_training_keeps_it
     import_kb(engine, demo_path(), author="test")
     reg = ModelRegistry(settings.models_dir)
     v1 = reg.manifest(train_from_db(reg, engine, settings=settings, author="test").version)
-    assert v1["metrics"]["oos_share_source"] == "setting"
+    assert v1["metrics"]["oos_share_source"] == "default"
     assert v1["metrics"]["oos_share_assumed"] == settings.oos_share == 0.20
 
     _traffic(engine, 40, not_faq=0, unhelpful=0)  # a company whose traffic is all in scope

@@ -73,7 +73,8 @@ def fit_examples(
 ) -> Engine:
     """Train an engine (not saved) on ``examples``, with the entries' answers as anchor texts;
     ``oos_share``: (share, source) to assume instead of ``settings.oos_share``."""
-    share, source = oos_share or (settings.oos_share, "setting")
+    explicit = "oos_share" in settings.model_fields_set  # ANNAE_OOS_SHARE was set
+    share, source = oos_share or (settings.oos_share, "setting" if explicit else "default")
     engine = Engine.fit(
         [e.text for e in examples],
         [e.label for e in examples],

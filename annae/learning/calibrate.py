@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.dialogue import history
+from annae.learning import oos_share
 from annae.learning.retrain import GateError, promote
 from annae.nlu.registry import ModelRegistry
 from annae.store.db import session_scope, utcnow
@@ -349,6 +350,8 @@ def report(registry: ModelRegistry, db_engine: DBEngine) -> dict[str, Any]:
         "expected_precision": metrics.get("expected_precision"),
         "expected_coverage": metrics.get("expected_coverage"),
         "oos_share_assumed": metrics.get("oos_share_assumed"),
+        "oos_share_source": metrics.get("oos_share_source"),  # traffic, setting, default
+        "oos_share_min_labelled": oos_share.MIN_LABELLED,
         "operating_point": manifest.get("operating_point"),
         "points": marked_points(manifest),
         "traffic": est.to_dict(),

@@ -359,6 +359,13 @@
             rated: tr.n_rated_answers,
             handoffs: tr.n_labelled_handoffs,
           });
+    const source = op.oos_share_source || "default";
+    $("op-share").hidden = op.oos_share_assumed == null;
+    if (op.oos_share_assumed != null)
+      $("op-share").textContent = t("op_share_" + source, {
+        share: pct(op.oos_share_assumed),
+        min: op.oos_share_min_labelled,
+      });
     const supports = tr.proposed_threshold != null && Math.abs(tr.proposed_threshold - op.threshold) > 1e-4;
     $("op-traffic").hidden = !supports;
     if (supports)
