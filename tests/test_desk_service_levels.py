@@ -49,7 +49,8 @@ def _served(api, question: str, agent: dict, times: dict, score: int | None) -> 
     r = api.client.post(
         f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=customer
     )
-    assert r.json()["state"] == "agent", r.json()
+    assert r.json()["state"] == "waiting", r.json()  # the assignment follows the reply
+    assert api.client.get(f"/api/v1/conversations/{conv_id}", headers=agent).json()["agent"]
     api.client.post(
         f"/api/v1/conversations/{conv_id}/replies", json={"text": "도와드릴게요"}, headers=agent
     )

@@ -14,9 +14,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,10 +26,13 @@ from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, Event, Invalid, NotFound
+from annae.kb import entries
 from annae.store.db import rowcount, utcnow
 from annae.store.tables.desk import AgentStatus, Routing, Team, TeamMember
-from annae.store.tables.kb import KBEntry
-from annae.store.tables.service import Conversation, Message, User
+from annae.store.tables.service import User
+
+if TYPE_CHECKING:  # conversations are dialogue's: read and changed through its functions
+    from annae.store.tables.service import Conversation, Message
 
 
 def state_events(
@@ -78,11 +81,7 @@ def choose_team(session: Session, conv: Conversation, decision=None) -> Team | N
     fitting = [t for t in all_teams if not t.languages or lang is None or lang in t.languages]
     ids = _entry_ids(session, conv, decision)
     if ids:
-        tags: dict[int, list[Any]] = dict(
-            session.execute(select(KBEntry.id, KBEntry.tags).where(KBEntry.id.in_(ids)))
-            .tuples()
-            .all()
-        )
+        tags = entries.tags_of(session, ids)
         for eid in ids:
             entry_tags = set(tags.get(eid) or ())
             for team in fitting:
@@ -162,13 +161,7 @@ def set_team(session: Session, conv_id: str, team_id: int | None) -> None:
 def _pick_statement(by_team: bool):
     """The locked pick of the least busy online agent under capacity (built once: statements made
     per call cost more Python time than the query)."""
-    open_q = (
-        select(func.count())
-        .select_from(Conversation)
-        .where(Conversation.assigned_agent_id == AgentStatus.user_id, Conversation.state == "agent")
-        .correlate(AgentStatus)
-        .scalar_subquery()
-    )
+    open_q = desk_queries.held_count_of(AgentStatus.user_id)
     stmt = (
         select(AgentStatus)
         .join(User, User.id == AgentStatus.user_id)
@@ -238,19 +231,11 @@ def fill(session: Session, user_id: int) -> list[Event]:
     if free <= 0:
         return []
     team_ids = teams.team_ids_of(session, user_id)
-    in_queue: ColumnElement[bool] = Routing.team_id.is_(None)
+    # the shared queue and the agent's teams': not the conversations routed to other teams
+    others = select(Routing.conversation_id).where(Routing.team_id.is_not(None))
     if team_ids:
-        in_queue = or_(in_queue, Routing.team_id.in_(team_ids))
-    waiting = list(
-        session.scalars(
-            select(Conversation)
-            .outerjoin(Routing, Routing.conversation_id == Conversation.id)
-            .where(Conversation.state == "waiting", in_queue)
-            .order_by(Conversation.waiting_since, Conversation.id)
-            .limit(free)
-            .with_for_update(skip_locked=True, of=Conversation)
-        )
-    )
+        others = others.where(Routing.team_id.not_in(team_ids))
+    waiting = desk_queries.waiting(session, free, excluding=others, lock=True)
     events: list[Event] = []
     for conv in waiting:
         events += _give(session, conv, agent, ("waiting",))
@@ -288,15 +273,8 @@ def openings(session: Session, now: datetime | None = None) -> list[Opening]:
         opened = hours.next_open(team, since)
         if opened is None or opened > now:
             continue
-        waiting = list(
-            session.scalars(
-                select(Conversation)
-                .join(Routing, Routing.conversation_id == Conversation.id)
-                .where(Conversation.state == "waiting", Routing.team_id == team.id)
-                .order_by(Conversation.waiting_since, Conversation.id)
-                .with_for_update(skip_locked=True, of=Conversation)
-            )
-        )
+        queue = select(Routing.conversation_id).where(Routing.team_id == team.id)
+        waiting = desk_queries.waiting(session, None, among=queue, lock=True)
         if not waiting:
             continue
         opening = Opening(team.id, team.name, opened, len(waiting), 0)
@@ -363,7 +341,7 @@ def assign_after_turn(session: Session, conv_id: str) -> list[Event]:
     :func:`set_team` recorded), if it still waits: the second step of :class:`Handoff`. Another
     process may take it first (the conditional update in :func:`_give`); with nobody free it
     stays queued and the next place that opens takes it (:func:`fill`)."""
-    conv = session.get(Conversation, conv_id)
+    conv = convs.find(session, conv_id)
     if conv is None or conv.state != "waiting":
         return []
     return auto_assign(session, conv, team_id_of(session, conv_id))

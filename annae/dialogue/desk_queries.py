@@ -9,23 +9,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, ScalarSelect, Select, bindparam, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from annae.store.tables.service import Conversation, Message
 
 
-def waiting(session: Session, limit: int, among: Select[str] | None = None) -> list[Conversation]:
-    """Waiting conversations, oldest hand-off first (``among``: only those whose id it selects)."""
+def waiting(
+    session: Session,
+    limit: int | None,
+    among: Select[str] | None = None,
+    *,
+    excluding: Select[str] | None = None,
+    lock: bool = False,
+) -> list[Conversation]:
+    """Waiting conversations, oldest hand-off first (``among``: only those whose id it selects;
+    ``excluding``: none whose id it selects; ``lock``: locked for update, skipping those another
+    transaction holds, as the desk's auto-assignment takes them)."""
     stmt = (
         select(Conversation)
         .where(Conversation.state == "waiting")
         .order_by(Conversation.waiting_since, Conversation.id)
-        .limit(limit)
     )
+    if limit is not None:
+        stmt = stmt.limit(limit)
     if among is not None:
         stmt = stmt.where(Conversation.id.in_(among))
+    if excluding is not None:
+        stmt = stmt.where(Conversation.id.not_in(excluding))
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))
+
+
+def held_count_of(agent_id: ColumnElement[int] | InstrumentedAttribute[int]) -> ScalarSelect[int]:
+    """How many conversations the agent ``agent_id`` holds (state ``agent``), as a scalar
+    subquery correlated to the caller's statement (``agent_id`` is one of its columns): the
+    desk's locked agent pick stays one statement."""
+    return (
+        select(func.count())
+        .select_from(Conversation)
+        .where(Conversation.assigned_agent_id == agent_id, Conversation.state == "agent")
+        .correlate_except(Conversation)
+        .scalar_subquery()
+    )
 
 
 def recent(

@@ -145,6 +145,14 @@ def answer_for_turn(session: Session, entry_id: int) -> str | None:
     return cache.get(session, entry_id)
 
 
+def tags_of(session: Session, entry_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each entry's tags (the desk routes a hand-off by them); none: no query."""
+    if not entry_ids:
+        return {}
+    rows = session.execute(select(KBEntry.id, KBEntry.tags).where(KBEntry.id.in_(entry_ids)))
+    return {entry_id: list(tags or ()) for entry_id, tags in rows.tuples()}
+
+
 def list_entries(session: Session, *, active_only: bool = False) -> list[KBEntry]:
     stmt = select(KBEntry).options(selectinload(KBEntry.examples)).order_by(KBEntry.id)
     if active_only:
