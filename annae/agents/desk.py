@@ -12,6 +12,7 @@ from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, Event
+from annae.kb import entries
 from annae.store.db import iso
 from annae.store.tables.desk import Routing
 from annae.store.tables.service import User
@@ -78,13 +79,11 @@ def list_conversations(
 def suggestions(session: Session, conv_id: str) -> list[dict]:
     """The bot's top candidates for the last customer question: those in the conversation's
     language first (best first within each), with each entry's current answer."""
-    from annae.store.tables.kb import KBEntry
-
     last = desk_queries.last_customer_question(session, conv_id)
     decision = (last.decision or {}) if last is not None else {}
     cands = decision.get("candidates") or []
     ids = [c.get("entry_id") for c in cands if c.get("entry_id") is not None]
-    found = {e.id: e for e in session.scalars(select(KBEntry).where(KBEntry.id.in_(ids)))}
+    found = entries.entries_by_id(session, ids)
     conv = convs.find(session, conv_id)
     language = (conv.language if conv is not None else None) or decision.get("language")
     out = []

@@ -90,6 +90,14 @@ def bump_revision(session: Session, summary: str, author: str = "system") -> int
     return rev.id
 
 
+def revision_summaries_since(session: Session, since: int, *, limit: int = 20) -> list[str]:
+    """The summaries of the revisions after ``since``, oldest first, at most ``limit``."""
+    stmt = (
+        select(KBRevision.summary).where(KBRevision.id > since).order_by(KBRevision.id).limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
 _ANSWER = select(KBEntry.answer, KBEntry.active, _LATEST_REVISION.scalar_subquery()).where(
     KBEntry.id == bindparam("entry_id")
 )
@@ -169,6 +177,19 @@ def get_entry(session: Session, entry_id: int) -> KBEntry:
 
 def get_entry_by_key(session: Session, key: str) -> KBEntry | None:
     return session.scalar(select(KBEntry).where(KBEntry.key == key))
+
+
+def find_entry(session: Session, entry_id: int | None) -> KBEntry | None:
+    """The entry with this id, or None when there is none (or no id: no query)."""
+    return session.get(KBEntry, entry_id) if entry_id else None
+
+
+def entries_by_id(session: Session, entry_ids: Sequence[int]) -> dict[int, KBEntry]:
+    """The entries with these ids that exist, by id; none: no query."""
+    if not entry_ids:
+        return {}
+    rows = session.scalars(select(KBEntry).where(KBEntry.id.in_(entry_ids)))
+    return {entry.id: entry for entry in rows}
 
 
 def _clean(text: str, what: str) -> str:
@@ -292,6 +313,23 @@ def derived_examples(session: Session, conversation_ids: Iterable[str]) -> list[
         for ex in rows
         if conversation_of(ex.source) in wanted
     ]  # fmt: skip
+
+
+def examples_with_source_prefix(session: Session, prefix: str) -> list[KBExample]:
+    """The examples whose ``source`` is LIKE ``prefix`` + ``%``, oldest (lowest id) first."""
+    stmt = select(KBExample).where(KBExample.source.like(f"{prefix}%")).order_by(KBExample.id)
+    return list(session.scalars(stmt))
+
+
+def ids_from_conversations(session: Session, example_ids: Iterable[int]) -> set[int]:
+    """Which of these example ids were made from a conversation (by ``source``); none: no query."""
+    among = sorted(example_ids)
+    if not among:
+        return set()
+    stmt = select(KBExample.id).where(
+        KBExample.id.in_(among), KBExample.source.like(f"{CONVERSATION_SOURCE}%")
+    )
+    return set(session.scalars(stmt))
 
 
 def delete_derived_examples(

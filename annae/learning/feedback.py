@@ -23,10 +23,10 @@ from annae.kb import entries
 from annae.kb.entries import KBError
 from annae.settings import Settings, get_settings
 from annae.store.db import aware, utcnow
-from annae.store.tables.kb import KBExample
 from annae.store.tables.learning import AnswerRating, ConversationLabel
 
 if TYPE_CHECKING:
+    from annae.store.tables.kb import KBExample
     from annae.store.tables.service import Conversation, Message
 
 KINDS = ("entry", "new_entry", "not_faq")
@@ -222,13 +222,7 @@ def _add_example(session: Session, entry_id: int, text: str, source: str, agent:
 
 def label_examples(session: Session, conv_id: str) -> list[KBExample]:
     """The examples agents' labels made from this conversation's questions."""
-    return list(
-        session.scalars(
-            select(KBExample)
-            .where(KBExample.source.like(f"conversation:{conv_id}/agent:%"))
-            .order_by(KBExample.id)
-        )
-    )
+    return entries.examples_with_source_prefix(session, f"conversation:{conv_id}/agent:")
 
 
 def _undo(session: Session, label: ConversationLabel, agent: str) -> None:
@@ -416,7 +410,7 @@ def recent_labels(session: Session, *, limit: int = 100) -> list[dict]:
     )
     out = []
     for label in rows:
-        entry = session.get(entries.KBEntry, label.entry_id) if label.entry_id else None
+        entry = entries.find_entry(session, label.entry_id)
         question = history.get_message(session, label.message_id) if label.message_id else None
         out.append(
             label_dict(
@@ -479,7 +473,7 @@ def rate_answer(
     if helpful and settings.learn_from_accepted and msg.entry_id is not None:
         allowed, _ = training_allowed(session, conv, settings)
         question = history.customer_message_before(session, msg)
-        entry = session.get(entries.KBEntry, msg.entry_id)
+        entry = entries.find_entry(session, msg.entry_id)
         if allowed and question is not None and question.type == "text" and entry and entry.active:
             weak = _add_example(
                 session, msg.entry_id, question.text, f"conversation:{conv.id}/accepted", "customer"
@@ -532,7 +526,7 @@ def review_list(
         if msg is None:  # pragma: no cover - erased between the two reads
             continue
         question = history.customer_message_before(session, msg)
-        entry = session.get(entries.KBEntry, rating.entry_id) if rating.entry_id else None
+        entry = entries.find_entry(session, rating.entry_id)
         item = ReviewItem(
             rating.id,
             rating.conversation_id,

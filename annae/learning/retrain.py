@@ -306,16 +306,9 @@ def _labelled_traffic(session, held: set[int], examples: Sequence[TrainingExampl
     from sqlalchemy import select
 
     from annae.dialogue import history
-    from annae.store.tables.kb import KBExample
     from annae.store.tables.learning import ConversationLabel
 
-    from_traffic = set(
-        session.scalars(
-            select(KBExample.id).where(
-                KBExample.id.in_(sorted(held)), KBExample.source.like("conversation:%")
-            )
-        )
-    )
+    from_traffic = entries.ids_from_conversations(session, held)
     out = [e for e in examples if e.example_id in from_traffic]
     known = {e.text for e in examples}
     not_faq = select(ConversationLabel.message_id).where(ConversationLabel.kind == "not_faq")
@@ -347,10 +340,6 @@ def kb_changes(
     live_answers: dict[str, dict] | None = None,
 ) -> dict:
     """What changed in the KB since the live model learnt from it."""
-    from sqlalchemy import select
-
-    from annae.store.tables.kb import KBRevision
-
     data = (live_manifest or {}).get("data") or {}
     seen = set(data.get("example_ids") or [])
     since = (live_manifest or {}).get("kb_revision") or 0
@@ -359,9 +348,7 @@ def kb_changes(
     by_label: dict[str, int] = defaultdict(int)
     for e in added:
         by_label[e.label] += 1
-    revisions = session.scalars(
-        select(KBRevision.summary).where(KBRevision.id > since).order_by(KBRevision.id).limit(20)
-    ).all()
+    revisions = entries.revision_summaries_since(session, since, limit=20)
     return {
         "kb_revision_from": since,
         "kb_revision_to": entries.current_revision(session),
