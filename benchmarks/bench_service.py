@@ -438,24 +438,13 @@ def _desk_check(db_url: str, since: datetime) -> dict:
             )
         )
         counts = list(conn.scalars(assigned))
-        handoff_at = dict(
-            conn.execute(
-                select(Message.conversation_id, func.min(Message.created_at))
-                .where(Message.sender == "bot", Message.type == "handoff")
-                .group_by(Message.conversation_id)
-            )
-            .tuples()
-            .all()
-        )
-        assigned_at = dict(
-            conn.execute(
-                select(Message.conversation_id, func.min(Message.created_at))
-                .where(Message.sender == "system", Message.text == "assigned")
-                .group_by(Message.conversation_id)
-            )
-            .tuples()
-            .all()
-        )
+
+        def first_at(*where) -> dict:  # each conversation's first such message: when
+            stmt = select(Message.conversation_id, func.min(Message.created_at)).where(*where)
+            return dict(conn.execute(stmt.group_by(Message.conversation_id)).tuples().all())
+
+        handoff_at = first_at(Message.sender == "bot", Message.type == "handoff")
+        assigned_at = first_at(Message.sender == "system", Message.text == "assigned")
     engine.dispose()
     to_agent = [
         (assigned_at[c] - h).total_seconds()

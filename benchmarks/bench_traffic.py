@@ -209,54 +209,35 @@ def report(results: list[dict]) -> str:
         "clarify rate / hit rate",
         "wrong answers",
     ]
+
+    def row(company: str, point: str, threshold: str, x: dict) -> list[str]:
+        return [
+            company,
+            point,
+            threshold,
+            _pct(x["answered_precision"]),
+            _pct(x["coverage_at_target_precision"]),
+            _pct(x["oracle_coverage_at_target"]),
+            _pct(x["containment"]),
+            _clarify(x),
+            _pct(x["wrong_answer_rate"]),
+        ]
+
     rows = []
     for r in results:
-        b = r["before"]
-        rows.append(
-            [
-                r["name"],
-                "training data only",
-                f"{r['threshold']:.3f}",
-                _pct(b["answered_precision"]),
-                _pct(b["coverage_at_target_precision"]),
-                _pct(b["oracle_coverage_at_target"]),
-                _pct(b["containment"]),
-                _clarify(b),
-                _pct(b["wrong_answer_rate"]),
-            ]
-        )
+        rows.append(row(r["name"], "training data only", f"{r['threshold']:.3f}", r["before"]))
         runs = sorted(r["runs"], key=lambda x: x["answered_precision"] or 1.0)
         med, worst = runs[len(runs) // 2], runs[0]
         for label, x in (("labelled traffic, median seed", med), ("worst seed", worst)):
-            rows.append(
-                [
-                    "",
-                    f"{label} ({x['labelled']} labels)",
-                    "unchanged" if x["threshold"] is None else f"{x['threshold']:.3f}",
-                    _pct(x["answered_precision"]),
-                    _pct(x["coverage_at_target_precision"]),
-                    _pct(x["oracle_coverage_at_target"]),
-                    _pct(x["containment"]),
-                    _clarify(x),
-                    _pct(x["wrong_answer_rate"]),
-                ]
-            )
+            moved = "unchanged" if x["threshold"] is None else f"{x['threshold']:.3f}"
+            rows.append(row("", f"{label} ({x['labelled']} labels)", moved, x))
         x = r["retrained"]
         shares = ", ".join("–" if v is None else f"{v:.1%}" for v in x["shares"])
-        rows.append(
-            [
-                "",
-                f"retrained assuming the labels' out-of-scope share {x['share']:.1%} "
-                f"(the five draws: {shares})",
-                f"{x['threshold']:.3f}",
-                _pct(x["answered_precision"]),
-                _pct(x["coverage_at_target_precision"]),
-                _pct(x["oracle_coverage_at_target"]),
-                _pct(x["containment"]),
-                _clarify(x),
-                _pct(x["wrong_answer_rate"]),
-            ]
+        point = (
+            f"retrained assuming the labels' out-of-scope share {x['share']:.1%} "
+            f"(the five draws: {shares})"
         )
+        rows.append(row("", point, f"{x['threshold']:.3f}", x))
     sizes = "; ".join(
         f"{r['name']}: {r['n'][0]} training, {r['n'][1]} traffic ({r['oos'][0]} out of scope), "
         f"{r['n'][2]} test ({r['oos'][1]} out of scope), {r['cpu_s']:.0f} s CPU"

@@ -47,25 +47,18 @@ def _traffic(engine, n_conv: int, not_faq: int, unhelpful: int) -> None:
     from annae.store.tables.learning import AnswerRating, ConversationLabel
     from annae.store.tables.service import Conversation, Message
 
+    def question(cid: str, kind: str, version: str) -> Message:
+        decision = {"type": kind, "confidence": 0.5, "model_version": version}
+        return Message(
+            conversation_id=cid, sender="customer", type="text", text="q", decision=decision
+        )
+
     with session_scope(engine) as s:
         for i in range(n_conv):
             cid = f"c{i}"
             s.add(Conversation(id=cid, token_hash=f"{i:032d}"))
             s.flush()
-            asked = Message(
-                conversation_id=cid,
-                sender="customer",
-                type="text",
-                text="q",
-                decision={"type": "answer", "confidence": 0.99, "model_version": "v1"},
-            )
-            handed = Message(
-                conversation_id=cid,
-                sender="customer",
-                type="text",
-                text="q2",
-                decision={"type": "handoff", "confidence": 0.4, "model_version": "v2"},
-            )
+            asked, handed = question(cid, "answer", "v1"), question(cid, "handoff", "v2")
             answer = Message(conversation_id=cid, sender="bot", type="answer", text="a")
             s.add_all([asked, handed, answer])
             s.flush()
