@@ -74,7 +74,7 @@ def train(
                 author="cli",
                 progress=update,
                 make_live=not no_live,
-                oos_share=(share.value, share.source) if share.value is not None else None,
+                oos_share=share.pair(),
             )
     except TrainingError as exc:
         hint = (

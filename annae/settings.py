@@ -197,6 +197,11 @@ class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
             return None
         return 1.01 if str(value).strip().lower() in ("off", "none") else value
 
+    @property
+    def oos_share_source(self) -> str:
+        """Where ``oos_share`` comes from: "setting" when ANNAE_OOS_SHARE was set, else "default"."""
+        return "setting" if "oos_share" in self.model_fields_set else "default"
+
     def oos_reply(self, language: str | None) -> str | None:
         """The configured out-of-scope reply for ``language`` (None: the built-in one)."""
         return self.oos_reply_ko if language == "ko" else self.oos_reply_en

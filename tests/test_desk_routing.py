@@ -251,7 +251,7 @@ def test_desk_bad_input_is_refused_and_changes_nothing(api):
         assert s.get(Conversation, conv_id).state == "resolved"
 
 
-def test_websocket_handoff_replies_first_then_the_assignment_follows(api, caplog):
+def test_websocket_handoff_replies_first_then_the_assignment_follows(api):
     """The reply to a hand-off does not wait for the agent pick: it says ``waiting``; the
     assignment runs right after it is sent and its state event reaches the customer's socket."""
     admin, alice = api.login("root"), api.login("alice")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from annae.dialogue import conversations as convs
 from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, Event, Invalid, NotFound
 from annae.kb import entries
-from annae.store.db import rowcount, utcnow
+from annae.store.db import utcnow
 from annae.store.tables.desk import AgentStatus, Routing, Team, TeamMember
 from annae.store.tables.service import User
 
@@ -117,18 +117,6 @@ def team_names(session: Session, conv_ids: list[str]) -> dict[str, str]:
     )
 
 
-_UPDATE_ROUTING = (
-    update(Routing)
-    .where(Routing.conversation_id == bindparam("conv_id"))
-    .values(team_id=bindparam("team_id"), updated_at=bindparam("now"))
-)
-_INSERT_ROUTING = insert(Routing).values(
-    conversation_id=bindparam("conv_id"),
-    team_id=bindparam("team_id"),
-    updated_at=bindparam("now"),
-)
-
-
 def _upsert(insert_):
     stmt = insert_(Routing).values(
         conversation_id=bindparam("conv_id"),
@@ -148,11 +136,7 @@ def set_team(session: Session, conv_id: str, team_id: int | None) -> None:
     """Record the conversation's team: one statement on PostgreSQL and SQLite (built once: this
     runs in every hand-off)."""
     params = {"conv_id": conv_id, "team_id": team_id, "now": utcnow()}
-    upsert = _UPSERT_ROUTING.get(session.get_bind().dialect.name)
-    if upsert is not None:
-        session.execute(upsert, params)
-    elif rowcount(session.execute(_UPDATE_ROUTING, params)) == 0:
-        session.execute(_INSERT_ROUTING, params)
+    session.execute(_UPSERT_ROUTING[session.get_bind().dialect.name], params)
 
 
 # --- which agent ---------------------------------------------------------------------------

@@ -73,8 +73,7 @@ def fit_examples(
 ) -> Engine:
     """Train an engine (not saved) on ``examples``, with the entries' answers as anchor texts;
     ``oos_share``: (share, source) to assume instead of ``settings.oos_share``."""
-    explicit = "oos_share" in settings.model_fields_set  # ANNAE_OOS_SHARE was set
-    share, source = oos_share or (settings.oos_share, "setting" if explicit else "default")
+    share, source = oos_share or (settings.oos_share, settings.oos_share_source)
     engine = Engine.fit(
         [e.text for e in examples],
         [e.label for e in examples],

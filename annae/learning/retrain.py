@@ -421,7 +421,7 @@ def retrain(
             author=author,
             kb_revision=revision,
             progress=progress,
-            oos_share=(share.value, share.source) if share.value is not None else None,
+            oos_share=share.pair(),
         )
         slice_ = [e for e in examples if e.example_id in held]
         texts, gold = [e.text for e in slice_], [e.label for e in slice_]

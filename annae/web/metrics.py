@@ -38,7 +38,7 @@ DECISIONS = Counter(
 )
 ROUTING = Histogram(
     "annae_handoff_routing_seconds",
-    "Time a customer's hand-off turn spends routing: team, hours and the locked agent pick.",
+    "Time a customer's hand-off turn spends routing: team and hours (the agent pick follows).",
     buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 WEBSOCKETS = Gauge("annae_websockets", "Open WebSockets.", ["kind"], multiprocess_mode="livesum")
