@@ -461,16 +461,20 @@ def _desk_check(db_url: str, since: datetime) -> dict:
     }
 
 
-def _routing_histogram(base: str) -> dict[float, float]:
-    """``annae_handoff_routing_seconds``'s cumulative buckets (upper bound → count) summed over
-    the workers, with ``-1`` → the sum of the observed seconds."""
-    out: dict[float, float] = {}
-    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
-        if line.startswith("annae_handoff_routing_seconds_bucket"):
-            le = line.split('le="', 1)[1].split('"', 1)[0]
-            out[float(le)] = out.get(float(le), 0.0) + float(line.split()[-1])
-        elif line.startswith("annae_handoff_routing_seconds_sum"):
-            out[-1.0] = out.get(-1.0, 0.0) + float(line.split()[-1])
+def _routing_histogram(base: str) -> Counter:
+    """``annae_handoff_routing_seconds`` as one scrape shows it (every worker summed): the
+    cumulative count of each bucket by its upper bound, and ``"sum"``: the seconds observed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: Counter = Counter()
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "annae_handoff_routing_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    out[float(sample.labels["le"])] += sample.value
+                elif sample.name.endswith("_sum"):
+                    out["sum"] += sample.value
     return out
 
 
@@ -478,36 +482,34 @@ def _routing_phase(base: str, run) -> dict:
     """Run the phase ``run()`` and add ``routing``: the hand-off routing observed during it."""
     before = _routing_histogram(base)
     stats = run()
-    after = _routing_histogram(base)
-    stats["routing"] = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    after = _routing_histogram(base)  # every bucket kept, empty ones too (their bounds count)
+    stats["routing"] = Counter({k: after[k] - before[k] for k in after})
     return stats
 
 
-def _hist_quantile(buckets: dict[float, float], q: float) -> float | None:
+def _hist_quantile(h: Counter, q: float) -> float | None:
     """The q-quantile in ms, interpolated inside its bucket (as Prometheus' histogram_quantile)."""
-    bounds = sorted(k for k in buckets if k >= 0)
-    total = buckets.get(float("inf"), 0.0)
+    total = h[float("inf")]
     if not total:
         return None
     rank, lower, below = q * total, 0.0, 0.0
-    for le in bounds:
-        if buckets[le] >= rank:
+    for le in sorted(k for k in h if k != "sum"):
+        if h[le] >= rank:
             if le == float("inf"):
                 return lower * 1000
-            share = (rank - below) / (buckets[le] - below) if buckets[le] > below else 1.0
+            share = (rank - below) / (h[le] - below) if h[le] > below else 1.0
             return (lower + (le - lower) * share) * 1000
-        lower, below = le, buckets[le]
+        lower, below = le, h[le]
     return None
 
 
 def _routing_cell(p: dict) -> str:
-    h = p.get("routing") or {}
-    n = h.get(float("inf"), 0.0)
+    h = p.get("routing") or Counter()
+    n = h[float("inf")]
     if not n:
         return "–"
-    mean = h.get(-1.0, 0.0) / n * 1000
     return (
-        f"{n:.0f} turns: mean {mean:.1f} ms, p50 {_hist_quantile(h, 0.5):.1f} ms, "
+        f"{n:.0f} turns: mean {h['sum'] / n * 1000:.1f} ms, p50 {_hist_quantile(h, 0.5):.1f} ms, "
         f"p99 {_hist_quantile(h, 0.99):.1f} ms"
     )
 
@@ -539,7 +541,7 @@ def _desk_report(phases: list[dict], check: dict, version: str) -> None:
     def extra(key: str) -> str:
         return f"{_pct(desk[key], 0.99) - _pct(no_desk[key], 0.99):+.0f} ms"
 
-    routing = [_hist_quantile(p.get("routing") or {}, 0.99) for p in phases]
+    routing = [_hist_quantile(p.get("routing") or Counter(), 0.99) for p in phases]
     routed = (
         f"Inside the hand-off turn, routing (team and hours; `annae_handoff_routing_seconds`, "
         f"summed over the workers, p99 interpolated in its bucket) took p99 {routing[0]:.1f} ms "
