@@ -338,3 +338,20 @@ def test_korean_cluster_vectors_lose_their_common_direction(korean_engine):
     assert raw[0] @ raw[2] > 0.7  # raw e5: even a dog and a drama look alike
     assert vec[0] @ vec[2] < raw[0] @ raw[2] - 0.3
     assert vec[0] @ vec[1] > vec[0] @ vec[2] + 0.2  # the same topic stays closest
+
+
+def test_korean_cluster_vectors_are_averaged_with_their_neighbours_english_ones_not():
+    """Korean rows are smoothed over their nearest neighbours before clustering; other rows are
+    clustered on their own vectors, with their own threshold, as before."""
+    from annae.learning import clusters
+
+    one = np.array([[0.6, 0.8]])
+    np.testing.assert_allclose(clusters.neighbour_mean(one), one)
+    x = np.array([[1.0, 0.0], [0.8, 0.6], [-1.0, 0.0]])
+    out = clusters.neighbour_mean(x, k=1)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0)
+    assert out[0] @ x[1] > x[0] @ x[1]  # pulled towards its neighbour
+    np.testing.assert_allclose(out[2], x[2])  # a neighbour at negative cosine adds nothing
+    en = ["Where is my parcel?", "My package has not arrived", "How do I reset my password?"]
+    vec = clusters.embed(en, "bundled")
+    np.testing.assert_array_equal(clusters.assign_by_language(vec, en), clusters.assign(vec))

@@ -23,9 +23,11 @@ DEFAULT_THRESHOLD = (
     0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters
 )
 LEXICAL_THRESHOLD = 0.8  # TF-IDF vectors are further apart than sentence embeddings
-KOREAN_THRESHOLD = 0.85
+KOREAN_THRESHOLD = 0.525
 """For Korean questions: multilingual-e5-small vectors less their common direction (see
-:func:`korean_centre`); chosen on ko-delivery with 10 intents hidden, see bench_korean."""
+:func:`korean_centre`), each averaged with its nearest neighbours (:func:`neighbour_mean`);
+chosen on ko-delivery with 10 intents hidden (seed 0), see bench_korean."""
+KOREAN_NEIGHBOURS = 5
 
 
 @dataclass
@@ -115,18 +117,37 @@ def assign_by_language(
     korean_threshold: float = KOREAN_THRESHOLD,
 ) -> np.ndarray:
     """:func:`assign` for Korean and other questions apart, each with its own threshold (their
-    vectors come from different encoders; a Korean and an English question never share a topic)."""
+    vectors come from different encoders; a Korean and an English question never share a topic).
+    The Korean vectors are first averaged with their neighbours (:func:`neighbour_mean`)."""
     from annae.nlu.text import has_hangul
 
     ko = np.array([has_hangul(normalize(t)) for t in texts], dtype=bool)
     labels = np.zeros(len(texts), dtype=int)
     offset = 0
-    for mask, thr in ((~ko, threshold), (ko, korean_threshold)):
+    for mask, thr, prepare in ((~ko, threshold, None), (ko, korean_threshold, neighbour_mean)):
         if mask.any():
-            part = assign(vectors[mask], thr)
+            part = assign(prepare(vectors[mask]) if prepare else vectors[mask], thr)
             labels[mask] = part + offset
             offset += int(part.max()) + 1
     return labels
+
+
+def neighbour_mean(vectors: np.ndarray, k: int = KOREAN_NEIGHBOURS) -> np.ndarray:
+    """Each vector plus its ``k`` nearest neighbours weighted by their cosine (negative ones left
+    out), unit length again: e5's vector of a colloquial Korean question is noisy (its nearest
+    neighbour is of its own topic about 60 % of the time), and averaging over the neighbourhood
+    evens the noise out. On ko-delivery with 10 intents hidden it raised the adjusted Rand index
+    from 0.37 to 0.41 over 30 seeds not used for the threshold (better on 24 of 30)."""
+    x = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    k = min(k, len(x) - 1)
+    if k < 1:
+        return x
+    sim = x @ x.T
+    np.fill_diagonal(sim, -np.inf)
+    near = np.argsort(-sim, axis=1)[:, :k]
+    weight = np.clip(np.take_along_axis(sim, near, axis=1), 0.0, None)
+    out = x + (weight[..., None] * x[near]).sum(axis=1)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 def assign(vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
