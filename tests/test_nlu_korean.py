@@ -245,6 +245,61 @@ def test_int8_encoder_agrees_with_the_c_engine(korean_engine, tmp_path):
     assert np.allclose(alone, int8, atol=1e-4)
 
 
+def test_engine_centres_the_korean_block_and_keeps_the_centre_in_the_model(korean_engine, tmp_path):
+    """The e5 block of a Korean text loses the direction every Korean question shares (the mean
+    of e5int8.CALIBRATION), as the clusters do; the centre is saved with the model, and a text's
+    features do not depend on the others in its batch."""
+    from annae.nlu.multilingual import centred, korean_centre, route
+    from annae.nlu.text import normalize
+
+    centre = korean_engine.classifier.korean_centre_
+    np.testing.assert_allclose(centre, korean_centre(korean_engine.korean), atol=1e-6)
+    texts = [normalize(t) for t in ("환불 언제 들어와요", "where is my parcel", "비번 까먹음")]
+    raw = route(texts, korean_engine.encoder, korean_engine.korean)
+    out = centred(raw, centre)
+    np.testing.assert_array_equal(out[1], raw[1])  # English: MiniLM's vector as it was
+    block = out[[0, 2], -len(centre) :]
+    np.testing.assert_allclose(np.linalg.norm(block, axis=1), 1.0, atol=1e-5)
+    assert block[0] @ block[1] < raw[0, -len(centre) :] @ raw[2, -len(centre) :] - 0.2
+    np.testing.assert_array_equal(centred(raw[:1], centre)[0], out[0])
+    assert centred(raw, None) is raw  # models saved before the centre, English-only models
+    loaded = Engine.load(korean_engine.save(tmp_path / "v1"))
+    np.testing.assert_array_equal(loaded.classifier.korean_centre_, centre)
+    english = Engine.fit(
+        ["where is my order", "track my parcel", "refund please", "money back"],
+        ["track", "track", "refund", "refund"],
+        features=FeatureConfig(encoder="none"),
+    )
+    assert english.classifier.korean_centre_ is None
+
+
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("접수 전이면 취소됩니다. 접수 뒤에는 채팅으로 요청해 주세요.", 2),
+        ("Orders leave the same day! Islands take 1.5 days longer?  Yes", 3),
+        ("첫 줄\n\n둘째 줄", 2),
+        ("card arrival", 1),
+        ("", 0),
+    ],
+)
+def test_answers_count_sentence_by_sentence(text, parts):
+    from annae.nlu.text import sentences
+
+    assert len(sentences(text)) == parts
+    assert " ".join(sentences(text)).split() == text.split()
+
+
+def test_a_document_trains_whole_and_by_sentence():
+    engine = Engine.fit(
+        ["where is my order", "track my parcel", "refund please", "money back"],
+        ["track", "track", "refund", "refund"],
+        documents={"track": ["Open Orders. Tap Track."], "refund": ["Refunds take 3 days."]},
+        features=FeatureConfig(encoder="none"),
+    )
+    assert engine.manifest["metrics"]["n_train"] == 4 + 3 + 1
+
+
 def test_int8_model_is_saved_hashed_shared_and_loaded(korean_engine, tmp_path):
     from annae.nlu import e5int8
     from annae.nlu.integrity import ModelIntegrityError

@@ -25,7 +25,7 @@ DEFAULT_THRESHOLD = (
 LEXICAL_THRESHOLD = 0.8  # TF-IDF vectors are further apart than sentence embeddings
 KOREAN_THRESHOLD = 0.525
 """For Korean questions: multilingual-e5-small vectors less their common direction (see
-:func:`korean_centre`), each averaged with its nearest neighbours (:func:`neighbour_mean`);
+:func:`annae.nlu.multilingual.korean_centre`), each averaged with its nearest neighbours (:func:`neighbour_mean`);
 chosen on ko-delivery with 10 intents hidden (seed 0), see bench_korean."""
 KOREAN_NEIGHBOURS = 5
 
@@ -81,33 +81,25 @@ def embed(texts: Sequence[str], encoder: str | Any = "bundled", korean: Any = No
 
 
 @lru_cache(maxsize=2)
-def korean_centre(korean: Any) -> np.ndarray:
-    """The mean e5 vector of 60 everyday Korean help-desk questions (``e5int8.CALIBRATION``).
+def _centre(korean: Any) -> np.ndarray:
+    """:func:`annae.nlu.multilingual.korean_centre`, once per encoder."""
+    from annae.nlu.multilingual import korean_centre
 
-    e5's vectors of any two Korean questions sit close together (cosine 0.75-0.95): most of each
-    vector is the direction they share. Clustering on what is left spreads the distances out, and
-    on ko-delivery's hidden intents raised the adjusted Rand index from 0.33 to 0.40 (bench_korean).
-    A fixed reference, not the mean of the questions being clustered: a batch that is mostly one
-    topic would otherwise lose that topic's own direction."""
-    from annae.nlu.e5int8 import CALIBRATION
-
-    return np.asarray(korean.encode([normalize(t) for t in CALIBRATION]), dtype=np.float32).mean(0)
+    return korean_centre(korean)
 
 
 def _centred(vectors: np.ndarray, norm: Sequence[str], korean: Any) -> np.ndarray:
     """``vectors`` (``[MiniLM | e5]`` rows, :func:`annae.nlu.multilingual.route`) with the e5 part
-    of the Korean rows less :func:`korean_centre`, unit length again."""
+    of the Korean rows less the direction all Korean questions share, unit length again (as the
+    answer engine's features: :func:`annae.nlu.multilingual.centred`). Clustering on what is left
+    spreads the distances out: on ko-delivery's hidden intents the adjusted Rand index went from
+    0.33 to 0.40 (bench_korean)."""
+    from annae.nlu.multilingual import centred
     from annae.nlu.text import has_hangul
 
-    rows = np.flatnonzero([has_hangul(t) for t in norm])
-    if not len(rows):
+    if not any(map(has_hangul, norm)):
         return vectors
-    centre = korean_centre(korean)
-    out = np.array(vectors, dtype=np.float32, copy=True)
-    part = out[rows, -len(centre) :] - centre
-    out[rows] = 0.0
-    out[rows, -len(centre) :] = part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-9)
-    return out
+    return centred(vectors, _centre(korean))
 
 
 def assign_by_language(

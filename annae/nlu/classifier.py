@@ -126,6 +126,9 @@ class IntentClassifier:
     threshold_: float = field(init=False, default=1.0)
     clarify_threshold_: float = field(init=False, default=1.0)
     oos_score_: calibration.OosScore | None = field(init=False, default=None, repr=False)
+    korean_centre_: np.ndarray | None = field(init=False, default=None, repr=False)
+    """Subtracted from the e5 block of Korean texts' embeddings (:func:`annae.nlu.multilingual.centred`);
+    None: models saved before it, and models without the Korean encoder."""
     operating_points_: list[dict] = field(init=False, default_factory=list)
     metrics_: dict = field(init=False, default_factory=dict)
     _model: Fitted | None = field(init=False, default=None, repr=False)

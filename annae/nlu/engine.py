@@ -26,10 +26,18 @@ from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.integrity import file_hashes, verify
-from annae.nlu.multilingual import E5, KoreanEncoder, Reader, route, shared
+from annae.nlu.multilingual import (
+    E5,
+    KoreanEncoder,
+    Reader,
+    centred,
+    korean_centre,
+    route,
+    shared,
+)
 from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, OnnxEncoder
 from annae.nlu.policy import Candidate, Decision, PolicyConfig, decide, pre_check
-from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize
+from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize, sentences
 
 MANIFEST = "manifest.json"
 UNSCORED = ("empty", "too_long")  # pre_check reasons for which the model is not asked
@@ -126,6 +134,9 @@ class Engine:
             labels = list(labels)
             n_questions = len(labels)
             for label, docs in (documents or {}).items():
+                # a document of several sentences counts whole and sentence by sentence: an
+                # answer often covers a few questions, and each sentence is nearer one of them
+                docs = [p for d in docs for p in dict.fromkeys([d, *sentences(d)])]
                 texts = [*texts, *docs]
                 labels += [label] * len(docs)
             anchor = [i >= n_questions for i in range(len(labels))]
@@ -165,6 +176,9 @@ class Engine:
                 oos_share=oos_share,
                 clarify_precision=clarify_precision,
             )
+            if embeddings is not None and korean is not None:
+                clf.korean_centre_ = korean_centre(korean)
+                embeddings = centred(embeddings, clf.korean_centre_)
             clf.fit(norm, labels, embeddings, progress=progress, anchor=anchor)
         finally:
             set_threads(threads)
@@ -205,7 +219,9 @@ class Engine:
         if not texts:
             return []
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
-        emb = route(norm, self.encoder, self.korean) if self.encoder is not None else None
+        emb = None
+        if self.encoder is not None:
+            emb = centred(route(norm, self.encoder, self.korean), self.classifier.korean_centre_)
         probs = self.classifier.predict_proba(norm, emb)
         out = []
         for row in self.classifier.top_k(probs, self.top_k):

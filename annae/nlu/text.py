@@ -127,6 +127,14 @@ def normalize(text: str) -> str:
     return text
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+|\n+")
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` cut after sentence-final punctuation and at line breaks (empty parts dropped)."""
+    return [s for s in (part.strip() for part in _SENTENCE_END.split(text or "")) if s]
+
+
 def detect_language(text: str) -> str:
     """``"ko"`` when Hangul makes up at least a fifth of the letters, else ``"en"``."""
     hangul = len(_HANGUL.findall(text))
