@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, cast
 
 from sqlalchemy import JSON, Table, bindparam, func, insert, select, update
@@ -194,8 +195,10 @@ def token_is_known(session: Session, token: str) -> bool:
     )
 
 
-def message_dict(msg: Message, author: str | None = None, *, with_decision: bool = False) -> dict:
-    out = {
+def message_dict(
+    msg: Message | NewMessage, author: str | None = None, *, with_decision: bool = False
+) -> dict:
+    out: dict[str, Any] = {
         "id": msg.id,
         "conversation_id": msg.conversation_id,
         "sender": msg.sender,
@@ -345,16 +348,42 @@ _MESSAGE_COLUMNS = (
 )
 
 
-def new_message(conv: Conversation, sender: str, type_: str, text: str, **fields) -> Message:
+class NewMessage:
+    """A turn's message as :func:`insert_messages` stores it: the columns of :class:`Message`
+    (unset ones None, as on a new ``Message``) and, once stored, its ``id``. A plain object: the
+    ORM's instrumented constructor and attributes cost more than the rest of building a turn's
+    messages, and these never enter the session."""
+
+    __slots__ = (*_MESSAGE_COLUMNS, "id")
+    conversation_id: str
+    sender: str
+    type: str
+    text: str
+    entry_id: int | None
+    confidence: float | None
+    options: list | None
+    decision: dict | None
+    agent_id: int | None
+    created_at: datetime
+    id: int | None
+
+    def __init__(self, **fields: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, fields.pop(name, None))
+        if fields:
+            raise TypeError(f"not columns of a message: {', '.join(fields)}")
+
+
+def new_message(conv: Conversation, sender: str, type_: str, text: str, **fields) -> NewMessage:
     """A message not yet stored (customers' text redacted, as in :func:`add_message`)."""
     if sender == "customer":
         text = redact_text(text)
-    return Message(
+    return NewMessage(
         conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields
     )
 
 
-def insert_messages(session: Session, msgs: list[Message]) -> None:
+def insert_messages(session: Session, msgs: Sequence[NewMessage]) -> None:
     """Store ``msgs`` with one INSERT (one round trip) and set their ids, in order.
 
     The rows are the same as :func:`add_message` writes; the objects stay outside the session.
@@ -434,7 +463,7 @@ def state_event(session: Session, conv: Conversation) -> dict:
 
 
 def message_events(
-    conv: Conversation, msgs: list[Message], author: str | None = None
+    conv: Conversation, msgs: Sequence[Message | NewMessage], author: str | None = None
 ) -> list[Event]:
     """Every new message goes to the customer's channel; to agents while people handle it."""
     events: list[Event] = []
@@ -465,7 +494,7 @@ def _options(decision: DecisionLike) -> list[dict]:
     ]
 
 
-def _reply(msg: Message | None, customer_msg: Message, conv: Conversation, **fields) -> dict:
+def _reply(msg: NewMessage | None, customer_msg: NewMessage, conv: Conversation, **fields) -> dict:
     base: dict[str, Any] = {
         "id": None,
         "message_id": customer_msg.id,
@@ -529,7 +558,7 @@ def post_customer(
     The turn's messages go to the database in one INSERT and the conversation in one UPDATE.
     """
     events: list[Event] = []
-    new: list[Message] = []
+    new: list[NewMessage] = []
     if conv.state == "resolved":
         transition(
             session,
@@ -593,7 +622,7 @@ def post_customer(
     if language and conv.language != language:
         touched["language"] = language
 
-    reply_msg: Message | None = None
+    reply_msg: NewMessage | None = None
     served: str | None = None
     if conv.state not in SILENT and choice is None and not handoff and decision is not None:
         if decision.type == "answer":
