@@ -6,6 +6,7 @@ import pytest
 
 from annae.kb import entries
 from annae.learning import feedback
+from annae.settings import Settings
 from annae.store.db import get_engine, session_scope
 
 OUT_OF_SCOPE = "Can you recommend a good dentist near Gangnam station for a root canal?"
@@ -258,7 +259,13 @@ def _scenario(api, first: str | None = None) -> tuple[str, dict, dict]:
     conv_id, headers = api.customer()
     if first:
         api.say(conv_id, headers, first)
-    assert api.say(conv_id, headers, EARBUD)["type"] == "handoff"
+    reply = api.say(conv_id, headers, EARBUD)  # no entry answers it
+    if reply["type"] == "clarify":  # none of the options fits: the customer asks for a person
+        r = api.client.post(
+            f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers
+        )
+        reply = r.json()
+    assert reply["type"] == "handoff"
     agent = api.login("alice")
     assert api.client.post(f"/api/v1/conversations/{conv_id}/assign", headers=agent).is_success
     r = api.client.post(
@@ -278,7 +285,15 @@ def test_label_form_quotes_the_handed_off_question_not_later_small_talk(api):
     assert form["question"]["text"] == EARBUD and form["questions"][0]["selected"]
     assert form["language"] == "ko"
     top = form["guesses"][0]
-    assert top["confidence"] < 0.5 and form["preselect"] is None, "no credible guess: none"
+    credible = top["confidence"] >= Settings().label_preselect_min
+    assert form["preselect"] == (top["entry_id"] if credible else None), "a credible guess only"
+    with session_scope(get_engine(api.db_url)) as session:  # both sides of the floor
+        for floor, expected in (
+            (top["confidence"] + 0.01, None),
+            (top["confidence"], top["entry_id"]),
+        ):
+            settings = Settings(label_preselect_min=floor)
+            assert feedback.label_form(session, conv_id, settings)["preselect"] == expected
 
     small_talk_id = next(m["id"] for m in api.transcript(conv_id, agent) if m["text"] == SMALL_TALK)
     r = _label(
