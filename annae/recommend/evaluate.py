@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from threadpoolctl import threadpool_limits
 
 from annae.recommend.matrix import Interactions
 from annae.recommend.models import Recommender, dcg_discounts, top_k
@@ -141,34 +138,3 @@ def model_ranker(
         return top_k(scores, k)
 
     return rank
-
-
-def evaluate(
-    frame: pd.DataFrame,
-    split_date: str,
-    models: dict[str, Callable[[], Recommender]],
-    k: int = 10,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, dict]:
-    """Fit and score each model on the same split; returns name → metrics (+ fit_seconds)."""
-    split = time_split(frame, split_date)
-    results: dict[str, dict[str, Any]] = {}
-    with threadpool_limits(1):
-        for name, factory in models.items():
-            if progress:
-                progress(name)
-            model = factory()
-            start = time.perf_counter()
-            model.fit(split.train)
-            fit_s = time.perf_counter() - start
-            res: dict[str, Any] = score_model(model_ranker(model, split, k), split, k)
-            res["fit_seconds"] = round(fit_s, 2)
-            results[name] = res
-    results["_split"] = {
-        "n_customers": int(len(split.users)),
-        "test_customers": split.test_customers,
-        "new_customers": split.new_customers,
-        "n_products": split.train.n_items,
-        "train_interactions": int(len(split.train.users)),
-    }
-    return results

@@ -168,7 +168,6 @@ class Hybrid(Recommender):
 
     # -- fitting ---------------------------------------------------------------------------
     def _fit(self, data: Interactions) -> None:
-        start = time.perf_counter()
         self.weights_ = {
             m: np.array([DEFAULT_WEIGHTS[m].get(f, 0.0) for f in FEATURES], np.float32)
             for m in MODES
@@ -183,7 +182,6 @@ class Hybrid(Recommender):
         t = time.perf_counter()
         self._fit_components(data)
         self.timings_["components"] = round(time.perf_counter() - t, 2)
-        self.fit_seconds_ = time.perf_counter() - start
 
     def _fit_components(self, data: Interactions) -> None:
         with threadpool_limits(1):

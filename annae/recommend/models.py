@@ -7,14 +7,12 @@ catalogue: ``score(users) -> (len(users), n_items)`` float32. ``predict`` takes 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Self
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from annae.recommend.matrix import DAY, Interactions, binarize
@@ -245,12 +243,6 @@ class _Factors(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         return (self.user_factors_[np.atleast_1d(users)] @ self.item_factors_.T).astype(np.float32)
 
-    def similar_items(self, item: int, k: int = 10) -> np.ndarray:
-        v = normalize(self.item_factors_)
-        sims = v @ v[item]
-        sims[item] = -np.inf
-        return top_k(sims, k)[0]
-
 
 def _confidence(counts: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
     conf = counts.copy().astype(np.float32)
@@ -385,10 +377,3 @@ BASELINES = {
     "bpr": lambda: BPR(),
     "content": lambda: ContentKNN(),
 }
-
-
-def timed_fit(model: Recommender, data: Interactions) -> float:
-    start = time.perf_counter()
-    with threadpool_limits(1):
-        model.fit(data)
-    return time.perf_counter() - start

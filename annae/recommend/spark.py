@@ -107,8 +107,3 @@ def spark_session(master: str = "local[2]"):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
-
-
-def fit_spark_als(data: Interactions, master: str = "local[2]", **params) -> SparkALS:
-    """Fit :class:`SparkALS` on coded interactions."""
-    return SparkALS(master=master, **params).fit(data)

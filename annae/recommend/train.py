@@ -71,11 +71,11 @@ def train_from_db(
         }
         model, kind = hybrid, "hybrid"
     elif engine_kind == "spark":
-        from annae.recommend.spark import fit_spark_als
+        from annae.recommend.spark import SparkALS
 
         say(f"fitting ALS on Spark ({spark_master})")
         data = Interactions.from_frame(frame)
-        als = fit_spark_als(data, master=spark_master)
+        als = SparkALS(master=spark_master).fit(data)
         extra = {
             "params": {
                 "master": spark_master,
