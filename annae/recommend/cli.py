@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -11,6 +14,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from annae.progress import fail, migrated_db
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Product recommendations.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -153,18 +159,7 @@ def eval_cmd(
         None, "--map", help="Override one mapping field: customer=CustID."
     ),
     baselines: str = typer.Option(
-        ",".join(
-            (
-                "popularity",
-                "popularity_7d",
-                "repurchase_popularity",
-                "item_knn",
-                "ease",
-                "als",
-                "bpr",
-                "content",
-            )
-        ),
+        "popularity,popularity_7d,repurchase_popularity,item_knn,ease,als,bpr,content",
         help="Comma-separated baselines.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
@@ -192,30 +187,31 @@ def eval_cmd(
         out.print_json(json.dumps(result))
         return
     table = Table(title=f"split {split_date}, {result['n_customers']:,} known customers, k={k}")
-    for col in (
-        "model",
-        f"novel ndcg@{k}",
-        f"novel recall@{k}",
-        f"repeat ndcg@{k}",
-        f"repeat recall@{k}",
-        f"coverage@{k}",
-        "fit s",
-        "p99 ms",
-    ):
+    metrics = [(setting, m) for setting in ("novel", "repeat") for m in ("ndcg", "recall")]
+    for col in ("model", *(f"{s} {m}@{k}" for s, m in metrics), f"coverage@{k}", "fit s", "p99 ms"):
         table.add_column(col)
-    rows = [("hybrid", result)] + list(result["baselines"].items())
-    for name, r in rows:
+    for name, r in [("hybrid", result), *result["baselines"].items()]:
         table.add_row(
             name,
-            f"{r['novel'][f'ndcg@{k}']:.4f}",
-            f"{r['novel'][f'recall@{k}']:.4f}",
-            f"{r['repeat'][f'ndcg@{k}']:.4f}",
-            f"{r['repeat'][f'recall@{k}']:.4f}",
+            *(f"{r[s][f'{m}@{k}']:.4f}" for s, m in metrics),
             f"{r['novel'][f'coverage@{k}']:.3f}",
             f"{r['fit_seconds']:.1f}",
             f"{r['latency_ms_p99']:.2f}",
         )
     out.print(table)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session on the migrated database; a refused request stops the command with its message."""
+    from annae.recommend.store import RecommendError
+    from annae.store.db import session_scope
+
+    try:
+        with session_scope(migrated_db()) as session:
+            yield session
+    except RecommendError as exc:
+        fail(str(exc))
 
 
 def _live():
@@ -251,14 +247,9 @@ def recommend(
 ) -> None:
     """Recommendations for one customer, with reasons."""
     from annae.recommend.service import recommend as rec
-    from annae.recommend.store import RecommendError
-    from annae.store.db import session_scope
 
-    try:
-        with session_scope(migrated_db()) as session:
-            result = rec(session, _live(), customer, k, list_)
-    except RecommendError as exc:
-        fail(str(exc))
+    with _session() as session:
+        result = rec(session, _live(), customer, k, list_)
     _print_items(result, as_json, f"recommendations for {customer} ({list_})")
 
 
@@ -270,14 +261,9 @@ def similar(
 ) -> None:
     """Products bought by the customers who bought this one."""
     from annae.recommend.service import similar as sim
-    from annae.recommend.store import RecommendError
-    from annae.store.db import session_scope
 
-    try:
-        with session_scope(migrated_db()) as session:
-            result = sim(session, _live(), product, k)
-    except RecommendError as exc:
-        fail(str(exc))
+    with _session() as session:
+        result = sim(session, _live(), product, k)
     _print_items(result, as_json, f"similar to {product} {result['name']}")
 
 
@@ -287,14 +273,10 @@ def consent(
     granted: bool = typer.Option(True, "--yes/--no", help="Give or withdraw marketing consent."),
 ) -> None:
     """Set a customer's marketing-consent flag (until the privacy capability manages consent)."""
-    from annae.recommend.store import RecommendError, set_marketing_consent
-    from annae.store.db import session_scope
+    from annae.recommend.store import set_marketing_consent
 
-    try:
-        with session_scope(migrated_db()) as session:
-            set_marketing_consent(session, customer, granted)
-    except RecommendError as exc:
-        fail(str(exc))
+    with _session() as session:
+        set_marketing_consent(session, customer, granted)
     out.print(f"customer {customer}: marketing consent {'given' if granted else 'withdrawn'}")
 
 
@@ -304,14 +286,10 @@ def link(
     products: list[str] = typer.Argument(..., help="Product ids to link (replaces earlier links)."),
 ) -> None:
     """Link a knowledge-base entry to products (shown as cards after the bot answers it)."""
-    from annae.recommend.store import RecommendError, link_entry
-    from annae.store.db import session_scope
+    from annae.recommend.store import link_entry
 
-    try:
-        with session_scope(migrated_db()) as session:
-            ids = link_entry(session, entry_id, products)
-    except RecommendError as exc:
-        fail(str(exc))
+    with _session() as session:
+        ids = link_entry(session, entry_id, products)
     out.print(f"entry {entry_id} linked to {', '.join(ids)}")
 
 
@@ -320,9 +298,8 @@ def status() -> None:
     """What is stored and which model is live."""
     from annae.recommend.registry import list_models
     from annae.recommend.store import counts
-    from annae.store.db import session_scope
 
-    with session_scope(migrated_db()) as session:
+    with _session() as session:
         c = counts(session)
         models = list_models(session)
     out.print(", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in c.items()))

@@ -21,16 +21,7 @@ from annae.recommend.registry import SavedModel, registry_for
 from annae.recommend.store import RecommendError, interactions_frame
 from annae.store.db import session_scope
 
-DEFAULT_BASELINES = (
-    "popularity",
-    "popularity_7d",
-    "repurchase_popularity",
-    "item_knn",
-    "ease",
-    "als",
-    "bpr",
-    "content",
-)
+DEFAULT_BASELINES = tuple(BASELINES)
 
 
 def fit_local(frame: pd.DataFrame, **params) -> tuple[Hybrid, Interactions]:
