@@ -664,6 +664,10 @@ class Hybrid(Recommender):
             for m, w in self.weights_.items()
         }
 
+    def learnt(self) -> dict:
+        """What fitting learnt, for a manifest or a report: blend weights, validation, timings."""
+        return {"weights": self.weights(), "validation": self.validation_, "timings": self.timings_}
+
 
 def _most_recent(days: np.ndarray, cap: int) -> np.ndarray:
     """Mask of the ``cap`` most recent entries (fewest days ago; ties by position)."""

@@ -55,11 +55,7 @@ def train_from_db(
             "fitting the hybrid (EASE, kNN, ALS, TF-IDF, popularity, repurchase; blend on a validation split)"
         )
         hybrid, data = fit_local(frame)
-        extra = {
-            "weights": hybrid.weights(),
-            "validation": hybrid.validation_,
-            "timings": hybrid.timings_,
-        }
+        extra = hybrid.learnt()
         model, kind = hybrid, "hybrid"
     elif engine_kind == "spark":
         from annae.recommend.spark import SparkALS
@@ -109,20 +105,25 @@ def latency(
             _one(model, int(u), k)
             cpu.append((time.thread_time() - c) * 1e3)
             wall.append((time.perf_counter() - t) * 1e3)
-    if not wall:
-        return {"latency_ms_p50": 0.0, "latency_ms_p99": 0.0, "cpu_ms_p50": 0.0, "cpu_ms_p99": 0.0}
     return {
-        "latency_ms_p50": round(float(np.percentile(wall, 50)), 3),
-        "latency_ms_p99": round(float(np.percentile(wall, 99)), 3),
-        "cpu_ms_p50": round(float(np.percentile(cpu, 50)), 3),
-        "cpu_ms_p99": round(float(np.percentile(cpu, 99)), 3),
+        f"{name}_p{q}": round(float(np.percentile(ms, q)), 3) if ms else 0.0
+        for name, ms in (("latency_ms", wall), ("cpu_ms", cpu))
+        for q in (50, 99)
     }
 
 
 def _one(model: Recommender, user: int, k: int) -> np.ndarray:
-    if isinstance(model, Hybrid):
-        return top_k(model.score(np.array([user]), "repeat"), k)
-    return top_k(model.score(np.array([user])), k)
+    return top_k(model.score(np.array([user])), k)  # the hybrid's default: the "repeat" ranking
+
+
+def _fit_timed(model: Recommender, data: Interactions) -> dict[str, float]:
+    """Fit ``model`` on ``data``; the wall-clock and CPU seconds it took."""
+    start, cpu = time.perf_counter(), time.process_time()
+    model.fit(data)
+    return {
+        "fit_seconds": round(time.perf_counter() - start, 2),
+        "fit_cpu_seconds": round(time.process_time() - cpu, 2),
+    }
 
 
 def hybrid_ranker(model: Hybrid, split: Split, k: int):
@@ -154,31 +155,21 @@ def evaluate_file(
     result: dict = {"model": "hybrid", "split_date": str(split_date), "k": k}
     with threadpool_limits(1):
         say("fitting the hybrid")
-        start, cpu = time.perf_counter(), time.process_time()
-        model = Hybrid(**params).fit(split.train)
-        fit_s, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
+        model = Hybrid(**params)
+        timings = _fit_timed(model, split.train)
         say("scoring the hybrid")
-        scores = score_model(hybrid_ranker(model, split, k), split, k, batch=128)
-        result.update(scores)
-        result["fit_seconds"] = round(fit_s, 2)
-        result["fit_cpu_seconds"] = round(fit_cpu, 2)
+        result.update(score_model(hybrid_ranker(model, split, k), split, k, batch=128))
+        result.update(timings)
         result.update(latency(model, split.users, k))
         result["n_customers"] = int(len(split.users))
-        result["blend"] = {
-            "weights": model.weights(),
-            "validation": model.validation_,
-            "timings": model.timings_,
-        }
+        result["blend"] = model.learnt()
         result["baselines"] = {}
         for name in baselines:
             say(f"baseline {name}")
             base = BASELINES[name]()
-            start, cpu = time.perf_counter(), time.process_time()
-            base.fit(split.train)
-            fit_b, fit_bc = time.perf_counter() - start, time.process_time() - cpu
+            timings = _fit_timed(base, split.train)
             res: dict[str, Any] = score_model(model_ranker(base, split, k), split, k)
-            res["fit_seconds"] = round(fit_b, 2)
-            res["fit_cpu_seconds"] = round(fit_bc, 2)
+            res.update(timings)
             res.update(latency(base, split.users, k, sample=200))
             result["baselines"][name] = res
     result["data"] = {
