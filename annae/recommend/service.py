@@ -192,17 +192,13 @@ def popular(session: Session, saved: SavedModel | None, k: int) -> list[Item]:
         return []
     from datetime import timedelta
 
+    n = func.count(func.distinct(RecInteraction.customer_id))
     stmt = (
-        select(
-            RecInteraction.product_id,
-            func.count(func.distinct(RecInteraction.customer_id)).label("n"),
-        )
+        select(RecInteraction.product_id, n.label("n"))
         .join(RecProduct, RecProduct.id == RecInteraction.product_id)
         .where(RecInteraction.at >= last - timedelta(days=7), RecProduct.active.is_(True))
         .group_by(RecInteraction.product_id)
-        .order_by(
-            func.count(func.distinct(RecInteraction.customer_id)).desc(), RecInteraction.product_id
-        )
+        .order_by(n.desc(), RecInteraction.product_id)
         .limit(k)
     )
     rows = session.execute(stmt).all()
@@ -238,12 +234,15 @@ def recommend(
         "reason": None,
         "items": [],
     }
-    if customer is None:
-        out["reason"] = "unknown customer: popular products"
-        out["items"] = (
-            [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
-        )
+
+    def popular_instead(reason: str) -> dict:
+        out["reason"] = reason
+        if list_ != "buy_again":
+            out["items"] = [i.to_dict() for i in popular(session, saved, k)]
         return out
+
+    if customer is None:
+        return popular_instead("unknown customer: popular products")
     out["consent"] = has_marketing_consent(session, customer.id)
     if not out["consent"]:
         out["reason"] = NO_CONSENT
@@ -251,44 +250,24 @@ def recommend(
     model = saved.model if saved else None
     user = model.user_code(customer.id) if model is not None else None
     if model is None or user is None:
-        out["reason"] = "no purchase history in the current model yet: popular products"
-        out["items"] = (
-            [i.to_dict() for i in popular(session, saved, k)] if list_ != "buy_again" else []
-        )
-        return out
+        return popular_instead("no purchase history in the current model yet: popular products")
     out["personalised"] = True
     history = model.history_[user].indices
-    if list_ == "buy_again":
-        picked = _take(session, model, _scores(model, user, "repeat"), k, allowed=history)
-        mode = "repeat"
-    elif list_ == "also_like":
-        picked = _take(session, model, _scores(model, user, "novel"), k)
-        mode = "novel"
-    else:
-        picked = _take(session, model, _scores(model, user, "repeat"), k)
-        mode = "repeat"
+    mode = "novel" if list_ == "also_like" else "repeat"
+    allowed = history if list_ == "buy_again" else None
+    picked = _take(session, model, _scores(model, user, mode), k, allowed=allowed)
     seen = set(history.tolist())
     codes = np.array([c for c, _s, _p in picked], dtype=np.int64)
     contribs = (
         model.contributions(user, codes, mode) if isinstance(model, Hybrid) and len(codes) else None
     )
-    items = []
     for n, (code, score, product) in enumerate(picked):
         reason, because = explain(
             model, user, code, mode, None if contribs is None else contribs[n]
         )
-        items.append(
-            Item(
-                product.id,
-                product.name,
-                product.price,
-                round(score, 4),
-                "buy_again" if code in seen else "also_like",
-                reason,
-                because,
-            )
-        )
-    out["items"] = [i.to_dict() for i in items]
+        tag = "buy_again" if code in seen else "also_like"
+        item = Item(product.id, product.name, product.price, round(score, 4), tag, reason, because)
+        out["items"].append(item.to_dict())
     return out
 
 
@@ -332,17 +311,16 @@ def similar(session: Session, saved: SavedModel | None, product_id: str, k: int 
     scores = together + 0.3 * described
     scores[code] = -np.inf
     scores[scores <= 0] = -np.inf
-    items = []
+    name = product.name or product.id
     for c, s, p in _take(session, model, scores, k):
         reason = (
-            f"bought by customers who bought {product.name or product.id}"
+            f"bought by customers who bought {name}"
             if together[c] >= 0.3 * described[c]
-            else f"similar description to {product.name or product.id}"
+            else f"similar description to {name}"
         )
-        items.append(
+        out["items"].append(
             Item(p.id, p.name, p.price, round(s, 4), "also_like", reason, product.id).to_dict()
         )
-    out["items"] = items
     return out
 
 
@@ -429,10 +407,4 @@ def suggest_for_entry(
 
 def card(item: dict, kind: str = PERSONAL) -> dict:
     """What a chat shows of a recommended product (``kind``: personal or general)."""
-    return {
-        "product_id": item["product_id"],
-        "name": item["name"],
-        "price": item["price"],
-        "reason": item["reason"],
-        "kind": kind,
-    }
+    return {**{key: item[key] for key in ("product_id", "name", "price", "reason")}, "kind": kind}
