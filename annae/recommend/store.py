@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from annae import errors
@@ -60,9 +60,7 @@ def import_frame(
     start = time.perf_counter()
     source = (report.source or "import")[:200]
     with engine.begin() as conn:
-        already = conn.scalar(
-            select(func.count()).select_from(RecInteraction).where(RecInteraction.source == source)
-        )
+        already = _count(conn, RecInteraction, RecInteraction.source == source)
         if already and not replace:
             raise ImportFileError(
                 f"{source} was already imported ({already} interactions); use --replace to import it again"
@@ -71,20 +69,13 @@ def import_frame(
             conn.execute(delete(RecInteraction).where(RecInteraction.source == source))
         now = utcnow()
         have_c = set(conn.scalars(select(RecCustomer.id)))
-        customers = [c for c in pd.unique(frame["customer"].astype(str)) if c not in have_c]
+        customers = [
+            {"id": c[:100], "name": None, "country": None, "created_at": now}
+            for c in pd.unique(frame["customer"].astype(str))
+            if c not in have_c
+        ]
         for i in range(0, len(customers), CHUNK):
-            conn.execute(
-                insert(RecCustomer),
-                [
-                    {
-                        "id": c[:100],
-                        "name": None,
-                        "country": None,
-                        "created_at": now,
-                    }
-                    for c in customers[i : i + CHUNK]
-                ],
-            )
+            conn.execute(insert(RecCustomer), customers[i : i + CHUNK])
         report.new_customers = len(customers)
 
         have_p = set(conn.scalars(select(RecProduct.id)))
@@ -131,12 +122,12 @@ def import_frame(
 def imported_rows(engine: Engine, source: str) -> int:
     """How many stored interactions came from ``source`` (a file name)."""
     with engine.connect() as conn:
-        stmt = (
-            select(func.count())
-            .select_from(RecInteraction)
-            .where(RecInteraction.source == source[:200])
-        )
-        return conn.scalar(stmt) or 0
+        return _count(conn, RecInteraction, RecInteraction.source == source[:200])
+
+
+def _count(db: Connection | Session, table: type, *where: ColumnElement[bool]) -> int:
+    """How many rows of ``table`` match every condition in ``where``."""
+    return db.scalar(select(func.count()).select_from(table).where(*where)) or 0
 
 
 def _bulk_insert_interactions(conn, rows: list[tuple], source: str) -> None:
@@ -259,13 +250,10 @@ def products_by_id(session: Session, ids: Iterable[str]) -> dict[str, RecProduct
 def counts(session: Session) -> dict[str, int]:
     """How many customers, products (active) and interactions are stored."""
     return {
-        "customers": session.scalar(select(func.count()).select_from(RecCustomer)) or 0,
-        "products": session.scalar(select(func.count()).select_from(RecProduct)) or 0,
-        "active_products": session.scalar(
-            select(func.count()).select_from(RecProduct).where(RecProduct.active.is_(True))
-        )
-        or 0,
-        "interactions": session.scalar(select(func.count()).select_from(RecInteraction)) or 0,
+        "customers": _count(session, RecCustomer),
+        "products": _count(session, RecProduct),
+        "active_products": _count(session, RecProduct, RecProduct.active.is_(True)),
+        "interactions": _count(session, RecInteraction),
     }
 
 
@@ -480,8 +468,9 @@ def customer_ids(session: Session) -> set[str]:
 
 def holds_customer(session: Session, customer_id: str) -> bool:
     """Whether the customer has a profile or an interaction."""
-    count = select(func.count()).where(RecInteraction.customer_id == customer_id)
-    return session.get(RecCustomer, customer_id) is not None or bool(session.scalar(count))
+    return session.get(RecCustomer, customer_id) is not None or bool(
+        _count(session, RecInteraction, RecInteraction.customer_id == customer_id)
+    )
 
 
 def export_customer(session: Session, customer_id: str) -> dict:
