@@ -12,6 +12,7 @@ import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from pandas import Series  # for annotations inside functions whose local pd hides the name
 
 KINDS = ("purchase", "view", "conversation", "click")
 
@@ -185,8 +186,9 @@ def clean_interactions(
     description, category, kind`` rows; raise :class:`ImportFileError` if it is malformed."""
     pd = require_pandas("reading purchase data")
     report = ImportReport(source=source, rows_read=len(raw))
+    where = source or "file"
     if raw.empty:
-        raise ImportFileError(f"{source or 'file'}: no rows")
+        raise ImportFileError(f"{where}: no rows")
     needed = {"customer": mapping.customer, "product": mapping.product, "time": mapping.time}
     optional = {
         k: getattr(mapping, k)
@@ -202,22 +204,20 @@ def clean_interactions(
     ]
     if missing:
         raise ImportFileError(
-            f"{source or 'file'}: missing column(s) {', '.join(missing)}; the file has {', '.join(map(repr, raw.columns[:20]))}"
+            f"{where}: missing column(s) {', '.join(missing)}; the file has {', '.join(map(repr, raw.columns[:20]))}"
         )
     out = pd.DataFrame(index=raw.index)
     out["customer"] = _clean_id(raw[mapping.customer])
     out["product"] = raw[mapping.product].astype("string").str.strip()
     times = pd.to_datetime(raw[mapping.time], errors="coerce", utc=True, format="mixed")
     if times.isna().any():
-        raise ImportFileError(
-            f"{source or 'file'}: not a date/time at {_first_bad(raw[mapping.time], times)}"
-        )
+        raise ImportFileError(f"{where}: not a date/time at {_first_bad(raw[mapping.time], times)}")
     out["time"] = times
     if mapping.quantity:
         qty = pd.to_numeric(raw[mapping.quantity], errors="coerce")
         if qty.isna().any():
             raise ImportFileError(
-                f"{source or 'file'}: not a number at {_first_bad(raw[mapping.quantity], qty)}"
+                f"{where}: not a number at {_first_bad(raw[mapping.quantity], qty)}"
             )
         out["quantity"] = qty.round().astype("int64")
     else:
@@ -226,7 +226,7 @@ def clean_interactions(
         price = pd.to_numeric(raw[mapping.price], errors="coerce")
         if (price.isna() & raw[mapping.price].notna()).any():
             raise ImportFileError(
-                f"{source or 'file'}: not a price at {_first_bad(raw[mapping.price], price)}"
+                f"{where}: not a price at {_first_bad(raw[mapping.price], price)}"
             )
         out["price"] = price
     else:
@@ -240,40 +240,35 @@ def clean_interactions(
         if bad.any():
             idx = int(np.flatnonzero(bad.to_numpy())[0])
             raise ImportFileError(
-                f"{source or 'file'}: line {idx + 2}: kind {kind.iloc[idx]!r} is not one of {', '.join(KINDS)}"
+                f"{where}: line {idx + 2}: kind {kind.iloc[idx]!r} is not one of {', '.join(KINDS)}"
             )
         out["kind"] = kind
     else:
         out["kind"] = "purchase"
     if out["product"].isna().all():
-        raise ImportFileError(
-            f"{source or 'file'}: the product column {mapping.product!r} is empty"
-        )
+        raise ImportFileError(f"{where}: the product column {mapping.product!r} is empty")
 
     keep = out["product"].notna()
+
+    def drop(rows: Series) -> Series:
+        """Stop keeping ``rows``; those of them that were still kept."""
+        nonlocal keep
+        dropped = rows & keep
+        keep &= ~rows
+        return dropped
+
     if mapping.invoice and mapping.cancel_prefix:
-        cancel = (
-            raw[mapping.invoice]
-            .astype("string")
-            .str.startswith(mapping.cancel_prefix)
-            .fillna(False)
-        )
-        report.cancellations = int((cancel & keep).sum())
-        keep &= ~cancel
-    no_customer = out["customer"].isna()
-    report.missing_customer = int((no_customer & keep).sum())
-    keep &= ~no_customer
-    non_positive = out["quantity"] <= 0
-    report.non_positive_quantity = int((non_positive & keep).sum())
-    keep &= ~non_positive
+        cancel = raw[mapping.invoice].astype("string").str.startswith(mapping.cancel_prefix)
+        report.cancellations = int(drop(cancel.fillna(False)).sum())
+    report.missing_customer = int(drop(out["customer"].isna()).sum())
+    report.non_positive_quantity = int(drop(out["quantity"] <= 0).sum())
     if mapping.non_products:
-        nonprod = _is_non_product(out["product"], mapping.non_products)
-        dropped = out.loc[nonprod & keep, "product"]
+        nonprod = drop(_is_non_product(out["product"], mapping.non_products))
+        dropped = out.loc[nonprod, "product"]
         report.non_product_codes = len(dropped)
         report.non_product_examples = {
             str(k): int(v) for k, v in dropped.value_counts().head(15).items()
         }
-        keep &= ~nonprod
     clean = out[keep].reset_index(drop=True)
     report.rows_kept = len(clean)
     report.customers = int(clean["customer"].nunique())
