@@ -189,17 +189,13 @@ class Hybrid(Recommender):
             self.knn_ = ItemKNN().fit(data)
             self.als_ = ALS(factors=self.als_factors, random_state=self.random_state).fit(data)
             self.content_ = ContentKNN().fit(data)
+        c7 = Popularity(days=7).fit(data).counts_
+        c30 = Popularity(days=30).fit(data).counts_
         self.pop_ = _log_scale(Popularity().fit(data).counts_)
-        self.pop7_ = _log_scale(Popularity(days=7).fit(data).counts_)
-        self.pop30_ = _log_scale(Popularity(days=30).fit(data).counts_)
-        days = data.last_seen()
-        if not (
-            np.array_equal(days.indptr, self.history_.indptr)
-            and np.array_equal(days.indices, self.history_.indices)
-        ):  # pragma: no cover
-            raise AssertionError("history and recency matrices differ in structure")
-        self.days_ = days.data
+        self.pop7_ = _log_scale(c7)
+        self.pop30_ = _log_scale(c30)
         hist = self.history_
+        self.days_ = _entries_of(data.last_seen(), hist, "recency")
         buyers = np.bincount(hist.indices, minlength=data.n_items)
         repeaters = np.bincount(hist.indices[hist.data > 1], minlength=data.n_items)
         self.item_rate_ = (repeaters / np.maximum(buyers, 1)).astype(np.float32)
@@ -210,9 +206,7 @@ class Hybrid(Recommender):
         self.item_gap_ = _repurchase_gaps(data)
         self.decay_ = _decayed_counts(data, self.decay_days, hist)
         self.decay14_ = _decayed_counts(data, 14.0, hist)
-        self.first_ = _first_seen(data, hist)
-        c7 = Popularity(days=7).fit(data).counts_
-        c30 = Popularity(days=30).fit(data).counts_
+        self.first_ = _entries_of(data.last_seen(first=True), hist, "first-seen")
         self.trend_ = np.clip(np.log((c7 + 1.0) / (c30 * 7.0 / 30.0 + 1.0)) / 2.0, -1.0, 1.0)
         self.trend_ = self.trend_.astype(np.float32)
         last_sold = np.full(data.n_items, -np.inf)
@@ -235,9 +229,6 @@ class Hybrid(Recommender):
         self.user_repeat_ = ((total - n_hist) / np.maximum(total, 1.0)).clip(0.0, 1.0)
         self.user_repeat_ = self.user_repeat_.astype(np.float32)
         self.user_breadth_ = (np.log1p(n_hist) / 6.0).astype(np.float32)
-        self.item_ids_ = data.item_ids
-        self.item_names_ = data.item_names
-        self.user_ids_ = data.user_ids
 
     def _window(
         self, data: Interactions, end: float, rng: np.random.Generator
@@ -693,14 +684,8 @@ def _repurchase_gaps(data: Interactions) -> np.ndarray:
 def _decayed_counts(data: Interactions, half_life: float, hist: sp.csr_matrix) -> np.ndarray:
     """Per (customer, product) entry of ``hist`` the shopping days with the product, each
     weighted 2^(-days ago / ``half_life``) (recent re-orders count more)."""
-    import pandas as pd
-
-    day = data.times // int(DAY)
-    end = data.end_time / DAY
-    w = np.ones(len(data.users), np.float32) if data.weights is None else data.weights
-    key = pd.DataFrame({"u": data.users, "i": data.items, "d": day, "w": w})
-    key = key.groupby(["u", "i", "d"], sort=False)["w"].max().reset_index()
-    age = end - key["d"].to_numpy() - 0.5
+    key = data.daily()
+    age = data.end_time / DAY - key["d"].to_numpy() - 0.5
     mat = sp.csr_matrix(
         (
             key["w"].to_numpy(np.float64) * np.exp2(-age / half_life),
@@ -709,25 +694,15 @@ def _decayed_counts(data: Interactions, half_life: float, hist: sp.csr_matrix) -
         shape=hist.shape,
     )
     mat.sum_duplicates()
-    if not np.array_equal(mat.indptr, hist.indptr) or not np.array_equal(
-        mat.indices, hist.indices
+    return _entries_of(mat, hist, "decayed-count").astype(np.float32)
+
+
+def _entries_of(mat: sp.csr_matrix, hist: sp.csr_matrix, what: str) -> np.ndarray:
+    """The values of ``mat``, one per entry of ``hist`` (both matrices hold the same entries)."""
+    if not (
+        np.array_equal(mat.indptr, hist.indptr) and np.array_equal(mat.indices, hist.indices)
     ):  # pragma: no cover
-        raise AssertionError("history and decayed-count matrices differ in structure")
-    return mat.data.astype(np.float32)
-
-
-def _first_seen(data: Interactions, hist: sp.csr_matrix) -> np.ndarray:
-    """Per (customer, product) entry of ``hist`` the days since the first interaction (+1)."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"u": data.users, "i": data.items, "t": data.times})
-    first = frame.groupby(["u", "i"], sort=False)["t"].min().reset_index()
-    days = (data.end_time - first["t"].to_numpy()) / DAY + 1.0
-    mat = sp.csr_matrix(
-        (days.astype(np.float32), (first["u"].to_numpy(), first["i"].to_numpy())), shape=hist.shape
-    )
-    if not np.array_equal(mat.indices, hist.indices):  # pragma: no cover
-        raise AssertionError("history and first-seen matrices differ in structure")
+        raise AssertionError(f"history and {what} matrices differ in structure")
     return mat.data
 
 

@@ -64,23 +64,21 @@ class Interactions:
             secs = np.asarray(times, dtype=np.int64)
         names = np.array([""] * len(item_ids), dtype=object)
         text = np.array([""] * len(item_ids), dtype=object)
-        if "name" in frame:
-            last = (
-                frame.loc[keep, ["product", "name"]]
-                .dropna()
-                .drop_duplicates("product", keep="last")
-            )
+
+        def latest(column: str) -> tuple[np.ndarray, np.ndarray]:
+            """Catalogue positions of the products with a ``column`` value, and their last one."""
+            last = frame.loc[keep, ["product", column]].dropna()
+            last = last.drop_duplicates("product", keep="last")
             pos = item_index.get_indexer(last["product"].astype(str))
-            names[pos] = last["name"].astype(str).to_numpy()
+            return pos, last[column].astype(str).to_numpy()
+
+        if "name" in frame:
+            pos, values = latest("name")
+            names[pos] = values
             text[pos] = names[pos]
         if "description" in frame and frame["description"].notna().any():
-            last = (
-                frame.loc[keep, ["product", "description"]]
-                .dropna()
-                .drop_duplicates("product", keep="last")
-            )
-            pos = item_index.get_indexer(last["product"].astype(str))
-            text[pos] = text[pos] + " " + last["description"].astype(str).to_numpy()
+            pos, values = latest("description")
+            text[pos] = text[pos] + " " + values
         weights = None
         if "kind" in frame:
             kind_w = {"purchase": 1.0, "conversation": 0.5, "click": 0.3, "view": 0.2}
@@ -109,14 +107,18 @@ class Interactions:
             weights=None if self.weights is None else self.weights[mask],
         )
 
-    def counts(self) -> sp.csr_matrix:
-        """Customer × product matrix of (weighted) distinct-day interaction counts."""
+    def daily(self) -> pd.DataFrame:
+        """One row per customer ``u``, product ``i`` and day ``d`` with the day's largest weight ``w``."""
         import pandas as pd
 
         day = self.times // int(DAY)
         w = np.ones(len(self.users), np.float32) if self.weights is None else self.weights
         key = pd.DataFrame({"u": self.users, "i": self.items, "d": day, "w": w})
-        key = key.groupby(["u", "i", "d"], sort=False)["w"].max().reset_index()
+        return key.groupby(["u", "i", "d"], sort=False)["w"].max().reset_index()
+
+    def counts(self) -> sp.csr_matrix:
+        """Customer × product matrix of (weighted) distinct-day interaction counts."""
+        key = self.daily()
         mat = sp.csr_matrix(
             (key["w"].to_numpy(np.float32), (key["u"].to_numpy(), key["i"].to_numpy())),
             shape=(self.n_users, self.n_items),
@@ -124,12 +126,14 @@ class Interactions:
         mat.sum_duplicates()
         return mat
 
-    def last_seen(self) -> sp.csr_matrix:
-        """Customer × product matrix of days between the last interaction and the data's end (+1)."""
+    def last_seen(self, first: bool = False) -> sp.csr_matrix:
+        """Customer × product matrix of days between the last interaction (the first with
+        ``first``) and the data's end (+1)."""
         import pandas as pd
 
         frame = pd.DataFrame({"u": self.users, "i": self.items, "t": self.times})
-        last = frame.groupby(["u", "i"], sort=False)["t"].max().reset_index()
+        last = frame.groupby(["u", "i"], sort=False)["t"].agg("min" if first else "max")
+        last = last.reset_index()
         days = (self.end_time - last["t"].to_numpy()) / DAY + 1.0
         return sp.csr_matrix(
             (days.astype(np.float32), (last["u"].to_numpy(), last["i"].to_numpy())),
