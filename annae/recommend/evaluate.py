@@ -50,7 +50,7 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
         (np.ones(len(row), np.float32), (row, i[known & (i >= 0)])),
         shape=(len(users), train.n_items),
     )
-    truth.data[:] = 1.0
+    truth.data[:] = 1.0  # (the matrix sums duplicate entries)
     # items bought after the date but not in the training catalogue cannot be recommended;
     # they still count as relevant (they lower recall), so keep their number per customer.
     new_items = known & (i < 0)
@@ -59,9 +59,6 @@ def time_split(frame: pd.DataFrame, split_date: str | pd.Timestamp) -> Split:
     )
     per_user = pairs.drop_duplicates().groupby("u").size()
     unseen = per_user.reindex(users, fill_value=0).to_numpy(dtype=np.int64)
-    truth = truth.tocsr()
-    truth.sum_duplicates()
-    truth.data[:] = 1.0
     hist = train.counts()[users]
     hist.data[:] = 1.0
     return Split(

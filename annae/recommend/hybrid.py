@@ -429,29 +429,29 @@ class Hybrid(Recommender):
         out[:, :, F["trend"]] = self.trend_
         out[:, :, F["item_fresh"]] = self.fresh_
         has = np.diff(hist.indptr) > 0
+
+        def per_customer(ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
+            """``ufunc`` over each customer's entries of ``hist`` (0 for a customer without any)."""
+            got = np.zeros(len(users), np.float32)
+            got[has] = ufunc.reduceat(values, hist.indptr[:-1][has])
+            return got
+
         if len(cols):
             counts = hist.data
-            peak = np.maximum.reduceat(counts, hist.indptr[:-1][np.diff(hist.indptr) > 0])
-            peak_rows = np.zeros(len(users), np.float32)
-            peak_rows[np.diff(hist.indptr) > 0] = peak
-            first = np.minimum.reduceat(days, hist.indptr[:-1][np.diff(hist.indptr) > 0])
-            last_rows = np.zeros(len(users), np.float32)
-            last_rows[has] = first
+            last_rows = per_customer(np.minimum, days)
             out[:, :, F["user_recent"]] = np.where(has, np.exp(-last_rows / 30.0), 0.0)[:, None]
             out[:, :, F["user_due"]] = np.where(has, self._due(last_rows, users), 0.0)[:, None]
             entries = np.concatenate([np.arange(ptr[u], ptr[u + 1]) for u in users])
             decay = self.decay_[entries]
-            decay_peak = np.zeros(len(users), np.float32)
-            decay_peak[has] = np.maximum.reduceat(decay, hist.indptr[:-1][has])
             out[rows, cols, len(NOVEL) :] = self._repeat_signals(
                 counts,
                 days,
                 decay,
                 cols,
-                peak_rows[rows],
+                per_customer(np.maximum, counts)[rows],
                 last_rows[rows],
                 self.user_days_[users][rows],
-                decay_peak[rows],
+                per_customer(np.maximum, decay)[rows],
                 self.decay14_[entries],
                 self.first_[entries],
             )
