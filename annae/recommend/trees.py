@@ -10,6 +10,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# each node array: the column of scikit-learn's node records it comes from, its dtype, and what
+# pads trees with fewer nodes (a padding node is a leaf worth 0)
+_NODES = {
+    "feature": ("feature_idx", np.int32, 0),
+    "threshold": ("num_threshold", np.float64, 0.0),
+    "left": ("left", np.int32, 0),
+    "right": ("right", np.int32, 0),
+    "missing_left": ("missing_go_to_left", bool, False),
+    "leaf": ("is_leaf", bool, True),
+    "value": ("value", np.float64, 0.0),
+}
+
 
 @dataclass
 class TreeEnsemble:
@@ -29,35 +41,16 @@ class TreeEnsemble:
     def from_sklearn(cls, model) -> TreeEnsemble:
         """Flatten a fitted binary ``HistGradientBoostingClassifier`` (numerical features only)."""
         trees = [preds[0].nodes for preds in model._predictors]
-        width = max(len(t) for t in trees)
-        shape = (len(trees), width)
-        feature = np.zeros(shape, np.int32)
-        threshold = np.zeros(shape, np.float64)
-        left = np.zeros(shape, np.int32)
-        right = np.zeros(shape, np.int32)
-        missing = np.zeros(shape, bool)
-        leaf = np.ones(shape, bool)
-        value = np.zeros(shape, np.float64)
-        for t, nodes in enumerate(trees):
-            n = len(nodes)
-            feature[t, :n] = nodes["feature_idx"]
-            threshold[t, :n] = nodes["num_threshold"]
-            left[t, :n] = nodes["left"]
-            right[t, :n] = nodes["right"]
-            missing[t, :n] = nodes["missing_go_to_left"].astype(bool)
-            leaf[t, :n] = nodes["is_leaf"].astype(bool)
-            value[t, :n] = nodes["value"]
-        depth = int(max(t["depth"].max() for t in trees)) if trees else 0
+        shape = (len(trees), max(len(t) for t in trees))
+        arrays = {}
+        for name, (column, dtype, fill) in _NODES.items():
+            arrays[name] = np.full(shape, fill, dtype)
+            for t, nodes in enumerate(trees):
+                arrays[name][t, : len(nodes)] = nodes[column]
         return cls(
-            feature,
-            threshold,
-            left,
-            right,
-            missing,
-            leaf,
-            value,
-            float(np.ravel(model._baseline_prediction)[0]),
-            depth,
+            **arrays,
+            baseline=float(np.ravel(model._baseline_prediction)[0]),
+            depth=int(max(t["depth"].max() for t in trees)) if trees else 0,
         )
 
     @classmethod
@@ -66,23 +59,17 @@ class TreeEnsemble:
         if len(parts) == 1:
             return parts[0]
         width = max(p.feature.shape[1] for p in parts)
-
-        def stack(name: str, fill) -> np.ndarray:
-            arrays = [getattr(p, name) for p in parts]
-            return np.concatenate(
-                [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill) for a in arrays]
+        arrays = {}
+        for name, (_column, _dtype, fill) in _NODES.items():
+            each = [getattr(p, name) for p in parts]
+            arrays[name] = np.concatenate(
+                [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill) for a in each]
             )
-
+        arrays["value"] = arrays["value"] / len(parts)
         return cls(
-            stack("feature", 0),
-            stack("threshold", 0.0),
-            stack("left", 0),
-            stack("right", 0),
-            stack("missing_left", False),
-            stack("leaf", True),
-            stack("value", 0.0) / len(parts),
-            float(np.mean([p.baseline for p in parts])),
-            max(p.depth for p in parts),
+            **arrays,
+            baseline=float(np.mean([p.baseline for p in parts])),
+            depth=max(p.depth for p in parts),
         )
 
     def __post_init__(self) -> None:
