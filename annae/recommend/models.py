@@ -141,7 +141,17 @@ class Repurchase(Recommender):
         return (counts * 2.0 + fresh + (counts > 0) * 1.0 + pop * 0.5).astype(np.float32)
 
 
-class ItemKNN(Recommender):
+class _Neighbours(Recommender):
+    """Scores are the customer's past products (once each) times a product × product similarity."""
+
+    similarity_: sp.csr_matrix  # set by ``_fit``
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        hist = binarize(_rows(self.history_, np.atleast_1d(users)))
+        return np.asarray((hist @ self.similarity_).todense(), dtype=np.float32)
+
+
+class ItemKNN(_Neighbours):
     """Item-item cosine similarity over who bought what, ``neighbours`` per product."""
 
     name = "item_knn"
@@ -152,10 +162,6 @@ class ItemKNN(Recommender):
 
     def _fit(self, data: Interactions) -> None:
         self.similarity_ = cosine_neighbours(binarize(self.history_), self.neighbours, self.shrink)
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        hist = binarize(_rows(self.history_, np.atleast_1d(users)))
-        return np.asarray((hist @ self.similarity_).todense(), dtype=np.float32)
 
 
 def cosine_neighbours(x: sp.csr_matrix, neighbours: int, shrink: float = 0.0) -> sp.csr_matrix:
@@ -323,7 +329,7 @@ class BPR(_Factors):
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
 
 
-class ContentKNN(Recommender):
+class ContentKNN(_Neighbours):
     """TF-IDF over product names and descriptions: similar descriptions score high.
 
     Works for products nobody bought yet (cold start) and customers with a single interaction.
@@ -354,10 +360,6 @@ class ContentKNN(Recommender):
         sim.setdiag(0)
         sim.eliminate_zeros()
         self.similarity_ = keep_top(sim, self.neighbours)
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        hist = binarize(_rows(self.history_, np.atleast_1d(users)))
-        return np.asarray((hist @ self.similarity_).todense(), dtype=np.float32)
 
     def text_similarity(self, text: str) -> np.ndarray:
         """Cosine similarity of any text (a new product's description) to every product."""
