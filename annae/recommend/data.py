@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -61,11 +61,8 @@ class ColumnMap:
             raise ImportFileError(
                 f"unknown mapping field(s): {', '.join(sorted(bad))}; known: {', '.join(sorted(known))}"
             )
-        values = asdict(self)
-        for key, value in overrides.items():
-            values[key] = value or None
-        values["non_products"] = tuple(values["non_products"])
-        return ColumnMap(**values)
+        changes: dict[str, Any] = {key: value or None for key, value in overrides.items()}
+        return replace(self, **changes)
 
 
 ONLINE_RETAIL_NON_PRODUCTS = (
