@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from annae.recommend.matrix import Interactions
-from annae.recommend.models import Recommender, dcg_discounts, top_k
+from annae.recommend.models import Recommender, ndcg, top_k
 
 
 @dataclass
@@ -82,14 +82,11 @@ def ranking_metrics(
     n_rel = np.asarray(truth.sum(axis=1)).ravel()
     if unseen is not None:
         n_rel = n_rel + unseen
-    disc = dcg_discounts(k)
-    dcg = (hits * disc[: hits.shape[1]]).sum(axis=1)
-    ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "recall": np.where(n_rel > 0, hits.sum(axis=1) / np.maximum(n_rel, 1), 0.0),
             "precision": hits.sum(axis=1) / k,
-            "ndcg": np.where(n_rel > 0, dcg / ideal, 0.0),
+            "ndcg": np.where(n_rel > 0, ndcg(hits, n_rel, k), 0.0),
         }
 
 

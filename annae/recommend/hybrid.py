@@ -26,7 +26,7 @@ from annae.recommend.models import (
     ItemKNN,
     Popularity,
     Recommender,
-    dcg_discounts,
+    ndcg,
     top_k,
 )
 from annae.recommend.trees import TreeEnsemble
@@ -727,12 +727,8 @@ def _place_on_top(linear: np.ndarray, cand: np.ndarray, raw: np.ndarray) -> np.n
 
 def ndcg_at(scores: np.ndarray, labels: np.ndarray, n_rel: np.ndarray, k: int = 10) -> float:
     """Mean NDCG@k over rows of candidate scores (labels mark relevant candidates)."""
-    top = top_k(scores, k)
-    gains = np.take_along_axis(labels, top, axis=1)
-    disc = dcg_discounts(k)
-    dcg = (gains * disc[: gains.shape[1]]).sum(axis=1)
-    ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
-    return float((dcg / ideal).mean()) if len(dcg) else 0.0
+    gains = np.take_along_axis(labels, top_k(scores, k), axis=1)
+    return float(ndcg(gains, n_rel, k).mean()) if len(gains) else 0.0
 
 
 def coordinate_ascent(

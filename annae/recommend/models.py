@@ -20,9 +20,13 @@ from annae.recommend.matrix import DAY, Interactions, binarize
 log = logging.getLogger(__name__)
 
 
-def dcg_discounts(k: int) -> np.ndarray:
-    """The DCG discount of ranks 1..k: 1 / log2(rank + 1)."""
-    return 1.0 / np.log2(np.arange(2, k + 2))
+def ndcg(gains: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
+    """Per-row NDCG@k of ranked relevance ``gains`` (rows × at most k) when ``n_rel`` products
+    are relevant per row (rows with none are the caller's to mask); rank r counts 1 / log2(r + 1)."""
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (gains * disc[: gains.shape[1]]).sum(axis=1)
+    ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
+    return dcg / ideal
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
