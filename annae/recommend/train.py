@@ -24,14 +24,6 @@ from annae.store.db import session_scope
 DEFAULT_BASELINES = tuple(BASELINES)
 
 
-def fit_local(frame: pd.DataFrame, **params) -> tuple[Hybrid, Interactions]:
-    """Fit the hybrid on a cleaned interactions frame, one thread."""
-    data = Interactions.from_frame(frame)
-    with threadpool_limits(1):
-        model = Hybrid(**params).fit(data)
-    return model, data
-
-
 def train_from_db(
     engine: Engine,
     models_dir: Path,
@@ -48,20 +40,21 @@ def train_from_db(
     if frame.empty:
         raise RecommendError("no interactions stored yet: run 'annae rec import FILE' first")
     start = time.perf_counter()
+    data = Interactions.from_frame(frame)
     model: Recommender
     extra: dict[str, Any]
     if engine_kind == "local":
         say(
             "fitting the hybrid (EASE, kNN, ALS, TF-IDF, popularity, repurchase; blend on a validation split)"
         )
-        hybrid, data = fit_local(frame)
+        with threadpool_limits(1):
+            hybrid = Hybrid().fit(data)
         extra = hybrid.learnt()
         model, kind = hybrid, "hybrid"
     elif engine_kind == "spark":
         from annae.recommend.spark import SparkALS
 
         say(f"fitting ALS on Spark ({spark_master})")
-        data = Interactions.from_frame(frame)
         als = SparkALS(master=spark_master).fit(data)
         extra = {
             "params": {
