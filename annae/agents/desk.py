@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annae.agents import csat, notes, routing, teams
+from annae.agents import csat, notes, routing, teams, users
 from annae.agents.users import Identity
 from annae.dialogue import conversations as convs
 from annae.dialogue import desk_queries
@@ -15,7 +15,6 @@ from annae.dialogue.conversations import Conflict, Event
 from annae.kb import entries
 from annae.store.db import iso
 from annae.store.tables.desk import Routing
-from annae.store.tables.service import User
 
 if TYPE_CHECKING:
     from annae.store.tables.service import Conversation
@@ -29,15 +28,8 @@ def _summaries(session: Session, rows: list[Conversation]) -> list[dict]:
     if not ids:
         return []
     last = desk_queries.last_customer_texts(session, ids)
-    agent_ids = {c.assigned_agent_id for c in rows if c.assigned_agent_id is not None}
-    names = (
-        dict(
-            session.execute(select(User.id, User.username).where(User.id.in_(agent_ids)))
-            .tuples()
-            .all()
-        )
-        if agent_ids
-        else {}
+    names = users.usernames(
+        session, {c.assigned_agent_id for c in rows if c.assigned_agent_id is not None}
     )
     team_of = routing.team_names(session, ids)
     out = []

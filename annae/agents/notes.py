@@ -11,12 +11,11 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annae.agents.users import Identity
+from annae.agents.users import Identity, active_ids, usernames
 from annae.dialogue import conversations as convs
 from annae.dialogue.conversations import Event, Invalid
 from annae.store.db import iso, utcnow
 from annae.store.tables.desk import Note
-from annae.store.tables.service import User
 
 MAX_NOTE = 4000
 _MENTION = re.compile(r"(?<![\w.@])@([A-Za-z0-9_.-]{1,100})")
@@ -38,19 +37,7 @@ def add_note(
         raise Invalid(f"a note has at most {MAX_NOTE} characters")
     conv = convs.get(session, conv_id)
     names = mentioned(text)
-    users = (
-        dict(
-            session.execute(
-                select(User.username, User.id).where(
-                    User.username.in_(names), User.active.is_(True)
-                )
-            )
-            .tuples()
-            .all()
-        )
-        if names
-        else {}
-    )
+    users = active_ids(session, names)
     unknown = [n for n in names if n not in users]
     if unknown:
         raise Invalid(f"@{unknown[0]} is not an agent")
@@ -86,18 +73,10 @@ def note_dict(note: Note, author: str | None, mentions: list[str]) -> dict:
     }
 
 
-def _names(session: Session, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return dict(
-        session.execute(select(User.id, User.username).where(User.id.in_(ids))).tuples().all()
-    )
-
-
 def _dicts(session: Session, rows: list[Note]) -> list[dict]:
     """Notes as dicts, with author and mentioned names in one query."""
     ids = {r.author_id for r in rows if r.author_id} | {i for r in rows for i in r.mentions or []}
-    names = _names(session, ids)
+    names = usernames(session, ids)
     return [
         note_dict(
             r,

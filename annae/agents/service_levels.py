@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annae.agents import routing
+from annae.agents.users import usernames
 from annae.dialogue import desk_queries
 from annae.learning import analytics
 from annae.store.db import aware
 from annae.store.tables.desk import Csat, Team
-from annae.store.tables.service import User
 
 BOT = "bot"
 
@@ -65,7 +65,7 @@ def served(session: Session, rows: list[analytics.ConvFacts]) -> list[Served]:
         return []
     ids = list(handed)
     teams = routing.team_names(session, ids)
-    names = dict(session.execute(select(User.id, User.username)).tuples().all())
+    names = usernames(session)
     assigned_to = desk_queries.assigned_agents(session, ids)
     assigned_at: dict[str, datetime] = {}
     resolved_at: dict[str, datetime] = {}
@@ -130,7 +130,7 @@ def summary(session: Session, filters: analytics.Filters | None = None) -> dict:
     rows = analytics.facts(session, filters)
     ids = [f.id for f in rows]
     items = served(session, rows)
-    names = dict(session.execute(select(User.id, User.username)).tuples().all())
+    names = usernames(session)
     team_names = {t.id: t for t in session.scalars(select(Team))}
     csat_rows = (
         list(session.scalars(select(Csat).where(Csat.conversation_id.in_(ids)))) if ids else []

@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from annae.agents import hours
+from annae.agents.users import active_ids
 from annae.dialogue import desk_queries
 from annae.dialogue.conversations import Conflict, Invalid, NotFound
 from annae.store.db import utcnow
@@ -32,13 +33,7 @@ def _users(session: Session, names: list[str]) -> dict[str, int]:
     """Active users by name; 400 naming the unknown ones."""
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise Invalid("members must be a list of usernames")
-    found = dict(
-        session.execute(
-            select(User.username, User.id).where(User.username.in_(names), User.active.is_(True))
-        )
-        .tuples()
-        .all()
-    )
+    found = active_ids(session, names)
     unknown = sorted(set(names) - set(found))
     if unknown:
         raise Invalid(f"unknown or inactive user(s): {', '.join(unknown)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -13,7 +14,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
-from annae.store.db import rowcount, session_scope, utcnow
+from annae.store.db import aware, rowcount, session_scope, utcnow
 from annae.store.tables.service import ApiKey, AuthToken, User
 from annae.store.tokens import hash_secret, new_secret
 
@@ -97,6 +98,24 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.id)))
 
 
+def usernames(session: Session, ids: Collection[int] | None = None) -> dict[int, str]:
+    """Usernames by user id: of ``ids`` (no query for none), or of every user without them."""
+    if ids is not None and not ids:
+        return {}
+    stmt = select(User.id, User.username)
+    if ids is not None:
+        stmt = stmt.where(User.id.in_(ids))
+    return dict(session.execute(stmt).tuples().all())
+
+
+def active_ids(session: Session, names: Collection[str]) -> dict[str, int]:
+    """The ids of the active users among ``names``, by username (no query for none)."""
+    if not names:
+        return {}
+    stmt = select(User.username, User.id).where(User.username.in_(names), User.active.is_(True))
+    return dict(session.execute(stmt).tuples().all())
+
+
 def set_password(session: Session, username: str, password: str) -> None:
     user = get_user(session, username)
     _check(user.username, user.role, password)
@@ -150,10 +169,7 @@ def identity_for_token(
     ).first()
     if row is None or row.kind not in kinds or not row.active:
         return None
-    expires = row.expires_at
-    if expires.tzinfo is None:  # SQLite drops the zone
-        expires = expires.replace(tzinfo=utcnow().tzinfo)
-    if expires <= utcnow():
+    if aware(row.expires_at) <= utcnow():  # SQLite drops the zone
         return None
     return Identity(row.id, row.username, row.role)
 
