@@ -215,15 +215,9 @@ def receive(svc, raw: bytes, envelope_from: str | None, recipients: list[str]) -
         decision=decision,
         failure=failure,
     )
-    _wake(svc)
+    outbox.wake(svc)
     log.info("mail from channel %s into conversation %s: %s", channel_id, conv_id, reply["type"])
     return reply["type"]
-
-
-def _wake(svc) -> None:
-    deliverer = svc.extra.get("deliverer")
-    if deliverer is not None:
-        deliverer.wake.set()
 
 
 # --- outbound -------------------------------------------------------------------------------

@@ -209,6 +209,14 @@ def counts(session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
+def wake(svc) -> None:
+    """Have this process's :class:`Deliverer` (if it runs one) scan now rather than at its next
+    poll."""
+    deliverer = svc.extra.get("deliverer")
+    if deliverer is not None:
+        deliverer.wake.set()
+
+
 class Deliverer:
     """Delivers due outbox items with one sender per kind; ``run_once`` is one scan."""
 

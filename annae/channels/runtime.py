@@ -44,6 +44,7 @@ def sweep_openings(svc, now=None) -> list:
     """Teams whose hours just started: queued conversations to online members, one alert each
     (:func:`annae.agents.routing.openings`, :func:`annae.channels.alerts.on_hours_start`)."""
     from annae.agents.routing import openings
+    from annae.channels import outbox
     from annae.channels.alerts import on_hours_start
     from annae.store.db import session_scope
 
@@ -51,9 +52,8 @@ def sweep_openings(svc, now=None) -> list:
         found = openings(session, now)
         alerted = [on_hours_start(session, o) for o in found]
     svc.broker.publish_many([event for o in found for event in o.events])
-    deliverer = svc.extra.get("deliverer")
-    if any(alerted) and deliverer is not None:
-        deliverer.wake.set()
+    if any(alerted):
+        outbox.wake(svc)
     for o in found:
         log.info("team %s opened: %d waiting, %d assigned", o.team, o.waiting, o.assigned)
     return found

@@ -121,15 +121,9 @@ def _late(svc: Services, task: asyncio.Task, url: str) -> None:
     def store() -> None:
         with session_scope(svc.db) as session:
             outbox.enqueue(session, "kakao", "callback.reply", {"url": url, "body": body})
-        wake(svc)
+        outbox.wake(svc)
 
     asyncio.get_running_loop().run_in_executor(None, store)
-
-
-def wake(svc: Services) -> None:
-    deliverer = svc.extra.get("deliverer")
-    if deliverer is not None:
-        deliverer.wake.set()
 
 
 async def _kakao_turn(
@@ -240,12 +234,12 @@ async def email_link(token: str, request: Request) -> HTMLResponse:
 
     await run_in_threadpool(rate)
     if action == "helpful":
-        wake(svc)
+        outbox.wake(svc)
         return HTMLResponse("<!doctype html><meta charset=utf-8><p>Thank you.</p>")
     await run_in_threadpool(
         commit_turn, svc, lambda session: convs.get(session, conv_id), handoff=True
     )
-    wake(svc)
+    outbox.wake(svc)
     return HTMLResponse(
         "<!doctype html><meta charset=utf-8><p>Thanks: a person will answer your e-mail.</p>"
     )
@@ -320,7 +314,7 @@ def deliveries(
 def resend(item_id: Id, request: Request, _u: Identity = Depends(admin)) -> dict:
     """Send a delivered or dead item again (same delivery id: receivers can tell it is a repeat)."""
     out = _admin_db(request, lambda s: outbox.item_dict(outbox.resend(s, item_id)))
-    wake(services(request))
+    outbox.wake(services(request))
     return out
 
 
