@@ -128,13 +128,18 @@ def thread_of(session: Session, channel: Channel, mail: Inbound) -> ChannelConta
     )
 
 
-def _remember(session: Session, channel_id: int, ref: str | None, conv_id: str) -> None:
-    if not ref:
-        return
-    exists = session.scalar(
-        select(ChannelRef.id).where(ChannelRef.channel_id == channel_id, ChannelRef.ref == ref)
+def _seen(session: Session, channel_id: int, ref: str) -> bool:
+    """Whether the message id ``ref`` is already recorded for the channel."""
+    return (
+        session.scalar(
+            select(ChannelRef.id).where(ChannelRef.channel_id == channel_id, ChannelRef.ref == ref)
+        )
+        is not None
     )
-    if exists is None:
+
+
+def _remember(session: Session, channel_id: int, ref: str | None, conv_id: str) -> None:
+    if ref and not _seen(session, channel_id, ref):
         session.add(
             ChannelRef(
                 channel_id=channel_id, ref=ref[:998], conversation_id=conv_id, created_at=utcnow()
@@ -158,11 +163,7 @@ def receive(svc, raw: bytes, envelope_from: str | None, recipients: list[str]) -
                 "mail for %s dropped: no e-mail channel (annae channel add email NAME)", recipients
             )
             return "dropped: no e-mail channel"
-        if mail.message_id and session.scalar(
-            select(ChannelRef.id).where(
-                ChannelRef.channel_id == channel.id, ChannelRef.ref == mail.message_id
-            )
-        ):
+        if mail.message_id and _seen(session, channel.id, mail.message_id):
             log.info("mail %s seen before: dropped", mail.message_id)
             return "dropped: duplicate"
         contact = thread_of(session, channel, mail)
@@ -225,8 +226,6 @@ def receive(svc, raw: bytes, envelope_from: str | None, recipients: list[str]) -
 
 def on_message(session: Session, conv: Conversation, message: dict) -> None:
     """A bot answer or hand-off notice, or an agent's reply: one mail in the thread."""
-    from annae.settings import get_settings
-
     if message.get("type") not in ("answer", "handoff", "agent", "products"):
         return
     contact = session.scalar(
@@ -264,10 +263,9 @@ def on_message(session: Session, conv: Conversation, message: dict) -> None:
         msg["Auto-Submitted"] = "auto-replied"  # RFC 3834: auto-responders must not answer it
         if message.get("type") == "answer" and message.get("id"):
             lang = "ko" if conv.language == "ko" else "en"
-            app = get_settings()
             body += "\n\n" + LINK_TEXT[lang].format(
-                yes=make_link(app, conv.id, int(message["id"]), "helpful"),
-                no=make_link(app, conv.id, int(message["id"]), "handoff"),
+                yes=make_link(settings, conv.id, int(message["id"]), "helpful"),
+                no=make_link(settings, conv.id, int(message["id"]), "handoff"),
             )
     if message.get("type") == "products":
         body += "\n" + "\n".join(
