@@ -32,18 +32,18 @@ MAX_CSV = 2_000_000
 T = TypeVar("T")
 
 
-def _db(request: Request, fn: Callable[[Session], tuple[T, list[tuple[str, dict]]]]) -> T:
+def _db(request: Request, fn: Callable[[Session], T]) -> T:
+    """``fn(session)`` in one transaction."""
+    with session_scope(services(request).db) as session:
+        return fn(session)
+
+
+def _publish(request: Request, fn: Callable[[Session], tuple[T, list[tuple[str, dict]]]]) -> T:
     """``fn(session) -> (result, events)`` in one transaction; events published after commit."""
-    svc = services(request)
-    with session_scope(svc.db) as session:
-        result, events = fn(session)
+    result, events = _db(request, fn)
     if events:
-        svc.broker.publish_many(events)
+        services(request).broker.publish_many(events)
     return result
-
-
-def _read(request: Request, fn: Callable[[Session], T]) -> T:
-    return _db(request, lambda s: (fn(s), []))
 
 
 # --- teams ---------------------------------------------------------------------------------
@@ -76,20 +76,15 @@ class TeamPatch(BaseModel):
 
 @router.get("/desk/teams")
 def list_teams(request: Request, user: Identity = Depends(current_user)) -> dict:
-    return _read(
-        request,
-        lambda s: {"teams": [teams.team_dict(s, t) for t in teams.list_teams(s)]},
-    )
+    return _db(request, lambda s: {"teams": [teams.team_dict(s, t) for t in teams.list_teams(s)]})
 
 
 @router.post("/desk/teams", status_code=201)
 def create_team(body: TeamIn, request: Request, user: Identity = Depends(admin)) -> dict:
-    def write(s: Session):
-        data = body.model_dump()
-        team = teams.create_team(
-            s, data.pop("name"), data.pop("members"), **{k: v for k, v in data.items()}
-        )
-        return teams.team_dict(s, team), []
+    settings = body.model_dump(exclude={"name", "members"})
+
+    def write(s: Session) -> dict:
+        return teams.team_dict(s, teams.create_team(s, body.name, body.members, **settings))
 
     return _db(request, write)
 
@@ -100,19 +95,13 @@ def update_team(
 ) -> dict:
     changes = body.model_dump(exclude_unset=True)
 
-    def write(s: Session):
-        return teams.team_dict(s, teams.update_team(s, name, **changes)), []
-
-    return _db(request, write)
+    return _db(request, lambda s: teams.team_dict(s, teams.update_team(s, name, **changes)))
 
 
 @router.delete("/desk/teams/{name}")
 def delete_team(name: str, request: Request, user: Identity = Depends(admin)) -> dict:
-    def write(s: Session) -> tuple[dict, list[tuple[str, dict]]]:
-        teams.delete_team(s, name)
-        return {"deleted": name}, []
-
-    return _db(request, write)
+    _db(request, lambda s: teams.delete_team(s, name))
+    return {"deleted": name}
 
 
 @router.get("/desk/holidays/kr/{year}")
@@ -135,12 +124,12 @@ class StatusIn(BaseModel):
 
 @router.get("/desk/agents")
 def agents(request: Request, user: Identity = Depends(current_user)) -> dict:
-    return _read(request, lambda s: {"agents": teams.agents_overview(s)})
+    return _db(request, lambda s: {"agents": teams.agents_overview(s)})
 
 
 @router.get("/desk/me")
 def my_status(request: Request, user: Identity = Depends(current_user)) -> dict:
-    return _read(request, lambda s: {"user": user.username, **teams.status_dict(s, user.id)})
+    return _db(request, lambda s: {"user": user.username, **teams.status_dict(s, user.id)})
 
 
 @router.put("/desk/me")
@@ -152,7 +141,7 @@ def set_my_status(body: StatusIn, request: Request, user: Identity = Depends(cur
         events = routing.fill(s, user.id)
         return {"user": user.username, **teams.status_dict(s, user.id)}, events
 
-    return _db(request, write)
+    return _publish(request, write)
 
 
 # --- transfer and notes --------------------------------------------------------------------
@@ -174,7 +163,7 @@ class NoteIn(BaseModel):
 def transfer(
     conv_id: str, body: TransferIn, request: Request, user: Identity = Depends(current_user)
 ) -> dict:
-    return _db(
+    return _publish(
         request,
         lambda s: routing.transfer(
             s, conv_id, user, to_agent=body.agent, to_team=body.team, note=body.note
@@ -184,19 +173,19 @@ def transfer(
 
 @router.get("/conversations/{conv_id}/notes")
 def list_notes(conv_id: str, request: Request, user: Identity = Depends(current_user)) -> dict:
-    return _read(request, lambda s: {"notes": notes.list_notes(s, conv_id)})
+    return _db(request, lambda s: {"notes": notes.list_notes(s, conv_id)})
 
 
 @router.post("/conversations/{conv_id}/notes", status_code=201)
 def add_note(
     conv_id: str, body: NoteIn, request: Request, user: Identity = Depends(current_user)
 ) -> dict:
-    return _db(request, lambda s: notes.add_note(s, conv_id, user, body.text))
+    return _publish(request, lambda s: notes.add_note(s, conv_id, user, body.text))
 
 
 @router.get("/desk/mentions")
 def mentions(request: Request, user: Identity = Depends(current_user)) -> dict:
-    return _read(request, lambda s: {"mentions": notes.mentions_of(s, user)})
+    return _db(request, lambda s: {"mentions": notes.mentions_of(s, user)})
 
 
 # --- saved replies -------------------------------------------------------------------------
@@ -220,9 +209,8 @@ def saved_replies(
     user: Identity = Depends(current_user),
 ) -> dict:
     """Replies whose shortcut starts with ``q`` (``/환`` or ``환``), filled in for a conversation."""
-    return _read(
-        request,
-        lambda s: {"replies": replies.suggest(s, user, q, conversation_id, language)},
+    return _db(
+        request, lambda s: {"replies": replies.suggest(s, user, q, conversation_id, language)}
     )
 
 
@@ -230,37 +218,21 @@ def saved_replies(
 def create_saved_reply(
     body: SavedReplyIn, request: Request, user: Identity = Depends(current_user)
 ) -> dict:
-    return _db(
-        request,
-        lambda s: (
-            replies.create(
-                s,
-                user,
-                body.shortcut,
-                text_ko=body.text_ko,
-                text_en=body.text_en,
-                scope=body.scope,
-                team=body.team,
-            ),
-            [],
-        ),
-    )
+    fields = body.model_dump(exclude={"shortcut"})
+    return _db(request, lambda s: replies.create(s, user, body.shortcut, **fields))
 
 
 @router.delete("/desk/replies/{reply_id}")
 def delete_saved_reply(
     reply_id: Id, request: Request, user: Identity = Depends(current_user)
 ) -> dict:
-    def write(s: Session) -> tuple[dict, list[tuple[str, dict]]]:
-        replies.delete(s, user, reply_id)
-        return {"deleted": reply_id}, []
-
-    return _db(request, write)
+    _db(request, lambda s: replies.delete(s, user, reply_id))
+    return {"deleted": reply_id}
 
 
 @router.get("/desk/replies.csv", response_class=PlainTextResponse)
 def export_replies(request: Request, user: Identity = Depends(admin)) -> PlainTextResponse:
-    text = _read(request, replies.export_csv)
+    text = _db(request, replies.export_csv)
     return PlainTextResponse(
         text,
         media_type="text/csv; charset=utf-8",
@@ -278,7 +250,7 @@ async def import_replies(request: Request, user: Identity = Depends(admin)) -> d
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ApiError(400, "bad_request", "the CSV is not UTF-8") from exc
-    return _db(request, lambda s: (replies.import_csv(s, text), []))
+    return _db(request, lambda s: replies.import_csv(s, text))
 
 
 # --- CSAT ----------------------------------------------------------------------------------
@@ -307,16 +279,13 @@ def rate_conversation(conv_id: str, body: CsatIn, request: Request) -> dict:
     bearer, or a channel's X-API-Key."""
     return _db(
         request,
-        lambda s: (
-            csat.submit(s, _customer_conv(request, s, conv_id), body.score, body.comment),
-            [],
-        ),
+        lambda s: csat.submit(s, _customer_conv(request, s, conv_id), body.score, body.comment),
     )
 
 
 @router.get("/conversations/{conv_id}/csat")
 def conversation_csat(conv_id: str, request: Request) -> dict:
-    return _read(request, lambda s: csat.status(s, _customer_conv(request, s, conv_id)))
+    return _db(request, lambda s: csat.status(s, _customer_conv(request, s, conv_id)))
 
 
 # --- service levels ------------------------------------------------------------------------
@@ -328,7 +297,7 @@ def _service(
     from annae.web.routers.learning import _filters
 
     f = _filters(start, end, language)
-    return _read(request, lambda s: service_levels.summary(s, f)), f
+    return _db(request, lambda s: service_levels.summary(s, f)), f
 
 
 @router.get("/desk/service-levels")
