@@ -116,6 +116,13 @@ def authorize(
     )
 
 
+def authorize_request(
+    request: Request, session: Session, conv_id: str
+) -> tuple[Conversation, Access]:
+    """:func:`authorize` with the request's bearer token and API key."""
+    return authorize(request, session, conv_id, bearer_token(request), api_key_channel(request))
+
+
 async def customer_turn(
     conn: HTTPConnection,
     conv_id: str,
@@ -255,9 +262,7 @@ def get_messages(conv_id: str, request: Request, after: AfterId | None = Query(N
     """The transcript, oldest first (``after``: only messages with a larger id)."""
     svc = services(request)
     with session_scope(svc.db) as session:
-        conv, access = authorize(
-            request, session, conv_id, bearer_token(request), api_key_channel(request)
-        )
+        conv, access = authorize_request(request, session, conv_id)
         msgs = convs.messages(session, conv.id, after=after, with_decision=access.kind == "staff")
         return {"id": conv.id, "state": conv.state, "reason": conv.handoff_reason, "messages": msgs}
 
@@ -267,9 +272,7 @@ def get_conversation(conv_id: str, request: Request) -> dict:
     """Customers see the state; agents also get the transcript and the bot's suggestions."""
     svc = services(request)
     with session_scope(svc.db) as session:
-        conv, access = authorize(
-            request, session, conv_id, bearer_token(request), api_key_channel(request)
-        )
+        conv, access = authorize_request(request, session, conv_id)
         if access.kind == "staff":
             return desk.detail(session, conv.id)
         return convs.public_dict(conv)

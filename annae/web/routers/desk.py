@@ -19,9 +19,9 @@ from annae.agents import csat, notes, replies, routing, service_levels, teams
 from annae.agents.hours import korean_holidays
 from annae.agents.users import Identity
 from annae.store.db import session_scope
-from annae.web.auth import api_key_channel, current_user, require_role
+from annae.web.auth import current_user, require_role
 from annae.web.inputs import Id
-from annae.web.routers.deps import ApiError, bearer_token, services
+from annae.web.routers.deps import ApiError, services
 
 if TYPE_CHECKING:
     from annae.learning import analytics
@@ -263,11 +263,9 @@ class CsatIn(BaseModel):
 
 
 def _customer_conv(request: Request, session: Session, conv_id: str):
-    from annae.web.routers.conversations import authorize
+    from annae.web.routers.conversations import authorize_request
 
-    conv, access = authorize(
-        request, session, conv_id, bearer_token(request), api_key_channel(request)
-    )
+    conv, access = authorize_request(request, session, conv_id)
     if access.kind == "staff":
         raise ApiError(403, "forbidden", "only the customer (or their channel) rates")
     return conv
