@@ -170,25 +170,15 @@ def use_callback(wait_text: str) -> dict:
 def render(reply: dict, language: str | None, notices: list[str], cards: list[dict]) -> dict:
     """The skill response for a turn's reply (as the web API returns it)."""
     outputs = [simple_text("\n\n".join(notices))] if notices else []
+    outputs.append(simple_text(reply.get("text") or ""))
     quick: list[dict] = []
-    kind = reply["type"]
-    if kind == "clarify":
-        outputs.append(simple_text(reply["text"]))
+    if reply["type"] == "clarify":
         quick = [quick_reply(o["question"]) for o in reply.get("options") or []]
         quick.append(quick_reply(label("handoff", language)))
-    elif kind == "answer":
-        outputs.append(simple_text(reply["text"]))
+    elif reply["type"] == "answer":
         if cards:
             outputs.append(carousel(cards, language))
-        quick = [
-            quick_reply(label("helpful", language)),
-            quick_reply(label("unhelpful", language)),
-            quick_reply(label("handoff", language)),
-        ]
-    elif kind in ("handoff", "queued"):
-        outputs.append(simple_text(reply["text"]))
-    else:
-        outputs.append(simple_text(reply.get("text") or ""))
+        quick = [quick_reply(label(k, language)) for k in ("helpful", "unhelpful", "handoff")]
     if len(outputs) > 3:  # Kakao takes at most three outputs: join the notices into the first
         outputs = [outputs[0], *outputs[-2:]]
     return response(outputs, quick)
