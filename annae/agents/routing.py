@@ -40,19 +40,11 @@ def state_events(
 ) -> list[Event]:
     """A state change for the customer's and the agents' channels, plus ``extra`` messages."""
     st = convs.state_event(session, conv)
-    events: list[Event] = [
+    return [
         (f"conv:{conv.id}", st),
         ("agents", {**st, "queue_length": convs.queue_length(session)}),
+        *convs.message_events(conv, extra, to_agents=True),
     ]
-    for msg in extra:
-        payload = {
-            "event": "message",
-            "conversation_id": conv.id,
-            "message": convs.message_dict(msg),
-        }
-        events.append((f"conv:{conv.id}", payload))
-        events.append(("agents", payload))
-    return events
 
 
 # --- which team ----------------------------------------------------------------------------

@@ -173,9 +173,9 @@ _BY_ID_LOCKED = _BY_ID.with_for_update()
 
 def get(session: Session, conv_id: str, *, lock: bool = False) -> Conversation:
     """The conversation or :class:`NotFound`."""
-    if not conv_id or len(conv_id) > 32:
-        raise NotFound(f"no conversation with id {conv_id!r}")
-    conv = session.scalar(_BY_ID_LOCKED if lock else _BY_ID, {"conv_id": conv_id})
+    conv = None
+    if conv_id and len(conv_id) <= 32:
+        conv = session.scalar(_BY_ID_LOCKED if lock else _BY_ID, {"conv_id": conv_id})
     if conv is None:
         raise NotFound(f"no conversation with id {conv_id!r}")
     return conv
@@ -435,7 +435,7 @@ def transition(
     values = {"state": to_state, "updated_at": now, **values}
     if to_state == "waiting":
         values.setdefault("waiting_since", now)
-    elif to_state != "waiting":
+    else:
         values.setdefault("waiting_since", None)
     if to_state == "resolved":
         values.setdefault("resolved_at", now)
@@ -463,9 +463,14 @@ def state_event(session: Session, conv: Conversation) -> dict:
 
 
 def message_events(
-    conv: Conversation, msgs: Sequence[Message | NewMessage], author: str | None = None
+    conv: Conversation,
+    msgs: Sequence[Message | NewMessage],
+    author: str | None = None,
+    *,
+    to_agents: bool = False,
 ) -> list[Event]:
-    """Every new message goes to the customer's channel; to agents while people handle it."""
+    """Every new message goes to the customer's channel; to agents too while people handle it,
+    or always with ``to_agents`` (messages of a state change the console shows)."""
     events: list[Event] = []
     for msg in msgs:
         payload = {
@@ -474,7 +479,7 @@ def message_events(
             "message": message_dict(msg, author),
         }
         events.append((f"conv:{conv.id}", payload))
-        if conv.state in SILENT:
+        if to_agents or conv.state in SILENT:
             events.append(("agents", payload))
     return events
 
@@ -672,37 +677,21 @@ def post_customer(
         st = state_event(session, conv)
         events.append((f"conv:{conv.id}", st))
         events.append(("agents", {**st, "event": "handoff", "queue_length": queue_length(session)}))
-    elif decision.type == "out_of_scope":
-        # confidently none of the KB's business: say so and offer a person (the chat shows a
-        # button), instead of queueing it for the agents
-        _touch(session, conv, touched)
-        reply_msg = new_message(
-            conv,
-            "bot",
-            "out_of_scope",
-            (replies or {}).get(language or "en") or text_for("out_of_scope", language),
-            confidence=float(decision.confidence),
-        )
-    elif decision.type == "clarify":
-        _touch(session, conv, touched)
-        reply_msg = new_message(
-            conv,
-            "bot",
-            "clarify",
-            text_for("clarify", language),
-            confidence=float(decision.confidence),
-            options=_options(decision),
-        )
     else:
         _touch(session, conv, touched)
-        reply_msg = new_message(
-            conv,
-            "bot",
-            "answer",
-            served or "",
-            entry_id=decision.entry_id,
-            confidence=float(decision.confidence),
-        )
+        fields: dict[str, Any] = {"confidence": float(decision.confidence)}
+        if decision.type == "out_of_scope":
+            # confidently none of the KB's business: say so and offer a person (the chat shows a
+            # button), instead of queueing it for the agents
+            kind = "out_of_scope"
+            reply_text = (replies or {}).get(language or "en") or text_for(kind, language)
+        elif decision.type == "clarify":
+            kind, reply_text = "clarify", text_for("clarify", language)
+            fields["options"] = _options(decision)
+        else:
+            kind, reply_text = "answer", served or ""
+            fields["entry_id"] = decision.entry_id
+        reply_msg = new_message(conv, "bot", kind, reply_text, **fields)
     new.append(reply_msg)
     insert_messages(session, new)
     events += message_events(conv, new)
