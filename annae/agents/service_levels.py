@@ -100,8 +100,7 @@ def served(session: Session, rows: list[analytics.ConvFacts]) -> list[Served]:
     return out
 
 
-def _group(items: list[Served], ratings: list[tuple[int, str | None]], resolutions: int) -> dict:
-    scores = [s for s, _ in ratings]
+def _group(items: list[Served], scores: list[int], resolutions: int) -> dict:
     return {
         "handoffs": len(items),
         "first_response": _stats(
@@ -145,24 +144,22 @@ def summary(session: Session, filters: analytics.Filters | None = None) -> dict:
             by_agent[i.agent].append(i)
     team_of_conv = {i.conversation_id: i.team or "—" for i in items}
     agent_of_conv = {i.conversation_id: i.agent for i in items}
-    ratings_team: dict[str, list] = defaultdict(list)
-    ratings_agent: dict[str, list] = defaultdict(list)
+    ratings_team: dict[str, list[int]] = defaultdict(list)
+    ratings_agent: dict[str, list[int]] = defaultdict(list)
     for c in csat_rows:
         team = (
             team_names[c.team_id].name
             if c.team_id in team_names
             else team_of_conv.get(c.conversation_id, "—")
         )
-        ratings_team[team].append((c.score, None))
-        ratings_agent[names.get(c.agent_id, BOT) if c.agent_id is not None else BOT].append(
-            (c.score, None)
-        )
+        ratings_team[team].append(c.score)
+        ratings_agent[names.get(c.agent_id, BOT) if c.agent_id is not None else BOT].append(c.score)
     resolved_team: dict[str, int] = defaultdict(int)
     resolved_agent: dict[str, int] = defaultdict(int)
     for cid, _ in resolves:
         resolved_team[team_of_conv.get(cid, "—")] += 1
         resolved_agent[agent_of_conv.get(cid) or BOT] += 1
-    overall = _group(items, [(c.score, None) for c in csat_rows], len(resolves))
+    overall = _group(items, [c.score for c in csat_rows], len(resolves))
     teams_out = []
     for name in sorted(set(by_team) | {t.name for t in team_names.values()} | set(ratings_team)):
         group = by_team.get(name, [])
@@ -205,7 +202,7 @@ CSV_TABLES = ("teams", "agents")
 
 
 def _flat(row: dict) -> list:
-    out = []
+    out = [row["handoffs"]]
     for key in ("first_response", "queue_wait", "resolve"):
         out += [row[key]["p50"], row[key]["p90"], row[key]["n"]]
     c = row["csat"]
@@ -234,33 +231,21 @@ def to_csv(data: dict, table: str) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     if table == "teams":
-        w.writerow(
-            [
-                "team",
-                *_HEAD,
-                "first_response_target_s",
-                "first_response_met",
-                "resolve_target_s",
-                "resolve_met",
-            ]
+        targets = (
+            "first_response_target_s",
+            "first_response_met",
+            "resolve_target_s",
+            "resolve_met",
         )
+        w.writerow(["team", *_HEAD, *targets])
         for r in data["teams"]:
             t = r["targets"]
-            w.writerow(
-                [
-                    r["team"],
-                    r["handoffs"],
-                    *_flat(r),
-                    t["first_response_s"],
-                    t["first_response_met"],
-                    t["resolve_s"],
-                    t["resolve_met"],
-                ]
-            )
+            met = (t["first_response_s"], t["first_response_met"], t["resolve_s"], t["resolve_met"])
+            w.writerow([r["team"], *_flat(r), *met])
     elif table == "agents":
         w.writerow(["agent", *_HEAD])
         for r in data["agents"]:
-            w.writerow([r["agent"], r["handoffs"], *_flat(r)])
+            w.writerow([r["agent"], *_flat(r)])
     else:
         raise ValueError(f"table must be one of {', '.join(CSV_TABLES)}")
     return buf.getvalue()
