@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from annae import errors
 from annae.settings import Settings, get_settings
 from annae.store.db import aware, iso, rowcount, session_scope, utcnow
 from annae.store.tables.channels import OutboxItem
@@ -33,6 +34,10 @@ class DeliveryError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class ItemNotFound(errors.NotFound, LookupError):
+    """No outbox item with that id."""
 
 
 Sender = Callable[[Session, OutboxItem], int | None]
@@ -159,7 +164,7 @@ def resend(session: Session, item_id: int) -> OutboxItem:
     """Put a delivered or dead item back in the queue (same delivery id), due now."""
     item = session.get(OutboxItem, item_id)
     if item is None:
-        raise LookupError(f"no outbox item {item_id}")
+        raise ItemNotFound(f"no outbox item {item_id}")
     item.status, item.next_attempt_at, item.locked_until = "pending", utcnow(), None
     item.created_at = utcnow()  # a fresh 24 h of retries
     return item

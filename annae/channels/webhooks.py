@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from annae import errors
 from annae.channels import outbox
 from annae.store.db import utcnow
 from annae.store.tables.channels import Webhook
@@ -26,10 +27,12 @@ _CACHE: dict[str, tuple[float, list[tuple[int, frozenset[str]]]]] = {}
 CACHE_SECONDS = 2.0
 
 
-class WebhookError(ValueError):
-    """Bad webhook input (400) or an unknown id (404)."""
+class WebhookError(errors.AnnaeError, ValueError):
+    """Bad webhook input (400) or an unknown id (:class:`WebhookNotFound`, 404)."""
 
-    status = 400
+
+class WebhookNotFound(errors.NotFound, WebhookError):
+    pass
 
 
 def _check(url: str, events: list[str]) -> None:
@@ -59,9 +62,7 @@ def create(session: Session, url: str, events: list[str]) -> tuple[Webhook, str]
 def get(session: Session, hook_id: int) -> Webhook:
     hook = session.get(Webhook, hook_id)
     if hook is None:
-        err = WebhookError(f"no webhook {hook_id}")
-        err.status = 404
-        raise err
+        raise WebhookNotFound(f"no webhook {hook_id}")
     return hook
 
 

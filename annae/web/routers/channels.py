@@ -255,15 +255,8 @@ class WebhookIn(BaseModel):
 
 
 def _admin_db(request: Request, fn):
-    try:
-        with session_scope(services(request).db) as session:
-            return fn(session)
-    except webhooks.WebhookError as exc:
-        raise ApiError(
-            exc.status, "not_found" if exc.status == 404 else "bad_request", str(exc)
-        ) from exc
-    except LookupError as exc:
-        raise ApiError(404, "not_found", str(exc)) from exc
+    with session_scope(services(request).db) as session:
+        return fn(session)
 
 
 @router.get("/api/v1/admin/webhooks", tags=["admin"])
