@@ -296,16 +296,9 @@ def queue_length(session: Session) -> int:
 
 
 def add_message(
-    session: Session,
-    conv: Conversation,
-    sender: str,
-    type_: str,
-    text: str,
-    *,
-    flush: bool = True,
-    **fields,
+    session: Session, conv: Conversation, sender: str, type_: str, text: str, **fields
 ) -> Message:
-    """Add a message (``flush=False`` defers the INSERT so that several go in one round trip).
+    """Add a message and flush it (its INSERT now: the caller reads its id).
 
     What customers write is stored with personal data replaced by typed placeholders
     (``[EMAIL]``, ``[PHONE]``, …: ``annae.privacy.redact``); the bot decides on the original
@@ -318,8 +311,7 @@ def add_message(
         conversation_id=conv.id, sender=sender, type=type_, text=text, created_at=utcnow(), **fields
     )
     session.add(msg)
-    if flush:
-        session.flush()
+    session.flush()
     return msg
 
 
