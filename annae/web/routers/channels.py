@@ -192,6 +192,10 @@ async def _kakao_turn(
 
 _LINK_PAGE = """<!doctype html><meta charset=utf-8><title>Annae</title>
 <form method=post><p>{question}</p><button type=submit>{button}</button></form>"""
+_LINK_ASKS = {
+    "helpful": ("Did the answer help?", "Yes, it helped"),
+    "handoff": ("Didn't the answer help?", "Ask a person"),
+}
 
 
 def _link(request: Request, token: str) -> tuple[str, int, str]:
@@ -207,14 +211,8 @@ def _link(request: Request, token: str) -> tuple[str, int, str]:
 def email_link_page(token: str, request: Request) -> HTMLResponse:
     """A link from a bot answer by mail: a page with one button (mail scanners that open links
     must not rate or hand off by themselves)."""
-    _conv, _msg, action = _link(request, token)
-    if action == "helpful":
-        return HTMLResponse(
-            _LINK_PAGE.format(question="Did the answer help?", button="Yes, it helped")
-        )
-    return HTMLResponse(
-        _LINK_PAGE.format(question="Didn't the answer help?", button="Ask a person")
-    )
+    question, button = _LINK_ASKS[_link(request, token)[2]]
+    return HTMLResponse(_LINK_PAGE.format(question=question, button=button))
 
 
 @router.post("/channels/email/link/{token}", response_class=HTMLResponse)
