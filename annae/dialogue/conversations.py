@@ -491,30 +491,19 @@ def _options(decision: DecisionLike) -> list[dict]:
     ]
 
 
-def _reply(msg: NewMessage | None, customer_msg: NewMessage, conv: Conversation, **fields) -> dict:
-    base: dict[str, Any] = {
-        "id": None,
+def _reply(msg: NewMessage, customer_msg: NewMessage, conv: Conversation) -> dict:
+    return {
+        "id": msg.id,
         "message_id": customer_msg.id,
-        "type": "queued",
-        "text": "",
-        "entry_id": None,
-        "confidence": None,
-        "options": [],
-        "created_at": iso(customer_msg.created_at),
+        "type": msg.type,
+        "text": msg.text,
+        "entry_id": msg.entry_id,
+        "confidence": msg.confidence,
+        "options": msg.options or [],
+        "created_at": iso(msg.created_at),
+        "state": conv.state,
+        "reason": conv.handoff_reason,
     }
-    if msg is not None:
-        base.update(
-            id=msg.id,
-            type=msg.type,
-            text=msg.text,
-            entry_id=msg.entry_id,
-            confidence=msg.confidence,
-            options=msg.options or [],
-            created_at=iso(msg.created_at),
-        )
-    base.update(fields)
-    base["state"], base["reason"] = conv.state, conv.handoff_reason
-    return base
 
 
 def last_bot_message(session: Session, conv_id: str, type_: str | None = None) -> Message | None:
@@ -619,7 +608,6 @@ def post_customer(
     if language and conv.language != language:
         touched["language"] = language
 
-    reply_msg: NewMessage | None = None
     served: str | None = None
     if conv.state not in SILENT and choice is None and not handoff and decision is not None:
         if decision.type == "answer":
@@ -633,9 +621,11 @@ def post_customer(
         _touch(session, conv, touched)
         insert_messages(session, new)
         events += message_events(conv, new)
-        return Outcome(
-            _reply(None, customer, conv, text=text_for("queued", language)), events, decision
+        # no reply while people handle it: the turn answers that it is queued (not stored)
+        queued = NewMessage(
+            type="queued", text=text_for("queued", language), created_at=customer.created_at
         )
+        return Outcome(_reply(queued, customer, conv), events, decision)
 
     if choice is not None:
         answer = entry_answer(session, choice) if entry_answer else None
