@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from annae.dialogue import conversations
+from annae.dialogue import conversations, history
 from annae.privacy import rights
 from annae.store.db import rowcount
 from annae.store.tables.service import Conversation, Message
@@ -82,19 +82,9 @@ def exchange(session: Session, message_id: int) -> tuple[Message | None, Message
     msg = session.get(Message, message_id) if isinstance(message_id, int) else None
     if msg is None:
         return None, None
-    if msg.sender != "customer":
-        before = (Message.id < msg.id, Message.sender == "customer")
-        order = Message.id.desc()
-    else:
-        before = (Message.id > msg.id, Message.sender == "bot")
-        order = Message.id.asc()
-    other = session.scalar(
-        select(Message)
-        .where(Message.conversation_id == msg.conversation_id, *before)
-        .order_by(order)
-        .limit(1)
-    )
-    return (msg, other) if msg.sender == "customer" else (other, msg)
+    if msg.sender == "customer":
+        return msg, history.next_bot_message(session, msg.conversation_id, msg.id)
+    return history.customer_message_before(session, msg), msg
 
 
 def customers(session: Session) -> set[str]:

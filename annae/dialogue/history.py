@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from annae.store.tables.service import Conversation, Message
 
 Ids = Collection[int] | Select[int]
 ConvIds = Collection[str] | Select[str]
+T = TypeVar("T")
 
 
 def created_between(
@@ -74,53 +75,38 @@ def stored_message_ids() -> Select[int]:
     return select(Message.id)
 
 
-def next_bot_message(session: Session, conv_id: str, after_id: int) -> Message | None:
-    """The bot's first message after message ``after_id`` in the conversation, if any."""
-    return session.scalar(
-        select(Message)
-        .where(
-            Message.conversation_id == conv_id,
-            Message.sender == "bot",
-            Message.id > after_id,
-        )
-        .order_by(Message.id)
+def _first(
+    column: type[T] | InstrumentedAttribute[T], conv_id: str, *criteria: Any, latest: bool = False
+) -> Select[T]:
+    """``column`` of the conversation's first message meeting ``criteria`` (``latest``: its last)."""
+    return (
+        select(column)
+        .where(Message.conversation_id == conv_id, *criteria)
+        .order_by(Message.id.desc() if latest else Message.id)
         .limit(1)
     )
+
+
+def next_bot_message(session: Session, conv_id: str, after_id: int) -> Message | None:
+    """The bot's first message after message ``after_id`` in the conversation, if any."""
+    return session.scalar(_first(Message, conv_id, Message.sender == "bot", Message.id > after_id))
 
 
 def customer_message_before(session: Session, msg: Message) -> Message | None:
     """The customer's latest message before ``msg`` in its conversation (for a bot answer: the
     question it answered), if any."""
-    return session.scalar(
-        select(Message)
-        .where(
-            Message.conversation_id == msg.conversation_id,
-            Message.sender == "customer",
-            Message.id < msg.id,
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+    before = (Message.sender == "customer", Message.id < msg.id)
+    return session.scalar(_first(Message, msg.conversation_id, *before, latest=True))
 
 
 def first_message_id(session: Session, conv_id: str, sender: str) -> int | None:
     """The id of the first message ``sender`` wrote in the conversation, if any."""
-    return session.scalar(
-        select(Message.id)
-        .where(Message.conversation_id == conv_id, Message.sender == sender)
-        .order_by(Message.id)
-        .limit(1)
-    )
+    return session.scalar(_first(Message.id, conv_id, Message.sender == sender))
 
 
 def last_text(session: Session, conv_id: str, sender: str) -> str | None:
     """The text of the latest message ``sender`` wrote in the conversation, if any."""
-    return session.scalar(
-        select(Message.text)
-        .where(Message.conversation_id == conv_id, Message.sender == sender)
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
+    return session.scalar(_first(Message.text, conv_id, Message.sender == sender, latest=True))
 
 
 def customer_texts(
