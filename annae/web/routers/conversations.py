@@ -143,8 +143,26 @@ async def customer_turn(
     else:
         limit(conn, "ip", client_ip(conn))
     decision, failure = await decide(svc, body.text)
-    reply = await run_in_threadpool(
-        store_turn, conn, conv_id, body, token, channel, decision, failure, later
+
+    def find(session: Session) -> Conversation:  # in the turn's one transaction
+        conv, access = authorize(conn, session, conv_id, token, channel)
+        if access.kind == "staff":
+            raise ApiError(
+                403, "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
+            )
+        limit(conn, "conversation", conv.id)
+        return conv
+
+    reply, _ = await run_in_threadpool(
+        commit_turn,
+        svc,
+        find,
+        text=body.text,
+        choice=body.choice,
+        handoff=body.handoff,
+        decision=decision,
+        failure=failure,
+        later=later,
     )
     log.info(
         "turn",
@@ -168,40 +186,6 @@ async def decide(svc: Services, text: str | None) -> tuple[Decision | None, str]
     except Exception:
         log.exception("the engine failed on a customer message")
         return None, "engine_error"
-
-
-def store_turn(
-    conn: HTTPConnection,
-    conv_id: str,
-    body: MessageIn,
-    token: str | None,
-    channel: str | None,
-    decision: Decision | None,
-    failure: str,
-    later: Callable[[Callable[[], None]], None],
-) -> dict:
-    """The turn's one transaction (authorize, rate-limit the conversation, store), then events."""
-
-    def find(session: Session) -> Conversation:
-        conv, access = authorize(conn, session, conv_id, token, channel)
-        if access.kind == "staff":
-            raise ApiError(
-                403, "forbidden", "agents reply with POST /api/v1/conversations/{id}/replies"
-            )
-        limit(conn, "conversation", conv.id)
-        return conv
-
-    reply, _ = commit_turn(
-        services(conn),
-        find,
-        text=body.text,
-        choice=body.choice,
-        handoff=body.handoff,
-        decision=decision,
-        failure=failure,
-        later=later,
-    )
-    return reply
 
 
 @router.post("/conversations", status_code=201)
