@@ -79,11 +79,10 @@ def authenticate(db: Engine, kind: str, secret: str | None) -> tuple[int, str, d
     Answers are cached for a few seconds (a disabled channel stops within that time)."""
     if not secret or len(secret) > 200:
         return None
+    found = cached(db, kind, secret)
+    if found is not None:
+        return found
     hashed = hash_secret(secret)
-    key = (kind, hashed)
-    hit = _AUTH_CACHE.get(key)
-    if hit is not None and time.monotonic() - hit[0] < AUTH_CACHE_SECONDS:
-        return hit[1], hit[2], hit[3]
     with session_scope(db) as session:
         ch = session.scalar(
             select(Channel).where(Channel.secret_hash == hashed, Channel.kind == kind)
@@ -91,5 +90,5 @@ def authenticate(db: Engine, kind: str, secret: str | None) -> tuple[int, str, d
         if ch is None or not ch.active or not hmac.compare_digest(ch.secret_hash, hashed):
             return None
         found = (ch.id, ch.name, dict(ch.config or {}))
-    _AUTH_CACHE[key] = (time.monotonic(), *found)
+    _AUTH_CACHE[(kind, hashed)] = (time.monotonic(), *found)
     return found

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from annae import errors
 from annae.channels import outbox
-from annae.store.db import utcnow
+from annae.store.db import iso, utcnow
 from annae.store.tables.channels import Webhook
 
 EVENTS = (
@@ -73,8 +73,6 @@ def remove(session: Session, hook_id: int) -> None:
 
 
 def to_dict(hook: Webhook) -> dict:
-    from annae.store.db import iso
-
     return {
         "id": hook.id,
         "url": hook.url,
