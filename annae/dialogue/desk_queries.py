@@ -42,17 +42,20 @@ def waiting(
     return list(session.scalars(stmt))
 
 
-def held_count_of(agent_id: ColumnElement[int] | InstrumentedAttribute[int]) -> ScalarSelect[int]:
-    """How many conversations the agent ``agent_id`` holds (state ``agent``), as a scalar
-    subquery correlated to the caller's statement (``agent_id`` is one of its columns): the
-    desk's locked agent pick stays one statement."""
+def _held(agent_id: ColumnElement[int] | InstrumentedAttribute[int]) -> Select[int]:
+    """How many conversations the agent ``agent_id`` holds (state ``agent``)."""
     return (
         select(func.count())
         .select_from(Conversation)
         .where(Conversation.assigned_agent_id == agent_id, Conversation.state == "agent")
-        .correlate_except(Conversation)
-        .scalar_subquery()
     )
+
+
+def held_count_of(agent_id: ColumnElement[int] | InstrumentedAttribute[int]) -> ScalarSelect[int]:
+    """How many conversations the agent ``agent_id`` holds (state ``agent``), as a scalar
+    subquery correlated to the caller's statement (``agent_id`` is one of its columns): the
+    desk's locked agent pick stays one statement."""
+    return _held(agent_id).correlate_except(Conversation).scalar_subquery()
 
 
 def recent(
@@ -83,11 +86,7 @@ def open_count(session: Session, among: Select[str]) -> int:
     )
 
 
-_HELD_BY = (
-    select(func.count())
-    .select_from(Conversation)
-    .where(Conversation.assigned_agent_id == bindparam("user_id"), Conversation.state == "agent")
-)
+_HELD_BY = _held(bindparam("user_id"))
 
 
 def held_by(session: Session, user_id: int) -> int:
