@@ -361,8 +361,7 @@ def transfer(
         assert user is not None  # found above
         teams.ensure_status(session, user.id)
         convs.transition(session, conv, "agent", ("waiting", "agent"), assigned_agent_id=user.id)
-        msg = convs.add_message(session, conv, "system", "system", "transferred", agent_id=user.id)
-        events += state_events(session, conv, [msg])
+        noted_agent = user.id  # the "transferred" message names the new agent, else who moved it
     else:
         set_team(session, conv.id, team.id)
         convs.transition(
@@ -373,8 +372,9 @@ def transfer(
             assigned_agent_id=None,
             handoff_reason=conv.handoff_reason or "transfer",
         )
-        msg = convs.add_message(session, conv, "system", "system", "transferred", agent_id=by.id)
-        events += state_events(session, conv, [msg])
-        if hours.is_open(team, utcnow()):
-            events += auto_assign(session, conv, team.id)
+        noted_agent = by.id
+    msg = convs.add_message(session, conv, "system", "system", "transferred", agent_id=noted_agent)
+    events += state_events(session, conv, [msg])
+    if to_agent is None and hours.is_open(team, utcnow()):
+        events += auto_assign(session, conv, team.id)
     return convs.summary_dict(session, conv), events
