@@ -98,15 +98,12 @@ def team_name_of(session: Session, conv_id: str) -> str | None:
 def team_names(session: Session, conv_ids: list[str]) -> dict[str, str]:
     if not conv_ids:
         return {}
-    return dict(
-        session.execute(
-            select(Routing.conversation_id, Team.name)
-            .join(Team, Team.id == Routing.team_id)
-            .where(Routing.conversation_id.in_(conv_ids))
-        )
-        .tuples()
-        .all()
+    stmt = (
+        select(Routing.conversation_id, Team.name)
+        .join(Team, Team.id == Routing.team_id)
+        .where(Routing.conversation_id.in_(conv_ids))
     )
+    return dict(session.execute(stmt).tuples().all())
 
 
 def _upsert(insert_):

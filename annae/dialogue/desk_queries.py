@@ -110,15 +110,8 @@ def assigned_agents(session: Session, conv_ids: Sequence[str]) -> dict[str, int 
     """Each conversation's assigned agent's user id (None when nobody holds it)."""
     if not conv_ids:
         return {}
-    return dict(
-        session.execute(
-            select(Conversation.id, Conversation.assigned_agent_id).where(
-                Conversation.id.in_(conv_ids)
-            )
-        )
-        .tuples()
-        .all()
-    )
+    stmt = select(Conversation.id, Conversation.assigned_agent_id)
+    return dict(session.execute(stmt.where(Conversation.id.in_(conv_ids))).tuples().all())
 
 
 def last_customer_texts(session: Session, conv_ids: Sequence[str]) -> dict[str, str]:
@@ -130,13 +123,8 @@ def last_customer_texts(session: Session, conv_ids: Sequence[str]) -> dict[str, 
         .where(Message.conversation_id.in_(conv_ids), Message.sender == "customer")
         .group_by(Message.conversation_id)
     )
-    return dict(
-        session.execute(
-            select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids))
-        )
-        .tuples()
-        .all()
-    )
+    texts = select(Message.conversation_id, Message.text).where(Message.id.in_(last_ids))
+    return dict(session.execute(texts).tuples().all())
 
 
 def customer_texts(session: Session, conv_id: str, limit: int = 50) -> list[str | None]:
@@ -170,24 +158,18 @@ def staff_messages(
     of the conversations, oldest first."""
     if not conv_ids:
         return []
-    return (
-        session.execute(
-            select(
-                Message.conversation_id,
-                Message.sender,
-                Message.text,
-                Message.agent_id,
-                Message.created_at,
-            )
-            .where(
-                Message.conversation_id.in_(conv_ids),
-                Message.sender.in_(("system", "agent")),
-            )
-            .order_by(Message.id)
+    stmt = (
+        select(
+            Message.conversation_id,
+            Message.sender,
+            Message.text,
+            Message.agent_id,
+            Message.created_at,
         )
-        .tuples()
-        .all()
+        .where(Message.conversation_id.in_(conv_ids), Message.sender.in_(("system", "agent")))
+        .order_by(Message.id)
     )
+    return session.execute(stmt).tuples().all()
 
 
 def resolutions(session: Session, conv_ids: Sequence[str]) -> list[tuple[str, datetime]]:
