@@ -66,10 +66,3 @@ class RedactSecrets(logging.Filter):
             record.args = {k: _clean(v) for k, v in record.args.items()}
         return True
 
-
-def attach(*loggers: str) -> None:
-    """Add :class:`RedactSecrets` to the handlers of ``loggers`` (the root logger when none)."""
-    for name in loggers or ("",):
-        for handler in logging.getLogger(name or None).handlers:
-            if not any(isinstance(f, RedactSecrets) for f in handler.filters):
-                handler.addFilter(RedactSecrets())

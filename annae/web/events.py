@@ -154,7 +154,6 @@ class RedisBroker(LocalBroker):
         self._sync = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
-        self.connected = False
 
     @property
     def kind(self) -> str:
@@ -197,7 +196,6 @@ class RedisBroker(LocalBroker):
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.psubscribe(PREFIX + "*")
-                self.connected = True
                 self._ready.set()
                 if lost:
                     log.warning("redis events: reconnected; asking sockets to resync")
@@ -225,7 +223,7 @@ class RedisBroker(LocalBroker):
                 if not lost:
                     log.warning("redis events: %s; reconnecting", exc)
                     self._lost()  # on the loop: before any later local delivery
-                self.connected, lost = False, True
+                lost = True
                 await asyncio.sleep(delay)
                 delay = min(max(delay * 2, 0.05), self.MAX_BACKOFF_S)
             finally:
@@ -261,12 +259,6 @@ class RedisBroker(LocalBroker):
                 self._call(self._lost)
         for channel, payload in events:
             self.deliver(channel, payload)
-
-    def ping(self) -> bool:
-        try:
-            return bool(self._sync.ping())
-        except Exception:
-            return False
 
 
 def make_broker(redis_url: str | None) -> LocalBroker:
