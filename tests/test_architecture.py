@@ -143,6 +143,7 @@ def test_one_error_family_with_its_http_meaning() -> None:
         rights.RightsError,
         rights.UnknownCustomer,
         rights.AlreadyErased,
+        rights.UnknownMessage,
         consent.ConsentError,
         retrain.GateError,
         retrain.Busy,

@@ -63,6 +63,10 @@ class AlreadyErased(errors.Conflict, RightsError):
     """The customer was erased before and nothing new is held about them."""
 
 
+class UnknownMessage(errors.NotFound, RightsError):
+    """No message to explain: none with that id, or a bot reply that answers no customer message."""
+
+
 @dataclass
 class Models:
     """The versions of one kind of model that learnt from a customer, and how to replace them."""
@@ -218,6 +222,8 @@ class ErasureReport:
         return asdict(self)
 
 
+# the report's counts of deleted rows (the audit event keeps them)
+_COUNTS = ("conversations", "messages", "consents", "interactions", "examples")
 # the report's fields for each kind of model: its stale versions, its new live version
 _REPORTED = {
     "answer_engine": ("stale_models", "retrained"),
@@ -271,19 +277,8 @@ def erase_customer(
         author = f"privacy-erase:{actor}"
         example_ids = entries.delete_derived_examples(session, conv_ids, author=author)
         report.examples = len(example_ids)
-        audit.record(
-            session,
-            actor,
-            "privacy.erase",
-            ref,
-            {
-                "conversations": report.conversations,
-                "messages": report.messages,
-                "consents": report.consents,
-                "interactions": report.interactions,
-                "examples": report.examples,
-            },
-        )
+        counts = {name: getattr(report, name) for name in _COUNTS}
+        audit.record(session, actor, "privacy.erase", ref, counts)
     # outside the database, so that restoring an older backup cannot bring the customer back
     erasures.append(erasures.log_path(settings), ref, utcnow())
 
@@ -333,21 +328,14 @@ def retain(db: Engine, *, days: int, actor: str = "retention") -> dict:
             "conversations": convs,
             "messages": messages,
         }
-        audit.record(
-            session,
-            actor,
-            "privacy.retain",
-            f"older-than:{days}d",
-            {
-                "conversations": convs,
-                "messages": messages,
-                **dict(
-                    list({f"{k}:{v}": n for k, c in stats.items() for v, n in c.items()}.items())[
-                        :40
-                    ]
-                ),
-            },
-        )
+        # the audit log takes at most 50 details: the totals and the first 40 per-value counts
+        by_value = {f"{k}:{v}": n for k, c in stats.items() for v, n in c.items()}
+        details = {
+            "conversations": convs,
+            "messages": messages,
+            **dict(list(by_value.items())[:40]),
+        }
+        audit.record(session, actor, "privacy.retain", f"older-than:{days}d", details)
     return {**result, "stats": stats}
 
 
@@ -368,8 +356,8 @@ def explain(session: Session, message_id: int, *, settings=None) -> dict:
     msg, reply = exchange(session, message_id)
     if msg is None:
         if reply is None:
-            raise RightsError(f"no message with id {message_id!r}")
-        raise RightsError(f"message {message_id} answers no customer message")
+            raise UnknownMessage(f"no message with id {message_id!r}")
+        raise UnknownMessage(f"message {message_id} answers no customer message")
     decision = dict(msg.decision or {})
     version = decision.get("model_version")
     model: dict = {"version": version}

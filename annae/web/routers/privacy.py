@@ -8,6 +8,9 @@
 * ``POST /api/v1/conversations/{id}/consent`` (the conversation's own token): the chat widget
   records the customer's answer for the conversation's ``customer_id``.
 * ``GET  /api/v1/admin/audit`` (admin): the audit log, newest first.
+
+The errors of :mod:`annae.privacy` answer with their own status and code (``annae.errors``,
+mapped in ``annae.web.app``).
 """
 
 from __future__ import annotations
@@ -55,24 +58,18 @@ def _record_consent(session, customer_id: str, body: ConsentIn, source: str) -> 
 def decision(message_id: Id, request: Request, user: Identity = Depends(admin)) -> dict:
     """Explain a bot decision: entry, confidence, threshold, model version and its training data."""
     svc = services(request)
-    try:
-        with session_scope(svc.db) as session:
-            return rights.explain(session, message_id, settings=svc.settings)
-    except rights.RightsError as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
+    with session_scope(svc.db) as session:
+        return rights.explain(session, message_id, settings=svc.settings)
 
 
 @router.get("/admin/privacy/customers/{customer_id}")
 def export(customer_id: str, request: Request, user: Identity = Depends(admin)) -> dict:
     """Everything held about a customer (``found: false`` when nothing is)."""
     svc = services(request)
-    try:
-        with session_scope(svc.db) as session:
-            data = rights.export_customer(session, customer_id, settings=svc.settings)
-            ref = audit.customer_ref(customer_id, svc.settings.home)
-            audit.record(session, user.username, "privacy.export", ref, {"found": data["found"]})
-    except rights.RightsError as exc:
-        raise ApiError(422, "bad_request", str(exc)) from None
+    with session_scope(svc.db) as session:
+        data = rights.export_customer(session, customer_id, settings=svc.settings)
+        ref = audit.customer_ref(customer_id, svc.settings.home)
+        audit.record(session, user.username, "privacy.export", ref, {"found": data["found"]})
     return data
 
 
@@ -87,30 +84,20 @@ def erase(
     svc = services(request)
     if svc.holder.retrain.status == "running":
         raise ApiError(409, "conflict", "a retrain is running; erase when it has finished")
-    try:
-        report = rights.erase_customer(
-            svc.db, customer_id, actor=user.username, settings=svc.settings, retrain=retrain
-        )
-    except rights.UnknownCustomer as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except rights.AlreadyErased as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
-    except rights.RightsError as exc:
-        raise ApiError(422, "bad_request", str(exc)) from None
+    report = rights.erase_customer(
+        svc.db, customer_id, actor=user.username, settings=svc.settings, retrain=retrain
+    )
     return report.to_dict()
 
 
 @router.get("/admin/privacy/customers/{customer_id}/consent")
 def consent_status(customer_id: str, request: Request, user: Identity = Depends(admin)) -> dict:
-    try:
-        with session_scope(services(request).db) as session:
-            return {
-                "customer_id": customer_id,
-                "consent": consent.status(session, customer_id),
-                "history": [consent.to_dict(e) for e in consent.history(session, customer_id)],
-            }
-    except consent.ConsentError as exc:
-        raise ApiError(422, "bad_request", str(exc)) from None
+    with session_scope(services(request).db) as session:
+        return {
+            "customer_id": customer_id,
+            "consent": consent.status(session, customer_id),
+            "history": [consent.to_dict(e) for e in consent.history(session, customer_id)],
+        }
 
 
 @router.post("/admin/privacy/customers/{customer_id}/consent")
@@ -118,21 +105,13 @@ def consent_record(
     customer_id: str, body: ConsentIn, request: Request, user: Identity = Depends(admin)
 ) -> dict:
     svc = services(request)
-    try:
-        with session_scope(svc.db) as session:
-            _record_consent(session, customer_id, body, body.source)
-            action = "consent.grant" if body.granted else "consent.withdraw"
-            ref = audit.customer_ref(customer_id, svc.settings.home)
-            audit.record(
-                session,
-                user.username,
-                action,
-                ref,
-                {"purpose": body.purpose, "source": body.source},
-            )
-            return {"customer_id": customer_id, "consent": consent.status(session, customer_id)}
-    except consent.ConsentError as exc:
-        raise ApiError(422, "bad_request", str(exc)) from None
+    with session_scope(svc.db) as session:
+        _record_consent(session, customer_id, body, body.source)
+        action = "consent.grant" if body.granted else "consent.withdraw"
+        ref = audit.customer_ref(customer_id, svc.settings.home)
+        details = {"purpose": body.purpose, "source": body.source}
+        audit.record(session, user.username, action, ref, details)
+        return {"customer_id": customer_id, "consent": consent.status(session, customer_id)}
 
 
 @router.post("/conversations/{conv_id}/consent")
@@ -141,25 +120,20 @@ def conversation_consent(conv_id: str, body: ConsentIn, request: Request) -> dic
     from annae.dialogue import conversations
 
     token = bearer_token(request)
-    try:
-        with session_scope(services(request).db) as session:
-            conv = conversations.get(session, conv_id)
-            if not conversations.token_matches(conv, token):
-                raise ApiError(
-                    401,
-                    "unauthorized",
-                    "send this conversation's token as 'Authorization: Bearer <token>'",
-                )
-            if not conv.customer_id:
-                raise ApiError(
-                    409, "conflict", "this conversation has no customer id to record consent for"
-                )
-            _record_consent(session, conv.customer_id, body, "widget")
-            return {"consent": consent.status(session, conv.customer_id)}
-    except conversations.NotFound as exc:
-        raise ApiError(404, "not_found", str(exc)) from None
-    except consent.ConsentError as exc:
-        raise ApiError(422, "bad_request", str(exc)) from None
+    with session_scope(services(request).db) as session:
+        conv = conversations.get(session, conv_id)
+        if not conversations.token_matches(conv, token):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "send this conversation's token as 'Authorization: Bearer <token>'",
+            )
+        if not conv.customer_id:
+            raise ApiError(
+                409, "conflict", "this conversation has no customer id to record consent for"
+            )
+        _record_consent(session, conv.customer_id, body, "widget")
+        return {"consent": consent.status(session, conv.customer_id)}
 
 
 @router.get("/admin/audit")
