@@ -172,7 +172,8 @@ def set_session_cookie(response: Response, request: Request, token: str) -> None
     )
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/console`` (no open redirects)."""
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
     return "/console"
@@ -181,7 +182,7 @@ def _safe_next(target: str | None) -> str:
 async def login_form_handler(request: Request) -> Response:
     """``POST /auth/login`` (form: username, password, csrf_token, next) → 303 with a session cookie."""
     form = await request.form()
-    target = _safe_next(str(form.get("next") or ""))
+    target = safe_next(str(form.get("next") or ""))
     if not csrf_ok(request, str(form.get(CSRF_FIELD) or "")):
         return RedirectResponse(f"{LOGIN_PAGE}?error=csrf&next={quote(target)}", status_code=303)
     limit(request, "login", client_ip(request))

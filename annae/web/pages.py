@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from annae.agents.users import Identity
-from annae.web.auth import csrf_token_for, optional_user
+from annae.web.auth import csrf_token_for, optional_user, safe_next
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -60,13 +60,6 @@ def pick_language(request: Request) -> str:
 
 def _static_url(name: str) -> str:
     return f"/static/{name}?v={ASSET_VERSION}"
-
-
-def _local_path(value: str | None, default: str) -> str:
-    """Only same-site paths are allowed as ``next`` (no open redirects)."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return default
 
 
 def render(
@@ -122,7 +115,7 @@ def _login_redirect(request: Request) -> RedirectResponse:
 @router.api_route("/console/login", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def login_page(request: Request, user: Identity | None = Depends(optional_user)) -> Response:
     """The sign-in form; it posts to ``/auth/login`` with the CSRF token."""
-    nxt = _local_path(request.query_params.get("next"), "/console")
+    nxt = safe_next(request.query_params.get("next"))
     if user is not None:
         return RedirectResponse(nxt, status_code=303)
     error = request.query_params.get("error")
@@ -136,41 +129,32 @@ def login_page(request: Request, user: Identity | None = Depends(optional_user))
     )
 
 
-@router.api_route("/console", methods=["GET", "HEAD"], response_class=HTMLResponse)
-def console_page(request: Request, user: Identity | None = Depends(optional_user)) -> Response:
-    """The agent console: queue, conversation view, replies."""
+def _console_page(
+    request: Request, user: Identity | None, name: str, page: str, status_code: int = 200
+) -> Response:
+    """A page of the console for ``user``, or the sign-in form for nobody."""
     if user is None:
         return _login_redirect(request)
     return render(
         request,
-        "console.html",
+        name,
         user=user,
-        page="console",
+        page=page,
+        status_code=status_code,
         headers=CONSOLE_HEADERS,
         csrf_token=csrf_token_for(request),
     )
+
+
+@router.api_route("/console", methods=["GET", "HEAD"], response_class=HTMLResponse)
+def console_page(request: Request, user: Identity | None = Depends(optional_user)) -> Response:
+    """The agent console: queue, conversation view, replies."""
+    return _console_page(request, user, "console.html", "console")
 
 
 @router.api_route("/console/kb", methods=["GET", "HEAD"], response_class=HTMLResponse)
 def kb_page(request: Request, user: Identity | None = Depends(optional_user)) -> Response:
     """The knowledge-base editor and retrain button (admins only; agents get a 403 page)."""
-    if user is None:
-        return _login_redirect(request)
-    if user.role != "admin":
-        return render(
-            request,
-            "forbidden.html",
-            user=user,
-            page="kb",
-            status_code=403,
-            headers=CONSOLE_HEADERS,
-            csrf_token=csrf_token_for(request),
-        )
-    return render(
-        request,
-        "kb.html",
-        user=user,
-        page="kb",
-        headers=CONSOLE_HEADERS,
-        csrf_token=csrf_token_for(request),
-    )
+    if user is not None and user.role != "admin":
+        return _console_page(request, user, "forbidden.html", "kb", status_code=403)
+    return _console_page(request, user, "kb.html", "kb")
