@@ -12,14 +12,14 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, overload
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from annae import errors
-from annae.store.db import rowcount, utcnow
+from annae.store.db import aware, rowcount, utcnow
 from annae.store.tables.privacy import ConsentEvent
 
 PURPOSES: tuple[str, ...] = ("service", "training", "marketing")
@@ -60,15 +60,10 @@ def _when(at: datetime | None) -> datetime:
         return now
     if not isinstance(at, datetime):
         raise ConsentError(f"at must be a datetime, got {type(at).__name__}")
-    at = _utc(at)
+    at = aware(at)
     if at > now + timedelta(minutes=5):
         raise ConsentError(f"at {at.isoformat()} lies in the future")
     return at
-
-
-def _utc(at: datetime) -> datetime:
-    """Aware UTC (SQLite returns naive datetimes, which are UTC here)."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _record(
@@ -182,7 +177,7 @@ def to_dict(ev: ConsentEvent) -> dict:
         "customer_id": ev.customer_id,
         "purpose": ev.purpose,
         "granted": ev.granted,
-        "at": _utc(ev.at).isoformat(),
+        "at": aware(ev.at).isoformat(),
         "source": ev.source,
         "text_version": ev.text_version,
     }
