@@ -60,9 +60,24 @@ def entry_dict(entry) -> dict:
         "language": entry.language,
         "tags": list(entry.tags or []),
         "active": entry.active,
-        "examples": [{"id": e.id, "text": e.text, "source": e.source} for e in entry.examples],
+        "examples": [example_dict(e) for e in entry.examples],
         "updated_at": entry.updated_at.isoformat() if entry.updated_at else None,
     }
+
+
+def example_dict(example) -> dict:
+    return {"id": example.id, "text": example.text, "source": example.source}
+
+
+def _add_examples(request: Request, user: Identity, entry_id: int | None, texts: list[str]) -> dict:
+    """Add ``texts`` as examples of the entry (``None``: out-of-scope examples)."""
+
+    def write(session: Session) -> dict:
+        source = f"admin:{user.username}"
+        rows = kb.add_examples(session, entry_id, texts, source=source, author=user.username)
+        return {"examples": [example_dict(e) for e in rows]}
+
+    return _kb(request, write)
 
 
 def _kb(request: Request, fn):
@@ -133,13 +148,7 @@ def update_entry(
 def add_examples(
     entry_id: Id, body: ExamplesIn, request: Request, user: Identity = Depends(admin)
 ) -> dict:
-    def write(session: Session) -> dict:
-        rows = kb.add_examples(
-            session, entry_id, body.texts, source=f"admin:{user.username}", author=user.username
-        )
-        return {"examples": [{"id": e.id, "text": e.text, "source": e.source} for e in rows]}
-
-    return _kb(request, write)
+    return _add_examples(request, user, entry_id, body.texts)
 
 
 @router.delete("/examples/{example_id}", status_code=204)
@@ -162,13 +171,7 @@ def list_oos(request: Request, user: Identity = Depends(admin)) -> dict:
 
 @router.post("/oos", status_code=201)
 def add_oos(body: ExamplesIn, request: Request, user: Identity = Depends(admin)) -> dict:
-    def write(session: Session) -> dict:
-        rows = kb.add_examples(
-            session, None, body.texts, source=f"admin:{user.username}", author=user.username
-        )
-        return {"examples": [{"id": e.id, "text": e.text, "source": e.source} for e in rows]}
-
-    return _kb(request, write)
+    return _add_examples(request, user, None, body.texts)
 
 
 @router.post("/retrain", status_code=202)
