@@ -56,6 +56,15 @@ def error_body(status: int, message: str, code: str | None = None, **extra) -> d
     return {"error": {"code": code or CODES.get(status, "error"), "message": message, **extra}}
 
 
+def error_response(
+    status: int, message: str, code: str | None = None, headers: dict | None = None, **extra
+) -> JSONResponse:
+    """The JSON answer of every error handler: :func:`error_body` with ``status``."""
+    return JSONResponse(
+        error_body(status, message, code, **extra), status_code=status, headers=headers
+    )
+
+
 async def _send_json(send: Send, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
     await send(
@@ -227,7 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(AnnaeError)
     async def _package_error(request: Request, exc: AnnaeError) -> JSONResponse:
         """Every package's errors (annae.errors), mapped to HTTP here and only here."""
-        return JSONResponse(error_body(exc.status, str(exc), code=exc.code), status_code=exc.status)
+        return error_response(exc.status, str(exc), exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -240,27 +249,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for e in exc.errors()
         ]
         if any(d["type"] == "json_invalid" for d in details):
-            return JSONResponse(
-                error_body(422, "the body is not valid JSON", details=details), status_code=422
-            )
+            return error_response(422, "the body is not valid JSON", details=details)
         message = "; ".join(
             f"{'.'.join(str(p) for p in d['loc'][1:]) or 'body'}: {d['msg']}" for d in details
         )
-        return JSONResponse(
-            error_body(422, message or "invalid request", details=details), status_code=422
-        )
+        return error_response(422, message or "invalid request", details=details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == PARSE_ERROR:
             message = "the body could not be parsed (not UTF-8, or JSON nested too deeply)"
-            return JSONResponse(error_body(422, message), status_code=422)
+            return error_response(422, message)
         message = exc.detail if isinstance(exc.detail, str) else "error"
-        return JSONResponse(
-            error_body(exc.status_code, message),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         if db_unavailable(exc):
@@ -270,16 +271,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 request.url.path,
                 type(exc).__name__,
             )
-            return JSONResponse(
-                error_body(503, UNAVAILABLE_MESSAGE),
-                status_code=503,
-                headers={"Retry-After": str(RETRY_AFTER_S)},
+            return error_response(
+                503, UNAVAILABLE_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_S)}
             )
         if bad_value(exc):
-            return JSONResponse(
-                error_body(422, "a value cannot be stored (out of range or not valid text)"),
-                status_code=422,
-            )
+            message = "a value cannot be stored (out of range or not valid text)"
+            return error_response(422, message)
         return await _crash(request, exc)
 
     for kind in (SQLAlchemyError, UnicodeError):
@@ -288,7 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body(500, "internal error", code="internal"), status_code=500)
+        return error_response(500, "internal error", "internal")
 
     # imported when an app is made, not with this module: they load the recommender
     # (scikit-learn, SciPy: about a second of CPU), which importing annae.web.app does not need
