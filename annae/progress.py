@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +18,9 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 Update = Callable[[str, int, int], None]
 
@@ -68,3 +71,16 @@ def migrated_db():
     from annae.store.db import get_engine, init_db
 
     return init_db(get_engine())
+
+
+@contextmanager
+def db_session(*errors: type[Exception], prefix: str = "", code: int = 1) -> Iterator[Session]:
+    """A transaction on :func:`migrated_db`; one of ``errors`` raised in it rolls it back and
+    stops the command (:func:`fail` with ``prefix`` and the error's message, status ``code``)."""
+    from annae.store.db import session_scope
+
+    try:
+        with session_scope(migrated_db()) as session:
+            yield session
+    except errors as exc:
+        fail(f"{prefix}{exc}", code)

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from annae.progress import fail, migrated_db
+from annae.progress import db_session, fail, migrated_db
 
 app = typer.Typer(
     help="Privacy: redaction, consent, audit log, export, erasure, retention.", no_args_is_help=True
@@ -67,41 +67,28 @@ def consent(
 
     from annae.privacy import audit
     from annae.privacy import consent as consents
-    from annae.store.db import session_scope
 
     if grant and not text_version:
         raise typer.BadParameter("--grant needs --text-version (the notice the customer agreed to)")
     if set(grant) & set(withdraw):
         raise typer.BadParameter("a purpose cannot be granted and withdrawn at once")
-    try:
-        ref = audit.customer_ref(customer)  # the audit log names customers by pseudonym only
-        with session_scope(migrated_db()) as session:
-            for purpose in grant:
-                ev = consents.grant(
-                    session, customer, purpose, text_version=text_version, source=source
-                )
-                audit.record(
-                    session,
-                    actor,
-                    "consent.grant",
-                    ref,
-                    {"purpose": ev.purpose, "text_version": ev.text_version, "source": source},
-                )
-            for purpose in withdraw:
-                ev = consents.withdraw(
-                    session, customer, purpose, source=source, text_version=text_version or None
-                )
-                audit.record(
-                    session,
-                    actor,
-                    "consent.withdraw",
-                    ref,
-                    {"purpose": ev.purpose, "source": source},
-                )
-            now = consents.status(session, customer)
-            events = [consents.to_dict(e) for e in consents.history(session, customer)]
-    except (consents.ConsentError, audit.AuditError) as exc:
-        fail(f"nothing was recorded: {exc}")
+    ref = audit.customer_ref(customer)  # the audit log names customers by pseudonym only
+    errors = (consents.ConsentError, audit.AuditError)
+    with db_session(*errors, prefix="nothing was recorded: ") as session:
+        for purpose in grant:
+            ev = consents.grant(
+                session, customer, purpose, text_version=text_version, source=source
+            )
+            details = {"purpose": ev.purpose, "text_version": ev.text_version, "source": source}
+            audit.record(session, actor, "consent.grant", ref, details)
+        for purpose in withdraw:
+            ev = consents.withdraw(
+                session, customer, purpose, source=source, text_version=text_version or None
+            )
+            details = {"purpose": ev.purpose, "source": source}
+            audit.record(session, actor, "consent.withdraw", ref, details)
+        now = consents.status(session, customer)
+        events = [consents.to_dict(e) for e in consents.history(session, customer)]
     if as_json:
         typer.echo(
             json.dumps(
@@ -146,9 +133,8 @@ def audit_log(
     from rich.table import Table
 
     from annae.privacy import audit
-    from annae.store.db import session_scope
 
-    with session_scope(migrated_db()) as session:
+    with db_session() as session:
         events = [
             audit.to_dict(e)
             for e in audit.query(session, actor=actor, action=action, target=target, limit=limit)
@@ -182,20 +168,11 @@ def export(
     from pathlib import Path
 
     from annae.privacy import audit, rights
-    from annae.store.db import session_scope
 
-    try:
-        with session_scope(migrated_db()) as session:
-            data = rights.export_customer(session, customer)
-            audit.record(
-                session,
-                actor,
-                "privacy.export",
-                audit.customer_ref(customer),
-                {"found": data["found"], "conversations": len(data["conversations"])},
-            )
-    except rights.RightsError as exc:
-        fail(str(exc))
+    with db_session(rights.RightsError) as session:
+        data = rights.export_customer(session, customer)
+        details = {"found": data["found"], "conversations": len(data["conversations"])}
+        audit.record(session, actor, "privacy.export", audit.customer_ref(customer), details)
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if out == "-":
         typer.echo(text)
@@ -281,13 +258,9 @@ def explain(
 ) -> None:
     """Explain how the bot decided on a message: entry, confidence, threshold, model."""
     from annae.privacy import rights
-    from annae.store.db import session_scope
 
-    try:
-        with session_scope(migrated_db()) as session:
-            info = rights.explain(session, message_id)
-    except rights.RightsError as exc:
-        fail(str(exc), 2)
+    with db_session(rights.RightsError, code=2) as session:
+        info = rights.explain(session, message_id)
     typer.echo(json.dumps(info, ensure_ascii=False, indent=2) if as_json else info["summary"])
 
 

@@ -9,7 +9,7 @@ import tempfile
 import typer
 from rich.console import Console
 
-from annae.progress import fail, migrated_db
+from annae.progress import db_session, fail, migrated_db
 from annae.progress import table as cli_table
 
 user_app = typer.Typer(
@@ -103,10 +103,9 @@ def add(
 def list_() -> None:
     """List accounts."""
     from annae.agents.users import list_users
-    from annae.store.db import session_scope
 
     table = cli_table("id", "username", "role", "active", "last login")
-    with session_scope(migrated_db()) as session:
+    with db_session() as session:
         for u in list_users(session):
             table.add_row(
                 str(u.id),
@@ -120,13 +119,9 @@ def list_() -> None:
 
 def _change(name: str, fn, done: str) -> None:
     from annae.agents.users import UserError
-    from annae.store.db import session_scope
 
-    try:
-        with session_scope(migrated_db()) as session:
-            fn(session)
-    except UserError as exc:
-        fail(str(exc))
+    with db_session(UserError) as session:
+        fn(session)
     console.print(f"{name}: {done}")
 
 
@@ -159,13 +154,9 @@ def enable(name: str) -> None:
 def apikey_create(name: str) -> None:
     """Create an API key for a channel; it is printed once."""
     from annae.agents.users import UserError, create_api_key
-    from annae.store.db import session_scope
 
-    try:
-        with session_scope(migrated_db()) as session:
-            key = create_api_key(session, name)
-    except UserError as exc:
-        fail(str(exc))
+    with db_session(UserError) as session:
+        key = create_api_key(session, name)
     typer.echo(key)
 
 
@@ -173,10 +164,9 @@ def apikey_create(name: str) -> None:
 def apikey_list() -> None:
     """List API keys (names only; keys are stored hashed)."""
     from annae.agents.users import list_api_keys
-    from annae.store.db import session_scope
 
     table = cli_table("id", "name", "active", "created")
-    with session_scope(migrated_db()) as session:
+    with db_session() as session:
         for k in list_api_keys(session):
             table.add_row(str(k.id), k.name, "yes" if k.active else "no", str(k.created_at))
     console.print(table)
