@@ -8,13 +8,37 @@ import typer
 from rich.console import Console
 
 from annae.progress import fail
+from annae.settings import get_settings
 
 out = Console()
 
 
 def register(app: typer.Typer) -> None:
-    """Add the operations commands (backup, restore, doctor) to the top-level app."""
-    register_doctor(app)
+    """Add the operations commands (doctor, backup, restore) to the top-level app."""
+
+    @app.command()
+    def doctor(
+        workers: int = typer.Option(
+            None, "--workers", min=1, help="Workers the service runs (default $ANNAE_WORKERS or 1)."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="One JSON array instead of a table."),
+    ) -> None:
+        """Check the deployment (database, schema, Redis, model hashes, disk, clock, secrets)."""
+        from rich.table import Table
+
+        from annae.ops.doctor import run_checks, to_json, workers_default
+
+        checks = run_checks(get_settings(), workers=workers or workers_default())
+        if as_json:
+            typer.echo(to_json(checks))
+        else:
+            table = Table("check", "", "found", "to fix")
+            marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
+            for c in checks:
+                table.add_row(c.name, marks[c.status], c.detail, c.fix)
+            out.print(table)
+        if any(c.status == "fail" for c in checks):
+            raise typer.Exit(1)
 
     @app.command("backup")
     def backup_cmd(
@@ -22,7 +46,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Back up the database (SQLite online backup or pg_dump), models and settings."""
         from annae.ops.backup import BackupError, backup
-        from annae.settings import get_settings
 
         try:
             manifest = backup(folder, get_settings())
@@ -46,7 +69,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Restore a backup into an empty database and ANNAE_HOME; re-apply later erasures."""
         from annae.ops.backup import BackupError, restore
-        from annae.settings import get_settings
 
         try:
             report = restore(folder, get_settings(), erasure_logs=list(erasure_log))
@@ -57,30 +79,3 @@ def register(app: typer.Typer) -> None:
             f"models {', '.join(report.models) or 'none'}; "
             f"{len(report.reerased)} customer(s) erased after the backup erased again"
         )
-
-
-def register_doctor(app: typer.Typer) -> None:
-    @app.command()
-    def doctor(
-        workers: int = typer.Option(
-            None, "--workers", min=1, help="Workers the service runs (default $ANNAE_WORKERS or 1)."
-        ),
-        as_json: bool = typer.Option(False, "--json", help="One JSON array instead of a table."),
-    ) -> None:
-        """Check the deployment (database, schema, Redis, model hashes, disk, clock, secrets)."""
-        from rich.table import Table
-
-        from annae.ops.doctor import run_checks, to_json, workers_default
-        from annae.settings import get_settings
-
-        checks = run_checks(get_settings(), workers=workers or workers_default())
-        if as_json:
-            typer.echo(to_json(checks))
-        else:
-            table = Table("check", "", "found", "to fix")
-            marks = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[bold red]FAIL[/]"}
-            for c in checks:
-                table.add_row(c.name, marks[c.status], c.detail, c.fix)
-            out.print(table)
-        if any(c.status == "fail" for c in checks):
-            raise typer.Exit(1)

@@ -26,16 +26,8 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberMatcher
 
-EMAIL, PHONE, CARD, RRN, ACCOUNT, IP, ADDRESS = (
-    "EMAIL",
-    "PHONE",
-    "CARD",
-    "RRN",
-    "ACCOUNT",
-    "IP",
-    "ADDRESS",
-)
-TYPES: tuple[str, ...] = (EMAIL, PHONE, CARD, RRN, ACCOUNT, IP, ADDRESS)
+TYPES: tuple[str, ...] = ("EMAIL", "PHONE", "CARD", "RRN", "ACCOUNT", "IP", "ADDRESS")
+EMAIL, PHONE, CARD, RRN, ACCOUNT, IP, ADDRESS = TYPES
 ALL: frozenset[str] = frozenset(TYPES)
 # When two detections overlap, the one whose type comes first here wins (then the longer one).
 PRIORITY = {t: i for i, t in enumerate((EMAIL, IP, RRN, CARD, PHONE, ACCOUNT, ADDRESS))}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from uvicorn.config import STARTUP_FAILURE, Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -29,14 +28,6 @@ WS_MAX_SIZE = 64 * 1024
 HEADER_TIMEOUT = 10.0
 LIVENESS_TIMEOUT = 4.0
 READY_TIMEOUT = 120
-
-
-def log_config(log_level: str = "info") -> dict[str, Any]:
-    """Annae's JSON-lines logging (:func:`annae.logs.config`) for uvicorn too: every handler
-    carries :data:`annae.logs.HANDLER_FILTERS`, the credential filter included."""
-    from annae import logs
-
-    return logs.config(log_level)
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -189,6 +180,8 @@ def run(
     """Run ``app`` (an import string of a factory) like ``uvicorn.run``, with the settings above."""
     from uvicorn.server import Server
 
+    from annae import logs
+
     config = Config(
         app,
         factory=True,
@@ -196,7 +189,9 @@ def run(
         port=port,
         workers=workers,
         log_level=log_level,
-        log_config=log_config(log_level),
+        # Annae's JSON lines for uvicorn too: every handler carries annae.logs.HANDLER_FILTERS,
+        # the credential filter included
+        log_config=logs.config(log_level),
         access_log=access_log,
         proxy_headers=True,
         http=HeaderTimeoutProtocol,

@@ -8,11 +8,14 @@ reason, so that callers need no special error path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from annae.recommend import service
 from annae.recommend.registry import SavedModel, registry_for
@@ -54,9 +57,15 @@ def authorize(request: Request) -> str:
     raise HTTPException(401, "log in or send an X-API-Key to read recommendations")
 
 
-def _bad(exc: RecommendError) -> HTTPException:
-    """This router is also mounted alone (without the service's handlers): map here."""
-    return HTTPException(exc.status, str(exc))
+@contextmanager
+def _session(db: Engine) -> Iterator[Session]:
+    """A transaction whose RecommendError answers with its status: this router is also mounted
+    alone (without the service's handlers), so it maps its errors here."""
+    try:
+        with session_scope(db) as session:
+            yield session
+    except RecommendError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
 
 
 @router.get("/customers/{customer_id}/recommendations")
@@ -69,11 +78,8 @@ def customer_recommendations(
     _caller: str = Depends(authorize),
 ) -> dict:
     """Products for one customer, each with a reason; unknown customers get popular products."""
-    try:
-        with session_scope(db) as session:
-            return service.recommend(session, model, customer_id, k, list_)
-    except RecommendError as exc:
-        raise _bad(exc) from exc
+    with _session(db) as session:
+        return service.recommend(session, model, customer_id, k, list_)
 
 
 @router.get("/products/{product_id}/similar")
@@ -85,11 +91,8 @@ def similar_products(
     _caller: str = Depends(authorize),
 ) -> dict:
     """Products bought by the customers who bought this one (or with a similar description)."""
-    try:
-        with session_scope(db) as session:
-            return service.similar(session, model, product_id, k)
-    except RecommendError as exc:
-        raise _bad(exc) from exc
+    with _session(db) as session:
+        return service.similar(session, model, product_id, k)
 
 
 @router.get("/entries/{entry_id}/products")
@@ -102,11 +105,8 @@ def entry_cards(
     _caller: str = Depends(authorize),
 ) -> dict:
     """Up to k product cards for the chat after an answer about this entry (consent respected)."""
-    try:
-        with session_scope(db) as session:
-            cards = service.recommend_for_entry(session, model, entry_id, customer_id, k)
-    except RecommendError as exc:
-        raise _bad(exc) from exc
+    with _session(db) as session:
+        cards = service.recommend_for_entry(session, model, entry_id, customer_id, k)
     return {"entry_id": entry_id, "customer_id": customer_id, "items": cards}
 
 
@@ -124,22 +124,19 @@ def add_interaction(
     _caller: str = Depends(authorize),
 ) -> dict:
     """Record a click on a product card (or a view / conversation mention) for the next training."""
-    try:
-        with session_scope(db) as session:
-            row = record_interaction(
-                session,
-                customer_id,
-                body.product_id,
-                kind=body.kind,
-                quantity=body.quantity,
-                source="api",
-            )
-            return {
-                "id": row.id,
-                "customer_id": row.customer_id,
-                "product_id": row.product_id,
-                "kind": row.kind,
-                "at": row.at.isoformat(),
-            }
-    except RecommendError as exc:
-        raise _bad(exc) from exc
+    with _session(db) as session:
+        row = record_interaction(
+            session,
+            customer_id,
+            body.product_id,
+            kind=body.kind,
+            quantity=body.quantity,
+            source="api",
+        )
+        return {
+            "id": row.id,
+            "customer_id": row.customer_id,
+            "product_id": row.product_id,
+            "kind": row.kind,
+            "at": row.at.isoformat(),
+        }
