@@ -412,7 +412,7 @@ def demo(
     from annae.demo import prepare_demo
 
     prepare_demo(out)
-    if terminal or not hasattr(web_cli, "serve_forever"):
+    if terminal:
         chat()
     else:
         out.print(

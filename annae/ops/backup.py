@@ -25,6 +25,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -62,15 +63,8 @@ class RestoreReport:
 def _pg_env(url: str) -> tuple[dict[str, str], str]:
     """libpq environment (password out of the command line) and the database name."""
     u = make_url(url)
-    env = dict(os.environ)
-    for var, value in (
-        ("PGHOST", u.host),
-        ("PGPORT", u.port),
-        ("PGUSER", u.username),
-        ("PGPASSWORD", u.password),
-    ):
-        if value is not None:
-            env[var] = str(value)
+    given = {"PGHOST": u.host, "PGPORT": u.port, "PGUSER": u.username, "PGPASSWORD": u.password}
+    env = {**os.environ, **{var: str(value) for var, value in given.items() if value is not None}}
     return env, str(u.database)
 
 
@@ -138,14 +132,12 @@ def backup(folder: Path, settings) -> dict:
         raise BackupError("the database has no Annae schema yet: nothing to back up")
     created = utcnow()
     if engine.dialect.name == "sqlite":
-        source = sqlite3.connect(_sqlite_file(settings.database))
-        target = sqlite3.connect(folder / SQLITE_FILE)
-        try:
-            with target:
-                source.backup(target)
-        finally:
-            target.close()
-            source.close()
+        with (
+            closing(sqlite3.connect(_sqlite_file(settings.database))) as source,
+            closing(sqlite3.connect(folder / SQLITE_FILE)) as target,
+            target,  # the copy's transaction: committed before it is closed
+        ):
+            source.backup(target)
         db_file = SQLITE_FILE
     elif engine.dialect.name == "postgresql":
         env, name = _pg_env(settings.database)

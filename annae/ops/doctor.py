@@ -269,10 +269,8 @@ def run_checks(settings, *, workers: int = 1) -> list[Check]:
     engine = get_engine(settings.database)
     checks = _database(engine)
     db_ok = checks[0].status == "ok"
-    if db_ok:
-        pg = _postgres_connections(engine, workers)
-        if pg is not None:
-            checks.append(pg)
+    if db_ok and (pg := _postgres_connections(engine, workers)) is not None:
+        checks.append(pg)
     checks.append(_redis(settings.redis_url, workers))
     checks.append(_model(settings))
     checks.append(_disk(settings))

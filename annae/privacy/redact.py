@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import re
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -414,18 +415,14 @@ def detect(text: str, *, types: Iterable[str] = ALL) -> list[Span]:
 def redact(text: str, *, types: Iterable[str] = ALL) -> Redaction:
     """Replace the personal data in ``text`` by ``[TYPE]`` placeholders."""
     spans = detect(text, types=types)
-    if not spans:
-        return Redaction(text, [], {})
     out: list[str] = []
-    counts: dict[str, int] = {}
     pos = 0
     for span in spans:
         out.append(text[pos : span.start])
         out.append(f"[{span.type}]")
-        counts[span.type] = counts.get(span.type, 0) + 1
         pos = span.end
     out.append(text[pos:])
-    return Redaction("".join(out), spans, counts)
+    return Redaction("".join(out), spans, dict(Counter(span.type for span in spans)))
 
 
 def redact_text(text: str, *, types: Iterable[str] = ALL) -> str:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from annae.progress import db_session, fail, migrated_db
 from annae.progress import table as cli_table
+from annae.settings import get_settings
 
 user_app = typer.Typer(
     help="Agent and admin accounts, and API keys for channels.", no_args_is_help=True
@@ -188,7 +189,6 @@ def widget_secret(
 ) -> None:
     """Create the widget secret (printed once; keep it on the shop's server only)."""
     from annae.agents.identity import load_secret, rotate_secret, secret_path
-    from annae.settings import get_settings
 
     settings = get_settings()
     if settings.widget_secret:
@@ -202,7 +202,6 @@ def widget_secret(
 def widget_sign(customer_id: str) -> None:
     """Print the signature of CUSTOMER_ID (to test an embed page; shops sign on their server)."""
     from annae.agents.identity import customer_id_problem, load_secret, sign
-    from annae.settings import get_settings
 
     settings = get_settings()
     secret = load_secret(settings.home, settings.widget_secret)

@@ -64,6 +64,8 @@ class Subscription:
 class LocalBroker:
     """In-process fan-out; ``publish`` is safe to call from worker threads."""
 
+    kind = "local"
+
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._lock = threading.Lock()
@@ -129,10 +131,6 @@ class LocalBroker:
         for channel, payload in events:
             self.publish(channel, payload)
 
-    @property
-    def kind(self) -> str:
-        return "local"
-
 
 class RedisBroker(LocalBroker):
     """Fan-out across processes through Redis pub/sub (``ANNAE_REDIS_URL``).
@@ -144,6 +142,7 @@ class RedisBroker(LocalBroker):
     events published elsewhere meanwhile may be missed, so clients refetch (``?after=``)."""
 
     MAX_BACKOFF_S = 1.0
+    kind = "redis"
 
     def __init__(self, url: str) -> None:
         super().__init__()
@@ -154,10 +153,6 @@ class RedisBroker(LocalBroker):
         self._sync = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
-
-    @property
-    def kind(self) -> str:
-        return "redis"
 
     async def start(self) -> None:
         await super().start()

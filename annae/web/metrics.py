@@ -69,13 +69,12 @@ def observe_decision(type_: str, reason: str | None) -> None:
 
 def render(queue_length: Callable[[], int | None]) -> tuple[bytes, str]:
     """The exposition text and its content type."""
+    registry = CollectorRegistry()
     if MULTIPROCESS:
         from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry = CollectorRegistry()
         registry.register(_Forward(REGISTRY))
     registry.register(_QueueCollector(queue_length))
     return generate_latest(registry), CONTENT_TYPE_LATEST
