@@ -208,9 +208,7 @@ class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
 
     @property
     def database(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.home / 'annae.db').resolve()}"
+        return self.database_url or f"sqlite:///{(self.home / 'annae.db').resolve()}"
 
     @property
     def models_dir(self) -> Path:

@@ -279,14 +279,8 @@ def restore(folder: Path, settings, *, erasure_logs: Sequence[Path] = ()) -> Res
     else:
         env, name = _pg_env(settings.database)
         engine.dispose()
-        cmd = [
-            "pg_restore",
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--single-transaction",
-        ]
-        _run([*cmd, "--dbname", name, str(db_file)], env, "pg_restore")
+        flags = ["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"]
+        _run(["pg_restore", *flags, "--dbname", name, str(db_file)], env, "pg_restore")
     if (folder / "home").is_dir():
         _copy_tree(folder / "home", settings.home)
     if (settings.home / "privacy.key").is_file():
