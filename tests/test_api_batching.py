@@ -88,6 +88,23 @@ def test_batch_decider_serves_the_event_loop(engine):
     assert decider.batches < len(texts)  # they arrived together, so some were batched
 
 
+def test_closing_the_decider_ends_its_thread_after_the_queued_questions(engine):
+    """At app shutdown the inference thread finishes what is queued, then ends; it keeps no
+    engine alive (a test suite or a restarted app would otherwise pile up threads and models)."""
+    decider = BatchDecider(max_batch=2)
+    futures = [decider.submit(engine, t) for t in QUESTIONS[:5]]
+    thread = decider._thread
+    assert thread is not None and thread.is_alive()
+    decider.close()
+    assert not thread.is_alive()
+    assert [f.result().type for f in futures] == [
+        d.type for d in decide_many(engine, QUESTIONS[:5])
+    ]
+    with pytest.raises(RuntimeError, match="closed"):
+        decider.submit(engine, "gift wrap?")
+    BatchDecider().close()  # a decider that never started a thread closes too
+
+
 def test_audit_record_is_the_decisions_dict(engine):
     """The record stored with a customer message equals ``Decision.to_dict()``."""
     from annae.dialogue.conversations import decision_record

@@ -174,10 +174,12 @@ def _offline_docs(app: FastAPI) -> None:
 
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
 
+    # request.app, not a closure over app: FastAPI caches facts about endpoint functions in a
+    # process-wide cache, which would keep every app built in the process (and its engine) alive
     @app.get("/docs", include_in_schema=False)
-    async def _docs() -> HTMLResponse:
+    async def _docs(request: Request) -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=request.app.openapi_url or "/openapi.json",
             title="Annae API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
             swagger_css_url="/docs-assets/swagger-ui.css",
@@ -215,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await run_in_threadpool(stop_channels)
+            await run_in_threadpool(app.state.services.decider.close)
             await broker.stop()
             if db is not get_engine(settings.database):
                 db.dispose()

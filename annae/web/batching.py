@@ -40,6 +40,7 @@ class BatchDecider:
         self._pending: list[tuple[DecidesMany, str, Future[Decision]]] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closed = False
         self.batches = 0
         self.questions = 0
 
@@ -47,6 +48,8 @@ class BatchDecider:
         """Queue ``text`` for the inference thread; the Future gets its decision (or error)."""
         fut: Future[Decision] = Future()
         with self._cond:
+            if self._closed:
+                raise RuntimeError("the decider is closed (the service is shutting down)")
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="annae-decide", daemon=True)
                 self._thread.start()
@@ -62,28 +65,42 @@ class BatchDecider:
         """The decision for ``text``, awaited on the event loop (no worker thread waits)."""
         return await asyncio.wrap_future(self.submit(engine, text))
 
+    def close(self) -> None:
+        """Stop the inference thread once the queued questions are decided (app shutdown)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._pending:
+                while not self._pending and not self._closed:
                     self._cond.wait()
+                if not self._pending:
+                    return
                 batch, self._pending = (
                     self._pending[: self.max_batch],
                     self._pending[self.max_batch :],
                 )
-            # a retrain may swap engines mid-stream: decide each engine's questions with it
-            groups: dict[int, list[tuple[DecidesMany, str, Future[Decision]]]] = {}
-            for item in batch:
-                groups.setdefault(id(item[0]), []).append(item)
-            for items in groups.values():
-                engine = items[0][0]
-                try:
-                    results = decide_many(engine, [text for _, text, _ in items])
-                except Exception as exc:  # the callers decide what a failure means
-                    for _, _, fut in items:
-                        fut.set_exception(exc)
-                    continue
-                for (_, _, fut), result in zip(items, results, strict=True):
-                    fut.set_result(result)
-            self.batches += 1
-            self.questions += len(batch)
+            self._decide(batch)  # its engines are not held between batches
+
+    def _decide(self, batch: list[tuple[DecidesMany, str, Future[Decision]]]) -> None:
+        # a retrain may swap engines mid-stream: decide each engine's questions with it
+        groups: dict[int, list[tuple[DecidesMany, str, Future[Decision]]]] = {}
+        for item in batch:
+            groups.setdefault(id(item[0]), []).append(item)
+        for items in groups.values():
+            engine = items[0][0]
+            try:
+                results = decide_many(engine, [text for _, text, _ in items])
+            except Exception as exc:  # the callers decide what a failure means
+                for _, _, fut in items:
+                    fut.set_exception(exc)
+                continue
+            for (_, _, fut), result in zip(items, results, strict=True):
+                fut.set_result(result)
+        self.batches += 1
+        self.questions += len(batch)
