@@ -82,18 +82,19 @@ def question_messages(session: Session, conv_id: str) -> list[Message]:
         (m.id for m in before if (m.sender, m.type) in (("bot", "answer"), ("system", "system"))),
         default=0,
     )
-
-    def is_question(m: Message) -> bool:
-        return (
-            m.sender == "customer"
-            and m.type == "text"
-            and not (m.decision or {}).get("handoff_requested")
-        )
-
-    out = [m for m in before if m.id > start and is_question(m)]
+    out = [m for m in before if m.id > start and _is_question(m)]
     if not out:
-        out = [m for m in before if is_question(m)][-1:]
+        out = [m for m in before if _is_question(m)][-1:]
     return out
+
+
+def _is_question(m: Message) -> bool:
+    """A customer's text to the bot (not a press of "talk to a person")."""
+    return (
+        m.sender == "customer"
+        and m.type == "text"
+        and not (m.decision or {}).get("handoff_requested")
+    )
 
 
 def bot_questions(session: Session, conv_id: str) -> list[Message]:
@@ -107,21 +108,9 @@ def bot_questions(session: Session, conv_id: str) -> list[Message]:
             silent = False
         elif m.sender == "agent":
             silent = True
-        elif (
-            not silent
-            and m.sender == "customer"
-            and m.type == "text"
-            and not (m.decision or {}).get("handoff_requested")
-        ):
+        elif not silent and _is_question(m):
             out.append(m)
     return out
-
-
-def question_message(session: Session, conv_id: str) -> Message | None:
-    """The question an agent's label is about by default: the last of
-    :func:`question_messages` (the one the bot handed off)."""
-    found = question_messages(session, conv_id)
-    return found[-1] if found else None
 
 
 def label_form(session: Session, conv_id: str, settings: Settings | None = None) -> dict:
@@ -133,12 +122,7 @@ def label_form(session: Session, conv_id: str, settings: Settings | None = None)
     questions = question_messages(session, conv.id)
     decision = (questions[-1].decision or {}) if questions else {}
     guesses = [
-        {
-            "entry_id": c.get("entry_id"),
-            "key": c.get("key"),
-            "question": c.get("question"),
-            "confidence": c.get("confidence"),
-        }
+        {k: c.get(k) for k in ("entry_id", "key", "question", "confidence")}
         for c in decision.get("candidates") or []
         if c.get("entry_id") is not None
     ]
@@ -273,11 +257,7 @@ def label_conversation(
     if kind not in KINDS:
         raise Invalid(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     conv = _conversation(session, conv_id)
-    existing = session.scalar(
-        select(ConversationLabel)
-        .where(ConversationLabel.conversation_id == conv.id)
-        .with_for_update()
-    )
+    existing = _label_row(session, conv.id, lock=True)
     if existing is not None and not replace:
         raise Conflict(
             f"conversation {conv.id} is already labelled ({existing.kind}) by {existing.agent}; "
@@ -384,11 +364,7 @@ def undo_label(session: Session, conv_id: str, user: str, *, is_admin: bool = Tr
     """Remove a conversation's label and every example it made (the KB revision moves on).
     Agents undo their own labels; admins anyone's."""
     conv = _conversation(session, conv_id)
-    label = session.scalar(
-        select(ConversationLabel)
-        .where(ConversationLabel.conversation_id == conv.id)
-        .with_for_update()
-    )
+    label = _label_row(session, conv.id, lock=True)
     if label is None:
         raise NotFound(f"conversation {conv.id} has no label")
     if not is_admin and label.agent != user:
@@ -430,10 +406,13 @@ def _bot_guess(question: Message | None) -> int | None:
     return decision.get("entry_id") or (cands[0].get("entry_id") if cands else None)
 
 
+def _label_row(session: Session, conv_id: str, *, lock: bool = False) -> ConversationLabel | None:
+    stmt = select(ConversationLabel).where(ConversationLabel.conversation_id == conv_id)
+    return session.scalar(stmt.with_for_update() if lock else stmt)
+
+
 def get_label(session: Session, conv_id: str) -> dict | None:
-    label = session.scalar(
-        select(ConversationLabel).where(ConversationLabel.conversation_id == conv_id)
-    )
+    label = _label_row(session, conv_id)
     return label_dict(label) if label else None
 
 
@@ -486,21 +465,6 @@ def rate_answer(
     }
 
 
-@dataclass
-class ReviewItem:
-    rating_id: int
-    conversation_id: str
-    message_id: int
-    entry_id: int | None
-    entry_key: str | None
-    question: str | None
-    answer: str
-    rated_at: datetime
-
-    def to_dict(self) -> dict:
-        return {**self.__dict__, "rated_at": self.rated_at.isoformat()}
-
-
 def review_list(
     session: Session, *, include_reviewed: bool = False, limit: int = 200
 ) -> list[dict]:
@@ -527,19 +491,16 @@ def review_list(
             continue
         question = history.customer_message_before(session, msg)
         entry = entries.find_entry(session, rating.entry_id)
-        item = ReviewItem(
-            rating.id,
-            rating.conversation_id,
-            msg.id,
-            rating.entry_id,
-            entry.key if entry else None,
-            question.text if question else None,
-            msg.text,
-            rating.created_at,
-        )
         out.append(
             {
-                **item.to_dict(),
+                "rating_id": rating.id,
+                "conversation_id": rating.conversation_id,
+                "message_id": msg.id,
+                "entry_id": rating.entry_id,
+                "entry_key": entry.key if entry else None,
+                "question": question.text if question else None,
+                "answer": msg.text,
+                "rated_at": rating.created_at.isoformat(),
                 "reviewed_by": rating.reviewed_by,
                 "reviewed": bool(rating.reviewed_at),
             }
