@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,6 +147,9 @@ class GateResult:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2))
 
 
 def compare(
@@ -345,9 +348,7 @@ def kb_changes(
     since = (live_manifest or {}).get("kb_revision") or 0
     added = [e for e in examples if e.example_id not in seen]
     current = {e.example_id for e in examples}
-    by_label: dict[str, int] = defaultdict(int)
-    for e in added:
-        by_label[e.label] += 1
+    by_label = Counter(e.label for e in added)
     revisions = entries.revision_summaries_since(session, since, limit=20)
     return {
         "kb_revision_from": since,
@@ -355,7 +356,7 @@ def kb_changes(
         "n_examples": len(examples),
         "examples_added": len(added),
         "examples_removed": len(seen - current),
-        "added_by_entry": dict(sorted(by_label.items(), key=lambda kv: -kv[1])[:10]),
+        "added_by_entry": dict(by_label.most_common(10)),
         "added_texts": [f"{e.label}: {e.text}"[:200] for e in added[:10]],
         "revisions": list(revisions),
         "answers_changed": entries.stale_anchors(session, live_answers or {}),
@@ -491,18 +492,13 @@ def retrain(
             except GateError as exc:
                 result.reasons.append(f"not promoted: {exc}")
             result.seconds = round(time.perf_counter() - started, 2)
-            (registry.path(info.version) / GATE).write_text(
-                json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
-            )
+            result.write(registry.path(info.version) / GATE)
             return result
         result.reasons.append("refused: the live model stays; no new model was saved")
         result.seconds = round(time.perf_counter() - started, 2)
         folder = registry.root / GATES
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
-        (folder / f"{stamp}.json").write_text(
-            json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
-        )
+        result.write(folder / f"{utcnow().strftime('%Y%m%dT%H%M%S%f')}.json")
         _history(
             registry,
             {
