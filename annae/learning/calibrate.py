@@ -233,53 +233,41 @@ def estimate(
     """The weighted precision curve of labelled traffic, and the threshold it supports."""
     rated = sum(r.answered for r in rows)
     labelled = len(rows) - rated
-    base: dict[str, Any] = dict(
+    live_prec: float | None = None
+    best: tuple[float, float] | None = None
+    if len(rows) < MIN_LABELLED:
+        reason = f"{len(rows)} labelled questions; at least {MIN_LABELLED} are needed"
+    else:
+        conf = np.array([r.confidence for r in rows])
+        right = np.array([r.right for r in rows], dtype=float)
+        answered = np.array([r.answered for r in rows])
+        w_answer = counts.get("answer", 0) / rated if rated else 0.0
+        w_other = (
+            (counts.get("handoff", 0) + counts.get("clarify", 0)) / labelled if labelled else 0.0
+        )
+        weight = np.where(answered, max(w_answer, 1.0), max(w_other, 1.0))
+
+        def precision_at(t: float) -> tuple[float | None, int]:
+            above = conf >= t
+            if not above.any():
+                return None, 0
+            return float((weight * right)[above].sum() / weight[above].sum()), int(above.sum())
+
+        live_prec, _ = precision_at(live_threshold)
+        for t in np.unique(conf)[::-1]:  # high to low: keep the lowest that still holds
+            prec, n = precision_at(float(t))
+            if n >= MIN_LABELLED and prec is not None and prec >= target:
+                best = (float(t), prec)
+        reason = "ok" if best else f"no threshold reaches {target:.2f} on labelled traffic"
+    return TrafficEstimate(
         model_version=model,
         n_labelled=len(rows),
         n_rated_answers=rated,
         n_labelled_handoffs=labelled,
-    )
-    if len(rows) < MIN_LABELLED:
-        return TrafficEstimate(
-            **base,
-            observed_precision_live=None,
-            proposed_threshold=None,
-            proposed_precision=None,
-            reason=f"{len(rows)} labelled questions; at least {MIN_LABELLED} are needed",
-        )
-    conf = np.array([r.confidence for r in rows])
-    right = np.array([r.right for r in rows], dtype=float)
-    answered = np.array([r.answered for r in rows])
-    w_answer = counts.get("answer", 0) / rated if rated else 0.0
-    w_other = (counts.get("handoff", 0) + counts.get("clarify", 0)) / labelled if labelled else 0.0
-    weight = np.where(answered, max(w_answer, 1.0), max(w_other, 1.0))
-
-    def precision_at(t: float) -> tuple[float | None, int]:
-        above = conf >= t
-        if not above.any():
-            return None, 0
-        return float((weight * right)[above].sum() / weight[above].sum()), int(above.sum())
-
-    live_prec, _ = precision_at(live_threshold)
-    best = None
-    for t in np.unique(conf)[::-1]:  # high to low: keep the lowest that still holds
-        prec, n = precision_at(float(t))
-        if n >= MIN_LABELLED and prec is not None and prec >= target:
-            best = (float(t), prec)
-    if best is None:
-        return TrafficEstimate(
-            **base,
-            observed_precision_live=live_prec,
-            proposed_threshold=None,
-            proposed_precision=None,
-            reason=f"no threshold reaches {target:.2f} on labelled traffic",
-        )
-    return TrafficEstimate(
-        **base,
         observed_precision_live=live_prec,
-        proposed_threshold=best[0],
-        proposed_precision=round(best[1], 4),
-        reason="ok",
+        proposed_threshold=best[0] if best else None,
+        proposed_precision=round(best[1], 4) if best else None,
+        reason=reason,
     )
 
 
