@@ -12,7 +12,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +24,9 @@ from annae.store.tables.learning import AnswerRating, ConversationLabel
 
 if TYPE_CHECKING:
     from annae.store.tables.service import Message
+
+T = TypeVar("T", AnswerRating, ConversationLabel)
+DAILY_COUNTS = ("conversations", "contained", "handed_off")
 
 
 @dataclass
@@ -118,6 +121,13 @@ def facts(session: Session, filters: Filters) -> list[ConvFacts]:
     return list(out.values())
 
 
+def _of_conversations(session: Session, table: type[T], conv_ids: list[str]) -> list[T]:
+    """The rows of ``table`` (ratings or labels) in these conversations; none: no query."""
+    if not conv_ids:
+        return []
+    return list(session.scalars(select(table).where(table.conversation_id.in_(conv_ids))))
+
+
 def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
@@ -128,11 +138,7 @@ def summary(session: Session, filters: Filters | None = None) -> dict:
     rows = facts(session, filters)
     ids = [f.id for f in rows]
     answer_ids = {a for f in rows for a in f.answer_ids}
-    ratings = (
-        list(session.scalars(select(AnswerRating).where(AnswerRating.conversation_id.in_(ids))))
-        if ids
-        else []
-    )
+    ratings = _of_conversations(session, AnswerRating, ids)
     unhelpful_convs = {r.conversation_id for r in ratings if not r.helpful}
     n = len(rows)
     handed = [f for f in rows if f.handed_off]
@@ -198,15 +204,7 @@ def summary(session: Session, filters: Filters | None = None) -> dict:
             "helpful_share": _rate(helpful, helpful + unhelpful),
         },
         **precision,
-        "daily": [
-            {
-                "day": d.isoformat(),
-                "conversations": daily[d]["conversations"],
-                "contained": daily[d]["contained"],
-                "handed_off": daily[d]["handed_off"],
-            }
-            for d in days
-        ],
+        "daily": [{"day": d.isoformat(), **{k: daily[d][k] for k in DAILY_COUNTS}} for d in days],
         "handoff_reasons": [
             {"reason": r, "conversations": c, "share": _rate(c, len(handed))}
             for r, c in reasons.most_common()
@@ -221,24 +219,12 @@ def _days(filters: Filters, rows: list[ConvFacts]) -> list[date]:
         return []
     first = filters.start or min(f.day for f in rows)
     last = (filters.end - timedelta(days=1)) if filters.end else max(f.day for f in rows)
-    out: list[date] = []
-    d = first
-    while d <= last and len(out) < 366:
-        out.append(d)
-        d += timedelta(days=1)
-    return out
+    return [first + timedelta(days=i) for i in range(min((last - first).days + 1, 366))]
 
 
 def _label_precision(session: Session, conv_ids: list[str]) -> dict:
     """Answered precision and top-guess agreement, estimated from agents' labels."""
-    if not conv_ids:
-        labels = []
-    else:
-        labels = list(
-            session.scalars(
-                select(ConversationLabel).where(ConversationLabel.conversation_id.in_(conv_ids))
-            )
-        )
+    labels = _of_conversations(session, ConversationLabel, conv_ids)
     answered = correct = guesses = agree = 0
     for label in labels:
         if label.message_id is not None:
