@@ -16,7 +16,7 @@ from annae.agents.users import Identity
 from annae.channels import hooks
 from annae.dialogue import history
 from annae.kb import entries as kb
-from annae.learning import analytics, charts, clusters, feedback, retrain
+from annae.learning import analytics, calibrate, charts, clusters, feedback, retrain
 from annae.nlu.registry import ModelRegistry
 from annae.store.db import session_scope
 from annae.web.auth import current_user, optional_user, require_role
@@ -28,6 +28,7 @@ router = APIRouter(tags=["learning"])
 admin = require_role("admin")
 API = "/api/v1"
 MAX_CLUSTERED = 2000
+CLUSTER_CSV_COLUMNS = ("id", "title", "size", "this_week", "last_week", "trend", "representatives")
 
 
 class NewEntryIn(BaseModel):
@@ -339,8 +340,6 @@ def promote(
 def get_operating_point(request: Request, user: Identity = Depends(admin)) -> dict:
     """The live model's operating curve, and expected against observed precision at its
     threshold (agents' labels and customers' ratings of its decisions)."""
-    from annae.learning import calibrate
-
     return calibrate.report(_registry(request), services(request).db)
 
 
@@ -351,8 +350,6 @@ def set_operating_point(
     """Make live a copy of the live model with another answer threshold (no retraining,
     audit-logged; rolling back to ``previous`` restores it). 409 when the model cannot
     promise that target, or labelled traffic supports no threshold."""
-    from annae.learning import calibrate
-
     if (body.target is None) == (not body.from_traffic):
         raise ApiError(422, "invalid", "give either target or from_traffic")
     svc = services(request)
@@ -406,19 +403,7 @@ def analytics_csv(
     data = _db(request, lambda s: analytics.summary(s, f))
     if table == "clusters":
         data["clusters"] = [
-            {
-                k: c[k]
-                for k in (
-                    "id",
-                    "title",
-                    "size",
-                    "this_week",
-                    "last_week",
-                    "trend",
-                    "representatives",
-                )
-            }
-            for c in cluster_list(request, f, 500)
+            {k: c[k] for k in CLUSTER_CSV_COLUMNS} for c in cluster_list(request, f, 500)
         ]
     name = f"annae-{table}-{f.start or 'all'}-{f.end or 'now'}.csv"
     return Response(
@@ -475,9 +460,7 @@ def analytics_page(
         f"{k}={v}" for k, v in (("start", start), ("end", end), ("language", language)) if v
     )
     labels = _db(request, lambda s: feedback.recent_labels(s, limit=20))
-    from annae.learning import calibrate
-
-    op = calibrate.report(_registry(request), services(request).db)
+    reg = _registry(request)
     return pages.render(
         request,
         "analytics.html",
@@ -487,8 +470,8 @@ def analytics_page(
         cluster_error=cluster_error,
         query=query,
         labels=labels,
-        models=retrain.list_models(_registry(request)),
-        op=op,
+        models=retrain.list_models(reg),
+        op=calibrate.report(reg, services(request).db),
         daily_svg=charts.daily_bars(data["daily"]),
         reasons_svg=_reason_chart(request, data["handoff_reasons"]),
         entries_svg=charts.hbars([(e["key"], e["answers"]) for e in data["top_entries"][:10]]),
