@@ -18,6 +18,7 @@ from annae.kb.demo import demo_path
 from annae.kb.exporters import KBExportError, export_kb
 from annae.kb.importers import FORMATS, KBImportError, RevertError, import_kb
 from annae.progress import migrated_db
+from annae.store.db import session_scope
 
 MAX_DIFF = 20  # entries listed per kind of change
 
@@ -29,10 +30,6 @@ FormatOpt = Annotated[
         "--format", "-f", help=f"One of {', '.join(FORMATS)} (default: from the file name)."
     ),
 ]
-
-
-def _counts(data: entries.KBData) -> tuple[int, int]:
-    return sum(len(e.examples) for e in data.entries), len(data.oos_examples)
 
 
 def _show_problems(error: KBImportError) -> None:
@@ -73,14 +70,12 @@ def _import(
             dry_run=dry_run,
             overwrite_newer=overwrite_newer,
         )
-    except RevertError as e:
-        Console(stderr=True).print(
-            f"[yellow]warning: {escape(path.name)} is older than changes it would overwrite; "
-            "nothing was written[/]"
-        )
-        _show_problems(e)
-        raise typer.Exit(1) from None
     except KBImportError as e:
+        if isinstance(e, RevertError):
+            Console(stderr=True).print(
+                f"[yellow]warning: {escape(path.name)} is older than changes it would overwrite; "
+                "nothing was written[/]"
+            )
         _show_problems(e)
         raise typer.Exit(1) from None
     except (entries.KBError, SQLAlchemyError) as e:
@@ -117,8 +112,7 @@ def _import(
         console.print(f"  [yellow]~ {escape(key)}[/]: {escape(', '.join(fields))}")
     for key in r.removed[:MAX_DIFF]:
         console.print(f"  [red]- {escape(key)}[/]")
-    more = max(0, len(r.added) - MAX_DIFF) + max(0, len(r.changed) - MAX_DIFF)
-    more += max(0, len(r.removed) - MAX_DIFF)
+    more = sum(max(0, len(keys) - MAX_DIFF) for keys in (r.added, r.changed, r.removed))
     if more:
         console.print(f"  … and {more} more")
     if r.reverted:
@@ -192,8 +186,6 @@ def export(
     ] = False,
 ) -> None:
     """Write the knowledge base to a file that `annae kb import` reads back."""
-    from annae.store.db import session_scope
-
     with session_scope(migrated_db()) as session:
         data = entries.dump_kb(session, active_only=active_only)
     try:
@@ -201,11 +193,12 @@ def export(
     except (KBExportError, OSError) as e:
         Console(stderr=True).print(f"[red]Cannot export:[/red] {escape(str(e))}")
         raise typer.Exit(1) from None
-    n_ex, n_oos = _counts(data)
+    n_ex = sum(len(e.examples) for e in data.entries)
     files = ", ".join(str(p) for p in written)
     Console().print(
         Text(
-            f"Wrote {len(data.entries)} entries, {n_ex} example questions, {n_oos} out-of-scope examples to {files}"
+            f"Wrote {len(data.entries)} entries, {n_ex} example questions, "
+            f"{len(data.oos_examples)} out-of-scope examples to {files}"
         )
     )
 
@@ -218,8 +211,6 @@ def list_(
     ] = None,
 ) -> None:
     """Show the knowledge-base entries."""
-    from annae.store.db import session_scope
-
     with session_scope(migrated_db()) as session:
         rows: list[dict[str, Any]] = [
             {

@@ -363,22 +363,13 @@ def load_kb(
         session.flush()
     for item in data.entries:
         entry = get_entry_by_key(session, item.key)
+        existing = {e.text for e in entry.examples} if entry is not None else set()
         if entry is None:
-            entry = KBEntry(
-                key=item.key,
-                question=item.question,
-                answer=item.answer,
-                language=item.language,
-                tags=list(item.tags),
-                active=item.active,
-            )
+            entry = KBEntry(key=item.key)
             session.add(entry)
-            session.flush()
-            existing: set[str] = set()
-        else:
-            entry.question, entry.answer = item.question, item.answer
-            entry.language, entry.tags, entry.active = item.language, list(item.tags), item.active
-            existing = {e.text for e in entry.examples}
+        entry.question, entry.answer = item.question, item.answer
+        entry.language, entry.tags, entry.active = item.language, list(item.tags), item.active
+        session.flush()  # a new entry gets its id
         sources = item.sources or ["import"] * len(item.examples)
         new = [(t, s) for t, s in zip(item.examples, sources, strict=True) if t not in existing]
         if item.question not in existing and item.question not in {t for t, _ in new}:
@@ -390,9 +381,8 @@ def load_kb(
     if data.oos_examples:
         have = set(session.scalars(select(KBExample.text).where(KBExample.entry_id.is_(None))))
         srcs = data.oos_sources or ["import"] * len(data.oos_examples)
-        new = [(t, s) for t, s in zip(data.oos_examples, srcs, strict=True) if t not in have]
-        if new:
-            for text, src in new:
+        for text, src in zip(data.oos_examples, srcs, strict=True):
+            if text not in have:
                 _add_examples(session, None, [text], detect_language(text), [src])
     return bump_revision(session, summary, author)
 
