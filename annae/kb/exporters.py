@@ -16,6 +16,7 @@ from annae.kb.importers import FORMATS, QA_COLUMNS, detect_format
 
 CSV_COLUMNS = QA_COLUMNS  # what the importer reads back (updated_at included)
 RASA_OOS_INTENT = "out_of_scope"
+JSON_FIELDS = ("key", "language", "question", "answer", "tags", "active", "examples")
 
 
 class KBExportError(ValueError):
@@ -67,15 +68,7 @@ def to_json(data: KBData, *, include_sources: bool = True) -> str:
     """The JSON document the importer reads back unchanged."""
     entries = []
     for e in data.entries:
-        item = {
-            "key": e.key,
-            "language": e.language,
-            "question": e.question,
-            "answer": e.answer,
-            "tags": list(e.tags),
-            "active": e.active,
-            "examples": list(e.examples),
-        }
+        item = {name: getattr(e, name) for name in JSON_FIELDS}
         if e.updated_at:
             item["updated_at"] = e.updated_at
         if include_sources and e.sources:
@@ -101,7 +94,7 @@ def to_csv(data: KBData) -> str:
     return buf.getvalue()
 
 
-def to_xlsx(data: KBData, path: Path) -> None:
+def to_xlsx(data: KBData) -> bytes:
     from openpyxl import Workbook
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
@@ -121,7 +114,7 @@ def to_xlsx(data: KBData, path: Path) -> None:
         ws.column_dimensions[letter].width = width
     buf = io.BytesIO()
     wb.save(buf)
-    _write_atomic(path, buf.getvalue())
+    return buf.getvalue()
 
 
 class _Dumper(yaml.SafeDumper):
@@ -187,23 +180,22 @@ def export_kb(
         raise KBExportError(
             f"unknown format {fmt or path.suffix!r}; use one of {', '.join(FORMATS)}"
         )
+    if kind == "rasa":
+        nlu_bytes, domain_bytes = to_rasa(data)
+        if path.suffix.lower() in (".yml", ".yaml"):
+            nlu_path, domain_path = path, path.with_name("domain.yml")
+            if nlu_path == domain_path:
+                raise KBExportError("name the NLU file something other than domain.yml")
+        else:
+            nlu_path, domain_path = path / "nlu.yml", path / "domain.yml"
+        _write_atomic(nlu_path, nlu_bytes)
+        _write_atomic(domain_path, domain_bytes)
+        return [nlu_path, domain_path]
     if kind == "json":
-        _write_atomic(path, to_json(data, include_sources=include_sources).encode())
-        return [path]
-    if kind == "csv":
-        # with a BOM, so that Excel shows Korean text correctly
-        _write_atomic(path, to_csv(data).encode("utf-8-sig"))
-        return [path]
-    if kind == "xlsx":
-        to_xlsx(data, path)
-        return [path]
-    nlu_bytes, domain_bytes = to_rasa(data)
-    if path.suffix.lower() in (".yml", ".yaml"):
-        nlu_path, domain_path = path, path.with_name("domain.yml")
-        if nlu_path == domain_path:
-            raise KBExportError("name the NLU file something other than domain.yml")
+        content = to_json(data, include_sources=include_sources).encode()
+    elif kind == "csv":
+        content = to_csv(data).encode("utf-8-sig")  # a BOM, so that Excel shows Korean correctly
     else:
-        nlu_path, domain_path = path / "nlu.yml", path / "domain.yml"
-    _write_atomic(nlu_path, nlu_bytes)
-    _write_atomic(domain_path, domain_bytes)
-    return [nlu_path, domain_path]
+        content = to_xlsx(data)
+    _write_atomic(path, content)
+    return [path]
