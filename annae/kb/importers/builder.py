@@ -181,12 +181,10 @@ class _Builder:
 
     @staticmethod
     def dedupe(draft: _Draft) -> None:
-        seen: set[str] = set()
-        keep: list[int] = []  # the first of each text
+        first: dict[str, int] = {}  # each text's first position
         for i, t in enumerate(draft.entry.examples):
-            if t not in seen:
-                seen.add(t)
-                keep.append(i)
+            first.setdefault(t, i)
+        keep = list(first.values())
         e = draft.entry
         e.examples = [e.examples[i] for i in keep]
         e.sources = [e.sources[i] for i in keep]
