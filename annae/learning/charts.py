@@ -27,12 +27,9 @@ def daily_bars(daily: list[dict], *, width: int = 720, height: int = 220) -> str
     for i, d in enumerate(daily):
         x = pad_l + i * step + (step - bar) / 2
         y = pad_t + plot_h
-        other = d["conversations"] - d["contained"] - d["handed_off"]
-        for name, value in (
-            ("contained", d["contained"]),
-            ("handed_off", d["handed_off"]),
-            ("other", other),
-        ):
+        counts = {**d, "other": d["conversations"] - d["contained"] - d["handed_off"]}
+        for name in ("contained", "handed_off", "other"):
+            value = counts[name]
             h = plot_h * value / top
             y -= h
             if value:

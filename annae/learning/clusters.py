@@ -19,9 +19,8 @@ from annae.learning.feedback import Unanswered
 from annae.nlu.text import normalize
 from annae.store.db import aware, utcnow
 
-DEFAULT_THRESHOLD = (
-    0.55  # cosine distance (average linkage); chosen on BANKING77, see bench_clusters
-)
+# cosine distance (average linkage); chosen on BANKING77, see bench_clusters
+DEFAULT_THRESHOLD = 0.55
 LEXICAL_THRESHOLD = 0.8  # TF-IDF vectors are further apart than sentence embeddings
 KOREAN_THRESHOLD = 0.525
 """For Korean questions: multilingual-e5-small vectors less their common direction (see
@@ -145,10 +144,8 @@ def neighbour_mean(vectors: np.ndarray, k: int = KOREAN_NEIGHBOURS) -> np.ndarra
 def assign(vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Cluster labels (0..k-1) by average-linkage agglomerative clustering on cosine distance."""
     n = len(vectors)
-    if n == 0:
-        return np.zeros(0, dtype=int)
-    if n == 1:
-        return np.zeros(1, dtype=int)
+    if n < 2:
+        return np.zeros(n, dtype=int)
     from sklearn.cluster import AgglomerativeClustering
 
     model = AgglomerativeClustering(
@@ -183,12 +180,7 @@ def cluster(
         centre = vectors[idx].mean(axis=0)
         order = idx[np.argsort(-(vectors[idx] @ centre))]
         members = [items[i] for i in order]
-        seen: list[str] = []
-        for m in members:
-            if m.text not in seen:
-                seen.append(m.text)
-            if len(seen) == n_representatives:
-                break
+        seen = list(dict.fromkeys(m.text for m in members))[:n_representatives]
         times = [aware(m.created_at) for m in members]
         out.append(
             Cluster(
