@@ -529,6 +529,10 @@ class Unanswered:
     created_at: datetime
     why: str  # "handoff" | "unhelpful"
 
+    @classmethod
+    def of(cls, msg: Message, language: str | None, why: str) -> Unanswered:
+        return cls(msg.id, msg.conversation_id, msg.text, language, msg.created_at, why)
+
 
 def unanswered_questions(
     session: Session,
@@ -548,28 +552,18 @@ def unanswered_questions(
         if language and lang != language:
             continue
         if d.get("type") == "handoff" and d.get("reason") in LEARNABLE_REASONS:
-            out[msg.id] = Unanswered(
-                msg.id, msg.conversation_id, msg.text, lang, msg.created_at, "handoff"
-            )
+            out[msg.id] = Unanswered.of(msg, lang, "handoff")
     bad = select(AnswerRating.message_id).where(AnswerRating.helpful.is_(False))
     answers = history.messages_with_ids(session, bad, skip_conversations=labelled)
     for answer in answers:
         question = history.customer_message_before(session, answer)
         if question is None or question.type != "text" or question.id in out:
             continue
-        if since is not None and aware(question.created_at) < since:
-            continue
-        if until is not None and aware(question.created_at) >= until:
+        asked = aware(question.created_at)
+        if (since is not None and asked < since) or (until is not None and asked >= until):
             continue
         lang = (question.decision or {}).get("language")
         if language and lang != language:
             continue
-        out[question.id] = Unanswered(
-            question.id,
-            question.conversation_id,
-            question.text,
-            lang,
-            question.created_at,
-            "unhelpful",
-        )
+        out[question.id] = Unanswered.of(question, lang, "unhelpful")
     return sorted(out.values(), key=lambda u: u.message_id)
