@@ -291,7 +291,6 @@ def label_conversation(
     allowed, why_not = training_allowed(session, conv, settings)
     if existing is not None:
         _undo(session, existing, agent)
-    example = None
     if kind == "new_entry":
         spec = dict(new_entry or {})
         answer = (spec.get("answer") or last_agent_reply(session, conv.id) or "").strip()
@@ -335,7 +334,6 @@ def label_conversation(
     example = examples[0] if examples else None
 
     now = utcnow()
-    bot_entry = _bot_guess(question)
     if existing is None:
         label = ConversationLabel(conversation_id=conv.id, created_at=now, kind=kind, agent=agent)
         session.add(label)
@@ -345,7 +343,7 @@ def label_conversation(
     label.entry_id = entry_id
     label.message_id = question.id if question is not None else None
     label.example_id = example.id if example is not None else None
-    label.bot_entry_id = bot_entry
+    label.bot_entry_id = _bot_guess(question)
     cid = conv.id
     try:
         session.flush()

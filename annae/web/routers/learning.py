@@ -31,18 +31,22 @@ MAX_CLUSTERED = 2000
 CLUSTER_CSV_COLUMNS = ("id", "title", "size", "this_week", "last_week", "trend", "representatives")
 
 
-class NewEntryIn(BaseModel):
+class _In(BaseModel):
+    """A request body: unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class NewEntryIn(_In):
     key: str | None = Field(None, max_length=200)
     question: str | None = Field(None, max_length=4000)
     answer: str | None = Field(None, max_length=20000)
     language: Literal["ko", "en"] | None = None
 
 
-class LabelIn(BaseModel):
+class LabelIn(_In):
     """``kind``: an existing ``entry`` (with ``entry_id``), a ``new_entry`` or ``not_faq``."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["entry", "new_entry", "not_faq"]
     entry_id: Id | None = None
     new_entry: NewEntryIn | None = None
@@ -51,13 +55,11 @@ class LabelIn(BaseModel):
     replace: bool = False
 
 
-class RatingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RatingIn(_In):
     helpful: bool
 
 
-class ClusterEntryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ClusterEntryIn(_In):
     message_ids: list[Id] = Field(min_length=1, max_length=2000)
     question: str = Field(min_length=1, max_length=4000)
     answer: str = Field(min_length=1, max_length=20000)
@@ -65,16 +67,14 @@ class ClusterEntryIn(BaseModel):
     language: Literal["ko", "en"] = "en"
 
 
-class PromoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PromoteIn(_In):
     expected_live: str | None = None
 
 
-class OperatingPointIn(BaseModel):
+class OperatingPointIn(_In):
     """``target``: one of the live model's curve points (0.90, 0.95, 0.98); or
     ``from_traffic``: the threshold labelled traffic supports."""
 
-    model_config = ConfigDict(extra="forbid")
     target: float | None = Field(None, gt=0, lt=1)
     from_traffic: bool = False
 
