@@ -46,16 +46,15 @@ def show_gate(result: dict) -> None:
         "before: live " + str(result["live"] or "—"),
         "after: " + (result["challenger"] or "challenger (refused)"),
     )
-    for name in ("accuracy", "coverage", "answered_precision"):
-        table.add_row(name + " (held-out)", _pct(live.get(name)), _pct(ch.get(name)))
+    slices = [("held-out", live, ch)]
     traffic = result.get("traffic") or {}
     if traffic.get("challenger"):
+        slices.append(
+            (f"labelled traffic, n={traffic['n']}", traffic["live"], traffic["challenger"])
+        )
+    for where, old, new in slices:
         for name in ("accuracy", "coverage", "answered_precision"):
-            table.add_row(
-                f"{name} (labelled traffic, n={traffic['n']})",
-                _pct(traffic["live"].get(name)),
-                _pct(traffic["challenger"].get(name)),
-            )
+            table.add_row(f"{name} ({where})", _pct(old.get(name)), _pct(new.get(name)))
     table.add_row(
         "answer threshold",
         _pct(before.get("threshold")),

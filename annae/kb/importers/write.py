@@ -102,17 +102,11 @@ def conflicts_with_stored(stored: KBData, data: KBData, path: Path) -> list[Prob
         (e.key, t, s) for e in data.entries for t, s in zip(e.examples, e.sources, strict=False)
     ]
     incoming += [(OOS, t, s) for t, s in zip(data.oos_examples, data.oos_sources, strict=False)]
-    problems: list[Problem] = []
-    for key, text, source in incoming:
-        other = owner.get(_norm(text))
-        if other is not None and other != key:
-            problems.append(
-                (
-                    _where(source, path),
-                    f"{text[:60]!r} is already an example of the stored entry {other!r}",
-                )
-            )
-    return problems
+    return [
+        (_where(source, path), f"{text[:60]!r} is already an example of the stored entry {other!r}")
+        for key, text, source in incoming
+        if (other := owner.get(_norm(text))) is not None and other != key
+    ]
 
 
 def import_kb(
