@@ -259,12 +259,11 @@ def add_examples(
     author: str = "system",
 ) -> list[KBExample]:
     """Add example questions to an entry (``entry_id=None`` for out-of-scope examples)."""
-    lang = language
     if entry_id is not None:
-        entry = get_entry(session, entry_id)
-        lang = lang or entry.language
+        entry = get_entry(session, entry_id)  # an unknown id is an error, language given or not
+        language = language or entry.language
     texts = [_clean(t, "example question") for t in texts]
-    added = _add_examples(session, entry_id, texts, lang or "en", [source] * len(texts))
+    added = _add_examples(session, entry_id, texts, language or "en", [source] * len(texts))
     bump_revision(session, f"added {len(added)} example(s)", author)
     return added
 

@@ -87,14 +87,8 @@ def facts(session: Session, filters: Filters) -> list[ConvFacts]:
         by_conv[m.conversation_id].append(m)
     for cid, conv in convs.items():
         rows = by_conv.get(cid, [])
-        language = conv.language or next(
-            (
-                (m.decision or {}).get("language")
-                for m in rows
-                if (m.decision or {}).get("language")
-            ),
-            None,
-        )
+        decided = [(m.decision or {}).get("language") for m in rows]
+        language = conv.language or next(filter(None, decided), None)
         if filters.language and language != filters.language:
             continue
         f = ConvFacts(cid, aware(conv.created_at).date(), language)
@@ -268,11 +262,8 @@ def to_csv(data: dict, table: str) -> str:
         return buf.getvalue()
     headers = list(rows[0].keys())
     writer.writerow(headers)
-    for row in rows:
-        writer.writerow(
-            [
-                "; ".join(map(str, v)) if isinstance(v, list) else v
-                for v in (row[h] for h in headers)
-            ]
-        )
+    writer.writerows(
+        ["; ".join(map(str, v)) if isinstance(v, list) else v for v in (row[h] for h in headers)]
+        for row in rows
+    )
     return buf.getvalue()
