@@ -11,7 +11,6 @@ C engine: nothing is downloaded. Its version is pinned and the weights are check
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from functools import lru_cache
@@ -21,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from annae.nlu.integrity import sha256_file
 from annae.nlu.text import has_hangul
 
 E5 = "e5"
@@ -37,14 +37,6 @@ EXPECTED_SHA256 = {
 
 class KoreanEncoderError(RuntimeError):
     """The multilingual encoder is missing, of another version, or its weights changed."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_path() -> Path:
@@ -71,7 +63,7 @@ def checked_model_path() -> Path:
     expected = EXPECTED_SHA256[(VERSION, MODEL_FILE)]
     if not path.exists():
         raise KoreanEncoderError(f"{PACKAGE} is installed without its weights ({path} missing)")
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise KoreanEncoderError(
             f"{path} has SHA-256 {actual}, expected {expected} for {PACKAGE} {VERSION}: "
