@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 BUNDLED = "bundled"
-NONE = "none"
 
 
 def set_threads(n: int) -> None:

@@ -35,14 +35,6 @@ class FeatureConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> FeatureConfig:
-        data = dict(data)
-        for key in ("char_ngrams", "word_ngrams"):
-            if key in data:
-                data[key] = tuple(data[key])
-        return cls(**data)
-
     @property
     def uses_encoder(self) -> bool:
         return self.encoder != "none"
