@@ -74,7 +74,7 @@ class FrozenTfidf:
     settings) with the same ``transform``: a served model never imports scikit-learn, which was
     most of a cold start (``annae ask``), and one short text costs a fraction of sklearn's input
     checks. Covers the settings :class:`LexicalFeatures` uses (``char_wb``, ``word`` or a callable
-    analyzer, ``sublinear_tf``, L2 norm); ``of`` leaves any other vectorizer as it is."""
+    analyzer, ``sublinear_tf``, L2 norm); ``of`` leaves any other vectorizer (and None) as it is."""
 
     def __init__(self, vec) -> None:
         self.vocabulary: dict = dict(vec.vocabulary_)
@@ -177,13 +177,11 @@ class LexicalFeatures:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.config = config
-        self.char = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=config.char_ngrams,
-            sublinear_tf=True,
-            min_df=2,
-            dtype=np.float32,
+        # character n-grams, of the text as it is and (``jamo_ngrams``) of its jamo
+        char_grams: dict[str, Any] = dict(
+            analyzer="char_wb", sublinear_tf=True, min_df=2, dtype=np.float32
         )
+        self.char = TfidfVectorizer(ngram_range=config.char_ngrams, **char_grams)
         self.word = TfidfVectorizer(
             analyzer="word",
             ngram_range=config.word_ngrams,
@@ -196,25 +194,18 @@ class LexicalFeatures:
         jamo_ngrams = getattr(config, "jamo_ngrams", None)
         if jamo_ngrams:
             self.jamo = TfidfVectorizer(
-                analyzer="char_wb",
-                ngram_range=tuple(jamo_ngrams),
-                sublinear_tf=True,
-                min_df=2,
-                preprocessor=jamo,
-                dtype=np.float32,
+                ngram_range=tuple(jamo_ngrams), preprocessor=jamo, **char_grams
             )
 
     def fit(self, texts: list[str], tokens: list[list[str]] | None = None) -> LexicalFeatures:
-        try:
-            self.char.fit(texts)
-        except ValueError:  # every n-gram appears once: keep them all
-            self.char.set_params(min_df=1).fit(texts)
-        self.word.fit(texts)
-        if self.jamo is not None:
+        for grams in (self.char, self.jamo):
+            if grams is None:
+                continue
             try:
-                self.jamo.fit(texts)
-            except ValueError:
-                self.jamo.set_params(min_df=1).fit(texts)
+                grams.fit(texts)
+            except ValueError:  # every n-gram appears once: keep them all
+                grams.set_params(min_df=1).fit(texts)
+        self.word.fit(texts)
         if self.config.morphemes and tokens is not None and any(tokens):
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -222,8 +213,7 @@ class LexicalFeatures:
             self.morph.fit(tokens)
         # what is kept (and saved with a model) is plain data: serving needs no scikit-learn
         self.char, self.word = FrozenTfidf.of(self.char), FrozenTfidf.of(self.word)
-        self.jamo = FrozenTfidf.of(self.jamo) if self.jamo is not None else None
-        self.morph = FrozenTfidf.of(self.morph) if self.morph is not None else None
+        self.jamo, self.morph = FrozenTfidf.of(self.jamo), FrozenTfidf.of(self.morph)
         return self
 
     def parts(self, texts: list[str], tokens: list[list[str]] | None = None) -> list[tuple]:
