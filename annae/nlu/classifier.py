@@ -203,19 +203,12 @@ class IntentClassifier:
             held_idx = np.searchsorted(self.classes_, held)
             train = np.flatnonzero(~np.isin(y, held_idx))
             test = np.flatnonzero(np.isin(y, held_idx) & ~is_anchor)
-            if len(np.unique(y[train])) < 2:  # too few entries left to train a model on
-                step("out-of-scope simulation", g + 1, len(groups))
-                continue
-            model = self._fit_subset(texts, tokens, embeddings, y, train)
-            pseudo.append(
-                model.scores(
-                    _take(texts, test),
-                    _take(tokens, test),
-                    _rows(embeddings, test),
-                    self.features.embedding_weight,
-                    len(self.classes_),
+            if len(np.unique(y[train])) >= 2:  # else too few entries left to train a model on
+                model = self._fit_subset(texts, tokens, embeddings, y, train)
+                rows = _subset(texts, tokens, embeddings, test)
+                pseudo.append(
+                    model.scores(*rows, self.features.embedding_weight, len(self.classes_))
                 )
-            )
             step("out-of-scope simulation", g + 1, len(groups))
         # 3. calibrate and choose thresholds
         self.temperature_ = calibration.fit_temperature(oof, y)
@@ -304,11 +297,7 @@ class IntentClassifier:
         for train, test in self._folds(y, anchor):
             fitted = self._fit_subset(texts, tokens, embeddings, y, train, weight, kind)
             oof[test] = fitted.scores(
-                _take(texts, test),
-                _take(tokens, test),
-                _rows(embeddings, test),
-                weight,
-                len(self.classes_),
+                *_subset(texts, tokens, embeddings, test), weight, len(self.classes_)
             )
         return oof
 
@@ -319,10 +308,10 @@ class IntentClassifier:
     def _fit_subset(
         self, texts, tokens, emb, y, idx, weight: float | None = None, kind: str | None = None
     ) -> Fitted:
-        sub_texts, sub_tokens = _take(texts, idx), _take(tokens, idx)
+        sub_texts, sub_tokens, sub_emb = _subset(texts, tokens, emb, idx)
         lexical = LexicalFeatures(self.features).fit(sub_texts, sub_tokens)
         weight = self.features.embedding_weight if weight is None else weight
-        x = stack(lexical.transform(sub_texts, sub_tokens), _rows(emb, idx), weight)
+        x = stack(lexical.transform(sub_texts, sub_tokens), sub_emb, weight)
         present = np.unique(y[idx])
         if len(present) < 2:
             raise TrainingError("a cross-validation fold holds a single entry; add more examples")
@@ -473,14 +462,15 @@ class IntentClassifier:
         ]
 
 
-def _take(items, idx):
-    if items is None:
-        return None
-    return [items[i] for i in idx]
-
-
-def _rows(matrix: np.ndarray | None, idx):
-    return None if matrix is None else matrix[idx]
+def _subset(
+    texts, tokens, embeddings: np.ndarray | None, idx
+) -> tuple[list, list | None, np.ndarray | None]:
+    """The rows ``idx`` of the texts, of their tokens and of their embeddings (None stays None)."""
+    return (
+        [texts[i] for i in idx],
+        None if tokens is None else [tokens[i] for i in idx],
+        None if embeddings is None else embeddings[idx],
+    )
 
 
 __all__ = ["IntentClassifier", "TrainingError", "OOS"]
