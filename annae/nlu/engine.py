@@ -23,7 +23,7 @@ import joblib
 
 from annae.nlu import e5int8
 from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
-from annae.nlu.encoder import Encoder, release_torch_models, set_threads
+from annae.nlu.encoder import Encoder, release_torch_models, resolve, set_threads
 from annae.nlu.features import FeatureConfig
 from annae.nlu.integrity import file_hashes, verify
 from annae.nlu.multilingual import (
@@ -129,7 +129,8 @@ class Engine:
         """
         features = features or FeatureConfig()
         start = time.perf_counter()
-        set_threads(train_threads or os.cpu_count() or 1)
+        workers = train_threads or os.cpu_count() or 1
+        set_threads(workers)
         try:
             labels = list(labels)
             n_questions = len(labels)
@@ -156,7 +157,6 @@ class Engine:
             embeddings = None
             onnx_encoder = None
             if features.uses_encoder:
-                workers = train_threads or os.cpu_count() or 1
                 encoder = Encoder(features.encoder, threads=workers)
                 onnx_encoder = encoder.export(threads=workers) if onnx else None
                 if onnx_encoder is not None:
@@ -191,7 +191,7 @@ class Engine:
         info.update(
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             features=features.to_dict(),
-            encoder_path=_encoder_path(features.encoder),
+            encoder_path=resolve(features.encoder) if features.uses_encoder else None,
             encoder_runtime=(
                 None if not features.uses_encoder else "onnxruntime" if onnx_encoder else "torch"
             ),
@@ -299,13 +299,11 @@ class Engine:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        if isinstance(self.encoder, OnnxEncoder):
-            # model versions side by side (the registry) share one encoder file on disk
-            siblings = [p / ENCODER_DIR for p in path.parent.iterdir() if p != path]
-            self.encoder.save(path / ENCODER_DIR, link_from=siblings)
-        if isinstance(self.korean, e5int8.OnnxKoreanEncoder):
-            siblings = [p / e5int8.FOLDER for p in path.parent.iterdir() if p != path]
-            self.korean.save(path / e5int8.FOLDER, link_from=siblings)
+        for encoder, folder in ((self.encoder, ENCODER_DIR), (self.korean, e5int8.FOLDER)):
+            if isinstance(encoder, OnnxEncoder | e5int8.OnnxKoreanEncoder):
+                # model versions side by side (the registry) share one encoder file on disk
+                siblings = [p / folder for p in path.parent.iterdir() if p != path]
+                encoder.save(path / folder, link_from=siblings)
         joblib.dump(self.classifier, path / "classifier.joblib", compress=3)
         (path / "answers.json").write_text(json.dumps(self.answers, ensure_ascii=False, indent=1))
         # checked by load() before anything in the folder is unpickled or run
@@ -371,14 +369,6 @@ def korean_encoder(features: FeatureConfig) -> KoreanEncoder | None:
     if not features.uses_encoder or getattr(features, "korean_encoder", "none") != E5:
         return None
     return shared(1)
-
-
-def _encoder_path(name: str) -> str | None:
-    if name == "none":
-        return None
-    from annae.nlu.encoder import resolve
-
-    return resolve(name)
 
 
 __all__ = ["Engine", "Progress"]
