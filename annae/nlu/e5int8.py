@@ -32,14 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from annae.nlu.multilingual import DIM, PACKAGE, VERSION, checked_model_path
+from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, session, write_linked
 
 log = logging.getLogger(__name__)
 
 E5_INT8 = "e5-int8"
 """``FeatureConfig.korean_encoder`` for this encoder (``"e5"``: the C engine, older models)."""
-FOLDER = "korean"
-MODEL_FILE = "model.onnx"
-CONFIG_FILE = "encoder.json"
+FOLDER = "korean"  # holds MODEL_FILE and CONFIG_FILE, as the sentence encoder's folder does
 BUILDER = 1  # bump when the graph or its quantisation changes
 AGREEMENT = 0.99
 SMOOTH_ALPHA = 0.7  # cosine to float32 on ko-delivery's test questions: 0.5-0.9 tried
@@ -132,6 +131,12 @@ class Weights:
         rows = _dequantize(self.word[ids].reshape(-1)).reshape(len(ids), self.H)
         return rows + self.position[: len(ids)] + self.token_type
 
+    def feed(self, ids: Sequence[int]) -> dict[str, np.ndarray]:
+        """The graph's inputs (``x``, ``mask``) for one window of content ``ids``, between
+        ``<s>`` and ``</s>``."""
+        full = np.array([self.bos, *ids, self.eos])
+        return {"x": self.embeddings(full)[None], "mask": np.ones((1, len(full)), np.float32)}
+
     # ---- tokenizer: the package's Unigram pieces, exactly as its C engine runs them ---------
     def tokenize(self, text: str) -> list[int]:
         """Content token ids (no ``<s>``/``</s>``) of ``text``."""
@@ -196,8 +201,6 @@ class OnnxKoreanEncoder:
     dim = DIM
 
     def __init__(self, model: bytes | Path, threads: int = 1) -> None:
-        from annae.nlu.onnx import session
-
         self.model = model
         self.threads = threads
         self.weights = weights()
@@ -214,9 +217,7 @@ class OnnxKoreanEncoder:
             total = np.zeros(DIM)
             for start in range(0, len(ids), WINDOW):
                 part = ids[start : start + WINDOW]
-                full = np.array([w.bos, *part, w.eos])
-                feed = {"x": w.embeddings(full)[None], "mask": np.ones((1, len(full)), np.float32)}
-                total += len(part) * self.session.run(None, feed)[0][0]
+                total += len(part) * self.session.run(None, w.feed(part))[0][0]
             out[i] = total / max(float(np.linalg.norm(total)), 1e-12)
             if progress and (i + 1) % batch_size == 0:
                 progress(batch_size)
@@ -226,8 +227,6 @@ class OnnxKoreanEncoder:
 
     def save(self, folder: Path, link_from: Sequence[Path] = ()) -> Path:
         """``korean/model.onnx`` and its config; an identical file in ``link_from`` is hard-linked."""
-        from annae.nlu.onnx import write_linked
-
         data = self.model if isinstance(self.model, bytes) else self.model.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         folder.mkdir(parents=True, exist_ok=True)
@@ -274,11 +273,7 @@ def _smoothing(w: Weights, alpha: float = SMOOTH_ALPHA) -> dict[str, np.ndarray]
     names = [o.name for o in session.get_outputs()][1:]
     peak: dict[str, np.ndarray] = {}
     for text in CALIBRATION:
-        full = np.array([w.bos, *w.tokenize("query: " + text)[:WINDOW], w.eos])
-        feed = {
-            "x": w.embeddings(full)[None].astype(np.float32),
-            "mask": np.ones((1, len(full)), np.float32),
-        }
+        feed = w.feed(w.tokenize("query: " + text)[:WINDOW])
         for name, value in zip(names, session.run(names, feed), strict=True):
             seen = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
             peak[name] = np.maximum(peak.get(name, seen), seen)
@@ -478,4 +473,4 @@ def _graph(w: Weights, smooth: dict[str, np.ndarray] | None = None, taps: bool =
     return model, tapped
 
 
-__all__ = ["E5_INT8", "FOLDER", "OnnxKoreanEncoder", "build", "weights"]
+__all__ = ["E5_INT8", "FOLDER", "MODEL_FILE", "OnnxKoreanEncoder", "build", "weights"]

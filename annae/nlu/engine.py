@@ -344,7 +344,7 @@ class Engine:
             )
         korean = None
         if clf.features.korean_encoder == e5int8.E5_INT8 and clf.features.uses_encoder:
-            korean = e5int8.OnnxKoreanEncoder(path / e5int8.FOLDER / e5int8.MODEL_FILE)
+            korean = e5int8.OnnxKoreanEncoder(path / e5int8.FOLDER / MODEL_FILE)
         engine = cls(
             clf, answers, manifest, top_k=top_k, threads=threads, encoder=encoder, korean=korean
         )
