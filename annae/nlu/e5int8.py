@@ -20,8 +20,6 @@ word boundary), with the same normalisation table.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
 import struct
@@ -32,13 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from annae.nlu.multilingual import DIM, PACKAGE, VERSION, checked_model_path
-from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, session, write_linked
+from annae.nlu.onnx import MODEL_FILE, session, write_model
 
 log = logging.getLogger(__name__)
 
 E5_INT8 = "e5-int8"
 """``FeatureConfig.korean_encoder`` for this encoder (``"e5"``: the C engine, older models)."""
-FOLDER = "korean"  # holds MODEL_FILE and CONFIG_FILE, as the sentence encoder's folder does
+FOLDER = "korean"  # holds MODEL_FILE and its config, as the sentence encoder's folder does
 BUILDER = 1  # bump when the graph or its quantisation changes
 AGREEMENT = 0.99
 SMOOTH_ALPHA = 0.7  # cosine to float32 on ko-delivery's test questions: 0.5-0.9 tried
@@ -227,14 +225,8 @@ class OnnxKoreanEncoder:
 
     def save(self, folder: Path, link_from: Sequence[Path] = ()) -> Path:
         """``korean/model.onnx`` and its config; an identical file in ``link_from`` is hard-linked."""
-        data = self.model if isinstance(self.model, bytes) else self.model.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / MODEL_FILE
-        if not (isinstance(self.model, Path) and self.model.resolve() == target.resolve()):
-            write_linked(target, data, digest, link_from, CONFIG_FILE)
-        config = {"package": PACKAGE, "version": VERSION, "builder": BUILDER, "sha256": digest}
-        (folder / CONFIG_FILE).write_text(json.dumps(config))
+        config = {"package": PACKAGE, "version": VERSION, "builder": BUILDER}
+        write_model(folder, self.model, config, link_from)
         return folder
 
 

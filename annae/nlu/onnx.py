@@ -54,23 +54,32 @@ class Exported:
 
     def write(self, folder: Path, link_from: Sequence[Path] = ()) -> Path:
         """Write into ``folder``; an identical ``model.onnx`` in ``link_from`` is hard-linked."""
-        folder.mkdir(parents=True, exist_ok=True)
-        digest = self.sha256
-        write_linked(folder / MODEL_FILE, self.model, digest, link_from, CONFIG_FILE)
+        write_model(folder, self.model, self.config, link_from)
         (folder / TOKENIZER_FILE).write_text(self.tokenizer)
-        (folder / CONFIG_FILE).write_text(json.dumps({**self.config, "sha256": digest}))
         return folder
 
 
-def write_linked(
-    target: Path, data: bytes, digest: str, link_from: Sequence[Path], config_file: str
+def write_model(
+    folder: Path, model: bytes | Path, config: dict, link_from: Sequence[Path] = ()
 ) -> None:
+    """``model`` (its bytes, or its file) as ``folder/model.onnx``, and ``config`` with the model's
+    ``sha256`` as ``folder/encoder.json``. A model file that is already that one stays as it is."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / MODEL_FILE
+    data = model if isinstance(model, bytes) else model.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if not (isinstance(model, Path) and model.resolve() == target.resolve()):
+        _write_linked(target, data, digest, link_from)
+    (folder / CONFIG_FILE).write_text(json.dumps({**config, "sha256": digest}))
+
+
+def _write_linked(target: Path, data: bytes, digest: str, link_from: Sequence[Path]) -> None:
     """Write ``data`` to ``target``, or hard-link the file of that name in a ``link_from`` folder
-    whose ``config_file`` records the same ``sha256`` (model versions share one copy on disk)."""
+    whose config records the same ``sha256`` (model versions share one copy on disk)."""
     target.unlink(missing_ok=True)
     for other in link_from:
         try:
-            if json.loads((other / config_file).read_text()).get("sha256") == digest:
+            if json.loads((other / CONFIG_FILE).read_text()).get("sha256") == digest:
                 _link_or_copy(other / target.name, target)
                 return
         except (OSError, ValueError):
