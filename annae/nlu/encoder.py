@@ -9,6 +9,7 @@ the neural encoder (lexical features only).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -62,6 +63,22 @@ def _checked_bundle(path: str) -> str:
     return path
 
 
+def by_length(
+    texts: list[str], dim: int, batch_size: int, embed: Callable[[list[str]], np.ndarray], progress
+) -> np.ndarray:
+    """``embed(batch)`` of ``texts`` in batches of similar length (sorted by length, so that they
+    pad little), as one float32 ``(n, dim)`` array in the texts' order; ``progress(n_done)`` is
+    called after each batch."""
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        out[idx] = embed([texts[i] for i in idx])
+        if progress:
+            progress(len(idx))
+    return out
+
+
 class Encoder:
     """A sentence encoder: ``encode(texts) -> float32 array (n, dim)``, L2-normalised."""
 
@@ -86,31 +103,21 @@ class Encoder:
 
     def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
         """Embed ``texts``; ``progress(n_done)`` is called after each batch."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
         import torch
 
         _torch_threads(self.threads)
-        out = []
-        # Sort by length so that batches pad little; restore the order at the end.
-        order = np.argsort([len(t) for t in texts], kind="stable")
+
+        def embed(batch: list[str]) -> np.ndarray:
+            return self.model.encode(
+                batch,
+                batch_size=batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+
         with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                batch = [texts[i] for i in order[start : start + batch_size]]
-                out.append(
-                    self.model.encode(
-                        batch,
-                        batch_size=batch_size,
-                        convert_to_numpy=True,
-                        normalize_embeddings=True,
-                        show_progress_bar=False,
-                    )
-                )
-                if progress:
-                    progress(len(batch))
-        emb = np.empty((len(texts), out[0].shape[1]), dtype=np.float32)
-        emb[order] = np.concatenate(out)
-        return emb
+            return by_length(texts, self.dim, batch_size, embed, progress)
 
     def export(self, threads: int = 1):
         """This model exported to ONNX, as an :class:`annae.nlu.onnx.OnnxEncoder` on

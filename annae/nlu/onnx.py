@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from annae.nlu.encoder import by_length
+
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
@@ -215,26 +217,19 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
         """Embed ``texts``; ``progress(n_done)`` is called after each batch."""
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        # Sort by length so that batches pad little.
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
-            width = max(len(e.ids) for e in encodings)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, enc in enumerate(encodings):
-                ids[row, : len(enc.ids)] = enc.ids
-                mask[row, : len(enc.ids)] = 1
-            emb = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            norms = np.linalg.norm(emb, axis=1, keepdims=True)
-            out[idx] = emb / np.maximum(norms, 1e-12)
-            if progress:
-                progress(len(idx))
-        return out
+        return by_length(texts, self.dim, batch_size, self._embed, progress)
+
+    def _embed(self, batch: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(batch)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(batch), width), dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        emb = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        norms = np.linalg.norm(emb, axis=1, keepdims=True)
+        return emb / np.maximum(norms, 1e-12)
 
 
 __all__ = ["Exported", "OnnxEncoder", "export"]
