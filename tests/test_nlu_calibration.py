@@ -24,7 +24,7 @@ def test_threshold_is_the_lowest_reaching_the_target_not_the_first_dip():
     # a few wrong answers at the very top used to stop the scan there (threshold 1)
     conf_in = np.r_[np.full(5, 0.999), np.linspace(0.99, 0.5, 500)]
     correct = np.r_[[False, False, True, True, True], np.linspace(0.99, 0.5, 500) > 0.6]
-    choice = calibration.choose_threshold(conf_in, correct, np.zeros(0), target=0.9, oos_share=0)
+    choice = calibration.precision_curve(conf_in, correct, np.zeros(0), oos_share=0).choose(0.9)
     assert choice.reached_target and choice.threshold < 0.9
     answered = conf_in >= choice.threshold
     assert correct[answered].mean() >= 0.9
@@ -35,11 +35,11 @@ def test_sources_weigh_the_same_and_separated_oos_never_costs_coverage():
     rng = np.random.default_rng(3)
     pseudo = rng.uniform(0.2, 0.95, 3000)  # held-out entries: close to the known ones
     far = rng.uniform(0.0, 0.3, 40)  # the company's oos examples: easy to tell apart
-    alone = calibration.choose_threshold(conf_in, correct, [pseudo], target=0.9, oos_share=0.2)
-    both = calibration.choose_threshold(conf_in, correct, [pseudo, far], target=0.9, oos_share=0.2)
-    pooled = calibration.choose_threshold(
-        conf_in, correct, np.r_[pseudo, far], target=0.9, oos_share=0.2
-    )
+    alone = calibration.precision_curve(conf_in, correct, [pseudo], oos_share=0.2).choose(0.9)
+    both = calibration.precision_curve(conf_in, correct, [pseudo, far], oos_share=0.2).choose(0.9)
+    pooled = calibration.precision_curve(
+        conf_in, correct, np.r_[pseudo, far], oos_share=0.2
+    ).choose(0.9)
     assert both.threshold < alone.threshold  # 40 measured examples count, not drowned
     assert both.expected_coverage > alone.expected_coverage
     assert pooled.threshold == pytest.approx(alone.threshold, abs=0.01)

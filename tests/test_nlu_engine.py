@@ -90,8 +90,8 @@ def test_threshold_accounts_for_out_of_scope_share():
     conf_in = rng.uniform(0.3, 1.0, 5000)
     correct = rng.uniform(size=5000) < conf_in  # calibrated
     conf_oos = rng.uniform(0.0, 0.9, 5000)
-    none = calibration.choose_threshold(conf_in, correct, conf_oos, target=0.9, oos_share=0.0)
-    some = calibration.choose_threshold(conf_in, correct, conf_oos, target=0.9, oos_share=0.3)
+    none = calibration.precision_curve(conf_in, correct, conf_oos, oos_share=0.0).choose(0.9)
+    some = calibration.precision_curve(conf_in, correct, conf_oos, oos_share=0.3).choose(0.9)
     assert none.reached_target and some.reached_target
     assert some.threshold > none.threshold  # more out-of-scope traffic → stricter
     for choice, share in ((none, 0.0), (some, 0.3)):
@@ -101,9 +101,9 @@ def test_threshold_accounts_for_out_of_scope_share():
         a_oos = (conf_oos >= t).mean()
         precision = (1 - share) * c_in / ((1 - share) * a_in + share * a_oos)
         assert precision >= 0.9 - 0.01
-    impossible = calibration.choose_threshold(
-        conf_in, np.zeros(5000, bool), conf_oos, target=0.9, oos_share=0.2
-    )
+    impossible = calibration.precision_curve(
+        conf_in, np.zeros(5000, bool), conf_oos, oos_share=0.2
+    ).choose(0.9)
     assert not impossible.reached_target and impossible.threshold > 1.0
 
 

@@ -164,18 +164,6 @@ def precision_curve(
     return Curve(cands, precision, answered, c_in)
 
 
-def choose_threshold(
-    conf_in: np.ndarray,
-    correct_in: np.ndarray,
-    conf_oos: np.ndarray | Sequence[np.ndarray],
-    *,
-    target: float,
-    oos_share: float,
-) -> ThresholdChoice:
-    """Lowest threshold whose estimated precision (see module doc) reaches ``target``."""
-    return precision_curve(conf_in, correct_in, conf_oos, oos_share=oos_share).choose(target)
-
-
 @dataclass
 class OosScore:
     """``P(out of scope | top confidence)``: a non-increasing step function of confidence."""

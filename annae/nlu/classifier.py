@@ -415,9 +415,8 @@ class IntentClassifier:
         for p in oos_probs:
             p = p[self._top_in_scope(p)[1] < self.threshold_]
             oos_sets.append(self._set_confidence(p)[0])
-        choice = calibration.choose_threshold(
-            sets, hit, oos_sets, target=self.clarify_precision, oos_share=self.oos_share
-        )
+        curve = calibration.precision_curve(sets, hit, oos_sets, oos_share=self.oos_share)
+        choice = curve.choose(self.clarify_precision)
         self.metrics_["clarify_expected_precision"] = round(choice.expected_precision, 4)
         self.metrics_["clarify_expected_rate"] = round(choice.expected_coverage * below.mean(), 4)
         if not choice.reached_target or len(sets) == 0:
