@@ -13,6 +13,7 @@ scikit-learn conventions: ``fit(texts, labels)``, ``predict_proba(texts)``,
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
@@ -194,8 +195,7 @@ class IntentClassifier:
         assert best is not None  # _candidates offers at least one
         _, self.model, weight, oof = best
         self.features = replace(self.features, embedding_weight=weight)
-        self.metrics_["embedding_weight"] = weight
-        self.metrics_["model"] = self.model
+        self.metrics_.update(embedding_weight=weight, model=self.model)
         # 2. pseudo out-of-scope: score each entry's examples with a model that never saw that entry
         pseudo = []
         groups = self._class_groups(in_scope)
@@ -232,11 +232,9 @@ class IntentClassifier:
         """What this model cannot promise, in words (``annae train`` prints them)."""
         m, out = self.metrics_, []
         questions = [(t, lab) for t, lab, a in zip(texts, labels, anchor, strict=True) if not a]
-        per_entry: dict[str, int] = {}
+        per_entry = Counter(label for _, label in questions)
         owners: dict[str, set[str]] = {}
         for text, label in questions:
-            if label != OOS:
-                per_entry[label] = per_entry.get(label, 0) + 1
             owners.setdefault(text, set()).add(label)
         thin = [e for e in self.classes_ if e != OOS and per_entry.get(e, 0) < 2]
         if thin:
@@ -312,8 +310,7 @@ class IntentClassifier:
         lexical = LexicalFeatures(self.features).fit(sub_texts, sub_tokens)
         weight = self.features.embedding_weight if weight is None else weight
         x = stack(lexical.transform(sub_texts, sub_tokens), sub_emb, weight)
-        present = np.unique(y[idx])
-        if len(present) < 2:
+        if len(np.unique(y[idx])) < 2:
             raise TrainingError("a cross-validation fold holds a single entry; add more examples")
         if (kind or self.model) == "logreg":
             from sklearn.linear_model import LogisticRegression

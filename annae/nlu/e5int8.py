@@ -60,8 +60,7 @@ class Weights:
     def __init__(self, path: Path) -> None:
         self.buf = np.memmap(path, dtype=np.uint8, mode="r")
         buf = memoryview(self.buf)  # type: ignore[arg-type]  # a memmap is a buffer
-        raw = buf[:4].tobytes()
-        if raw != b"E5S1":
+        if buf[:4].tobytes() != b"E5S1":
             raise ValueError(f"{path} is not an e5 weights file")
         p = 8
         head = struct.unpack_from("<7ifi5iQ", buf, p)
@@ -89,14 +88,13 @@ class Weights:
         self.max_piece_bytes = int((offs[1:] - offs[:-1]).max())
         n_norm, nm_bytes = struct.unpack_from("<iI", buf, p)
         p += 8
-        table: dict[int, str] = {}
+        self.normalize_table: dict[int, str] = {}
         q = p
         for _ in range(n_norm):
             cp, n_out = struct.unpack_from("<IB", buf, q)
             outs = struct.unpack_from(f"<{n_out}I", buf, q + 5)
-            table[cp] = "".join(map(chr, outs))
+            self.normalize_table[cp] = "".join(map(chr, outs))
             q += 5 + 4 * n_out
-        self.normalize_table = table
         p += nm_bytes
         (n_dir,) = struct.unpack_from("<i", buf, p)
         p += 4

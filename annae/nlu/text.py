@@ -139,9 +139,7 @@ def detect_language(text: str) -> str:
     """``"ko"`` when Hangul makes up at least a fifth of the letters, else ``"en"``."""
     hangul = len(_HANGUL.findall(text))
     latin = len(_LATIN.findall(text))
-    if hangul and hangul * 4 >= latin:
-        return "ko"
-    return "en"
+    return "ko" if hangul and hangul * 4 >= latin else "en"
 
 
 def has_hangul(text: str) -> bool:
