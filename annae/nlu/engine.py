@@ -222,11 +222,8 @@ class Engine:
         emb = None
         if self.encoder is not None:
             emb = centred(route(norm, self.encoder, self.korean), self.classifier.korean_centre_)
-        probs = self.classifier.predict_proba(norm, emb)
-        out = []
-        for row in self.classifier.top_k(probs, self.top_k):
-            out.append([self._candidate(label, conf) for label, conf in row])
-        return out
+        ranked = self.classifier.top_k(self.classifier.predict_proba(norm, emb), self.top_k)
+        return [[self._candidate(label, conf) for label, conf in row] for row in ranked]
 
     def _candidate(self, label: str, conf: float) -> Candidate:
         info = self.answers.get(label, {})
