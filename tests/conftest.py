@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,12 +80,14 @@ def _log_annae_lines(request) -> None:
             logger.setLevel(logging.INFO)
 
 
-def _pg_database() -> tuple[str, callable]:
-    """Create a throw-away database on the local PostgreSQL; returns its URL and a dropper."""
+def _pg_database(template: str | None = None) -> tuple[str, callable]:
+    """Create a throw-away database on the local PostgreSQL (a copy of ``template`` if given);
+    returns its URL and a dropper."""
     name = f"annae_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        copy = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(text(f'CREATE DATABASE "{name}"{copy}'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
     def drop() -> None:
@@ -97,15 +100,42 @@ def _pg_database() -> tuple[str, callable]:
     return url, drop
 
 
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """One migrated database per backend, made once: each test's database is a copy of it (a
+    file copy for SQLite, ``CREATE DATABASE … TEMPLATE`` for PostgreSQL) instead of running every
+    migration again. Returns the SQLite file's path, and the PostgreSQL template's name once made."""
+    folder = tmp_path_factory.mktemp("migrated")
+    sqlite_url = f"sqlite:///{folder / 'annae.db'}"
+    init_db(get_engine(sqlite_url))
+    get_engine(sqlite_url).dispose()
+    made: dict[str, str] = {"sqlite": str(folder / "annae.db")}
+    drops = []
+
+    def postgres() -> str:
+        if "postgres" not in made:
+            url, drop = _pg_database()
+            init_db(get_engine(url))
+            get_engine(url).dispose()  # a template must have no connections to be copied
+            made["postgres"] = url.rsplit("/", 1)[1]
+            drops.append(drop)
+        return made["postgres"]
+
+    yield {"sqlite": made["sqlite"], "postgres": postgres}  # type: ignore[dict-item]
+    for drop in drops:
+        drop()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path) -> str:
+def db_url(request, tmp_path, migrated) -> Iterator[str]:
     """A fresh, migrated database URL: a SQLite file, then a new PostgreSQL database."""
     if request.param == "sqlite":
+        shutil.copyfile(migrated["sqlite"], tmp_path / "annae.db")
         url = f"sqlite:///{tmp_path / 'annae.db'}"
         drop = None
     else:
-        url, drop = _pg_database()
-    init_db(get_engine(url))
+        url, drop = _pg_database(template=migrated["postgres"]())
+    init_db(get_engine(url))  # already at head: checks it, as every command does
     yield url
     if drop:
         drop()
