@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -209,3 +210,34 @@ def test_scores_without_a_stacked_matrix_equal_the_stacked_product(model, entrie
     assert np.array_equal(np.concatenate(alone), direct)
     scores = fitted.scores(questions, tokens, qemb, weight, len(clf.classes_))
     assert np.isfinite(scores[:, fitted.classes]).all()
+
+
+def test_annae_eval_trains_the_same_model_whatever_the_hash_seed(tmp_path):
+    """Label names are added as anchor rows in a fixed order: a set's order (which follows
+    PYTHONHASHSEED, new in each process) once moved the thresholds of the same data by 0.004."""
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from annae.nlu import evaluate\n"
+        "from annae.nlu.features import FeatureConfig\n"
+        "rows = json.loads(sys.argv[1])\n"
+        "engine = evaluate.fit([t for t, _ in rows], [lab for _, lab in rows],"
+        " features=FeatureConfig(encoder='none'))\n"
+        "clf = engine.classifier\n"
+        "print(json.dumps([clf.threshold_, clf.clarify_threshold_, clf.temperature_]))\n"
+    )
+    rows = [(text, label) for label, texts in TOPICS.items() for text in texts]
+    out = set()
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "OMP_NUM_THREADS": "1"}
+        run = subprocess.run(
+            [sys.executable, "-c", script, json.dumps(rows)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        out.add(run.stdout.strip())
+    assert len(out) == 1, out

@@ -97,7 +97,7 @@ def fit(
     rows; each label's name (``label_names``) and ``answers`` are evidence for its entry."""
     known = set(train_labels) - {OOS}
     documents: dict[str, list[str]] = (
-        {lab: [label_text(lab)] for lab in known if label_text(lab)} if label_names else {}
+        {lab: [label_text(lab)] for lab in sorted(known) if label_text(lab)} if label_names else {}
     )
     for lab, texts in (answers or {}).items():
         if lab in known:
