@@ -9,13 +9,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from annae.agents.users import _hasher
+from annae.agents.users import add_user, hash_password
 from annae.kb.demo import demo_path
 from annae.kb.importers import import_kb
 from annae.kb.training import train_from_db
 from annae.settings import Settings, get_settings
 from annae.store.db import get_engine, init_db, session_scope
-from annae.store.tables.service import User
 
 PASSWORD = "correct-horse-battery"
 
@@ -27,7 +26,7 @@ _TRAINED: dict[str, Path] = {}
 def password_hash() -> str:
     """PASSWORD's Argon2id hash, computed once per session (each hash costs ~0.1 s of CPU by
     design; logins still verify against it)."""
-    return _hasher.hash(PASSWORD)
+    return hash_password(PASSWORD)
 
 
 def demo_model(tmp_path_factory) -> Path:
@@ -101,11 +100,9 @@ def make_api(home: Path, db_url: str, models: Path | None, monkeypatch, **env) -
     import_kb(engine, demo_path(), author="test")
     if models is not None:
         shutil.copytree(models, home / "models")
-    with session_scope(engine) as session:  # accounts as create_user makes them, hashed once
-        session.add_all(
-            User(username=name, role=role, password_hash=password_hash(), active=True)
-            for name, role in (("alice", "agent"), ("bob", "agent"), ("root", "admin"))
-        )
+    with session_scope(engine) as session:  # three accounts, one hash computed once
+        for name, role in (("alice", "agent"), ("bob", "agent"), ("root", "admin")):
+            add_user(session, name, role, PASSWORD, password_hash=password_hash())
     from annae.web.app import create_app
 
     return Api(TestClient(create_app(get_settings())), home, db_url)

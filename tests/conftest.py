@@ -8,7 +8,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,7 +80,7 @@ def _log_annae_lines(request) -> None:
             logger.setLevel(logging.INFO)
 
 
-def _pg_database(template: str | None = None) -> tuple[str, callable]:
+def _pg_database(template: str | None = None) -> tuple[str, Callable[[], None]]:
     """Create a throw-away database on the local PostgreSQL (a copy of ``template`` if given);
     returns its URL and a dropper."""
     name = f"annae_test_{uuid.uuid4().hex[:12]}"
@@ -100,41 +100,49 @@ def _pg_database(template: str | None = None) -> tuple[str, callable]:
     return url, drop
 
 
-@pytest.fixture(scope="session")
-def migrated(tmp_path_factory) -> Iterator[dict[str, str]]:
-    """One migrated database per backend, made once: each test's database is a copy of it (a
-    file copy for SQLite, ``CREATE DATABASE … TEMPLATE`` for PostgreSQL) instead of running every
-    migration again. Returns the SQLite file's path, and the PostgreSQL template's name once made."""
-    folder = tmp_path_factory.mktemp("migrated")
-    sqlite_url = f"sqlite:///{folder / 'annae.db'}"
-    init_db(get_engine(sqlite_url))
-    get_engine(sqlite_url).dispose()
-    made: dict[str, str] = {"sqlite": str(folder / "annae.db")}
-    drops = []
+class Migrated:
+    """One migrated database per backend, made once (:func:`migrated`)."""
 
-    def postgres() -> str:
-        if "postgres" not in made:
-            url, drop = _pg_database()
+    def __init__(self, folder: Path) -> None:
+        url = f"sqlite:///{folder / 'annae.db'}"
+        init_db(get_engine(url))
+        get_engine(url).dispose()
+        self.sqlite = str(folder / "annae.db")
+        self._postgres: str | None = None
+        self._drop: Callable[[], None] | None = None
+
+    def postgres(self) -> str:
+        """The PostgreSQL template database's name, made on first use."""
+        if self._postgres is None:
+            url, self._drop = _pg_database()
             init_db(get_engine(url))
             get_engine(url).dispose()  # a template must have no connections to be copied
-            made["postgres"] = url.rsplit("/", 1)[1]
-            drops.append(drop)
-        return made["postgres"]
+            self._postgres = url.rsplit("/", 1)[1]
+        return self._postgres
 
-    yield {"sqlite": made["sqlite"], "postgres": postgres}  # type: ignore[dict-item]
-    for drop in drops:
-        drop()
+    def drop(self) -> None:
+        if self._drop is not None:
+            self._drop()
+
+
+@pytest.fixture(scope="session")
+def migrated(tmp_path_factory) -> Iterator[Migrated]:
+    """Each test's database is a copy of one migrated once per session (a file copy for SQLite,
+    ``CREATE DATABASE … TEMPLATE`` for PostgreSQL) instead of running every migration again."""
+    made = Migrated(tmp_path_factory.mktemp("migrated"))
+    yield made
+    made.drop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path, migrated) -> Iterator[str]:
     """A fresh, migrated database URL: a SQLite file, then a new PostgreSQL database."""
     if request.param == "sqlite":
-        shutil.copyfile(migrated["sqlite"], tmp_path / "annae.db")
+        shutil.copyfile(migrated.sqlite, tmp_path / "annae.db")
         url = f"sqlite:///{tmp_path / 'annae.db'}"
         drop = None
     else:
-        url, drop = _pg_database(template=migrated["postgres"]())
+        url, drop = _pg_database(template=migrated.postgres())
     init_db(get_engine(url))  # already at head: checks it, as every command does
     yield url
     if drop:
