@@ -410,3 +410,30 @@ def test_korean_cluster_vectors_are_averaged_with_their_neighbours_english_ones_
     en = ["Where is my parcel?", "My package has not arrived", "How do I reset my password?"]
     vec = clusters.embed(en, "bundled")
     np.testing.assert_array_equal(clusters.assign_by_language(vec, en), clusters.assign(vec))
+
+
+def test_korean_questions_cluster_by_topic_at_the_korean_threshold():
+    """Colloquial Korean questions of three topics: at the Korean threshold no cluster mixes two
+    topics, and the topics whose questions share their key word come out whole (a delay asked
+    without the word 배달 may stand alone: e5's limit, see KOREAN_THRESHOLD); a loose threshold
+    merges topics."""
+    from annae.learning import clusters
+
+    topics = [
+        [
+            "비번 까먹었어요 ㅠㅠ",
+            "비밀번호 재설정 어떻게 해요",
+            "비밀번호 찾기 눌러도 메일이 안 와요",
+        ],
+        ["배달 왜케 안와요 한시간째", "음식이 아직도 안 왔어요", "배달 언제 와요?? 너무 늦네"],
+        ["영수증 다시 받을 수 있나요", "지난달 주문 영수증 어디서 봐요", "영수증 출력하고 싶어요"],
+    ]
+    texts = [t for topic in topics for t in topic]
+    truth = [str(i) for i, topic in enumerate(topics) for _ in topic]
+    vec = clusters.embed(texts, "bundled")
+    labels = clusters.assign_by_language(vec, texts)
+    assert clusters.purity(labels, truth) == 1.0
+    assert len(set(labels[:3].tolist())) == 1 and len(set(labels[6:].tolist())) == 1
+    assert 3 <= len(set(labels.tolist())) <= 4
+    merged = clusters.assign_by_language(vec, texts, korean_threshold=0.9)
+    assert clusters.purity(merged, truth) < 1.0
