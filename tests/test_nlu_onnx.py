@@ -35,7 +35,7 @@ def torch_encoder() -> Encoder:
 
 
 def test_onnx_export_gives_the_torch_embeddings(torch_encoder, tmp_path):
-    checked = export(torch_encoder.model)
+    checked = export(torch_encoder.model, int8=False)
     assert checked is not None
     exported = checked.exported
     reference = torch_encoder.encode(QUESTIONS)
@@ -48,6 +48,32 @@ def test_onnx_export_gives_the_torch_embeddings(torch_encoder, tmp_path):
     np.testing.assert_allclose(from_disk, in_memory, atol=1e-6)
     assert json.loads((folder / "encoder.json").read_text())["sha256"] == exported.sha256
     assert OnnxEncoder(folder).encode([]).shape == (0, 384)
+
+
+def test_the_int8_export_agrees_with_torch_in_two_thirds_of_the_bytes(torch_encoder, tmp_path):
+    small = export(torch_encoder.model)
+    full = export(torch_encoder.model, int8=False)
+    assert small is not None and full is not None
+    assert small.config["int8"] is True and "int8" not in full.config
+    assert small.exported is not None and full.exported is not None
+    # the matrices in 8 bits; the word embeddings (47 MB) stay float32
+    assert len(small.exported.model) < len(full.exported.model) * 2 / 3
+    reference = torch_encoder.encode(QUESTIONS)
+    vectors = small.encode(QUESTIONS)
+    assert (vectors * reference).sum(1).min() > 0.95  # float32: > 0.9999 (above)
+    assert (vectors * reference).sum(1).mean() > 0.98
+    assert not np.allclose(vectors, full.encode(QUESTIONS), atol=1e-4)  # it is another graph
+    folder = small.exported.write(tmp_path / "enc")
+    assert json.loads((folder / "encoder.json").read_text())["int8"] is True
+    np.testing.assert_allclose(OnnxEncoder(folder).encode(QUESTIONS), vectors, atol=1e-6)
+
+
+def test_an_int8_graph_that_disagrees_with_torch_gives_way_to_float32(torch_encoder, monkeypatch):
+    import annae.nlu.onnx as onnx_mod
+
+    monkeypatch.setattr(onnx_mod, "INT8_AGREEMENT", 0.99999)
+    served = export(torch_encoder.model)
+    assert served is not None and "int8" not in served.config
 
 
 def test_an_export_that_disagrees_with_torch_is_refused(torch_encoder, monkeypatch):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from annae.nlu.multilingual import DIM, PACKAGE, VERSION, checked_model_path
-from annae.nlu.onnx import MODEL_FILE, session, write_model
+from annae.nlu.onnx import MODEL_FILE, quantize, session, write_model
 
 log = logging.getLogger(__name__)
 
@@ -343,30 +343,7 @@ CALIBRATION = [
 
 
 def _quantized(model) -> bytes:
-    import tempfile
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    def advice(record: logging.LogRecord) -> bool:  # the quantiser logs it on the root logger
-        return "pre-processing before quantization" not in record.getMessage()
-
-    root = logging.getLogger()
-    root.addFilter(advice)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            import onnx
-
-            onnx.save(model, f"{tmp}/f32.onnx")
-            quantize_dynamic(
-                f"{tmp}/f32.onnx",
-                f"{tmp}/int8.onnx",
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                op_types_to_quantize=["MatMul"],
-            )
-            return Path(f"{tmp}/int8.onnx").read_bytes()
-    finally:
-        root.removeFilter(advice)
+    return quantize(model.SerializeToString())
 
 
 def _graph(w: Weights, smooth: dict[str, np.ndarray] | None = None, taps: bool = False):

@@ -119,12 +119,13 @@ class Encoder:
         with torch.inference_mode():
             return by_length(texts, self.dim, batch_size, embed, progress)
 
-    def export(self, threads: int = 1):
-        """This model exported to ONNX, as an :class:`annae.nlu.onnx.OnnxEncoder` on
-        ``threads`` (checked against torch), or ``None`` where it cannot be exported."""
+    def export(self, threads: int = 1, int8: bool = True):
+        """This model exported to ONNX (``int8``: quantised), as an
+        :class:`annae.nlu.onnx.OnnxEncoder` on ``threads`` (checked against torch), or ``None``
+        where it cannot be exported."""
         from annae.nlu.onnx import export
 
-        return export(self.model, threads=threads)
+        return export(self.model, threads=threads, int8=int8)
 
 
 def release_torch_models() -> None:

@@ -119,13 +119,15 @@ class Engine:
         progress: Callable[[str, int, int], None] | None = None,
         manifest: dict | None = None,
         onnx: bool = True,
+        int8: bool = True,
     ) -> Engine:
         """Train on raw ``texts`` and entry ``labels`` (``"oos"`` marks out-of-scope examples).
 
         ``answers`` maps a label to ``{"id", "question", "answer"}``; labels without one
         answer with the label itself (what ``annae eval`` needs). ``progress(stage, done, total)``.
         With ``onnx`` (the default) the encoder is exported to ONNX and served with ONNX Runtime
-        (:mod:`annae.nlu.onnx`); models it cannot export keep torch.
+        (:mod:`annae.nlu.onnx`), with ``int8`` (the default) in 8 bits; models it cannot export
+        keep torch. The training texts are embedded by the encoder that will serve.
         """
         features = features or FeatureConfig()
         start = time.perf_counter()
@@ -158,7 +160,7 @@ class Engine:
             onnx_encoder = None
             if features.uses_encoder:
                 encoder = Encoder(features.encoder, threads=workers)
-                onnx_encoder = encoder.export(threads=workers) if onnx else None
+                onnx_encoder = encoder.export(threads=workers, int8=int8) if onnx else None
                 if onnx_encoder is not None:
                     release_torch_models()  # the export is all that is needed from here on
                     encoder = onnx_encoder
@@ -195,6 +197,7 @@ class Engine:
             encoder_runtime=(
                 None if not features.uses_encoder else "onnxruntime" if onnx_encoder else "torch"
             ),
+            encoder_int8=bool(onnx_encoder and onnx_encoder.config.get("int8")),
             classifier={
                 "type": ("LogisticRegression" if clf.model == "logreg" else "LinearSVC")
                 + "+temperature",

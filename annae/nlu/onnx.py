@@ -40,6 +40,11 @@ PROBES = [
 ]
 AGREEMENT = 0.9999
 """Minimum cosine between torch and ONNX embeddings of the probe sentences."""
+INT8_AGREEMENT = 0.95
+"""Minimum cosine between torch and the int8 graph on the probe sentences: a guard against a
+broken quantisation, not a measure of quality (on 300 BANKING77 questions the cosine is 0.994 on
+average, 0.989 at worst; one- and two-word texts agree less: "ok" 0.972, "hi" 0.979). The
+classifier is trained on the int8 vectors themselves."""
 
 
 @dataclass
@@ -111,9 +116,14 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def export(st_model, threads: int = 1) -> OnnxEncoder | None:
+def export(st_model, threads: int = 1, int8: bool = True) -> OnnxEncoder | None:
     """Export a loaded ``SentenceTransformer`` (pooling and normalisation included) and return
-    it as an :class:`OnnxEncoder` on ``threads``, once checked against torch."""
+    it as an :class:`OnnxEncoder` on ``threads``, once checked against torch.
+
+    With ``int8`` its matrices are then quantised to 8 bits per channel (:func:`quantize`): on
+    one thread a question takes about a quarter of the CPU of the float32 graph; a quantised
+    graph that agrees less than :data:`INT8_AGREEMENT` with torch is dropped for the float32 one.
+    """
     try:
         exported = _export(st_model)
     except Exception as exc:  # noqa: BLE001 - any failure means: keep torch
@@ -125,7 +135,50 @@ def export(st_model, threads: int = 1) -> OnnxEncoder | None:
     if cos.min() < AGREEMENT:
         log.warning("ONNX export disagrees with torch (cosine %.5f); serving with torch", cos.min())
         return None
-    return encoder
+    if not int8:
+        return encoder
+    try:
+        small = OnnxEncoder(
+            Exported(
+                quantize(exported.model), exported.tokenizer, {**exported.config, "int8": True}
+            ),
+            threads=threads,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure means: keep float32
+        log.warning("encoder not quantised to int8 (%s); serving it in float32", exc)
+        return encoder
+    cos = (small.encode(PROBES) * reference).sum(1)
+    if cos.min() < INT8_AGREEMENT:
+        log.warning("int8 encoder disagrees with torch (cosine %.4f); serving float32", cos.min())
+        return encoder
+    return small
+
+
+def quantize(model: bytes) -> bytes:
+    """``model`` (an ONNX graph) with its matrix products in int8, per output channel, the
+    activations quantised as they come (ONNX Runtime's dynamic quantisation)."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def advice(record: logging.LogRecord) -> bool:  # the quantiser logs it on the root logger
+        return "pre-processing before quantization" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp, "f32.onnx").write_bytes(model)
+            quantize_dynamic(
+                Path(tmp, "f32.onnx"),
+                Path(tmp, "int8.onnx"),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+            )
+            return Path(tmp, "int8.onnx").read_bytes()
+    finally:
+        root.removeFilter(advice)
 
 
 def _export(st_model) -> Exported:
@@ -232,4 +285,4 @@ class OnnxEncoder:
         return emb / np.maximum(norms, 1e-12)
 
 
-__all__ = ["Exported", "OnnxEncoder", "export"]
+__all__ = ["Exported", "OnnxEncoder", "export", "quantize"]
