@@ -437,3 +437,97 @@ def test_korean_questions_cluster_by_topic_at_the_korean_threshold():
     assert 3 <= len(set(labels.tolist())) <= 4
     merged = clusters.assign_by_language(vec, texts, korean_threshold=0.9)
     assert clusters.purity(merged, truth) < 1.0
+
+
+# --- a training reuses a saved model's int8 encoder (e5int8.reusable) ----------------------------
+
+KOREAN_QUESTIONS = [
+    "환불 언제 들어와요 ㅠㅠ",
+    "비번 까먹음 ㅋㅋ",
+    "배송 언제와여?",
+    "결재가 안됬어요",
+]
+
+
+def _builds() -> int:
+    """How often e5int8.build was called in this process (a cached answer counts too)."""
+    from annae.nlu import e5int8
+
+    info = e5int8.build.cache_info()
+    return info.hits + info.misses
+
+
+def _refit(reuse) -> Engine:
+    """korean_engine's training again, given model folders to reuse."""
+    texts = [
+        "배송은 얼마나 걸리나요?",
+        "배송 기간이 궁금해요",
+        "주문한 상품이 언제 오나요?",
+        "환불은 어떻게 받나요?",
+        "환불 신청하고 싶어요",
+        "결제 취소하면 언제 환불돼요?",
+        "비밀번호를 잊어버렸어요",
+        "비밀번호 재설정 방법",
+        "로그인 비밀번호 변경하고 싶어요",
+    ]
+    labels = ["shipping"] * 3 + ["refund"] * 3 + ["password"] * 3
+    return Engine.fit(texts, labels, features=FeatureConfig(encoder="bundled"), reuse=reuse)
+
+
+def test_a_fit_reuses_a_saved_models_int8_encoder(korean_engine, tmp_path):
+    """A saved model whose korean/ was made by this package, version and builder gives its file:
+    build() is not called, the new model holds the same bytes (hard-linked beside it in a
+    registry folder) and answers Korean questions as the model built from scratch does."""
+    from annae.nlu import e5int8
+
+    old = korean_engine.save(tmp_path / "models" / "v1")
+    onnx_file = f"{e5int8.FOLDER}/{e5int8.MODEL_FILE}"
+    before = _builds()
+    engine = _refit([tmp_path / "nowhere", old])  # a folder without a model is passed over
+    assert _builds() == before
+    assert engine.manifest["features"]["korean_encoder"] == e5int8.E5_INT8
+    assert engine.korean.model == (old / onnx_file).read_bytes()
+    new = engine.save(tmp_path / "models" / "v2")
+    assert (new / onnx_file).stat().st_ino == (old / onnx_file).stat().st_ino
+    assert engine.candidates(KOREAN_QUESTIONS) == korean_engine.candidates(KOREAN_QUESTIONS)
+    assert Engine.load(new).candidates(KOREAN_QUESTIONS) == engine.candidates(KOREAN_QUESTIONS)
+
+
+@pytest.mark.parametrize(
+    ("damage", "logged"),
+    [
+        ("sha256", "its SHA-256 is not its config's"),
+        ("builder", "not builder"),
+        ("version", "not builder"),
+        ("missing", "No such file"),
+    ],
+)
+def test_a_saved_encoder_made_otherwise_is_built_again(
+    korean_engine, tmp_path, caplog, damage, logged
+):
+    """A wrong hash, another builder or package version, or an unreadable file: build() as
+    before, with a log line that says why."""
+    import logging
+
+    from annae.nlu import e5int8
+
+    old = korean_engine.save(tmp_path / "v1")
+    config_file = old / e5int8.FOLDER / "encoder.json"
+    config = json.loads(config_file.read_text())
+    if damage == "sha256":
+        config["sha256"] = "0" * 64
+    elif damage == "builder":
+        config["builder"] = e5int8.BUILDER + 1
+    elif damage == "version":
+        config["version"] = "0.0.1"
+    else:
+        (old / e5int8.FOLDER / e5int8.MODEL_FILE).unlink()
+    config_file.write_text(json.dumps(config))
+    assert e5int8.reusable(old) is None
+    before = _builds()
+    with caplog.at_level(logging.INFO, logger="annae.nlu.e5int8"):
+        engine = _refit([old])
+    assert _builds() == before + 1
+    assert logged in caplog.text and str(old) in caplog.text
+    assert engine.korean.model == e5int8.build()
+    assert engine.candidates(KOREAN_QUESTIONS) == korean_engine.candidates(KOREAN_QUESTIONS)

@@ -104,3 +104,25 @@ def test_empty_kb_cannot_train(engine, tmp_path):
             ModelRegistry(tmp_path / "m"), engine, settings=Settings(home=tmp_path, encoder="none")
         )
     assert ModelRegistry(tmp_path / "m").live_version() is None
+
+
+def test_a_training_reuses_the_live_models_korean_encoder(engine, tmp_path):
+    """train_from_db gives the fit the live and the latest model: the second version takes the
+    first one's int8 Korean encoder (no build) and hard-links it."""
+    from annae.kb.training import reusable_models
+    from annae.nlu import e5int8
+
+    _fill(engine)
+    reg = ModelRegistry(tmp_path / "models")
+    settings = Settings(home=tmp_path, encoder="bundled")
+    assert reusable_models(reg) == []
+    v1 = train_from_db(reg, engine, settings=settings)
+    assert reusable_models(reg) == [v1.path]
+    calls = e5int8.build.cache_info()
+    v2 = train_from_db(reg, engine, settings=settings, make_live=False)
+    assert e5int8.build.cache_info() == calls
+    onnx_file = f"{e5int8.FOLDER}/{e5int8.MODEL_FILE}"
+    assert (v2.path / onnx_file).stat().st_ino == (v1.path / onnx_file).stat().st_ino
+    assert reusable_models(reg) == [v1.path, v2.path]  # live first, then the latest
+    question = ["배송 얼마나 걸려요?"]
+    assert reg.load("v2").candidates(question) == reg.load("v1").candidates(question)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Sequence
+from pathlib import Path
 
 from sqlalchemy import Engine as DBEngine
 
@@ -56,8 +57,18 @@ def train_from_db(
         progress=progress,
         excluded=excluded,
         oos_share=oos_share,
+        reuse=reusable_models(registry),
     )
     return registry.save(engine, make_live=make_live)
+
+
+def reusable_models(registry: ModelRegistry) -> list[Path]:
+    """The folders of the live and the latest model, whose int8 Korean encoder a training takes
+    instead of building it again when it was made the same way (:func:`annae.nlu.e5int8.reusable`)."""
+    versions = registry.versions()
+    live = registry.live_version()
+    chosen = [v for v in (live, versions[-1] if versions else None) if v in versions]
+    return [registry.path(v) for v in dict.fromkeys(chosen)]
 
 
 def fit_examples(
@@ -70,9 +81,11 @@ def fit_examples(
     progress=None,
     excluded: Collection[int] = (),
     oos_share: tuple[float, str] | None = None,
+    reuse: Sequence[Path] = (),
 ) -> Engine:
     """Train an engine (not saved) on ``examples``, with the entries' answers as anchor texts;
-    ``oos_share``: (share, source) to assume instead of ``settings.oos_share``."""
+    ``oos_share``: (share, source) to assume instead of ``settings.oos_share``; ``reuse``: saved
+    model folders to take the int8 Korean encoder from (:func:`reusable_models`)."""
     share, source = oos_share or (settings.oos_share, settings.oos_share_source)
     engine = Engine.fit(
         [e.text for e in examples],
@@ -86,6 +99,7 @@ def fit_examples(
         top_k=settings.top_k,
         threads=settings.threads,
         progress=progress,
+        reuse=reuse,
         manifest={
             "kb_revision": kb_revision,
             "author": author,

@@ -42,7 +42,7 @@ from sqlalchemy import Engine as DBEngine
 from annae import errors
 from annae.kb import entries
 from annae.kb.entries import OOS, TrainingExample
-from annae.kb.training import fit_examples
+from annae.kb.training import fit_examples, reusable_models
 from annae.learning import oos_share
 from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings, get_settings
@@ -423,6 +423,7 @@ def retrain(
             kb_revision=revision,
             progress=progress,
             oos_share=share.pair(),
+            reuse=reusable_models(registry),
         )
         slice_ = [e for e in examples if e.example_id in held]
         texts, gold = [e.text for e in slice_], [e.label for e in slice_]

@@ -10,7 +10,10 @@ and takes the tokenizer and the word-embedding rows from the package's weights f
 place. Measured on ko-delivery's test questions: the float32 graph agrees with the C engine to
 cosine 0.9999, this int8 one to 0.9993 on average (0.997 at worst; plain int8: 0.984). Where
 it cannot be built (no ``onnx`` package) or agrees less than :data:`AGREEMENT` on the probe
-sentences, the model keeps the C engine (``korean_encoder = "e5"``).
+sentences, the model keeps the C engine (``korean_encoder = "e5"``). The build is deterministic
+for a package version and :data:`BUILDER`, so a training given saved models (``Engine.fit(...,
+reuse=...)``) takes one's ``korean/model.onnx`` instead when it was made the same way and its
+SHA-256 holds (:func:`reusable`): about 5 s of CPU less per training process.
 
 Texts are embedded as e5 queries (``"query: "``), like :class:`annae.nlu.multilingual.KoreanEncoder`;
 a text over 510 tokens is cut into windows whose mean vectors are averaged by token count, as the
@@ -20,17 +23,19 @@ word boundary), with the same normalisation table.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from annae.nlu.multilingual import DIM, PACKAGE, VERSION, checked_model_path
-from annae.nlu.onnx import MODEL_FILE, quantize, session, write_model
+from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, quantize, session, write_model
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +256,50 @@ def build() -> bytes | None:
     return data
 
 
+def reusable(model_folder: Path) -> bytes | None:
+    """The int8 graph a saved model already holds (``model_folder/korean/model.onnx``), where its
+    config names this package, version and :data:`BUILDER` (:func:`build` would write the same
+    bytes) and the file matches the config's SHA-256; ``None`` otherwise (logged, except where
+    the model has no such folder: an English model, or one on the C engine)."""
+    folder = Path(model_folder) / FOLDER
+    if not (folder / CONFIG_FILE).exists():
+        return None
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+        made_by = {k: config.get(k) for k in ("package", "version", "builder")}
+        if made_by != {"package": PACKAGE, "version": VERSION, "builder": BUILDER}:
+            log.info(
+                "Korean encoder of %s not reused: made by %s, not builder %d of %s %s",
+                model_folder,
+                made_by,
+                BUILDER,
+                PACKAGE,
+                VERSION,
+            )
+            return None
+        data = (folder / MODEL_FILE).read_bytes()
+    except (OSError, ValueError) as exc:
+        log.warning("Korean encoder of %s not reused (%s); building it", model_folder, exc)
+        return None
+    if hashlib.sha256(data).hexdigest() != config.get("sha256"):
+        log.warning(
+            "Korean encoder of %s not reused: its SHA-256 is not its config's; building it",
+            model_folder,
+        )
+        return None
+    return data
+
+
+def reused_or_built(reuse: Iterable[Path] = ()) -> bytes | None:
+    """The first :func:`reusable` graph of the model folders ``reuse``, else :func:`build`'s."""
+    for folder in reuse:
+        data = reusable(folder)
+        if data is not None:
+            log.info("Korean encoder reused from %s", folder)
+            return data
+    return build()
+
+
 def _smoothing(w: Weights, alpha: float = SMOOTH_ALPHA) -> dict[str, np.ndarray]:
     """Per input channel of every matrix, the scale ``s`` that moves the activations' range into
     the weights (SmoothQuant: ``x W = (x / s)(s W)``, ``s = max|x|^a / max|W|^(1-a)``), so
@@ -440,4 +489,13 @@ def _graph(w: Weights, smooth: dict[str, np.ndarray] | None = None, taps: bool =
     return model, tapped
 
 
-__all__ = ["E5_INT8", "FOLDER", "MODEL_FILE", "OnnxKoreanEncoder", "build", "weights"]
+__all__ = [
+    "E5_INT8",
+    "FOLDER",
+    "MODEL_FILE",
+    "OnnxKoreanEncoder",
+    "build",
+    "reusable",
+    "reused_or_built",
+    "weights",
+]
