@@ -111,8 +111,9 @@ BAD_INPUT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def korean_engine():
+def _korean_fit(reuse=()) -> Engine:
+    """Three Korean topics, three examples each, with the bundled encoders (``reuse``: saved
+    model folders for the int8 Korean encoder)."""
     texts = [
         "배송은 얼마나 걸리나요?",
         "배송 기간이 궁금해요",
@@ -125,7 +126,12 @@ def korean_engine():
         "로그인 비밀번호 변경하고 싶어요",
     ]
     labels = ["shipping"] * 3 + ["refund"] * 3 + ["password"] * 3
-    return Engine.fit(texts, labels, features=FeatureConfig(encoder="bundled"))
+    return Engine.fit(texts, labels, features=FeatureConfig(encoder="bundled"), reuse=reuse)
+
+
+@pytest.fixture(scope="module")
+def korean_engine():
+    return _korean_fit()
 
 
 def test_engine_uses_e5_for_korean(korean_engine):
@@ -457,23 +463,6 @@ def _builds() -> int:
     return info.hits + info.misses
 
 
-def _refit(reuse) -> Engine:
-    """korean_engine's training again, given model folders to reuse."""
-    texts = [
-        "배송은 얼마나 걸리나요?",
-        "배송 기간이 궁금해요",
-        "주문한 상품이 언제 오나요?",
-        "환불은 어떻게 받나요?",
-        "환불 신청하고 싶어요",
-        "결제 취소하면 언제 환불돼요?",
-        "비밀번호를 잊어버렸어요",
-        "비밀번호 재설정 방법",
-        "로그인 비밀번호 변경하고 싶어요",
-    ]
-    labels = ["shipping"] * 3 + ["refund"] * 3 + ["password"] * 3
-    return Engine.fit(texts, labels, features=FeatureConfig(encoder="bundled"), reuse=reuse)
-
-
 def test_a_fit_reuses_a_saved_models_int8_encoder(korean_engine, tmp_path):
     """A saved model whose korean/ was made by this package, version and builder gives its file:
     build() is not called, the new model holds the same bytes (hard-linked beside it in a
@@ -483,7 +472,7 @@ def test_a_fit_reuses_a_saved_models_int8_encoder(korean_engine, tmp_path):
     old = korean_engine.save(tmp_path / "models" / "v1")
     onnx_file = f"{e5int8.FOLDER}/{e5int8.MODEL_FILE}"
     before = _builds()
-    engine = _refit([tmp_path / "nowhere", old])  # a folder without a model is passed over
+    engine = _korean_fit([tmp_path / "nowhere", old])  # a folder without a model is passed over
     assert _builds() == before
     assert engine.manifest["features"]["korean_encoder"] == e5int8.E5_INT8
     assert engine.korean.model == (old / onnx_file).read_bytes()
@@ -526,7 +515,7 @@ def test_a_saved_encoder_made_otherwise_is_built_again(
     assert e5int8.reusable(old) is None
     before = _builds()
     with caplog.at_level(logging.INFO, logger="annae.nlu.e5int8"):
-        engine = _refit([old])
+        engine = _korean_fit([old])
     assert _builds() == before + 1
     assert logged in caplog.text and str(old) in caplog.text
     assert engine.korean.model == e5int8.build()
