@@ -17,7 +17,7 @@ from annae.nlu.encoder import Encoder
 from annae.nlu.engine import ENCODER_DIR, Engine
 from annae.nlu.features import FeatureConfig
 from annae.nlu.integrity import ModelIntegrityError
-from annae.nlu.onnx import OnnxEncoder, export
+from annae.nlu.onnx import OnnxEncoder, export, quantize
 
 QUESTIONS = [
     "How long does delivery take?",
@@ -63,6 +63,8 @@ def test_the_int8_export_agrees_with_torch_in_two_thirds_of_the_bytes(torch_enco
     assert (vectors * reference).sum(1).min() > 0.95  # float32: > 0.9999 (above)
     assert (vectors * reference).sum(1).mean() > 0.98
     assert not np.allclose(vectors, full.encode(QUESTIONS), atol=1e-4)  # it is another graph
+    # deterministic, and the last graph quantised is kept: the same export is quantised once
+    assert quantize(full.exported.model) is quantize(full.exported.model) == small.exported.model
     folder = small.exported.write(tmp_path / "enc")
     assert json.loads((folder / "encoder.json").read_text())["int8"] is True
     np.testing.assert_allclose(OnnxEncoder(folder).encode(QUESTIONS), vectors, atol=1e-6)

@@ -154,9 +154,22 @@ def export(st_model, threads: int = 1, int8: bool = True) -> OnnxEncoder | None:
     return small
 
 
+_QUANTIZED: dict[str, bytes] = {}  # the last graph quantised: SHA-256 of its input -> output
+
+
 def quantize(model: bytes) -> bytes:
     """``model`` (an ONNX graph) with its matrix products in int8, per output channel, the
-    activations quantised as they come (ONNX Runtime's dynamic quantisation)."""
+    activations quantised as they come (ONNX Runtime's dynamic quantisation). Deterministic: the
+    last result is kept, so retraining in one process quantises the same export once (1.5 s)."""
+    digest = hashlib.sha256(model).hexdigest()
+    if digest not in _QUANTIZED:
+        small = _quantize(model)
+        _QUANTIZED.clear()
+        _QUANTIZED[digest] = small
+    return _QUANTIZED[digest]
+
+
+def _quantize(model: bytes) -> bytes:
     import tempfile
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
