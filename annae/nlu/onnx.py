@@ -172,6 +172,7 @@ def quantize(model: bytes) -> bytes:
 def _quantize(model: bytes) -> bytes:
     import tempfile
 
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     def advice(record: logging.LogRecord) -> bool:  # the quantiser logs it on the root logger
@@ -188,6 +189,9 @@ def _quantize(model: bytes) -> bytes:
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 op_types_to_quantize=["MatMul"],
+                # a tensor after a com.microsoft node (the Korean graph's Gelu) has no inferred
+                # type: it is float32, like every activation of these graphs
+                extra_options={"DefaultTensorType": TensorProto.FLOAT},
             )
             return Path(tmp, "int8.onnx").read_bytes()
     finally:
