@@ -29,11 +29,13 @@ import logging
 import re
 import struct
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from annae.nlu.graph import Graph, Layer, encoder, masked_mean, plain_linear
 from annae.nlu.multilingual import DIM, PACKAGE, VERSION, checked_model_path
 from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, quantize, session, write_model
 
@@ -325,39 +327,45 @@ def _smoothing(w: Weights, alpha: float = SMOOTH_ALPHA) -> dict[str, np.ndarray]
         return s.astype(np.float32)
 
     scales: dict[str, np.ndarray] = {}
-    for layer in range(w.layers):
-        p = f"l{layer}"
-        linears = _linears(w, p)
-        scales[f"{p}.ao"] = scale(f"{p}.ao", linears["ao"][0])
-        qkv = _folded(linears["qkv"][0], linears["qkv"][1], scales[f"{p}.ao"], w.H)[0]
-        scales[f"{p}.qkv"] = scale(f"{p}.qkv", qkv)
-        for name in ("fi", "fo"):
-            scales[f"{p}.{name}"] = scale(f"{p}.{name}", linears[name][0])
+    for index in range(w.layers):
+        p, layer = f"l{index}", _layer(w, index)
+        scales[f"{p}.ao"] = scale(f"{p}.ao", layer.ao[0])
+        scales[f"{p}.qkv"] = scale(f"{p}.qkv", _folded(layer, scales[f"{p}.ao"]).qkv[0])
+        scales[f"{p}.fi"] = scale(f"{p}.fi", layer.fi[0])
+        scales[f"{p}.fo"] = scale(f"{p}.fo", layer.fo[0])
     return scales
 
 
-def _linears(w: Weights, p: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Layer ``p``'s matrices as float32 ``(inputs, outputs)`` with their biases; query, key and
-    value side by side as one (one product, one quantisation of their shared input)."""
+def _layer(w: Weights, index: int) -> Layer:
+    """Layer ``index``'s weights as float32 (query, key and value side by side: one product)."""
+    p = f"l{index}"
     H, ff = w.H, w.ff
-    out = {
-        name: (w.q4(f"{p}.{name}.w", rows).T.copy(), w.f32(f"{p}.{name}.b"))
-        for name, rows in (("q", H), ("k", H), ("v", H), ("ao", H), ("fi", ff), ("fo", H))
-    }
-    qkv = np.concatenate([out.pop(n)[0] for n in ("q", "k", "v")], axis=1)
-    bias = np.concatenate([w.f32(f"{p}.{n}.b") for n in ("q", "k", "v")])
-    return {"qkv": (qkv, bias), **out}
+
+    def linear(name: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        return w.q4(f"{p}.{name}.w", rows).T.copy(), w.f32(f"{p}.{name}.b")
+
+    q, k, v = (linear(n, H) for n in "qkv")
+    qkv = np.concatenate([q[0], k[0], v[0]], axis=1), np.concatenate([q[1], k[1], v[1]])
+    return Layer(
+        qkv=qkv,
+        ao=linear("ao", H),
+        fi=linear("fi", ff),
+        fo=linear("fo", H),
+        aln=(w.f32(f"{p}.aln.w"), w.f32(f"{p}.aln.b")),
+        oln=(w.f32(f"{p}.oln.w"), w.f32(f"{p}.oln.b")),
+    )
 
 
-def _folded(
-    qkv: np.ndarray, bias: np.ndarray, s: np.ndarray, H: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The query-key-value matrix and bias with the value columns divided by ``s``: the attention
-    output (a mix of value rows) then comes out already divided by the output matrix's scale."""
-    qkv, bias = qkv.copy(), bias.copy()
+def _folded(layer: Layer, s: np.ndarray) -> Layer:
+    """``layer`` with its value columns divided by ``s`` and its attention output matrix's rows
+    multiplied by it: the attention output (a mix of value rows) comes out already divided by
+    the scale that smoothing would apply to it, so no node does (exact in float32)."""
+    H = layer.ao[0].shape[1]
+    qkv, bias = layer.qkv[0].copy(), layer.qkv[1].copy()
     qkv[:, 2 * H :] /= s[None, :]
     bias[2 * H :] /= s
-    return qkv, bias
+    ao = layer.ao[0] * s[:, None], layer.ao[1]
+    return replace(layer, qkv=(qkv, bias), ao=ao)
 
 
 CALIBRATION = [
@@ -427,110 +435,45 @@ CALIBRATION = [
 
 
 def _graph(w: Weights, smooth: dict[str, np.ndarray] | None = None, taps: bool = False):
-    """The BERT encoder (post-LayerNorm, GELU) over input vectors ``x`` (B, T, 384) and ``mask``
-    (B, T), mean-pooled over the mask: ``pooled`` (B, 384), not normalised.
+    """The encoder (:func:`annae.nlu.graph.encoder`) over input vectors ``x`` (B, T, 384, before
+    the embeddings' LayerNorm) and ``mask`` (B, T), mean-pooled over the mask: ``pooled``
+    (B, 384), not normalised. With ``smooth``, each matrix's input is divided by its scale (the
+    attention output's is folded into the value columns); with ``taps``, the tensor each matrix
+    reads is an output too (for :func:`_smoothing`)."""
+    from onnx import TensorProto, helper
 
-    Written for ONNX Runtime's CPU kernels: query, key and value in one product, GELU as one
-    ``com.microsoft`` node, the attention output's smoothing folded into the value columns (about
-    a third less CPU a question than one product per matrix and GELU spelled out in five nodes;
-    the same vectors to cosine 0.9999)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    H, heads = w.H, w.heads
-    head_dim = H // heads
-    inits, nodes = [], []
-    count = [0]
-
-    def const(value, name: str | None = None) -> str:
-        count[0] += 1
-        name = name or f"c{count[0]}"
-        inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def node(op: str, inputs: list[str], name: str | None = None, **attrs) -> str:
-        count[0] += 1
-        out = name or f"{op.lower()}{count[0]}"
-        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
-        return out
-
-    f = np.float32
-    split, merge = const(np.array([0, 0, heads, head_dim])), const(np.array([0, 0, H]))
-    one = const(f(1.0))
-
+    g = Graph()
     tapped: dict[str, str] = {}  # linear layer -> the tensor it reads
 
-    def linear(x: str, name: str, matrix: np.ndarray, bias: np.ndarray) -> str:
+    def linear(g: Graph, x: str, name: str, weights: tuple[np.ndarray, np.ndarray]) -> str:
         tapped[name] = x
+        matrix, bias = weights
         if smooth and name in smooth and not name.endswith(".ao"):  # .ao: in the value columns
-            x = node("Mul", [x, const((1 / smooth[name]).astype(np.float32))])
+            x = g.node("Mul", [x, g.const((1 / smooth[name]).astype(np.float32))])
             matrix = matrix * smooth[name][:, None]
-        product = node("MatMul", [x, const(matrix.astype(np.float32))], name=f"{name}.matmul")
-        return node("Add", [product, const(bias.astype(np.float32))])
+        return plain_linear(g, x, name, (matrix, bias))
 
-    def norm(x: str, name: str) -> str:
-        return node(
-            "LayerNormalization",
-            [x, const(w.f32(f"{name}.w")), const(w.f32(f"{name}.b"))],
-            axis=-1,
-            epsilon=w.eps,
-        )
-
-    # attention over the mask: (1 - mask) * -10000 added to the scores
-    bias = node("Mul", [node("Sub", [one, "mask"]), const(f(-1e4))])
-    bias = node("Unsqueeze", [bias, const(np.array([1, 2]))])
-    x = norm("x", "emb.ln")
-    for layer in range(w.layers):
-        p = f"l{layer}"
-        linears = _linears(w, p)
-        qkv_matrix, qkv_bias = linears["qkv"]
-        ao_matrix = linears["ao"][0]
-        if smooth and f"{p}.ao" in smooth:
-            qkv_matrix, qkv_bias = _folded(qkv_matrix, qkv_bias, smooth[f"{p}.ao"], H)
-            ao_matrix = ao_matrix * smooth[f"{p}.ao"][:, None]
-        qkv = linear(x, f"{p}.qkv", qkv_matrix, qkv_bias)
-        parts = [f"{p}.{n}" for n in "qkv"]
-        nodes.append(helper.make_node("Split", [qkv, const(np.array([H, H, H]))], parts, axis=-1))
-
-        def heads_of(t: str, perm: list[int]) -> str:
-            return node("Transpose", [node("Reshape", [t, split])], perm=perm)
-
-        q = heads_of(parts[0], [0, 2, 1, 3])
-        k = heads_of(parts[1], [0, 2, 3, 1])
-        v = heads_of(parts[2], [0, 2, 1, 3])
-        scores = node("Mul", [node("MatMul", [q, k]), const(f(1 / np.sqrt(head_dim)))])
-        probs = node("Softmax", [node("Add", [scores, bias])], axis=-1)
-        context = node("Transpose", [node("MatMul", [probs, v])], perm=[0, 2, 1, 3])
-        context = node("Reshape", [context, merge])
-        attended = linear(context, f"{p}.ao", ao_matrix, linears["ao"][1])
-        x = norm(node("Add", [x, attended]), f"{p}.aln")
-        h = linear(x, f"{p}.fi", *linears["fi"])
-        gelu = node("Gelu", [h], domain="com.microsoft")  # erf GELU, one kernel
-        x = norm(node("Add", [x, linear(gelu, f"{p}.fo", *linears["fo"])]), f"{p}.oln")
-    mask3 = node("Unsqueeze", ["mask", const(np.array([2]))])
-    axis1 = const(np.array([1]))
-    total = node("ReduceSum", [node("Mul", [x, mask3]), axis1], keepdims=0)
-    nodes.append(
-        helper.make_node("Div", [total, node("ReduceSum", [mask3, axis1], keepdims=0)], ["pooled"])
-    )
-    graph = helper.make_graph(
-        nodes,
-        "multilingual-e5-small",
-        [
-            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "tokens", H]),
-            helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "tokens"]),
-        ],
-        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", H])]
-        + [
+    layers = []
+    for index in range(w.layers):
+        layer = _layer(w, index)
+        if smooth and f"l{index}.ao" in smooth:
+            layer = _folded(layer, smooth[f"l{index}.ao"])
+        layers.append(layer)
+    x = g.norm("x", (w.f32("emb.ln.w"), w.f32("emb.ln.b")), w.eps)
+    x = encoder(g, x, "mask", layers, w.heads, w.eps, linear)
+    masked_mean(g, x, "mask", "pooled")
+    H = w.H
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "tokens", H]),
+        helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", "tokens"]),
+    ]
+    outputs = [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", H])]
+    if taps:
+        outputs += [
             helper.make_tensor_value_info(t, TensorProto.FLOAT, None)
             for t in dict.fromkeys(tapped.values())
-            if taps
-        ],
-        inits,
-    )
-    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8
-    return model, tapped
+        ]
+    return g.model("multilingual-e5-small", inputs, outputs), tapped
 
 
 __all__ = [
