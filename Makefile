@@ -35,9 +35,10 @@ demo: install
 	$(ANNAE) demo
 
 # The suite runs on TEST_WORKERS processes (pytest-xdist; one test file stays in one process, so
-# its module fixtures, e.g. the browser tests' servers, are made once). The suite-wide secret check
-# must see every other test's logs: it runs alone afterwards, on the same secrets ledger, scanning
-# the parallel run's temporary folder (tests/test_zz_suite_log_secrets.py).
+# its module fixtures, e.g. the browser tests' servers, are made once). The tests marked `alone`
+# run afterwards in one plain pytest: time targets that assume the machine to themselves (faults,
+# fuzzing), then the suite-wide secret check, on the same secrets ledger, scanning the parallel
+# run's temporary folder too (tests/test_zz_suite_log_secrets.py).
 TEST_WORKERS ?= 2
 
 test: install chromium services
@@ -45,7 +46,7 @@ test: install chromium services
 	export ANNAE_TEST_SECRET_LEDGER="$$tmp/ledger/secrets.txt" ANNAE_TEST_SUITE_TEMP="$$tmp/suite"; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 \
 		--basetemp="$$tmp/suite"; rc=$$?; \
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_zz_suite_log_secrets.py || rc=1; \
+	$(PY) -m pytest -q -p no:cacheprovider --durations=5 -m alone || rc=1; \
 	exit $$rc
 
 bench: install services

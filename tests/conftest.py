@@ -64,16 +64,19 @@ def pytest_unconfigure(config) -> None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """The whole-suite log check runs after everything else. A pytest-xdist worker has no "after
-    everything else": there it is left out, and `make test` runs it alone after the parallel run
-    (on the same ledger, scanning that run's temporary folder: ANNAE_TEST_SUITE_TEMP)."""
-    last = [i for i in items if i.path.name == "test_zz_suite_log_secrets.py"]
-    items[:] = [i for i in items if i not in last]
+    """The whole-suite log check runs after everything else.
+
+    Tests marked ``alone`` (time targets that assume the machine to themselves, and that log
+    check) are left out of a pytest-xdist worker's run: `make test` runs them in a plain pytest
+    after the parallel run (the log check on the same ledger, scanning that run's temporary
+    folder: ANNAE_TEST_SUITE_TEMP)."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        if last:
-            config.hook.pytest_deselected(items=last)
-    else:
-        items.extend(last)
+        alone = [i for i in items if i.get_closest_marker("alone")]
+        if alone:
+            items[:] = [i for i in items if i not in alone]
+            config.hook.pytest_deselected(items=alone)
+    last = [i for i in items if i.path.name == "test_zz_suite_log_secrets.py"]
+    items[:] = [i for i in items if i not in last] + last
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,12 @@
 """No secret the test suite made appears in any log line the suite wrote (issue 10's target).
 
-Runs last (conftest moves it there); after a parallel run (pytest-xdist, `make test`) it runs alone
-in a second pytest on the same ledger, and ``ANNAE_TEST_SUITE_TEMP`` names the parallel run's
-temporary folder (its ``--basetemp``), scanned as well as this session's own. Every ``secrets.token_urlsafe``/``token_hex`` value of the
-test process and of every server it started is in the ledger (tests/ledger); the logs are every
-``*.log`` under this session's temporary folders (the servers' stdout and stderr, PostgreSQL's and
-Redis's private instances) and Annae's own in-process log lines (INFO and up).
+Runs last (conftest moves it there); after a parallel run (pytest-xdist, `make test`) it runs in a
+second, plain pytest with the other ``alone`` tests, on the same ledger, and
+``ANNAE_TEST_SUITE_TEMP`` names the parallel run's temporary folder (its ``--basetemp``), scanned as
+well as this session's own. Every ``secrets.token_urlsafe``/``token_hex`` value of the test process
+and of every server it started is in the ledger (tests/ledger); the logs are every ``*.log`` under
+this session's temporary folders (the servers' stdout and stderr, PostgreSQL's and Redis's private
+instances) and Annae's own in-process log lines (INFO and up).
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 import secret_ledger
 
 from annae.agents.users import create_api_key
 from annae.store.db import get_engine, init_db, session_scope
 
 SUITE_TEMP = "ANNAE_TEST_SUITE_TEMP"  # the parallel run's --basetemp (see the module's docstring)
+pytestmark = pytest.mark.alone  # after every other test: never beside them (conftest)
+
 RUN = re.compile(r"[A-Za-z0-9_\-]{" + str(secret_ledger.MIN_LENGTH) + ",}")
 
 
