@@ -34,8 +34,20 @@ services:
 demo: install
 	$(ANNAE) demo
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist; one test file stays in one process, so
+# its module fixtures, e.g. the browser tests' servers, are made once). The tests marked `alone`
+# run afterwards in one plain pytest: time targets that assume the machine to themselves (faults,
+# fuzzing), then the suite-wide secret check, on the same secrets ledger, scanning the parallel
+# run's temporary folder too (tests/test_zz_suite_log_secrets.py).
+TEST_WORKERS ?= 2
+
 test: install chromium services
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25
+	tmp=$$(mktemp -d -t annae-test-XXXXXX) || exit 1; trap 'rm -rf "$$tmp"' EXIT; \
+	export ANNAE_TEST_SECRET_LEDGER="$$tmp/ledger/secrets.txt" ANNAE_TEST_SUITE_TEMP="$$tmp/suite"; \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 \
+		--basetemp="$$tmp/suite"; rc=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider --durations=5 -m alone || rc=1; \
+	exit $$rc
 
 bench: install services
 	$(PY) -m benchmarks.run

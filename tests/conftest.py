@@ -39,14 +39,18 @@ LOGGED = ("annae", "uvicorn")
 
 
 def pytest_configure(config) -> None:
-    if not os.environ.get(secret_ledger.ENV):  # a suite started by a suite keeps the outer one
+    # a ledger given from outside (`make test`: the parallel run and the check after it share one;
+    # pytest-xdist's workers inherit their controller's; a suite started by a suite keeps the
+    # outer one) is kept; otherwise this session makes its own and removes it at the end
+    if not os.environ.get(secret_ledger.ENV):
         folder = Path(tempfile.mkdtemp(prefix="annae-ledger-"))
-        config._annae_ledger_dir = folder  # removed at the end of the session
+        config._annae_ledger_dir = folder
         os.environ[secret_ledger.ENV] = str(folder / "secrets.txt")
-        os.environ["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(LEDGER_DIR), os.environ.get("PYTHONPATH")) if p
-        )
     ledger = Path(os.environ[secret_ledger.ENV])
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if str(LEDGER_DIR) not in paths:  # child processes record their secrets (sitecustomize)
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(LEDGER_DIR), *paths) if p)
     secret_ledger.install(str(ledger))
     handler = logging.FileHandler(ledger.parent / "in-process.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
@@ -59,8 +63,18 @@ def pytest_unconfigure(config) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """The whole-suite log check runs after everything else."""
+def pytest_collection_modifyitems(config, items) -> None:
+    """The whole-suite log check runs after everything else.
+
+    Tests marked ``alone`` (time targets that assume the machine to themselves, and that log
+    check) are left out of a pytest-xdist worker's run: `make test` runs them in a plain pytest
+    after the parallel run (the log check on the same ledger, scanning that run's temporary
+    folder: ANNAE_TEST_SUITE_TEMP)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        alone = [i for i in items if i.get_closest_marker("alone")]
+        if alone:
+            items[:] = [i for i in items if i not in alone]
+            config.hook.pytest_deselected(items=alone)
     last = [i for i in items if i.path.name == "test_zz_suite_log_secrets.py"]
     items[:] = [i for i in items if i not in last] + last
 

@@ -71,15 +71,33 @@ def test_batch_decider_serves_concurrent_threads(engine):
     assert len(texts) / 4 <= decider.batches <= len(texts)
 
 
+class _HeldUntil:
+    """``engine`` whose batches wait (at most 60 s) until ``event`` is set."""
+
+    def __init__(self, event: threading.Event, engine) -> None:
+        self.event, self.engine = event, engine
+
+    def decide_many(self, texts: list[str]):
+        self.event.wait(timeout=60)
+        return self.engine.decide_many(texts)
+
+
 def test_batch_decider_serves_the_event_loop(engine):
     """WebSocket turns await their decision on the loop; concurrent ones share batches."""
     import asyncio
 
     decider = BatchDecider(max_batch=4)
     texts = QUESTIONS * 2
+    # "together" even on a busy machine: the inference thread could otherwise decide each question
+    # before the next one is queued; here its first batch waits until every question is queued
+    queued = threading.Event()
+    gated = _HeldUntil(queued, engine)
 
     async def ask_all() -> list:
-        return await asyncio.gather(*(decider.decide_async(engine, t) for t in texts))
+        asks = [asyncio.ensure_future(decider.decide_async(gated, t)) for t in texts]
+        await asyncio.sleep(0)  # every ask runs up to its submit() before this goes on
+        queued.set()
+        return await asyncio.gather(*asks)
 
     results = asyncio.run(ask_all())
     for text, decision in zip(texts, results, strict=True):

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
-pytestmark = pytest.mark.slow
+# alone: the time box assumes the machine to itself (make test runs it after the parallel run)
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 FUZZ_SECONDS = float(os.environ.get("ANNAE_FUZZ_SECONDS", "30"))  # per database
 ROUNDS = (4, 25)  # examples per operation and mode: every operation first, then deeper
