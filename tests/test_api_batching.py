@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from api_support import demo_model
 
 from annae.nlu.registry import ModelRegistry
-from annae.web.batching import BatchDecider, decide_many
+from annae.web.batching import THREAD_NAME, BatchDecider, decide_many
 
 QUESTIONS = [
     "How long does delivery take?",
@@ -68,6 +69,11 @@ def test_batch_decider_serves_concurrent_threads(engine):
     for i, text in enumerate(texts):
         _same(results[i], engine.decide(text))
     assert decider.questions == len(texts)
+    # the inference thread carries its name in the OS too (top -H; the service benchmark's split)
+    thread = decider._thread
+    assert thread is not None and thread.is_alive()
+    assert Path(f"/proc/self/task/{thread.native_id}/comm").read_text().strip() == THREAD_NAME
+    decider.close()
     assert len(texts) / 4 <= decider.batches <= len(texts)
 
 
