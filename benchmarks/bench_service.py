@@ -173,13 +173,13 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
-def _threads_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds so far of the server's worker processes by kind of thread (Linux /proc):
-    ``inference`` (the answer engine's thread, named ``annae-decide``), ``event loop`` (each
-    worker's main thread) and ``other`` (the threads of the database work, ONNX Runtime's,
-    the supervisor)."""
+def _threads_cpu(pid: int) -> dict[tuple[str, str], tuple[str, float]]:
+    """CPU seconds so far of each thread of the server's processes (Linux /proc), by
+    ``(process, thread)``, with its kind: ``inference`` (the answer engine's thread, named
+    ``annae-decide``), ``event loop`` (a worker's main thread) or ``other`` (the threads of the
+    database work, the supervisor's)."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    out = {"inference": 0.0, "event loop": 0.0, "other": 0.0}
+    out: dict[tuple[str, str], tuple[str, float]] = {}
     try:
         names = os.listdir("/proc")
     except OSError:
@@ -203,13 +203,22 @@ def _threads_cpu(pid: int) -> dict[str, float]:
                 continue
             comm = stat[stat.index("(") + 1 : stat.rindex(")")]
             fields = stat.rsplit(")", 1)[1].split()
-            seconds = (int(fields[11]) + int(fields[12])) / tick
             if comm == "annae-decide":
-                out["inference"] += seconds
+                kind = "inference"
             elif tid == name and int(name) != pid:  # a worker's main thread runs its event loop
-                out["event loop"] += seconds
+                kind = "event loop"
             else:
-                out["other"] += seconds
+                kind = "other"
+            out[(name, tid)] = kind, (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _threads_delta(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds by kind of thread between two :func:`_threads_cpu` readings (a thread that
+    ended in between is left out: its CPU before the first reading must not count)."""
+    out = {"inference": 0.0, "event loop": 0.0, "other": 0.0}
+    for key, (kind, seconds) in after.items():
+        out[kind] += seconds - before.get(key, (kind, 0.0))[1]
     return out
 
 
@@ -327,7 +336,7 @@ async def _load(
     stats["cpu_service"] = (_tree_cpu(server_pid) if server_pid else 0.0) - cpu_before[0]
     stats["cpu_generator"] = _own_cpu() - cpu_before[1]
     threads_after = _threads_cpu(server_pid) if server_pid else {}
-    stats["cpu_threads"] = {k: v - threads_before.get(k, 0.0) for k, v in threads_after.items()}
+    stats["cpu_threads"] = _threads_delta(threads_before, threads_after)
     return stats
 
 
