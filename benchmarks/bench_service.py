@@ -152,64 +152,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by ``pid`` and its child processes (Linux /proc; 0 elsewhere)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    total = 0.0
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(path: str) -> tuple[str, list[str]] | None:
+    """A /proc ``stat`` file's command name and the fields after it (None: gone or unreadable)."""
+    try:
+        with open(path) as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+
+
+def _cpu(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / _TICK  # user + system
+
+
+def _family(pid: int) -> dict[str, list[str]]:
+    """``pid`` and its child processes (Linux /proc; none elsewhere): process id -> stat fields."""
     try:
         names = os.listdir("/proc")
     except OSError:
-        return 0.0
+        return {}
+    out = {}
     for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
-            total += (int(fields[11]) + int(fields[12])) / tick  # user + system
-    return total
+        stat = _stat(f"/proc/{name}/stat") if name.isdigit() else None
+        if stat is not None and (int(name) == pid or int(stat[1][1]) == pid):  # [1]: the parent
+            out[name] = stat[1]
+    return out
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its child processes (Linux /proc; 0 elsewhere)."""
+    return sum(_cpu(fields) for fields in _family(pid).values())
 
 
 def _threads_cpu(pid: int) -> dict[tuple[str, str], tuple[str, float]]:
     """CPU seconds so far of each thread of the server's processes (Linux /proc), by
-    ``(process, thread)``, with its kind: ``inference`` (the answer engine's thread, named
-    ``annae-decide``), ``event loop`` (a worker's main thread) or ``other`` (the threads of the
-    database work, the supervisor's)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    ``(process, thread)``, with its kind: ``inference`` (the answer engine's thread,
+    :data:`annae.web.batching.THREAD_NAME`), ``event loop`` (a worker's main thread) or ``other``
+    (the threads of the database work, the supervisor's)."""
+    from annae.web.batching import THREAD_NAME
+
     out: dict[tuple[str, str], tuple[str, float]] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
-    for name in names:
-        if not name.isdigit():
-            continue
+    for name in _family(pid):
         try:
-            with open(f"/proc/{name}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            if int(name) != pid and parent != pid:
-                continue
             tids = os.listdir(f"/proc/{name}/task")
-        except (OSError, ValueError):
+        except OSError:
             continue
         for tid in tids:
-            try:
-                with open(f"/proc/{name}/task/{tid}/stat") as f:
-                    stat = f.read()
-            except OSError:
+            stat = _stat(f"/proc/{name}/task/{tid}/stat")
+            if stat is None:
                 continue
-            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
-            if comm == "annae-decide":
+            if stat[0] == THREAD_NAME:
                 kind = "inference"
             elif tid == name and int(name) != pid:  # a worker's main thread runs its event loop
                 kind = "event loop"
             else:
                 kind = "other"
-            out[(name, tid)] = kind, (int(fields[11]) + int(fields[12])) / tick
+            out[(name, tid)] = kind, _cpu(stat[1])
     return out
 
 
