@@ -103,13 +103,12 @@ def encoder(
     layers: Sequence[Layer],
     heads: int,
     eps: float,
-    linear: Callable[[Graph, str, str, Linear], str] | None = None,
+    linear: Callable[[Graph, str, str, Linear], str],
 ) -> str:
     """The layer stack over ``x`` (B, T, H, after the embeddings' LayerNorm) with ``mask``
     (B, T, float32: 1 for a token, 0 for padding); returns the output tensor's name.
-    ``linear(g, x, name, weights)`` writes each matrix product (default :func:`plain_linear`);
-    ``name`` is ``l{layer}.qkv``, ``.ao``, ``.fi`` or ``.fo``."""
-    linear = linear or plain_linear
+    ``linear(g, x, name, weights)`` writes each matrix product (:func:`plain_linear`, or one
+    that smooths its input first); ``name`` is ``l{layer}.qkv``, ``.ao``, ``.fi`` or ``.fo``."""
     f = np.float32
     H = layers[0].ao[0].shape[1]
     head_dim = H // heads
