@@ -6,8 +6,8 @@ reads those same weights, writes the transformer as an ONNX graph (float32 from 
 weights) and quantises its matrices to int8 per channel with ONNX Runtime, after moving the
 activations' outliers into the weights (SmoothQuant, :func:`_smoothed`). The model folder keeps
 ``korean/model.onnx`` (about 22 MB); serving runs it with ONNX Runtime (about 3.6 ms a question
-on one thread, builder 2) and takes the tokenizer and the word-embedding rows from the package's weights file, read in
-place. Measured on ko-delivery's test questions: the float32 graph agrees with the C engine to
+on one thread, builder 2) and takes the tokenizer and the word-embedding rows from the
+package's weights file, read in place. Measured on ko-delivery's test questions: the float32 graph agrees with the C engine to
 cosine 0.9999, this int8 one to 0.9993 on average (0.997 at worst; plain int8: 0.984). Where
 it cannot be built (no ``onnx`` package) or agrees less than :data:`AGREEMENT` on the probe
 sentences, the model keeps the C engine (``korean_encoder = "e5"``). The build is deterministic
