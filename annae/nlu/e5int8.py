@@ -6,14 +6,15 @@ reads those same weights, writes the transformer as an ONNX graph (float32 from 
 weights) and quantises its matrices to int8 per channel with ONNX Runtime, after moving the
 activations' outliers into the weights (SmoothQuant, :func:`_smoothed`). The model folder keeps
 ``korean/model.onnx`` (about 22 MB); serving runs it with ONNX Runtime (about 3.6 ms a question
-on one thread, builder 2) and takes the tokenizer and the word-embedding rows from the
-package's weights file, read in place. Measured on ko-delivery's test questions: the float32 graph agrees with the C engine to
-cosine 0.9999, this int8 one to 0.9993 on average (0.997 at worst; plain int8: 0.984). Where
-it cannot be built (no ``onnx`` package) or agrees less than :data:`AGREEMENT` on the probe
-sentences, the model keeps the C engine (``korean_encoder = "e5"``). The build is deterministic
-for a package version and :data:`BUILDER`, so a training given saved models (``Engine.fit(...,
-reuse=...)``) takes one's ``korean/model.onnx`` instead when it was made the same way and its
-SHA-256 holds (:func:`reusable`): about 5 s of CPU less per training process.
+on one thread, builder 2) and takes the tokenizer and the word-embedding rows from the package's
+weights file, read in place. Measured on ko-delivery's test questions: the float32 graph agrees
+with the C engine to cosine 0.9999, this int8 one to 0.9993 on average (0.997 at worst; plain
+int8: 0.984). Where it cannot be built (no ``onnx`` package) or agrees less than
+:data:`AGREEMENT` on the probe sentences, the model keeps the C engine (``korean_encoder =
+"e5"``). The build is deterministic for a package version and :data:`BUILDER`, so a training
+given saved models (``Engine.fit(..., reuse=...)``) takes one's ``korean/model.onnx`` instead
+when it was made the same way and its SHA-256 holds (:func:`reusable`): about 5 s of CPU less per
+training process.
 
 Texts are embedded as e5 queries (``"query: "``), like :class:`annae.nlu.multilingual.KoreanEncoder`;
 a text over 510 tokens is cut into windows whose mean vectors are averaged by token count, as the
