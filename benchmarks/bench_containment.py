@@ -97,11 +97,12 @@ def datasets(tmp: Path) -> list[tuple[str, Path, Path]]:
 
 
 # Sentence embeddings of batches (training and test texts) come from a disk cache keyed by the
-# encoder's configuration and the text: both engines embed the same ~40,000 texts with the same
-# encoder, which is most of the time of a run on a busy machine. Single questions (the latency
-# sample) are always embedded for real.
+# encoder's configuration, the source of the engine's ``encode`` (an engine that batches int8
+# texts gives them other vectors than one that embeds each alone) and the text: both engines
+# embed the same ~40,000 texts with the same encoder, which is most of the time of a run on a busy
+# machine. Single questions (the latency sample) are always embedded for real.
 EMBEDDING_CACHE = """
-import hashlib, json, os
+import hashlib, inspect, json, os
 from pathlib import Path
 import numpy as np
 import annae.nlu.onnx as _onnx
@@ -111,7 +112,8 @@ _real_encode = _onnx.OnnxEncoder.encode
 def _cached_encode(self, texts, *args, progress=None, **kwargs):
     if len(texts) < 2:
         return _real_encode(self, texts, *args, progress=progress, **kwargs)
-    tag = hashlib.sha1(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:12]
+    key = json.dumps(self.config, sort_keys=True) + inspect.getsource(_real_encode)
+    tag = hashlib.sha1(key.encode()).hexdigest()[:12]
     folder = Path(os.environ["ANNAE_BENCH_EMB_CACHE"]) / tag
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / (hashlib.sha1(t.encode()).hexdigest() + ".npy") for t in texts]

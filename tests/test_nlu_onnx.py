@@ -68,6 +68,11 @@ def test_the_int8_export_agrees_with_torch_in_two_thirds_of_the_bytes(torch_enco
     folder = small.exported.write(tmp_path / "enc")
     assert json.loads((folder / "encoder.json").read_text())["int8"] is True
     np.testing.assert_allclose(OnnxEncoder(folder).encode(QUESTIONS), vectors, atol=1e-6)
+    # a text's int8 vector is its own: the same alone as among others (the activations' scale
+    # is per run, so batched it would borrow its neighbours' ranges)
+    for i, question in enumerate(QUESTIONS):
+        np.testing.assert_array_equal(small.encode([question])[0], vectors[i])
+    assert not np.array_equal(small._embed(list(QUESTIONS)), vectors)  # what batching would do
 
 
 def test_an_int8_graph_that_disagrees_with_torch_gives_way_to_float32(torch_encoder, monkeypatch):

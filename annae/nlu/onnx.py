@@ -286,7 +286,16 @@ class OnnxEncoder:
         return folder
 
     def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
-        """Embed ``texts``; ``progress(n_done)`` is called after each batch."""
+        """Embed ``texts``; ``progress(n_done)`` is called after each batch.
+
+        An int8 graph embeds one text at a time: its activations are quantised with one scale
+        per run, so a text batched with others would get another vector than alone (up to 0.04
+        a coordinate, cosine 0.978 at worst on BANKING77), and a served decision would depend on
+        which questions shared its micro-batch. Measured on one thread (BANKING77 test, 800
+        questions): 1.08 ms a text alone, 1.00 in batches of 4, 1.12 in batches of 64; alone
+        agrees better with torch (cosine 0.9942 mean against 0.9937 in batches of 64)."""
+        if self.config.get("int8"):
+            batch_size = 1
         return by_length(texts, self.dim, batch_size, self._embed, progress)
 
     def _embed(self, batch: list[str]) -> np.ndarray:
