@@ -329,6 +329,16 @@ def test_int8_model_is_saved_hashed_shared_and_loaded(korean_engine, tmp_path):
     target.write_bytes(bytes(data))
     with pytest.raises(ModelIntegrityError):
         Engine.load(victim)
+    # a later model is not linked to the changed file: its config still names the right hash,
+    # but the file no longer has it
+    fresh = tmp_path / "v4"
+    fresh.mkdir()
+    from annae.nlu.onnx import write_model
+
+    config = json.loads((victim / e5int8.FOLDER / "encoder.json").read_text())
+    write_model(fresh, (first / onnx_file).read_bytes(), config, link_from=[victim / e5int8.FOLDER])
+    assert (fresh / e5int8.MODEL_FILE).read_bytes() == (first / onnx_file).read_bytes()
+    assert (fresh / e5int8.MODEL_FILE).stat().st_ino != target.stat().st_ino
 
 
 def test_without_the_int8_build_the_model_keeps_the_c_engine(monkeypatch, caplog):

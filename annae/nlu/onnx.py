@@ -82,13 +82,18 @@ def write_model(
 
 def _write_linked(target: Path, data: bytes, digest: str, link_from: Sequence[Path]) -> None:
     """Write ``data`` to ``target``, or hard-link the file of that name in a ``link_from`` folder
-    whose config records the same ``sha256`` (model versions share one copy on disk)."""
+    whose config records the same ``sha256`` and whose file has it (model versions share one
+    copy on disk; a sibling's file changed on disk since is not passed on)."""
     target.unlink(missing_ok=True)
     for other in link_from:
         try:
-            if json.loads((other / CONFIG_FILE).read_text()).get("sha256") == digest:
-                _link_or_copy(other / target.name, target)
-                return
+            if json.loads((other / CONFIG_FILE).read_text()).get("sha256") != digest:
+                continue
+            with open(other / target.name, "rb") as fh:
+                if hashlib.file_digest(fh, "sha256").hexdigest() != digest:
+                    continue
+            _link_or_copy(other / target.name, target)
+            return
         except (OSError, ValueError):
             continue
     target.write_bytes(data)
