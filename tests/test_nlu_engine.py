@@ -123,6 +123,28 @@ def test_classifier_fits_predicts_and_calibrates():
     assert 0.5 <= m["cv_accuracy"] <= 1.0
 
 
+def test_fits_on_two_threads_give_the_same_classifier():
+    """Folds, held-out entries and the final fit run side by side with ``n_jobs``: the same
+    choices, thresholds and scores as one after the other."""
+    texts, labels = _data()
+    emb = np.random.default_rng(0).normal(size=(len(texts), 8)).astype(np.float32)
+    one = IntentClassifier(LEXICAL).fit(texts, labels, embeddings=emb)
+    two = IntentClassifier(LEXICAL, n_jobs=2).fit(texts, labels, embeddings=emb)
+    assert len(one.metrics_["cv_candidates"]) > 1  # several models compared: many fits
+    for key in ("cv_candidates", "model", "embedding_weight", "cv_accuracy", "n_pseudo_oos"):
+        assert one.metrics_[key] == two.metrics_[key]
+    assert (one.temperature_, one.threshold_, one.clarify_threshold_) == (
+        two.temperature_,
+        two.threshold_,
+        two.clarify_threshold_,
+    )
+    questions = ["when will my refund come", "선물 포장 가능해요?", "zzqx"]
+    q_emb = emb[:3]
+    np.testing.assert_array_equal(
+        one.predict_proba(questions, q_emb), two.predict_proba(questions, q_emb)
+    )
+
+
 def test_korean_morphemes_are_features():
     toks = morphemes("배송비는 얼마예요?")
     assert any(t.startswith("배송") for t in toks)

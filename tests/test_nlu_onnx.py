@@ -73,6 +73,13 @@ def test_the_int8_export_agrees_with_torch_in_two_thirds_of_the_bytes(torch_enco
     for i, question in enumerate(QUESTIONS):
         np.testing.assert_array_equal(small.encode([question])[0], vectors[i])
     assert not np.array_equal(small._embed(list(QUESTIONS)), vectors)  # what batching would do
+    # training embeds on two threads, texts side by side: the same vectors as serving's one
+    done: list[int] = []
+    two = OnnxEncoder(small.exported, threads=2).encode(
+        QUESTIONS * 5, batch_size=4, progress=done.append
+    )
+    np.testing.assert_array_equal(two, np.tile(vectors, (5, 1)))
+    assert sum(done) == len(QUESTIONS) * 5 and len(done) > 1
 
 
 def test_an_int8_graph_that_disagrees_with_torch_gives_way_to_float32(torch_encoder, monkeypatch):

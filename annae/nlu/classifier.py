@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -120,6 +120,9 @@ class IntentClassifier:
     folds: int | None = None  # None: 5 below 2,000 examples, else 3
     random_state: int = 0
     model: str = "auto"  # "svm", "logreg", or "auto": chosen by CV below SMALL_DATA, else svm
+    n_jobs: int = 1
+    """Threads for the independent fits (folds, held-out entries, the final fit); the result
+    does not depend on it: each fit is the same and the scores land where they would in turn."""
 
     # None until fit(), like the other fitted attributes; typed as what fit() leaves
     classes_: np.ndarray = field(init=False, default=cast(np.ndarray, None))
@@ -196,20 +199,31 @@ class IntentClassifier:
         _, self.model, weight, oof = best
         self.features = replace(self.features, embedding_weight=weight)
         self.metrics_.update(embedding_weight=weight, model=self.model)
-        # 2. pseudo out-of-scope: score each entry's examples with a model that never saw that entry
+        # 2. pseudo out-of-scope: score each entry's examples with a model that never saw that
+        #    entry; 4. (alongside) the model that serves: all the data
         pseudo = []
         groups = self._class_groups(in_scope)
-        for g, held in enumerate(groups):
+
+        def held_out(held: list[str] | None) -> np.ndarray | Fitted | None:
+            if held is None:
+                return self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
             held_idx = np.searchsorted(self.classes_, held)
             train = np.flatnonzero(~np.isin(y, held_idx))
             test = np.flatnonzero(np.isin(y, held_idx) & ~is_anchor)
-            if len(np.unique(y[train])) >= 2:  # else too few entries left to train a model on
-                model = self._fit_subset(texts, tokens, embeddings, y, train)
-                rows = _subset(texts, tokens, embeddings, test)
-                pseudo.append(
-                    model.scores(*rows, self.features.embedding_weight, len(self.classes_))
-                )
-            step("out-of-scope simulation", g + 1, len(groups))
+            if len(np.unique(y[train])) < 2:  # too few entries left to train a model on
+                return None
+            model = self._fit_subset(texts, tokens, embeddings, y, train)
+            rows = _subset(texts, tokens, embeddings, test)
+            return model.scores(*rows, self.features.embedding_weight, len(self.classes_))
+
+        final = None
+        for g, result in enumerate(self._map(held_out, [*groups, None])):
+            if g == len(groups):
+                final = result
+            elif result is not None:
+                pseudo.append(result)
+            if g < len(groups):
+                step("out-of-scope simulation", g + 1, len(groups))
         # 3. calibrate and choose thresholds
         self.temperature_ = calibration.fit_temperature(oof, y)
         questions = ~is_anchor
@@ -219,8 +233,8 @@ class IntentClassifier:
             np.concatenate(pseudo) if pseudo else np.zeros((0, len(self.classes_))),
             oos_idx,
         )
-        # 4. the model that serves: all the data
-        self._model = self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
+        assert isinstance(final, Fitted)
+        self._model = final
         step("final fit", 1, 1)
         self.metrics_["fit_seconds"] = round(time.perf_counter() - start, 2)
         self.metrics_["n_train"] = len(texts)
@@ -292,12 +306,30 @@ class IntentClassifier:
 
     def _out_of_fold(self, texts, tokens, embeddings, y, anchor, weight, kind) -> np.ndarray:
         oof = np.full((len(texts), len(self.classes_)), -np.inf)
-        for train, test in self._folds(y, anchor):
+
+        def scored(fold: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+            train, test = fold
             fitted = self._fit_subset(texts, tokens, embeddings, y, train, weight, kind)
-            oof[test] = fitted.scores(
+            return fitted.scores(
                 *_subset(texts, tokens, embeddings, test), weight, len(self.classes_)
             )
+
+        folds = list(self._folds(y, anchor))
+        for (_, test), scores in zip(folds, self._map(scored, folds), strict=True):
+            oof[test] = scores
         return oof
+
+    def _map(self, fn: Callable, items: list) -> Iterator:
+        """``fn`` of each item, in order, on :attr:`n_jobs` threads (the linear solvers and
+        ONNX Runtime release the GIL; the feature counting in Python does not)."""
+        jobs = getattr(self, "n_jobs", 1)  # models pickled before it have none
+        if jobs <= 1 or len(items) < 2:
+            yield from map(fn, items)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(jobs, len(items)), thread_name_prefix="annae-fit") as pool:
+            yield from pool.map(fn, items)
 
     def _oos_index(self) -> int | None:
         hits = np.flatnonzero(self.classes_ == OOS)

@@ -182,6 +182,7 @@ class Engine:
                 target_precision=target_precision,
                 oos_share=oos_share,
                 clarify_precision=clarify_precision,
+                n_jobs=workers,
             )
             if embeddings is not None and korean is not None:
                 clf.korean_centre_ = korean_centre(korean)
