@@ -249,6 +249,12 @@ def test_int8_encoder_agrees_with_the_c_engine(korean_engine, tmp_path):
     # a batch gives each text the vector it gets alone (padding is masked)
     alone = np.vstack([korean_engine.korean.encode([t]) for t in texts])
     assert np.allclose(alone, int8, atol=1e-4)
+    # training embeds texts side by side on two threads: the same vectors, to the bit
+    done: list[int] = []
+    two = e5int8.OnnxKoreanEncoder(korean_engine.korean.model, threads=2)
+    np.testing.assert_array_equal(two.encode(texts, batch_size=2, progress=done.append), int8)
+    assert sum(done) == len(texts) and len(done) > 1
+    assert korean_engine.korean.threads == 1  # the served engine: one text at a time
 
 
 def test_engine_centres_the_korean_block_and_keeps_the_centre_in_the_model(korean_engine, tmp_path):

@@ -79,6 +79,43 @@ def by_length(
     return out
 
 
+def one_by_one(
+    n: int,
+    dim: int,
+    embed: Callable[[int], np.ndarray],
+    threads: int,
+    batch_size: int,
+    progress,
+) -> np.ndarray:
+    """``embed(i)`` (one float32 vector) of the texts ``0 .. n-1``, one at a time, as one ``(n,
+    dim)`` array; in chunks of ``batch_size``, ``threads`` chunks side by side (the int8 encoders
+    run one text per call on one thread each, and ONNX Runtime releases the GIL);
+    ``progress(n_done)`` is called after each chunk, in order."""
+    out = np.empty((n, dim), dtype=np.float32)
+
+    def run(start: int) -> int:
+        stop = min(start + batch_size, n)
+        for i in range(start, stop):
+            out[i] = embed(i)
+        return stop - start
+
+    starts = range(0, n, batch_size)
+    if threads > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="annae-embed") as pool:
+            done = list(pool.map(run, starts)) if progress is None else pool.map(run, starts)
+            for count in done:
+                if progress:
+                    progress(count)
+    else:
+        for start in starts:
+            count = run(start)
+            if progress:
+                progress(count)
+    return out
+
+
 class Encoder:
     """A sentence encoder: ``encode(texts) -> float32 array (n, dim)``, L2-normalised."""
 

@@ -159,7 +159,7 @@ class Engine:
                 if built is None:
                     features = replace(features, korean_encoder=E5)
                 else:
-                    korean = e5int8.OnnxKoreanEncoder(built)
+                    korean = e5int8.OnnxKoreanEncoder(built, threads=workers)
             korean = korean or korean_encoder(features)
             embeddings = None
             onnx_encoder = None
@@ -218,6 +218,8 @@ class Engine:
             libraries=library_versions(),
         )
         serving = onnx_encoder  # a session's threads are fixed: one more for other serving threads
+        if isinstance(korean, e5int8.OnnxKoreanEncoder):
+            korean.threads = threads  # its session has one thread; this is texts side by side
         if onnx_encoder is not None and threads != onnx_encoder.threads:
             serving = OnnxEncoder(onnx_encoder.exported, threads=threads)
         return cls(clf, answers, info, top_k=top_k, threads=threads, encoder=serving, korean=korean)

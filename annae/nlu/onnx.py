@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annae.nlu.encoder import by_length
+from annae.nlu.encoder import by_length, one_by_one
 
 log = logging.getLogger(__name__)
 
@@ -304,29 +304,14 @@ class OnnxEncoder:
         ``threads`` > 1 (training), that many texts run side by side, one thread each."""
         if not self.config.get("int8"):
             return by_length(texts, self.dim, batch_size, self._embed, progress)
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-
-        def run(start: int) -> int:
-            stop = min(start + batch_size, len(texts))
-            for i in range(start, stop):
-                out[i] = self._embed([texts[i]])[0]
-            return stop - start
-
-        starts = range(0, len(texts), batch_size)
-        if self.threads > 1 and len(starts) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(self.threads, thread_name_prefix="annae-embed") as pool:
-                done = pool.map(run, starts)
-                for n in done:
-                    if progress:
-                        progress(n)
-        else:
-            for start in starts:
-                n = run(start)
-                if progress:
-                    progress(n)
-        return out
+        return one_by_one(
+            len(texts),
+            self.dim,
+            lambda i: self._embed([texts[i]])[0],
+            self.threads,
+            batch_size,
+            progress,
+        )
 
     def _embed(self, batch: list[str]) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(batch)
