@@ -224,6 +224,32 @@ def _threads_delta(before: dict, after: dict) -> dict[str, float]:
     return out
 
 
+def _workers_peak_mb(pid: int) -> list[float]:
+    """Peak resident memory (``VmHWM``, MB) of each worker process of the server ``pid`` (its
+    child processes that run an inference thread; Linux /proc, none elsewhere): issue 13's
+    serving memory per worker."""
+    from annae.web.batching import THREAD_NAME
+
+    out = []
+    for name in _family(pid):
+        try:
+            tids = os.listdir(f"/proc/{name}/task")
+        except OSError:
+            continue
+        if int(name) == pid or not any(
+            (_stat(f"/proc/{name}/task/{tid}/stat") or ("",))[0] == THREAD_NAME for tid in tids
+        ):
+            continue
+        try:
+            with open(f"/proc/{name}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        out.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return sorted(out)
+
+
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -339,6 +365,7 @@ async def _load(
     stats["cpu_generator"] = _own_cpu() - cpu_before[1]
     threads_after = _threads_cpu(server_pid) if server_pid else {}
     stats["cpu_threads"] = _threads_delta(threads_before, threads_after)
+    stats["worker_peak_mb"] = _workers_peak_mb(server_pid) if server_pid else []
     return stats
 
 
@@ -371,6 +398,10 @@ MEASURES = [
             f"{1000 * p['cpu_service'] / max(1, len(p['latency'])):.1f} ms / "
             f"{1000 * p['cpu_generator'] / max(1, len(p['latency'])):.1f} ms"
         ),
+    ),
+    (
+        "peak memory per worker (VmHWM, so far)",
+        lambda p: " / ".join(f"{mb:.0f} MB" for mb in p.get("worker_peak_mb", [])) or "—",
     ),
     (
         "CPU per reply by thread: inference / event loops / other",
@@ -673,7 +704,8 @@ def _service_report(phases: list[dict], version: str, metrics: str) -> None:
         f"inference threads (the answer engine), the workers' event loops (sockets, Redis "
         f"events, JSON), and the other threads (mostly the database work of each turn).\n\n"
         + table(headers, rows)
-        + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine.\n"
+        + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine."
+        " Serving memory (issue 13): at most 1.2 GB per worker.\n"
     )
     print(body)
     queue = [line for line in metrics.splitlines() if line.startswith("annae_queue_length")]
