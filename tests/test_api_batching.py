@@ -39,8 +39,13 @@ def _same(a, b) -> None:
         b.language,
         b.model_version,
     )
-    assert a.confidence == pytest.approx(b.confidence, abs=1e-3)
-    assert [c.key for c in a.candidates] == [c.key for c in b.candidates]
+    # to the bit: the encoders embed each question alone and the classifier scores each row
+    # alone, so a decision does not depend on the questions batched with it (the audit record
+    # reproduces it)
+    assert a.confidence == b.confidence
+    assert [(c.key, c.confidence) for c in a.candidates] == [
+        (c.key, c.confidence) for c in b.candidates
+    ]
 
 
 def test_batched_decisions_match_single_ones(engine):

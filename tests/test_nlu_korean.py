@@ -134,6 +134,41 @@ def korean_engine():
     return _korean_fit()
 
 
+def test_a_decision_does_not_depend_on_its_batch(korean_engine):
+    """Both int8 encoders embed each question alone and the classifier scores each row alone:
+    a micro-batch gives every question the vector, the scores and the decision it gets alone,
+    to the bit (the audit record reproduces it)."""
+    from annae.nlu.multilingual import centred, route
+    from annae.nlu.text import normalize
+
+    questions = [
+        *KOREAN_CHAT[:3],
+        "where is my refund",
+        "how long does shipping take to Busan",
+        "I forgot my password, reset please",
+        "ok",
+    ]
+    norm = [normalize(q) for q in questions]
+    engine = korean_engine
+
+    def vectors(texts):
+        return centred(
+            route(texts, engine.encoder, engine.korean), engine.classifier.korean_centre_
+        )
+
+    together = vectors(norm)
+    alone = np.vstack([vectors([t]) for t in norm])
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(
+        engine.classifier.predict_proba(norm, together),
+        np.vstack(
+            [engine.classifier.predict_proba([t], alone[i : i + 1]) for i, t in enumerate(norm)]
+        ),
+    )
+    for question, decision in zip(questions, engine.decide_many(questions), strict=True):
+        assert decision == engine.decide(question), question
+
+
 def test_engine_uses_e5_for_korean(korean_engine):
     assert korean_engine.korean is not None
     assert korean_engine.manifest["features"]["korean_encoder"] == "e5-int8"

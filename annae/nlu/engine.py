@@ -251,7 +251,7 @@ class Engine:
         return self.decide_many([text])[0]
 
     def decide_many(self, texts: Sequence[str]) -> list[Decision]:
-        """:meth:`decide` for several questions with one encoder pass."""
+        """:meth:`decide` for several questions in one call (each decision as alone)."""
         texts = [t if isinstance(t, str) else "" for t in texts]
         reasons = [pre_check(t) for t in texts]
         todo = [i for i, r in enumerate(reasons) if r not in UNSCORED]

@@ -1,8 +1,9 @@
-"""Micro-batching of bot decisions: concurrent questions share one encoder pass.
+"""Micro-batching of bot decisions: concurrent questions share one call of the answer engine.
 
-Encoding 8 questions in one batch costs about as much as 2 single ones on a CPU, so under load one
-inference thread per process takes every question that arrived while it was busy and decides
-them together. At low load a batch is a single question and nothing waits.
+Under load one inference thread per process takes every question that arrived while it was busy
+and decides them together (one wake-up, one call of the features and the classifier; the int8
+encoders still embed each question alone, so that no decision depends on its batch). At low load
+a batch is a single question and nothing waits.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class DecidesMany(Protocol):
 
 
 def decide_many(engine: DecidesMany, texts: Sequence[str]) -> list[Decision]:
-    """``[engine.decide(t) for t in texts]`` with one encoder pass for the batch
+    """``[engine.decide(t) for t in texts]`` in one call of the engine
     (:meth:`annae.nlu.engine.Engine.decide_many`)."""
     return list(engine.decide_many(list(texts)))
 
