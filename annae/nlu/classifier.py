@@ -12,6 +12,8 @@ scikit-learn conventions: ``fit(texts, labels)``, ``predict_proba(texts)``,
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +39,13 @@ LOGREG_SOLVER = "newton-cg"
 default L-BFGS-B, whose SciPy 1.17 step costs ten times the loss and gradient at this size
 (docs/engine.md, "Training cost")."""
 Progress = Callable[[str, int, int], None]
+
+
+_LIBLINEAR = threading.Lock()
+"""Held while a LinearSVC fits: liblinear draws its coordinate order from one random generator
+for the whole process (scikit-learn's ``_newrand``, seeded by each fit), so two fits at once in
+two threads draw from each other's sequence and the result depends on timing (seen: a
+temperature of 1.47440 instead of 1.47444)."""
 
 
 class TrainingError(ValueError):
@@ -320,8 +329,9 @@ class IntentClassifier:
         return oof
 
     def _map(self, fn: Callable, items: list) -> Iterator:
-        """``fn`` of each item, in order, on :attr:`n_jobs` threads (the linear solvers and
-        ONNX Runtime release the GIL; the feature counting in Python does not)."""
+        """``fn`` of each item, in order, on :attr:`n_jobs` threads: one thread's feature
+        counting (Python, under the GIL) overlaps another's solver (which releases it). The
+        SVM's solver runs one at a time (:data:`_LIBLINEAR`); logistic regression's do not."""
         jobs = getattr(self, "n_jobs", 1)  # models pickled before it have none
         if jobs <= 1 or len(items) < 2:
             yield from map(fn, items)
@@ -348,11 +358,14 @@ class IntentClassifier:
             from sklearn.linear_model import LogisticRegression
 
             svm = LogisticRegression(C=LOGREG_C, solver=LOGREG_SOLVER, max_iter=3000)
+            alone: contextlib.AbstractContextManager = contextlib.nullcontext()
         else:
             from sklearn.svm import LinearSVC
 
             svm = LinearSVC(C=self.C, tol=1e-3, random_state=self.random_state, max_iter=5000)
-        svm.fit(x, y[idx])
+            alone = _LIBLINEAR  # one at a time, or the fit depends on timing
+        with alone:
+            svm.fit(x, y[idx])
         return Fitted(lexical, Linear.of(svm), svm.classes_)
 
     def _folds(self, y: np.ndarray, anchor: np.ndarray):
