@@ -104,8 +104,7 @@ def one_by_one(
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(threads, thread_name_prefix="annae-embed") as pool:
-            done = list(pool.map(run, starts)) if progress is None else pool.map(run, starts)
-            for count in done:
+            for count in pool.map(run, starts):  # in order, as each chunk is done
                 if progress:
                     progress(count)
     else:
