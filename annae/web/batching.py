@@ -58,7 +58,7 @@ class BatchDecider:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.batches = 0
+        self.batches = 0  # batches taken, and the questions in them (counted as taken)
         self.questions = 0
 
     def submit(self, engine: DecidesMany, text: str) -> Future[Decision]:
@@ -106,6 +106,9 @@ class BatchDecider:
             self._decide(batch)  # its engines are not held between batches
 
     def _decide(self, batch: list[tuple[DecidesMany, str, Future[Decision]]]) -> None:
+        # counted before any answer is handed back: whoever sees an answer sees it counted
+        self.batches += 1
+        self.questions += len(batch)
         # a retrain may swap engines mid-stream: decide each engine's questions with it
         groups: dict[int, list[tuple[DecidesMany, str, Future[Decision]]]] = {}
         for item in batch:
@@ -120,5 +123,3 @@ class BatchDecider:
                 continue
             for (_, _, fut), result in zip(items, results, strict=True):
                 fut.set_result(result)
-        self.batches += 1
-        self.questions += len(batch)
