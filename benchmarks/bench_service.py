@@ -224,27 +224,15 @@ def _threads_delta(before: dict, after: dict) -> dict[str, float]:
     return out
 
 
-def _workers_peak_mb(pid: int) -> list[float]:
-    """Peak resident memory (``VmHWM``, MB) of each worker process of the server ``pid`` (its
-    child processes that run an inference thread; Linux /proc, none elsewhere): issue 13's
-    serving memory per worker."""
-    from annae.web.batching import THREAD_NAME
-
+def _workers_peak_mb(threads: dict[tuple[str, str], tuple[str, float]]) -> list[float]:
+    """Peak resident memory (``VmHWM``, MB) of each worker process: those that run an
+    inference thread in a :func:`_threads_cpu` reading (Linux /proc, none elsewhere): issue
+    13's serving memory per worker."""
     out = []
-    for name in _family(pid):
-        try:
-            tids = os.listdir(f"/proc/{name}/task")
-        except OSError:
-            continue
-        if int(name) == pid or not any(
-            (_stat(f"/proc/{name}/task/{tid}/stat") or ("",))[0] == THREAD_NAME for tid in tids
-        ):
-            continue
+    for name in sorted({proc for (proc, _), (kind, _) in threads.items() if kind == "inference"}):
         try:
             with open(f"/proc/{name}/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        out.append(int(line.split()[1]) / 1024)
+                out += [int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")]
         except OSError:
             continue
     return sorted(out)
@@ -365,7 +353,7 @@ async def _load(
     stats["cpu_generator"] = _own_cpu() - cpu_before[1]
     threads_after = _threads_cpu(server_pid) if server_pid else {}
     stats["cpu_threads"] = _threads_delta(threads_before, threads_after)
-    stats["worker_peak_mb"] = _workers_peak_mb(server_pid) if server_pid else []
+    stats["worker_peak_mb"] = _workers_peak_mb(threads_after)
     return stats
 
 

@@ -73,6 +73,10 @@ def test_the_int8_export_agrees_with_torch_in_two_thirds_of_the_bytes(torch_enco
     for i, question in enumerate(QUESTIONS):
         np.testing.assert_array_equal(small.encode([question])[0], vectors[i])
     assert not np.array_equal(small._embed(list(QUESTIONS)), vectors)  # what batching would do
+    # served on another number of threads: an int8 encoder keeps its one session (one thread a
+    # text either way), a float32 one gets its own
+    assert small.with_threads(2).session is small.session and small.with_threads(2).threads == 2
+    assert full.with_threads(2).session is not full.session
     # training embeds on two threads, texts side by side: the same vectors as serving's one
     done: list[int] = []
     two = OnnxEncoder(small.exported, threads=2).encode(

@@ -18,7 +18,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import cast
+from functools import partial
+from typing import Any, cast
 
 import numpy as np
 
@@ -213,9 +214,7 @@ class IntentClassifier:
         pseudo = []
         groups = self._class_groups(in_scope)
 
-        def held_out(held: list[str] | None) -> np.ndarray | Fitted | None:
-            if held is None:
-                return self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
+        def held_out(held: list[str]) -> np.ndarray | None:
             held_idx = np.searchsorted(self.classes_, held)
             train = np.flatnonzero(~np.isin(y, held_idx))
             test = np.flatnonzero(np.isin(y, held_idx) & ~is_anchor)
@@ -225,14 +224,17 @@ class IntentClassifier:
             rows = _subset(texts, tokens, embeddings, test)
             return model.scores(*rows, self.features.embedding_weight, len(self.classes_))
 
-        final = None
-        for g, result in enumerate(self._map(held_out, [*groups, None])):
-            if g == len(groups):
-                final = result
-            elif result is not None:
-                pseudo.append(result)
-            if g < len(groups):
-                step("out-of-scope simulation", g + 1, len(groups))
+        def every_row() -> Fitted:
+            return self._fit_subset(texts, tokens, embeddings, y, np.arange(len(texts)))
+
+        jobs: list[Callable[[], Any]] = [partial(held_out, held) for held in groups]
+        results = self._map(lambda job: job(), [*jobs, every_row])
+        for g in range(len(groups)):
+            scores = next(results)
+            if scores is not None:
+                pseudo.append(scores)
+            step("out-of-scope simulation", g + 1, len(groups))
+        (final,) = results  # the last result; the pool ends with it
         # 3. calibrate and choose thresholds
         self.temperature_ = calibration.fit_temperature(oof, y)
         questions = ~is_anchor
@@ -242,7 +244,6 @@ class IntentClassifier:
             np.concatenate(pseudo) if pseudo else np.zeros((0, len(self.classes_))),
             oos_idx,
         )
-        assert isinstance(final, Fitted)
         self._model = final
         step("final fit", 1, 1)
         self.metrics_["fit_seconds"] = round(time.perf_counter() - start, 2)
@@ -332,13 +333,14 @@ class IntentClassifier:
         """``fn`` of each item, in order, on :attr:`n_jobs` threads: one thread's feature
         counting (Python, under the GIL) overlaps another's solver (which releases it). The
         SVM's solver runs one at a time (:data:`_LIBLINEAR`); logistic regression's do not."""
-        jobs = getattr(self, "n_jobs", 1)  # models pickled before it have none
-        if jobs <= 1 or len(items) < 2:
+        if self.n_jobs <= 1 or len(items) < 2:
             yield from map(fn, items)
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(min(jobs, len(items)), thread_name_prefix="annae-fit") as pool:
+        with ThreadPoolExecutor(
+            min(self.n_jobs, len(items)), thread_name_prefix="annae-fit"
+        ) as pool:
             yield from pool.map(fn, items)
 
     def _oos_index(self) -> int | None:

@@ -24,6 +24,7 @@ word boundary), with the same normalisation table.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -210,6 +211,12 @@ class OnnxKoreanEncoder:
         self.threads = threads  # texts embedded side by side (training), one thread each
         self.weights = weights()
         self.session = session(model if isinstance(model, bytes) else str(model), 1)
+
+    def with_threads(self, threads: int) -> OnnxKoreanEncoder:
+        """This encoder embedding ``threads`` texts side by side (the session is shared)."""
+        other = copy.copy(self)
+        other.threads = threads
+        return other
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress=None) -> np.ndarray:
         """One window at a time: int8 activations share one scale per run, so a text in a batch

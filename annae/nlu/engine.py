@@ -217,11 +217,10 @@ class Engine:
             metrics={**clf.metrics_, "total_fit_seconds": round(time.perf_counter() - start, 2)},
             libraries=library_versions(),
         )
-        serving = onnx_encoder  # a session's threads are fixed: one more for other serving threads
+        # trained on every core, served on ``threads``
+        serving = onnx_encoder.with_threads(threads) if onnx_encoder is not None else None
         if isinstance(korean, e5int8.OnnxKoreanEncoder):
-            korean.threads = threads  # its session has one thread; this is texts side by side
-        if onnx_encoder is not None and threads != onnx_encoder.threads:
-            serving = OnnxEncoder(onnx_encoder.exported, threads=threads)
+            korean = korean.with_threads(threads)
         return cls(clf, answers, info, top_k=top_k, threads=threads, encoder=serving, korean=korean)
 
     # ---- answering ------------------------------------------------------------------------

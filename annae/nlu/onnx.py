@@ -13,6 +13,7 @@ torch encoder; :func:`export` then returns ``None``.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -278,6 +279,20 @@ class OnnxEncoder:
     @property
     def dim(self) -> int:
         return int(self.config["dim"])
+
+    def with_threads(self, threads: int) -> OnnxEncoder:
+        """This encoder on ``threads``: an int8 one shares its session (one thread per text
+        either way; ``threads`` only says how many texts run side by side), a float32 one gets a
+        session of its own."""
+        if threads == self.threads:
+            return self
+        if self.config.get("int8"):
+            other = copy.copy(self)
+            other.threads = threads
+            return other
+        source = self.exported if self.exported is not None else self.folder
+        assert source is not None  # one of the two is always set
+        return OnnxEncoder(source, threads=threads)
 
     def save(self, folder: Path, link_from: Sequence[Path] = ()) -> Path:
         """Write the encoder files into ``folder`` (hard links where an identical copy exists)."""
