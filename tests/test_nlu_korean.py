@@ -571,3 +571,90 @@ def test_a_saved_encoder_made_otherwise_is_built_again(
     assert logged in caplog.text and str(old) in caplog.text
     assert engine.korean.model == e5int8.build()
     assert engine.candidates(KOREAN_QUESTIONS) == korean_engine.candidates(KOREAN_QUESTIONS)
+
+
+def _delivery_rows(datasets) -> list[dict]:
+    """12 of ko-delivery's entries (their FAQ-editor examples) and its out-of-scope examples."""
+    import csv
+
+    with (datasets / "ko-delivery" / "train.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    keep = sorted({r["label"] for r in rows if r["label"] != "oos"})[:12]
+    return [r for r in rows if r["label"] in keep or r["label"] == "oos"]
+
+
+@pytest.fixture(scope="module")
+def delivery(datasets, korean_engine) -> tuple[Engine, list[str]]:
+    """An engine on :func:`_delivery_rows` with the bundled encoders (enough data for reachable
+    thresholds; ``korean_engine`` first: the process builds the int8 e5 once), and questions for
+    it: some of the KB's own phrasings (its lexical classifier is sure of some), chat-style
+    Korean and one English question."""
+    rows = _delivery_rows(datasets)
+    engine = Engine.fit(
+        [r["text"] for r in rows], [r["label"] for r in rows], features=FeatureConfig("bundled")
+    )
+    own = [r["text"] for r in rows if r["label"] != "oos"][::3]
+    return engine, [*own, "배달 언제와여?? 넘 늦어요", "쿠폰 어케 써요", "where is my order"]
+
+
+def test_korean_fast_path_answers_what_it_is_sure_of_without_e5(delivery, monkeypatch):
+    """A Korean question the lexical classifier is sure of (at its own threshold and the
+    policy's) is answered from it without running e5; the others, and English, go the whole
+    way. The decision says which scorer made it, and the whole model picks the same entry."""
+    from annae.nlu.policy import pre_check
+    from annae.nlu.text import has_hangul
+
+    engine, questions = delivery
+    fast = engine.classifier.fast_
+    assert fast is not None and fast.features.encoder == "none"
+    assert engine.manifest["fast_path"]["threshold"] == fast.threshold_ < 1.0
+    embedded: list[str] = []
+    real = engine.korean.encode
+    monkeypatch.setattr(
+        engine.korean, "encode", lambda texts, **kw: embedded.extend(texts) or real(texts, **kw)
+    )
+    decisions = engine.decide_many(questions)
+    by_lexical = [q for q, d in zip(questions, decisions, strict=True) if d.scorer == "lexical"]
+    by_model = [q for q, d in zip(questions, decisions, strict=True) if d.scorer is None]
+    assert by_lexical and by_model
+    assert all(has_hangul(q) for q in by_lexical)
+    assert sorted(embedded) == sorted(normalize(q) for q in by_model if has_hangul(q))
+    whole = dict(zip(questions, engine._ranked(questions, fast=False), strict=True))
+    bar = max(fast.threshold_, engine.policy.threshold)
+    for q, d in zip(questions, decisions, strict=True):
+        if d.scorer == "lexical":
+            # an answer, unless a rule hands it off first (a request for a person)
+            assert d.type == "answer" or (d.reason is not None and d.reason == pre_check(q))
+            assert d.confidence >= bar
+            assert d.candidates[0].key == whole[q][0][0].key, q
+            assert d.to_dict()["scorer"] == "lexical"  # in the audit record
+    # one at a time, the same decisions (a batch changes nothing)
+    assert [engine.decide(q) for q in questions] == decisions
+
+
+def test_a_model_saved_with_its_fast_path_loads_it_and_older_models_have_none(delivery, tmp_path):
+    engine, questions = delivery
+    loaded = Engine.load(engine.save(tmp_path / "m"))
+    assert loaded.classifier.fast_ is not None
+    assert loaded.decide_many(questions) == engine.decide_many(questions)
+    # without one (models saved before it, or trained with fast_path=False) the whole model
+    # scores every question, as before
+    loaded.classifier.fast_ = None
+    plain = loaded.decide_many(questions)
+    assert all(d.scorer is None for d in plain)
+    whole = engine._ranked(questions, fast=False)
+    assert [d.candidates[0].key for d in plain] == [c[0].key for c, _ in whole]
+
+
+def test_an_english_kb_has_no_fast_path(tmp_path):
+    engine = Engine.fit(
+        [
+            "where is my parcel",
+            "when will my order arrive",
+            "how do I get a refund",
+            "I want my money back",
+        ],
+        ["shipping", "shipping", "refund", "refund"],
+        features=FeatureConfig("bundled"),
+    )
+    assert engine.classifier.fast_ is None and engine.manifest["fast_path"] is None

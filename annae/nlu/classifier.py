@@ -143,6 +143,10 @@ class IntentClassifier:
     korean_centre_: np.ndarray | None = field(init=False, default=None, repr=False)
     """Subtracted from the e5 block of Korean texts' embeddings (:func:`annae.nlu.multilingual.centred`);
     None: models saved before it, and models without the Korean encoder."""
+    fast_: IntentClassifier | None = field(init=False, default=None, repr=False)
+    """The Korean fast path (:meth:`annae.nlu.engine.Engine.candidates`): a classifier on the same
+    texts with the lexical features alone, calibrated the same way; a Korean question it answers
+    on its own is not embedded by e5. None: a model without e5, or saved before it."""
     operating_points_: list[dict] = field(init=False, default_factory=list)
     metrics_: dict = field(init=False, default_factory=dict)
     _model: Fitted | None = field(init=False, default=None, repr=False)
@@ -482,17 +486,29 @@ class IntentClassifier:
         return top, masked[np.arange(len(top)), top]
 
     def predict_proba(
-        self, texts: Sequence[str], embeddings: np.ndarray | None = None
+        self,
+        texts: Sequence[str],
+        embeddings: np.ndarray | None = None,
+        tokens: list[list[str]] | None = None,
     ) -> np.ndarray:
-        """Calibrated probabilities, one column per class in ``classes_`` (``oos`` included)."""
+        """Calibrated probabilities, one column per class in ``classes_`` (``oos`` included);
+        ``tokens``: the texts' :func:`morphemes` where the caller has them already."""
         if self._model is None:
             raise RuntimeError("the classifier is not fitted")
         texts = list(texts)
-        tokens = [morphemes(t) for t in texts] if self._model.lexical.morph is not None else None
+        if not self.uses_morphemes:
+            tokens = None
+        elif tokens is None:
+            tokens = [morphemes(t) for t in texts]
         scores = self._model.scores(
             texts, tokens, embeddings, self.features.embedding_weight, len(self.classes_)
         )
         return calibration.probabilities(scores, self.temperature_)
+
+    @property
+    def uses_morphemes(self) -> bool:
+        """Whether the fitted features read kiwipiepy's morphemes."""
+        return self._model is not None and self._model.lexical.morph is not None
 
     def top_k(self, probs: np.ndarray, k: int = 3) -> list[list[tuple[str, float]]]:
         """The ``k`` most likely in-scope entries per row, as ``(label, confidence)``."""

@@ -24,7 +24,7 @@ import joblib
 from annae.nlu import e5int8
 from annae.nlu.classifier import LOGREG_C, IntentClassifier, Progress
 from annae.nlu.encoder import Encoder, release_torch_models, resolve, set_threads
-from annae.nlu.features import FeatureConfig
+from annae.nlu.features import FeatureConfig, morphemes
 from annae.nlu.integrity import file_hashes, verify
 from annae.nlu.multilingual import (
     E5,
@@ -121,6 +121,7 @@ class Engine:
         onnx: bool = True,
         int8: bool = True,
         reuse: Sequence[str | Path] = (),
+        fast_path: bool = True,
     ) -> Engine:
         """Train on raw ``texts`` and entry ``labels`` (``"oos"`` marks out-of-scope examples).
 
@@ -131,7 +132,8 @@ class Engine:
         keep torch. The training texts are embedded by the encoder that will serve. ``reuse``:
         saved model folders whose int8 Korean encoder, if made by the same package and builder,
         is taken instead of building it again (:func:`annae.nlu.e5int8.reusable`; about 5 s of
-        CPU saved).
+        CPU saved). ``fast_path``: with the Korean encoder, also train the lexical model that
+        answers the Korean questions it is sure of without e5 (:meth:`candidates`).
         """
         features = features or FeatureConfig()
         start = time.perf_counter()
@@ -188,6 +190,8 @@ class Engine:
                 clf.korean_centre_ = korean_centre(korean)
                 embeddings = centred(embeddings, clf.korean_centre_)
             clf.fit(norm, labels, embeddings, progress=progress, anchor=anchor)
+            if fast_path and korean is not None and embeddings is not None:
+                clf.fast_ = _fast_path(clf, norm, labels, anchor, progress)
         finally:
             set_threads(threads)
         answers = dict(answers or {})
@@ -214,6 +218,7 @@ class Engine:
             clarify_threshold=clf.clarify_threshold_,
             oos_threshold=clf.oos_score_.threshold if clf.oos_score_ is not None else None,
             operating_points=clf.operating_points_,
+            fast_path=_fast_path_info(clf.fast_),
             metrics={**clf.metrics_, "total_fit_seconds": round(time.perf_counter() - start, 2)},
             libraries=library_versions(),
         )
@@ -226,14 +231,43 @@ class Engine:
     # ---- answering ------------------------------------------------------------------------
     def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
         """The top-k entries with calibrated confidence for each text (batched)."""
+        return [cands for cands, _ in self._ranked(texts)]
+
+    def _ranked(
+        self, texts: Sequence[str], fast: bool = True
+    ) -> list[tuple[list[Candidate], IntentClassifier]]:
+        """Each text's top-k candidates and the classifier that scored them.
+
+        The Korean fast path: a Korean text that the model's lexical classifier (``fast_``)
+        answers on its own, at or above both its own threshold and the policy's, takes its
+        candidates from it and is not embedded by e5 (the dearest part of a Korean question);
+        every other text is scored by the whole model. Each text is scored alone: its result
+        does not depend on the others in the batch."""
         if not texts:
             return []
+        clf = self.classifier
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
-        emb = None
-        if self.encoder is not None:
-            emb = centred(route(norm, self.encoder, self.korean), self.classifier.korean_centre_)
-        ranked = self.classifier.top_k(self.classifier.predict_proba(norm, emb), self.top_k)
-        return [[self._candidate(label, conf) for label, conf in row] for row in ranked]
+        tokens = [morphemes(t) for t in norm] if clf.uses_morphemes else None
+        out: list[tuple[list[Candidate], IntentClassifier] | None] = [None] * len(norm)
+        lexical = getattr(clf, "fast_", None) if fast else None  # models saved before it: none
+        korean = [i for i, t in enumerate(norm) if has_hangul(t)] if lexical else []
+        if lexical is not None and korean:
+            probs = lexical.predict_proba([norm[i] for i in korean], None, _rows(tokens, korean))
+            _, top = lexical._top_in_scope(probs)
+            bar = max(lexical.threshold_, self.policy.threshold)
+            sure = [j for j, conf in enumerate(top) if round(float(conf), 4) >= bar]
+            for j, row in zip(sure, lexical.top_k(probs[sure], self.top_k), strict=True):
+                out[korean[j]] = ([self._candidate(label, conf) for label, conf in row], lexical)
+        rest = [i for i, done in enumerate(out) if done is None]
+        if rest:
+            texts_rest = [norm[i] for i in rest]
+            emb = None
+            if self.encoder is not None:
+                emb = centred(route(texts_rest, self.encoder, self.korean), clf.korean_centre_)
+            probs = clf.predict_proba(texts_rest, emb, _rows(tokens, rest))
+            for i, row in zip(rest, clf.top_k(probs, self.top_k), strict=True):
+                out[i] = ([self._candidate(label, conf) for label, conf in row], clf)
+        return [item for item in out if item is not None]
 
     def _candidate(self, label: str, conf: float) -> Candidate:
         info = self.answers.get(label, {})
@@ -254,8 +288,10 @@ class Engine:
         texts = [t if isinstance(t, str) else "" for t in texts]
         reasons = [pre_check(t) for t in texts]
         todo = [i for i, r in enumerate(reasons) if r not in UNSCORED]
-        ranked = dict(zip(todo, self.candidates([texts[i] for i in todo]), strict=True))
-        return self._decided(texts, [ranked.get(i, []) for i in range(len(texts))], reasons)
+        ranked = dict(zip(todo, self._ranked([texts[i] for i in todo]), strict=True))
+        cands = [ranked[i][0] if i in ranked else [] for i in range(len(texts))]
+        scorers = [ranked[i][1] if i in ranked else None for i in range(len(texts))]
+        return self._decided(texts, cands, reasons, scorers)
 
     def decide_ranked(
         self, texts: Sequence[str], candidates: Sequence[Sequence[Candidate]]
@@ -265,10 +301,12 @@ class Engine:
         texts = [t if isinstance(t, str) else "" for t in texts]
         return self._decided(texts, candidates, [pre_check(t) for t in texts])
 
-    def _decided(self, texts, candidates, reasons) -> list[Decision]:
+    def _decided(self, texts, candidates, reasons, scorers=None) -> list[Decision]:
         out = []
-        for text, cands, reason in zip(texts, candidates, reasons, strict=True):
+        scorers = scorers or [None] * len(texts)
+        for text, cands, reason, by in zip(texts, candidates, reasons, scorers, strict=True):
             scored = reason not in UNSCORED
+            lexical = by is not None and by is not self.classifier
             out.append(
                 decide(
                     list(cands) if scored else [],
@@ -276,14 +314,18 @@ class Engine:
                     language=detect_language(text[:MAX_CHARS]) if text else "en",
                     model_version=self.version,
                     reason=reason,
-                    oos_score=self.oos_score(cands) if scored else None,
+                    oos_score=self.oos_score(cands, by) if scored else None,
+                    scorer="lexical" if lexical else None,
                 )
             )
         return out
 
-    def oos_score(self, candidates: Sequence[Candidate]) -> float | None:
-        """Calibrated probability that the question is out of scope (None for older models)."""
-        oos = getattr(self.classifier, "oos_score_", None)
+    def oos_score(
+        self, candidates: Sequence[Candidate], classifier: IntentClassifier | None = None
+    ) -> float | None:
+        """Calibrated probability that the question is out of scope (None for older models),
+        by ``classifier`` (the one that scored the candidates; default: the whole model)."""
+        oos = getattr(classifier or self.classifier, "oos_score_", None)
         if oos is None:
             return None
         return round(float(oos(candidates[0].confidence if candidates else 0.0)), 4)
@@ -300,7 +342,7 @@ class Engine:
 
     def warm_up(self) -> None:
         """Load the encoder (and Korean analyser) and run one question, so the first customer does not wait."""
-        self.candidates(["hello 안녕하세요"])
+        self._ranked(["hello 안녕하세요"], fast=False)  # both encoders, even with a fast path
 
     # ---- persistence ----------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -358,6 +400,49 @@ class Engine:
         if warm:
             engine.warm_up()
         return engine
+
+
+def _rows(items: list | None, idx: Sequence[int]) -> list | None:
+    return None if items is None else [items[i] for i in idx]
+
+
+def _fast_path(
+    clf: IntentClassifier,
+    texts: list[str],
+    labels: list[str],
+    anchor: list[bool],
+    progress: Callable[[str, int, int], None] | None,
+) -> IntentClassifier:
+    """The Korean fast path of ``clf``: the same texts, labels and settings with the lexical
+    features alone, cross-validated and calibrated on its own (its own thresholds)."""
+    fast = IntentClassifier(
+        features=replace(clf.features, encoder="none", korean_encoder="none"),
+        C=clf.C,
+        target_precision=clf.target_precision,
+        clarify_precision=clf.clarify_precision,
+        oos_share=clf.oos_share,
+        random_state=clf.random_state,
+        n_jobs=clf.n_jobs,
+    )
+
+    def step(stage: str, done: int, total: int) -> None:
+        if progress:
+            progress(f"Korean fast path: {stage}", done, total)
+
+    return fast.fit(texts, labels, None, progress=step, anchor=anchor)
+
+
+def _fast_path_info(fast: IntentClassifier | None) -> dict | None:
+    """The manifest's record of the Korean fast path (None: the model has none)."""
+    if fast is None:
+        return None
+    return {
+        "features": "lexical",
+        "model": fast.model,
+        "threshold": fast.threshold_,
+        "cv_accuracy": fast.metrics_.get("cv_accuracy"),
+        "fit_seconds": fast.metrics_.get("fit_seconds"),
+    }
 
 
 def _check_files(path: Path, manifest: dict) -> None:

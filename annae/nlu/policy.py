@@ -71,6 +71,9 @@ class Decision:
     """Calibrated probability that the question is out of scope (None: the model has none)."""
     oos_threshold: float | None = None
     model_version: str | None = None
+    scorer: str | None = None
+    """``"lexical"``: scored by the model's Korean fast path (lexical features alone, e5 not run:
+    :meth:`annae.nlu.engine.Engine.candidates`); None: by the whole model."""
 
     @property
     def confidently_out_of_scope(self) -> bool:
@@ -132,6 +135,7 @@ def decide(
     model_version: str | None = None,
     reason: str | None = None,
     oos_score: float | None = None,
+    scorer: str | None = None,
 ) -> Decision:
     """Turn ranked, calibrated candidates into a decision.
 
@@ -155,6 +159,7 @@ def decide(
         threshold=config.threshold,
         clarify_threshold=config.clarify_threshold,
         model_version=model_version,
+        scorer=scorer,
         confidence=top.confidence if top else 0.0,
         oos_score=oos_score,
         oos_threshold=config.oos_threshold if oos_score is not None else None,
