@@ -139,6 +139,18 @@ def print_operating_points(manifest: dict) -> None:
             f"{metrics.get('clarify_target', 0):.0%}); out-of-scope threshold "
             f"{manifest.get('oos_threshold') or 0:.3f}"
         )
+    fast = manifest.get("fast_path")
+    if fast:
+        bar = max(fast["threshold"], manifest.get("threshold") or 0)
+        out.print(
+            f"Korean fast path: lexical features alone ({fast['model']}, cross-validated accuracy "
+            f"{fast['cv_accuracy']:.3f}) "
+            + (
+                f"answer a Korean question without e5 from confidence {bar:.3f}"
+                if bar <= 1
+                else "never reach their threshold on this data: e5 reads every Korean question"
+            )
+        )
     for limit in metrics.get("limits", []):
         out.print(f"[yellow]cannot promise:[/] {limit}")
 

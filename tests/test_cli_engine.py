@@ -177,3 +177,15 @@ def test_train_ask_models_on_the_demo_kb(annae_home, monkeypatch):
     r = runner.invoke(app, ["models"])
     assert r.exit_code == 0 and "v1" in r.stdout
     get_settings.cache_clear()
+
+
+def test_operating_points_name_the_korean_fast_path(capsys):
+    from annae.cli import print_operating_points
+
+    fast = {"features": "lexical", "model": "svm", "threshold": 0.979, "cv_accuracy": 0.7917}
+    print_operating_points({"threshold": 0.928, "fast_path": fast})
+    assert "Korean fast path" in capsys.readouterr().out
+    print_operating_points({"threshold": 0.928, "fast_path": {**fast, "threshold": 1.000000001}})
+    assert "e5 reads every Korean question" in capsys.readouterr().out
+    print_operating_points({"threshold": 0.928, "fast_path": None})  # no e5, or an older model
+    assert "fast path" not in capsys.readouterr().out
