@@ -415,15 +415,10 @@ def _fast_path(
 ) -> IntentClassifier:
     """The Korean fast path of ``clf``: the same texts, labels and settings with the lexical
     features alone, cross-validated and calibrated on its own (its own thresholds)."""
-    fast = IntentClassifier(
-        features=replace(clf.features, encoder="none", korean_encoder="none"),
-        C=clf.C,
-        target_precision=clf.target_precision,
-        clarify_precision=clf.clarify_precision,
-        oos_share=clf.oos_share,
-        random_state=clf.random_state,
-        n_jobs=clf.n_jobs,
-    )
+    # a new, unfitted classifier with ``clf``'s settings; the linear model and the folds
+    # chosen again for these features
+    lexical = replace(clf.features, encoder="none", korean_encoder="none")
+    fast = replace(clf, features=lexical, model="auto", folds=None)
 
     def step(stage: str, done: int, total: int) -> None:
         if progress:
