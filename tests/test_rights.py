@@ -352,3 +352,15 @@ def test_every_holder_registers_and_none_is_skipped(monkeypatch) -> None:
     monkeypatch.setattr(rights, "HOLDERS", (*rights.HOLDERS, "annae.settings"))
     with pytest.raises(RuntimeError, match="annae.settings did not register"):
         rights.holders()
+
+
+def test_an_explanation_names_the_korean_fast_path() -> None:
+    from types import SimpleNamespace
+
+    msg = SimpleNamespace(type="text", entry_id=None)
+    decision = {"type": "answer", "entry_id": 31, "confidence": 0.9998, "threshold": 0.894}
+    model = {"version": "v1", "kb_revision": 1, "n_examples": 529}
+    plain = rights._summary(decision, model, msg)
+    assert plain.startswith("answered with entry 31 at 1.00 ≥ threshold 0.89, model v1")
+    fast = rights._summary({**decision, "scorer": "lexical"}, model, msg)
+    assert "by the Korean fast path (lexical features alone, e5 not run), model v1" in fast

@@ -401,7 +401,9 @@ def _summary(decision: dict, model: dict, msg: Message) -> str:
         if model.get("n_examples") is not None:
             trained += f" with {model['n_examples']:,} examples"
     if kind == "answer":
-        return f"answered with entry {decision.get('entry_id')} at {conf_s} ≥ threshold {thr_s}{trained}"
+        by = " by the Korean fast path (lexical features alone, e5 not run)"
+        by = by if decision.get("scorer") == "lexical" else ""
+        return f"answered with entry {decision.get('entry_id')} at {conf_s} ≥ threshold {thr_s}{by}{trained}"
     if kind == "clarify":
         keys = ", ".join(str(c.get("entry_id")) for c in decision.get("candidates") or [])
         return f"asked to choose between entries {keys}: best {conf_s} < threshold {thr_s}{trained}"
