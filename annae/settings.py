@@ -174,6 +174,11 @@ class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
         description="How often the right entry must be among the options when the bot asks to clarify.",
     )
     top_k: int = Field(default=3, ge=1, le=20)
+    fast_path: bool = Field(
+        default=False,
+        description="Train the Korean fast path: a lexical classifier that answers the Korean "
+        "questions it is sure of without e5 (opt-in: docs/engine.md).",
+    )
     oos_threshold: float | None = Field(
         default=None,
         gt=0,

@@ -591,7 +591,10 @@ def delivery(datasets, korean_engine) -> tuple[Engine, list[str]]:
     Korean and one English question."""
     rows = _delivery_rows(datasets)
     engine = Engine.fit(
-        [r["text"] for r in rows], [r["label"] for r in rows], features=FeatureConfig("bundled")
+        [r["text"] for r in rows],
+        [r["label"] for r in rows],
+        features=FeatureConfig("bundled"),
+        fast_path=True,
     )
     own = [r["text"] for r in rows if r["label"] != "oos"][::3]
     return engine, [*own, "배달 언제와여?? 넘 늦어요", "쿠폰 어케 써요", "where is my order"]
@@ -656,5 +659,11 @@ def test_an_english_kb_has_no_fast_path(tmp_path):
         ],
         ["shipping", "shipping", "refund", "refund"],
         features=FeatureConfig("bundled"),
+        fast_path=True,
     )
     assert engine.classifier.fast_ is None and engine.manifest["fast_path"] is None
+
+
+def test_the_fast_path_is_opt_in(korean_engine):
+    assert korean_engine.korean is not None  # e5, and no fast path unless asked for
+    assert korean_engine.classifier.fast_ is None and korean_engine.manifest["fast_path"] is None

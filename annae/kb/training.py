@@ -100,6 +100,7 @@ def fit_examples(
         threads=settings.threads,
         progress=progress,
         reuse=reuse,
+        fast_path=settings.fast_path,
         manifest={
             "kb_revision": kb_revision,
             "author": author,

@@ -121,7 +121,7 @@ class Engine:
         onnx: bool = True,
         int8: bool = True,
         reuse: Sequence[str | Path] = (),
-        fast_path: bool = True,
+        fast_path: bool = False,
     ) -> Engine:
         """Train on raw ``texts`` and entry ``labels`` (``"oos"`` marks out-of-scope examples).
 
@@ -132,8 +132,9 @@ class Engine:
         keep torch. The training texts are embedded by the encoder that will serve. ``reuse``:
         saved model folders whose int8 Korean encoder, if made by the same package and builder,
         is taken instead of building it again (:func:`annae.nlu.e5int8.reusable`; about 5 s of
-        CPU saved). ``fast_path``: with the Korean encoder, also train the lexical model that
-        answers the Korean questions it is sure of without e5 (:meth:`candidates`).
+        CPU saved). ``fast_path`` (opt-in, ``ANNAE_FAST_PATH``): with the Korean encoder, also
+        train the lexical model that answers the Korean questions it is sure of without e5
+        (:meth:`candidates`; docs/engine.md says why it is not the default).
         """
         features = features or FeatureConfig()
         start = time.perf_counter()
