@@ -353,9 +353,8 @@ def test_widget_script_is_served_for_any_site(sqlite_server: LiveServer) -> None
     assert console.headers["x-frame-options"] == "DENY"
 
 
-# the gated retrain fits three models with both sentence encoders: about 200 s on a 2-core
-# machine of this project at its slowest (2026-12-07), more than the module's 300 s with the
-# server's start-up
+# the gated retrain fits three models with both sentence encoders: minutes on this project's
+# slowest 2-core machine under the suite's load (2026-12-07: the module's 300 s ran out)
 @pytest.mark.timeout(600)
 def test_kb_editor_admin_only_edit_and_retrain(browser, sqlite_server: LiveServer) -> None:
     """Agents get a 403 page; an admin edits an entry, adds an example, retrains, the bot uses it."""
