@@ -250,7 +250,7 @@ class Engine:
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
         tokens = [morphemes(t) for t in norm] if clf.uses_morphemes else None
         out: list[tuple[list[Candidate], IntentClassifier] | None] = [None] * len(norm)
-        lexical = getattr(clf, "fast_", None) if fast else None  # models saved before it: none
+        lexical = clf.fast_ if fast else None  # models saved before it: the field's None
         korean = [i for i, t in enumerate(norm) if has_hangul(t)] if lexical else []
         if lexical is not None and korean:
             probs = lexical.predict_proba([norm[i] for i in korean], None, _rows(tokens, korean))
