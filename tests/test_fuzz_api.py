@@ -2,9 +2,9 @@
 
 Every operation gets generated valid (positive) and invalid (negative) requests, sent with an
 admin's bearer token (the widest rights, so requests get past authentication into the handlers),
-on SQLite and on PostgreSQL, for at most FUZZ_SECONDS per database: first a few requests for every
-operation (the test fails if the time box ends before each one had its turn), then more per
-operation while time lasts, in an order that changes from run to run (the seed is printed).
+on SQLite and on PostgreSQL: first a few requests for every operation (a fixed number, however
+long they take), then more per operation while FUZZ_SECONDS per database last, in an order that
+changes from run to run (the seed is printed).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_fuzz_openapi_no_5xx_and_only_documented_codes(api):
     seen: Counter = Counter()
     failures: list[str] = []
 
-    def fuzz(op, mode: GenerationMode, documented: set[int], examples: int) -> None:
+    def fuzz(op, mode: GenerationMode, documented: set[int], examples: int, timed: bool) -> None:
         @settings(
             max_examples=examples,
             deadline=None,
@@ -58,7 +58,7 @@ def test_fuzz_openapi_no_5xx_and_only_documented_codes(api):
         )
         @given(case=op.as_strategy(generation_mode=mode))
         def run(case) -> None:
-            if time.monotonic() > deadline:
+            if timed and time.monotonic() > deadline:
                 return
             own = throwaway if (op.method.upper(), op.path) == LOGOUT else admin
             response = case.call(headers=own)
@@ -76,16 +76,17 @@ def test_fuzz_openapi_no_5xx_and_only_documented_codes(api):
         except Unsatisfiable:  # e.g. no invalid request exists for an operation without inputs
             pass
 
-    covered = 0
+    # the first round is bounded by its size (every operation, both modes, ROUNDS[0] examples),
+    # not by the clock: a machine twice as slow still sends every operation its requests; the
+    # deeper rounds get what is left of the time box
     for examples in ROUNDS:
         for op in operations:
             responses = documented_schema["paths"][op.path][op.method.lower()]["responses"]
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-                if time.monotonic() < deadline:
-                    fuzz(op, mode, {int(code) for code in responses}, examples)
-            if examples == ROUNDS[0] and time.monotonic() < deadline:
-                covered += 1
-    assert covered == len(operations), f"the time box ended after {covered} operations"
+                if examples == ROUNDS[0] or time.monotonic() < deadline:
+                    fuzz(
+                        op, mode, {int(code) for code in responses}, examples, examples != ROUNDS[0]
+                    )
     total = sum(seen.values())
     print(f"fuzz: {total} requests over {len(operations)} operations, statuses {dict(seen)}")
     assert total >= 100, seen  # the time box left room for a real run

@@ -12,7 +12,6 @@ from typing import Self
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 from threadpoolctl import threadpool_limits
 
 from annae.recommend.matrix import DAY, Interactions, binarize
@@ -351,6 +350,9 @@ class ContentKNN(_Neighbours):
         if not any(t.strip() for t in texts):
             self.similarity_ = sp.csr_matrix((data.n_items, data.n_items), dtype=np.float32)
             return
+        # imported here: sklearn (with scipy.stats) costs a serving worker ~1 s of start-up
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vec = TfidfVectorizer(
             analyzer="word",
             ngram_range=(1, 2),
