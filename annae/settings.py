@@ -175,9 +175,10 @@ class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
     )
     top_k: int = Field(default=3, ge=1, le=20)
     fast_path: bool = Field(
-        default=False,
+        default=True,
         description="Train the Korean fast path: a lexical classifier that answers the Korean "
-        "questions it is sure of without e5 (opt-in: docs/engine.md).",
+        "questions it is sure of without e5 (docs/engine.md); false: every question goes "
+        "through the whole model.",
     )
     oos_threshold: float | None = Field(
         default=None,

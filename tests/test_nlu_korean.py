@@ -9,7 +9,7 @@ import pytest
 
 from annae.nlu import multilingual
 from annae.nlu.engine import Engine
-from annae.nlu.features import FeatureConfig, LexicalFeatures, jamo
+from annae.nlu.features import FeatureConfig, LexicalFeatures, jamo, morphemes
 from annae.nlu.multilingual import KoreanEncoder, KoreanEncoderError, route
 from annae.nlu.text import normalize
 
@@ -633,6 +633,11 @@ def test_korean_fast_path_answers_what_it_is_sure_of_without_e5(delivery, monkey
             assert d.to_dict()["scorer"] == "lexical"  # in the audit record
     # one at a time, the same decisions (a batch changes nothing)
     assert [engine.decide(q) for q in questions] == decisions
+    # annae eval and the retraining gate decide by the service's rule: the same decisions,
+    # each fast-path answer with the fast path's own out-of-scope score
+    assert engine.decide_ranked(questions, *engine.scorers(questions)) == decisions
+    lexical = [d for d in decisions if d.scorer == "lexical"]
+    assert all(d.oos_score == engine.oos_score(d.candidates, fast) for d in lexical)
 
 
 def test_a_model_saved_with_its_fast_path_loads_it_and_older_models_have_none(delivery, tmp_path):
@@ -664,6 +669,30 @@ def test_an_english_kb_has_no_fast_path(tmp_path):
     assert engine.classifier.fast_ is None and engine.manifest["fast_path"] is None
 
 
-def test_the_fast_path_is_opt_in(korean_engine):
-    assert korean_engine.korean is not None  # e5, and no fast path unless asked for
+def test_the_fast_path_is_the_products_default_and_engine_fit_asks_for_it(korean_engine):
+    from annae.settings import Settings
+
+    assert Settings().fast_path is True  # annae train, retrains and the demo train one
+    assert korean_engine.korean is not None  # e5; Engine.fit trains no fast path unless asked
     assert korean_engine.classifier.fast_ is None and korean_engine.manifest["fast_path"] is None
+
+
+def test_the_fast_path_leaves_a_korean_contrast_to_the_whole_model(delivery, monkeypatch):
+    """ "환불 말고 교환" (not a refund, an exchange) has the words of both entries: a word bag
+    cannot tell which one is refused, so such a question is embedded by e5 however sure the
+    lexical classifier is."""
+    from annae.nlu.text import has_contrast
+
+    engine, questions = delivery
+    fast = engine.classifier.fast_
+    sure = [q for q, d in zip(questions, engine.decide_many(questions), strict=True) if d.scorer]
+    assert sure
+    contrasts = [f"{q} 말고 다른 거" for q in sure[:5]] + ["환불이 아니라 교환이요"]
+    assert all(has_contrast(q) for q in contrasts) and not any(has_contrast(q) for q in sure)
+    decisions = engine.decide_many(contrasts)
+    assert all(d.scorer is None for d in decisions)
+    # without the guard the lexical classifier alone would have taken some of them
+    norm = [normalize(q) for q in contrasts]
+    probs = fast.predict_proba(norm, None, [morphemes(q) for q in norm])
+    bar = max(fast.threshold_, engine.policy.threshold)
+    assert (fast._top_in_scope(probs)[1] >= bar).any()

@@ -99,11 +99,13 @@ def score(engine, texts: Sequence[str], gold: Sequence[str]) -> dict:
     """Accuracy (top-1 on in-scope questions), coverage (share answered) and answered precision."""
     if not texts:
         return {"n": 0, **{m: None for m in METRICS}}
-    cands = []
+    cands, scorers = [], []
     for start in range(0, len(texts), 256):
-        cands.extend(engine.candidates(list(texts[start : start + 256])))
+        c, s = engine.scorers(list(texts[start : start + 256]))
+        cands.extend(c)
+        scorers.extend(s)
     answered, correct = [], []
-    decisions = engine.decide_ranked(texts, cands)  # the service's own rule
+    decisions = engine.decide_ranked(texts, cands, scorers)  # the service's own rule
     for cand, label, d in zip(cands, gold, decisions, strict=True):
         answered.append(d.type == "answer")
         correct.append(bool(cand) and cand[0].key == label)

@@ -37,7 +37,14 @@ from annae.nlu.multilingual import (
 )
 from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, OnnxEncoder
 from annae.nlu.policy import Candidate, Decision, PolicyConfig, decide, pre_check
-from annae.nlu.text import MAX_CHARS, detect_language, has_hangul, normalize, sentences
+from annae.nlu.text import (
+    MAX_CHARS,
+    detect_language,
+    has_contrast,
+    has_hangul,
+    normalize,
+    sentences,
+)
 
 MANIFEST = "manifest.json"
 UNSCORED = ("empty", "too_long")  # pre_check reasons for which the model is not asked
@@ -234,14 +241,24 @@ class Engine:
         """The top-k entries with calibrated confidence for each text (batched)."""
         return [cands for cands, _ in self._ranked(texts)]
 
+    def scorers(self, texts: Sequence[str]) -> tuple[list[list[Candidate]], list[str | None]]:
+        """:meth:`candidates` and, for each text, which scorer ranked them (``"lexical"``: the
+        Korean fast path; None: the whole model), for :meth:`decide_ranked`."""
+        ranked = self._ranked(texts)
+        return [c for c, _ in ranked], [self._scorer_name(by) for _, by in ranked]
+
+    def _scorer_name(self, by: IntentClassifier | None) -> str | None:
+        return "lexical" if by is not None and by is not self.classifier else None
+
     def _ranked(
         self, texts: Sequence[str], fast: bool = True
     ) -> list[tuple[list[Candidate], IntentClassifier]]:
         """Each text's top-k candidates and the classifier that scored them.
 
-        The Korean fast path: a Korean text that the model's lexical classifier (``fast_``)
-        answers on its own, at or above both its own threshold and the policy's, takes its
-        candidates from it and is not embedded by e5 (the dearest part of a Korean question);
+        The Korean fast path: a Korean text (without a contrast: :func:`has_contrast`) that the
+        model's lexical classifier (``fast_``) answers on its own, at or above both its own
+        threshold and the policy's, takes its candidates from it and is not embedded by e5 (the
+        dearest part of a Korean question);
         every other text is scored by the whole model. Each text is scored alone: its result
         does not depend on the others in the batch."""
         if not texts:
@@ -251,7 +268,11 @@ class Engine:
         tokens = [morphemes(t) for t in norm] if clf.uses_morphemes else None
         out: list[tuple[list[Candidate], IntentClassifier] | None] = [None] * len(norm)
         lexical = clf.fast_ if fast else None  # models saved before it: the field's None
-        korean = [i for i, t in enumerate(norm) if has_hangul(t)] if lexical else []
+        korean = (
+            [i for i, t in enumerate(norm) if has_hangul(t) and not has_contrast(t)]
+            if lexical
+            else []
+        )
         if lexical is not None and korean:
             probs = lexical.predict_proba([norm[i] for i in korean], None, _rows(tokens, korean))
             _, top = lexical._top_in_scope(probs)
@@ -295,19 +316,25 @@ class Engine:
         return self._decided(texts, cands, reasons, scorers)
 
     def decide_ranked(
-        self, texts: Sequence[str], candidates: Sequence[Sequence[Candidate]]
+        self,
+        texts: Sequence[str],
+        candidates: Sequence[Sequence[Candidate]],
+        scorers: Sequence[str | None] | None = None,
     ) -> list[Decision]:
         """The decisions for ``texts`` whose ranked :meth:`candidates` are already known: the
-        service's rule (:meth:`decide_many`), for ``annae eval`` and the retraining gate."""
+        service's rule (:meth:`decide_many`), for ``annae eval`` and the retraining gate.
+        ``scorers`` (from :meth:`scorers`) says which were ranked by the Korean fast path: their
+        out-of-scope score is that classifier's, as in the service (default: the whole model)."""
         texts = [t if isinstance(t, str) else "" for t in texts]
-        return self._decided(texts, candidates, [pre_check(t) for t in texts])
+        fast = self.classifier.fast_
+        by = [fast if name == "lexical" else None for name in scorers or [None] * len(texts)]
+        return self._decided(texts, candidates, [pre_check(t) for t in texts], by)
 
     def _decided(self, texts, candidates, reasons, scorers=None) -> list[Decision]:
         out = []
         scorers = scorers or [None] * len(texts)
         for text, cands, reason, by in zip(texts, candidates, reasons, scorers, strict=True):
             scored = reason not in UNSCORED
-            lexical = by is not None and by is not self.classifier
             out.append(
                 decide(
                     list(cands) if scored else [],
@@ -316,7 +343,7 @@ class Engine:
                     model_version=self.version,
                     reason=reason,
                     oos_score=self.oos_score(cands, by) if scored else None,
-                    scorer="lexical" if lexical else None,
+                    scorer=self._scorer_name(by),
                 )
             )
         return out

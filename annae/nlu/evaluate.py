@@ -29,6 +29,7 @@ def evaluate(
     latency_sample: int = LATENCY_SAMPLE,
     label_names: bool = True,
     answers: Mapping[str, Sequence[str]] | None = None,
+    fast_path: bool = True,
 ) -> dict:
     """Train a fresh engine on the training rows and score every test row.
 
@@ -51,10 +52,11 @@ def evaluate(
         progress=progress,
         label_names=label_names,
         answers=answers,
+        fast_path=fast_path,
     )
     fit_seconds = engine.manifest["metrics"]["total_fit_seconds"]
-    cands = ranked(engine, test_texts, progress)
-    quality = decide_and_measure(engine, test_texts, cands, gold, target_precision)
+    cands, scorers = scored(engine, test_texts, progress)
+    quality = decide_and_measure(engine, test_texts, cands, gold, target_precision, scorers)
     latencies = _latencies(engine, test_texts, latency_sample, progress)
     return {
         **quality,
@@ -92,9 +94,11 @@ def fit(
     progress: Callable[[str, int, int], None] | None = None,
     label_names: bool = True,
     answers: Mapping[str, Sequence[str]] | None = None,
+    fast_path: bool = True,
 ) -> Engine:
     """The engine :func:`evaluate` trains: ``train_labels`` use :data:`OOS` for out-of-scope
-    rows; each label's name (``label_names``) and ``answers`` are evidence for its entry."""
+    rows; each label's name (``label_names``) and ``answers`` are evidence for its entry; with
+    ``fast_path`` (the product's default) a Korean fast path where the data has Korean."""
     known = set(train_labels) - {OOS}
     documents: dict[str, list[str]] = (
         {lab: [label_text(lab)] for lab in sorted(known) if label_text(lab)} if label_names else {}
@@ -111,27 +115,43 @@ def fit(
         oos_share=oos_share,
         clarify_precision=clarify_precision,
         progress=progress,
+        fast_path=fast_path,
     )
 
 
 def ranked(engine: Engine, texts: Sequence[str], progress=None) -> list:
     """Each text's ranked candidates, scored in batches."""
+    return scored(engine, texts, progress)[0]
+
+
+def scored(engine: Engine, texts: Sequence[str], progress=None) -> tuple[list, list]:
+    """Each text's ranked candidates and which scorer ranked them (:meth:`Engine.scorers`),
+    in batches."""
     cands: list = []
+    scorers: list = []
     batch = 256
     for start in range(0, len(texts), batch):
-        cands.extend(engine.candidates(texts[start : start + batch]))
+        c, s = engine.scorers(texts[start : start + batch])
+        cands.extend(c)
+        scorers.extend(s)
         if progress:
             progress("scoring", min(start + batch, len(texts)), len(texts))
-    return cands
+    return cands, scorers
 
 
 def decide_and_measure(
-    engine: Engine, texts: Sequence[str], cands: list, gold: np.ndarray, target: float
+    engine: Engine,
+    texts: Sequence[str],
+    cands: list,
+    gold: np.ndarray,
+    target: float,
+    scorers: Sequence[str | None] | None = None,
 ) -> dict:
-    """The engine's decisions on ranked ``cands`` (the service's own rule) and their quality
-    against ``gold`` (:func:`decision_metrics`, plus the in-scope top-3 accuracy)."""
+    """The engine's decisions on ranked ``cands`` (the service's own rule, ``scorers`` from
+    :func:`scored`) and their quality against ``gold`` (:func:`decision_metrics`, plus the
+    in-scope top-3 accuracy)."""
     types, top1, conf, offered = [], [], [], []
-    for cand, d in zip(cands, engine.decide_ranked(texts, cands), strict=True):
+    for cand, d in zip(cands, engine.decide_ranked(texts, cands, scorers), strict=True):
         types.append(d.type)
         top1.append(cand[0].key if cand else None)
         conf.append(cand[0].confidence if cand else 0.0)

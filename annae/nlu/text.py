@@ -144,3 +144,14 @@ def detect_language(text: str) -> str:
 
 def has_hangul(text: str) -> bool:
     return bool(_HANGUL.search(text))
+
+
+# "A 말고 B", "A 아니라/아니고 B", "A 대신 B", "A 빼고": a Korean contrast names two things and
+# refuses one; a bag of words sees both alike
+_CONTRAST = re.compile(r"말고|아니라|아니고|아닌데|대신|빼고")
+
+
+def has_contrast(text: str) -> bool:
+    """Whether a Korean text turns on a contrast ("환불 말고 교환으로 할게요": not a refund, an
+    exchange), which lexical features cannot read (the Korean fast path leaves it to e5)."""
+    return bool(_CONTRAST.search(text))
