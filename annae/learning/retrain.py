@@ -44,6 +44,7 @@ from annae.kb import entries
 from annae.kb.entries import OOS, TrainingExample
 from annae.kb.training import fit_examples, reusable_models
 from annae.learning import oos_share
+from annae.nlu.evaluate import scored
 from annae.nlu.registry import ModelRegistry
 from annae.settings import Settings, get_settings
 from annae.store.db import session_scope, utcnow
@@ -99,11 +100,7 @@ def score(engine, texts: Sequence[str], gold: Sequence[str]) -> dict:
     """Accuracy (top-1 on in-scope questions), coverage (share answered) and answered precision."""
     if not texts:
         return {"n": 0, **{m: None for m in METRICS}}
-    cands, scorers = [], []
-    for start in range(0, len(texts), 256):
-        c, s = engine.scorers(list(texts[start : start + 256]))
-        cands.extend(c)
-        scorers.extend(s)
+    cands, scorers = scored(engine, list(texts))
     answered, correct = [], []
     decisions = engine.decide_ranked(texts, cands, scorers)  # the service's own rule
     for cand, label, d in zip(cands, gold, decisions, strict=True):

@@ -48,6 +48,7 @@ from annae.nlu.text import (
 
 MANIFEST = "manifest.json"
 UNSCORED = ("empty", "too_long")  # pre_check reasons for which the model is not asked
+LEXICAL = "lexical"  # Decision.scorer of the Korean fast path (None: the whole model)
 ENCODER_DIR = "encoder"
 _LIBS = (
     "annae",
@@ -139,9 +140,9 @@ class Engine:
         keep torch. The training texts are embedded by the encoder that will serve. ``reuse``:
         saved model folders whose int8 Korean encoder, if made by the same package and builder,
         is taken instead of building it again (:func:`annae.nlu.e5int8.reusable`; about 5 s of
-        CPU saved). ``fast_path`` (opt-in, ``ANNAE_FAST_PATH``): with the Korean encoder, also
-        train the lexical model that answers the Korean questions it is sure of without e5
-        (:meth:`candidates`; docs/engine.md says why it is not the default).
+        CPU saved). ``fast_path`` (the product's default, ``ANNAE_FAST_PATH``; off here unless
+        asked for): with the Korean encoder, also train the lexical model that answers the
+        Korean questions it is sure of without e5 (:meth:`_ranked`, docs/engine.md).
         """
         features = features or FeatureConfig()
         start = time.perf_counter()
@@ -239,21 +240,18 @@ class Engine:
     # ---- answering ------------------------------------------------------------------------
     def candidates(self, texts: Sequence[str]) -> list[list[Candidate]]:
         """The top-k entries with calibrated confidence for each text (batched)."""
-        return [cands for cands, _ in self._ranked(texts)]
+        return self.scorers(texts)[0]
 
     def scorers(self, texts: Sequence[str]) -> tuple[list[list[Candidate]], list[str | None]]:
         """:meth:`candidates` and, for each text, which scorer ranked them (``"lexical"``: the
         Korean fast path; None: the whole model), for :meth:`decide_ranked`."""
         ranked = self._ranked(texts)
-        return [c for c, _ in ranked], [self._scorer_name(by) for _, by in ranked]
-
-    def _scorer_name(self, by: IntentClassifier | None) -> str | None:
-        return "lexical" if by is not None and by is not self.classifier else None
+        return [c for c, _ in ranked], [by for _, by in ranked]
 
     def _ranked(
         self, texts: Sequence[str], fast: bool = True
-    ) -> list[tuple[list[Candidate], IntentClassifier]]:
-        """Each text's top-k candidates and the classifier that scored them.
+    ) -> list[tuple[list[Candidate], str | None]]:
+        """Each text's top-k candidates and the scorer that ranked them (``"lexical"`` or None).
 
         The Korean fast path: a Korean text (without a contrast: :func:`has_contrast`) that the
         model's lexical classifier (``fast_``) answers on its own, at or above both its own
@@ -266,7 +264,7 @@ class Engine:
         clf = self.classifier
         norm = [normalize(t)[:MAX_CHARS] for t in texts]
         tokens = [morphemes(t) for t in norm] if clf.uses_morphemes else None
-        out: list[tuple[list[Candidate], IntentClassifier] | None] = [None] * len(norm)
+        out: list[tuple[list[Candidate], str | None] | None] = [None] * len(norm)
         lexical = clf.fast_ if fast else None  # models saved before it: the field's None
         korean = (
             [i for i, t in enumerate(norm) if has_hangul(t) and not has_contrast(t)]
@@ -279,7 +277,7 @@ class Engine:
             bar = max(lexical.threshold_, self.policy.threshold)
             sure = [j for j, conf in enumerate(top) if round(float(conf), 4) >= bar]
             for j, row in zip(sure, lexical.top_k(probs[sure], self.top_k), strict=True):
-                out[korean[j]] = ([self._candidate(label, conf) for label, conf in row], lexical)
+                out[korean[j]] = ([self._candidate(label, conf) for label, conf in row], LEXICAL)
         rest = [i for i, done in enumerate(out) if done is None]
         if rest:
             texts_rest = [norm[i] for i in rest]
@@ -288,7 +286,7 @@ class Engine:
                 emb = centred(route(texts_rest, self.encoder, self.korean), clf.korean_centre_)
             probs = clf.predict_proba(texts_rest, emb, _rows(tokens, rest))
             for i, row in zip(rest, clf.top_k(probs, self.top_k), strict=True):
-                out[i] = ([self._candidate(label, conf) for label, conf in row], clf)
+                out[i] = ([self._candidate(label, conf) for label, conf in row], None)
         return [item for item in out if item is not None]
 
     def _candidate(self, label: str, conf: float) -> Candidate:
@@ -326,15 +324,14 @@ class Engine:
         ``scorers`` (from :meth:`scorers`) says which were ranked by the Korean fast path: their
         out-of-scope score is that classifier's, as in the service (default: the whole model)."""
         texts = [t if isinstance(t, str) else "" for t in texts]
-        fast = self.classifier.fast_
-        by = [fast if name == "lexical" else None for name in scorers or [None] * len(texts)]
-        return self._decided(texts, candidates, [pre_check(t) for t in texts], by)
+        return self._decided(texts, candidates, [pre_check(t) for t in texts], scorers)
 
     def _decided(self, texts, candidates, reasons, scorers=None) -> list[Decision]:
         out = []
         scorers = scorers or [None] * len(texts)
         for text, cands, reason, by in zip(texts, candidates, reasons, scorers, strict=True):
             scored = reason not in UNSCORED
+            clf = self.classifier.fast_ if by == LEXICAL else None
             out.append(
                 decide(
                     list(cands) if scored else [],
@@ -342,8 +339,8 @@ class Engine:
                     language=detect_language(text[:MAX_CHARS]) if text else "en",
                     model_version=self.version,
                     reason=reason,
-                    oos_score=self.oos_score(cands, by) if scored else None,
-                    scorer=self._scorer_name(by),
+                    oos_score=self.oos_score(cands, clf) if scored else None,
+                    scorer=by,
                 )
             )
         return out
