@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,10 @@ def test_batch_decider_serves_the_event_loop(engine):
         queued.set()
         return await asyncio.gather(*asks)
 
-    results = asyncio.run(ask_all())
+    # a thread of its own: Playwright's sync API (session-scoped browser) keeps an event loop
+    # running in the main thread once a browser test has run in this worker
+    with ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, ask_all()).result()
     for text, decision in zip(texts, results, strict=True):
         _same(decision, engine.decide(text))
     assert decider.questions == len(texts)
