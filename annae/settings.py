@@ -180,6 +180,14 @@ class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
         "questions it is sure of without e5 (docs/engine.md); false: every question goes "
         "through the whole model.",
     )
+    question_memory: int = Field(
+        default=4096,
+        ge=0,
+        le=1_000_000,
+        description="How many distinct question texts each serving process remembers the live "
+        "model's ranking of: a question asked again, to the character, skips the answer engine "
+        "(same decision; a hash of the text is kept, never the text). 0: off.",
+    )
     oos_threshold: float | None = Field(
         default=None,
         gt=0,

@@ -675,6 +675,27 @@ def _desk_report(phases: list[dict], check: dict, version: str) -> None:
     )
 
 
+def _memory_line(metrics: str) -> str:
+    """The answer engine's memory of repeated questions over the run, from the server's metrics."""
+    counts = {"hit": 0.0, "miss": 0.0}
+    for line in metrics.splitlines():
+        for result in counts:
+            if line.startswith(f'annae_question_memory_total{{result="{result}"}}'):
+                counts[result] += float(line.split()[-1])
+    total = counts["hit"] + counts["miss"]
+    if not total:
+        return (
+            "\n\nThe answer engine's memory of repeated questions: off (`ANNAE_QUESTION_MEMORY=0`)."
+        )
+    return (
+        f"\n\nThe answer engine's memory of repeated questions (`ANNAE_QUESTION_MEMORY`, "
+        f"{os.environ.get('ANNAE_QUESTION_MEMORY', '4096')} texts per worker): {counts['hit']:.0f} of "
+        f"{total:.0f} questions over both phases ({counts['hit'] / total:.0%}) took their ranking "
+        f"from it; the mix repeats each of its {len(set(_questions()))} questions several times, "
+        f"far more than customers do."
+    )
+
+
 def _service_report(phases: list[dict], version: str, metrics: str) -> None:
     headers = ["measure", *(f"{p['customers']} customers, {p['rate']:.0f} q/s" for p in phases)]
     rows = [[name, *(fn(p) for p in phases)] for name, fn in MEASURES]
@@ -692,6 +713,7 @@ def _service_report(phases: list[dict], version: str, metrics: str) -> None:
         f"inference threads (the answer engine), the workers' event loops (sockets, Redis "
         f"events, JSON), and the other threads (mostly the database work of each turn).\n\n"
         + table(headers, rows)
+        + _memory_line(metrics)
         + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine."
         " Serving memory (issue 13): at most 1.2 GB per worker.\n"
     )

@@ -214,6 +214,18 @@ def test_health_ready_and_metrics(api):
         in text
     )
     assert 'annae_decisions_total{reason="customer_request",type="handoff"}' in text
+
+    def remembered(result: str) -> float:  # the live engine's memory of repeated questions
+        for line in api.client.get("/metrics").text.splitlines():
+            if line.startswith(f'annae_question_memory_total{{result="{result}"}}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    hits, misses = remembered("hit"), remembered("miss")
+    conv_id, headers = api.customer()
+    for _ in range(2):
+        assert api.say(conv_id, headers, "Do you ship to Jeju island?")["type"]
+    assert (remembered("hit"), remembered("miss")) == (hits + 1, misses + 1)
     assert "annae_queue_length 1.0" in text
     assert "annae_http_request_seconds_bucket" in text
 

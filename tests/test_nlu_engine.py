@@ -267,3 +267,52 @@ def test_annae_eval_trains_the_same_model_whatever_the_hash_seed(tmp_path):
         )
         out.add(run.stdout.strip())
     assert len(out) == 1, out
+
+
+def test_a_repeated_question_takes_its_ranking_from_memory(tmp_path, monkeypatch):
+    """With ``remember(n)`` a question asked again, to the character, is not scored again: the
+    same decision (to the audit record), new candidate objects each time, at most ``n`` texts
+    kept, the least recently asked dropped first, and only a hash of each text. A registry load
+    (the service) turns it on from ``ANNAE_QUESTION_MEMORY``."""
+    texts, labels = _data()
+    engine = Engine.fit(texts, labels, features=LEXICAL)
+    questions = ["refund not here yet", "gift wrap?", "날씨 어때요", "forgot password", "hello"]
+    plain = [d.to_dict() for d in engine.decide_many(questions * 2)]
+    scored: list[str] = []
+    real = engine.classifier.predict_proba
+    monkeypatch.setattr(
+        engine.classifier,
+        "predict_proba",
+        lambda texts, *a, **k: scored.extend(texts) or real(texts, *a, **k),
+    )
+    engine.remember(3)
+    first = engine.decide_many(questions)  # all five scored; the last three kept
+    assert len(scored) == 5 and len(engine._memory) == 3
+    again = engine.decide_many(questions[::-1])  # three from memory, two scored again
+    assert len(scored) == 7 and (engine.memory_hits, engine.memory_misses) == (3, 7)
+    assert [d.to_dict() for d in first + again[::-1]] == plain
+    assert all(
+        a.candidates[0] is not b.candidates[0] for a, b in zip(first, again[::-1], strict=True)
+    )
+    for key, _ in engine._memory.items():  # (the policy's threshold, a 16-byte hash)
+        assert isinstance(key[1], bytes) and len(key[1]) == 16
+        assert not any(q.encode() in key[1] for q in questions)
+    engine.remember(0)  # off: nothing kept, every question scored
+    assert len(engine._memory) == 0
+    engine.decide_many(questions)
+    assert len(scored) == 12
+
+    from annae.nlu.registry import ModelRegistry
+    from annae.settings import get_settings
+
+    monkeypatch.undo()  # the counting predict_proba is not saved with the model
+    registry = ModelRegistry(tmp_path / "models")
+    registry.save(engine)
+    for env, size in (("2", 2), (None, 4096)):
+        if env is None:
+            monkeypatch.delenv("ANNAE_QUESTION_MEMORY", raising=False)
+        else:
+            monkeypatch.setenv("ANNAE_QUESTION_MEMORY", env)
+        get_settings.cache_clear()
+        assert registry.load_live(warm=False).memory == size
+    get_settings.cache_clear()

@@ -7,11 +7,14 @@ engine.save(path); Engine.load(path)
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import platform
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -92,6 +95,12 @@ class Engine:
         self.answers = answers
         self.manifest = manifest
         self.top_k = top_k
+        #: how many distinct question texts :meth:`remember` keeps the ranking of (0: none)
+        self.memory = 0
+        self._memory: OrderedDict[tuple, tuple[tuple[Candidate, ...], str | None]] = OrderedDict()
+        self._memory_lock = threading.Lock()
+        self.memory_hits = 0
+        self.memory_misses = 0
         features = classifier.features
         if encoder is None and features.uses_encoder:
             encoder = Encoder(features.encoder, threads=threads)
@@ -248,7 +257,50 @@ class Engine:
         ranked = self._ranked(texts)
         return [c for c, _ in ranked], [by for _, by in ranked]
 
+    def remember(self, size: int) -> None:
+        """Keep the ranking of the last ``size`` distinct question texts (0: none, the default):
+        a question asked again, to the character, takes its candidates from memory instead of
+        the features, encoders and classifier. The ranking of a text is a function of the text
+        and this model alone (each text is scored alone), so every decision is the same as
+        without it. The memory holds a hash of each text (BLAKE2b, 128 bits), never the text."""
+        with self._memory_lock:
+            self.memory = max(0, int(size))
+            while len(self._memory) > self.memory:
+                self._memory.popitem(last=False)
+
     def _ranked(
+        self, texts: Sequence[str], fast: bool = True
+    ) -> list[tuple[list[Candidate], str | None]]:
+        """:meth:`_rank`, through the memory of :meth:`remember` where it is on."""
+        if not self.memory or not fast:
+            return self._rank(texts, fast)
+        bar = self.policy.threshold  # the fast path's bar: a policy switched later misses
+        keys = [
+            (bar, hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest())
+            for t in texts
+        ]
+        found: list[tuple[tuple[Candidate, ...], str | None] | None] = []
+        with self._memory_lock:
+            for key in keys:
+                item = self._memory.get(key)
+                if item is not None:
+                    self._memory.move_to_end(key)
+                found.append(item)
+            todo = [i for i, item in enumerate(found) if item is None]
+            self.memory_hits += len(texts) - len(todo)
+            self.memory_misses += len(todo)
+        if todo:
+            fresh = self._rank([texts[i] for i in todo], fast)
+            with self._memory_lock:
+                for i, (cands, by) in zip(todo, fresh, strict=True):
+                    found[i] = (tuple(cands), by)
+                    self._memory[keys[i]] = found[i]
+                while len(self._memory) > self.memory:
+                    self._memory.popitem(last=False)
+        # new candidate objects for each decision: nothing shared between two replies
+        return [([replace(c) for c in item[0]], item[1]) for item in found if item is not None]
+
+    def _rank(
         self, texts: Sequence[str], fast: bool = True
     ) -> list[tuple[list[Candidate], str | None]]:
         """Each text's top-k candidates and the scorer that ranked them (``"lexical"`` or None).

@@ -85,9 +85,11 @@ class ModelRegistry:
         from dataclasses import replace
 
         engine = Engine.load(self.path(version), threads=threads, warm=False)
-        override = get_settings().oos_threshold  # None: the model's own
+        settings = get_settings()
+        override = settings.oos_threshold  # None: the model's own
         if override is not None:
             engine.policy = replace(engine.policy, oos_threshold=override)
+        engine.remember(settings.question_memory)
         if warm:
             engine.warm_up()
         return engine

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol
 
+from annae.web import metrics
+
 if TYPE_CHECKING:
     from annae.nlu.policy import Decision
 
@@ -45,8 +47,14 @@ class DecidesMany(Protocol):
 
 def decide_many(engine: DecidesMany, texts: Sequence[str]) -> list[Decision]:
     """``[engine.decide(t) for t in texts]`` in one call of the engine
-    (:meth:`annae.nlu.engine.Engine.decide_many`)."""
-    return list(engine.decide_many(list(texts)))
+    (:meth:`annae.nlu.engine.Engine.decide_many`); its memory of repeated questions counted in
+    the metrics (``annae_question_memory_total``)."""
+    hits, misses = getattr(engine, "memory_hits", 0), getattr(engine, "memory_misses", 0)
+    out = list(engine.decide_many(list(texts)))
+    metrics.observe_question_memory(
+        getattr(engine, "memory_hits", 0) - hits, getattr(engine, "memory_misses", 0) - misses
+    )
+    return out
 
 
 class BatchDecider:

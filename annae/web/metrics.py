@@ -36,6 +36,11 @@ LATENCY = Histogram(
 DECISIONS = Counter(
     "annae_decisions_total", "Bot decisions by type and reason.", ["type", "reason"]
 )
+QUESTION_MEMORY = Counter(
+    "annae_question_memory_total",
+    "Questions the answer engine ranked (miss) or took from its memory of repeated texts (hit).",
+    ["result"],
+)
 ROUTING = Histogram(
     "annae_handoff_routing_seconds",
     "Time a customer's hand-off turn spends routing: team and hours (the agent pick follows).",
@@ -61,6 +66,13 @@ class _QueueCollector:
 def observe_request(method: str, route: str, status: int, started: float) -> None:
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(route).observe(time.perf_counter() - started)
+
+
+def observe_question_memory(hits: int, misses: int) -> None:
+    if hits:
+        QUESTION_MEMORY.labels("hit").inc(hits)
+    if misses:
+        QUESTION_MEMORY.labels("miss").inc(misses)
 
 
 def observe_decision(type_: str, reason: str | None) -> None:
