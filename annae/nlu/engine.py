@@ -293,8 +293,8 @@ class Engine:
             fresh = self._rank([texts[i] for i in todo], fast)
             with self._memory_lock:
                 for i, (cands, by) in zip(todo, fresh, strict=True):
-                    found[i] = (tuple(cands), by)
-                    self._memory[keys[i]] = found[i]
+                    item = (tuple(cands), by)
+                    found[i] = self._memory[keys[i]] = item
                 while len(self._memory) > self.memory:
                     self._memory.popitem(last=False)
         # new candidate objects for each decision: nothing shared between two replies
