@@ -185,8 +185,9 @@ class Settings(LearningSection, ChannelSection, RateSection, BaseSettings):
         ge=0,
         le=1_000_000,
         description="How many distinct question texts each serving process remembers the live "
-        "model's ranking of: a question asked again, to the character, skips the answer engine "
-        "(same decision; a hash of the text is kept, never the text). 0: off.",
+        "model's ranking of: a question asked again in the same words (letter case and spacing "
+        "aside) skips the answer engine (same decision; a hash of the text is kept, never the "
+        "text). 0: off.",
     )
     oos_threshold: float | None = Field(
         default=None,

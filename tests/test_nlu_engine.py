@@ -297,10 +297,18 @@ def test_a_repeated_question_takes_its_ranking_from_memory(tmp_path, monkeypatch
     for key, _ in engine._memory.items():  # (the policy's threshold, a 16-byte hash)
         assert isinstance(key[1], bytes) and len(key[1]) == 16
         assert not any(q.encode() in key[1] for q in questions)
+    # the same words as the model reads them: letter case, spacing, emoticon runs aside
+    engine.remember(10)
+    engine.decide_many(["forgot password", "날씨 어때요"])
+    before = len(scored)
+    for variant in ["FORGOT  password", "forgot password "]:
+        assert engine.decide(variant).to_dict() == plain[3]
+    engine.decide("날씨 어때요 ㅠㅠ")
+    assert len(scored) == before
     engine.remember(0)  # off: nothing kept, every question scored
     assert len(engine._memory) == 0
     engine.decide_many(questions)
-    assert len(scored) == 12
+    assert len(scored) == before + 5
 
     from annae.nlu.registry import ModelRegistry
     from annae.settings import get_settings

@@ -259,10 +259,11 @@ class Engine:
 
     def remember(self, size: int) -> None:
         """Keep the ranking of the last ``size`` distinct question texts (0: none, the default):
-        a question asked again, to the character, takes its candidates from memory instead of
-        the features, encoders and classifier. The ranking of a text is a function of the text
-        and this model alone (each text is scored alone), so every decision is the same as
-        without it. The memory holds a hash of each text (BLAKE2b, 128 bits), never the text."""
+        a question asked again in the same words (after :func:`normalize`: letter case, spacing,
+        Korean emoticon runs and chat spellings) takes its candidates from memory instead of the
+        features, encoders and classifier. The ranking is a function of the normalised text and
+        this model alone (each text is scored alone), so every decision is the same as without
+        it. The memory holds a hash of each text (BLAKE2b, 128 bits), never the text."""
         with self._memory_lock:
             self.memory = max(0, int(size))
             while len(self._memory) > self.memory:
@@ -271,13 +272,15 @@ class Engine:
     def _ranked(
         self, texts: Sequence[str], fast: bool = True
     ) -> list[tuple[list[Candidate], str | None]]:
-        """:meth:`_rank`, through the memory of :meth:`remember` where it is on."""
+        """:meth:`_rank` of the normalised texts, through the memory of :meth:`remember` where
+        it is on (keyed by the normalised text: its ranking depends on nothing else)."""
+        norm = [normalize(t)[:MAX_CHARS] for t in texts]
         if not self.memory or not fast:
-            return self._rank(texts, fast)
+            return self._rank(norm, fast)
         bar = self.policy.threshold  # the fast path's bar: a policy switched later misses
         keys = [
             (bar, hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest())
-            for t in texts
+            for t in norm
         ]
         found: list[tuple[tuple[Candidate, ...], str | None] | None] = []
         with self._memory_lock:
@@ -290,7 +293,7 @@ class Engine:
             self.memory_hits += len(texts) - len(todo)
             self.memory_misses += len(todo)
         if todo:
-            fresh = self._rank([texts[i] for i in todo], fast)
+            fresh = self._rank([norm[i] for i in todo], fast)
             with self._memory_lock:
                 for i, (cands, by) in zip(todo, fresh, strict=True):
                     item = (tuple(cands), by)
@@ -301,9 +304,10 @@ class Engine:
         return [([replace(c) for c in item[0]], item[1]) for item in found if item is not None]
 
     def _rank(
-        self, texts: Sequence[str], fast: bool = True
+        self, norm: Sequence[str], fast: bool = True
     ) -> list[tuple[list[Candidate], str | None]]:
-        """Each text's top-k candidates and the scorer that ranked them (``"lexical"`` or None).
+        """Each normalised text's (:func:`normalize`, cut at ``MAX_CHARS``) top-k candidates and
+        the scorer that ranked them (``"lexical"`` or None).
 
         The Korean fast path: a Korean text (without a contrast: :func:`has_contrast`) that the
         model's lexical classifier (``fast_``) answers on its own, at or above both its own
@@ -311,10 +315,9 @@ class Engine:
         dearest part of a Korean question);
         every other text is scored by the whole model. Each text is scored alone: its result
         does not depend on the others in the batch."""
-        if not texts:
+        if not norm:
             return []
         clf = self.classifier
-        norm = [normalize(t)[:MAX_CHARS] for t in texts]
         tokens = [morphemes(t) for t in norm] if clf.uses_morphemes else None
         out: list[tuple[list[Candidate], str | None] | None] = [None] * len(norm)
         lexical = clf.fast_ if fast else None  # models saved before it: the field's None
