@@ -149,8 +149,8 @@ def record(d, cands):
 if hasattr(ev.Engine, "decide_ranked"):
     _ranked = ev.Engine.decide_ranked
 
-    def decide_ranked(self, texts, candidates):
-        out = _ranked(self, texts, candidates)
+    def decide_ranked(self, texts, candidates, *scorers):  # scorers: engines since 204576c
+        out = _ranked(self, texts, candidates, *scorers)
         for d, cands in zip(out, candidates):
             record(d, cands)
         return out

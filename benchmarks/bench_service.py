@@ -675,13 +675,15 @@ def _desk_report(phases: list[dict], check: dict, version: str) -> None:
     )
 
 
-def _memory_line(metrics: str) -> str:
+def _memory_line(metrics: str, distinct: int) -> str:
     """The answer engine's memory of repeated questions over the run, from the server's metrics."""
     counts = {"hit": 0.0, "miss": 0.0}
     for line in metrics.splitlines():
         for result in counts:
             if line.startswith(f'annae_question_memory_total{{result="{result}"}}'):
                 counts[result] += float(line.split()[-1])
+    from annae.settings import Settings
+
     total = counts["hit"] + counts["miss"]
     if not total:
         return (
@@ -689,14 +691,14 @@ def _memory_line(metrics: str) -> str:
         )
     return (
         f"\n\nThe answer engine's memory of repeated questions (`ANNAE_QUESTION_MEMORY`, "
-        f"{os.environ.get('ANNAE_QUESTION_MEMORY', '4096')} texts per worker): {counts['hit']:.0f} of "
+        f"{Settings().question_memory} texts per worker): {counts['hit']:.0f} of "
         f"{total:.0f} questions over both phases ({counts['hit'] / total:.0%}) took their ranking "
-        f"from it; the mix repeats each of its {len(set(_questions()))} questions several times, "
+        f"from it; the mix repeats each of its {distinct} questions several times, "
         f"far more than customers do."
     )
 
 
-def _service_report(phases: list[dict], version: str, metrics: str) -> None:
+def _service_report(phases: list[dict], version: str, metrics: str, distinct: int) -> None:
     headers = ["measure", *(f"{p['customers']} customers, {p['rate']:.0f} q/s" for p in phases)]
     rows = [[name, *(fn(p) for p in phases)] for name, fn in MEASURES]
     body = (
@@ -713,7 +715,7 @@ def _service_report(phases: list[dict], version: str, metrics: str) -> None:
         f"inference threads (the answer engine), the workers' event loops (sockets, Redis "
         f"events, JSON), and the other threads (mostly the database work of each turn).\n\n"
         + table(headers, rows)
-        + _memory_line(metrics)
+        + _memory_line(metrics, distinct)
         + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine."
         " Serving memory (issue 13): at most 1.2 GB per worker.\n"
     )
@@ -785,7 +787,7 @@ def main() -> None:
         stop(proc)
         drop()
     if phases:
-        _service_report(phases, version, metrics)
+        _service_report(phases, version, metrics, len(set(questions)))
     if desk_phases:
         _desk_report(desk_phases, check, version)
 

@@ -140,18 +140,18 @@ def run_company(name, train, traffic, test) -> dict:
     from annae.learning import oos_share
     from annae.learning.calibrate import estimate
     from annae.nlu.classifier import OOS
-    from annae.nlu.evaluate import decide_and_measure, fit, ranked
+    from annae.nlu.evaluate import decide_and_measure, fit, scored
 
     started = time.process_time()
     engine = fit(*train, target_precision=TARGET)
     known = set(train[1])
     gold_traffic = np.array([g if g in known else OOS for g in traffic[1]], dtype=object)
     gold_test = np.array([g if g in known else OOS for g in test[1]], dtype=object)
-    traffic_cands = ranked(engine, traffic[0])
-    test_cands = ranked(engine, test[0])
+    traffic_cands, traffic_by = scored(engine, traffic[0])
+    test_cands, test_by = scored(engine, test[0])
     live = engine.policy
-    before = decide_and_measure(engine, test[0], test_cands, gold_test, TARGET)
-    decisions = engine.decide_ranked(traffic[0], traffic_cands)
+    before = decide_and_measure(engine, test[0], test_cands, gold_test, TARGET, test_by)
+    decisions = engine.decide_ranked(traffic[0], traffic_cands, traffic_by)
     runs, shares = [], []
     for seed in SEEDS:
         rows, counts, unhelpful, not_faq = traffic_labels(
@@ -165,17 +165,17 @@ def run_company(name, train, traffic, test) -> dict:
             continue
         t = est.proposed_threshold  # as calibrate._switch applies it
         moved = engine.with_thresholds(t, min(live.clarify_threshold, t))
-        after = decide_and_measure(moved, test[0], test_cands, gold_test, TARGET)
+        after = decide_and_measure(moved, test[0], test_cands, gold_test, TARGET, test_by)
         runs.append({"seed": seed, "labelled": len(rows), "threshold": t, **after})
     # the next retrain assumes the share the labels show (seed 0's; every seed's is reported)
     share = shares[0] if shares[0] is not None else 0.20  # too few labels: the default
     retrained = fit(*train, target_precision=TARGET, oos_share=share)
-    r_cands = ranked(retrained, test[0])
+    r_cands, r_by = scored(retrained, test[0])
     retrain_row = {
         "share": share,
         "shares": shares,
         "threshold": retrained.policy.threshold,
-        **decide_and_measure(retrained, test[0], r_cands, gold_test, TARGET),
+        **decide_and_measure(retrained, test[0], r_cands, gold_test, TARGET, r_by),
     }
     return {
         "name": name,

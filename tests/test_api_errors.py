@@ -195,11 +195,14 @@ def test_health_ready_and_metrics(api):
         and ready.json()["model"] == "v1"
     )
 
-    def routed() -> float:  # hand-off turns timed so far (the registry is the process's)
+    def scraped(series: str) -> float:  # one series' value now (the registry is the process's)
         for line in api.client.get("/metrics").text.splitlines():
-            if line.startswith("annae_handoff_routing_seconds_count"):
+            if line.startswith(series + " "):
                 return float(line.split()[-1])
         return 0.0
+
+    def routed() -> float:  # hand-off turns timed so far
+        return scraped("annae_handoff_routing_seconds_count")
 
     before = routed()
     conv_id, headers = api.customer()
@@ -214,20 +217,17 @@ def test_health_ready_and_metrics(api):
         in text
     )
     assert 'annae_decisions_total{reason="customer_request",type="handoff"}' in text
+    assert "annae_queue_length 1.0" in text
+    assert "annae_http_request_seconds_bucket" in text
 
     def remembered(result: str) -> float:  # the live engine's memory of repeated questions
-        for line in api.client.get("/metrics").text.splitlines():
-            if line.startswith(f'annae_question_memory_total{{result="{result}"}}'):
-                return float(line.split()[-1])
-        return 0.0
+        return scraped(f'annae_question_memory_total{{result="{result}"}}')
 
     hits, misses = remembered("hit"), remembered("miss")
     conv_id, headers = api.customer()
     for _ in range(2):
         assert api.say(conv_id, headers, "Do you ship to Jeju island?")["type"]
     assert (remembered("hit"), remembered("miss")) == (hits + 1, misses + 1)
-    assert "annae_queue_length 1.0" in text
-    assert "annae_http_request_seconds_bucket" in text
 
 
 def test_readyz_is_503_without_a_model(annae_home, db_url, monkeypatch):

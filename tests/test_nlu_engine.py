@@ -270,7 +270,8 @@ def test_annae_eval_trains_the_same_model_whatever_the_hash_seed(tmp_path):
 
 
 def test_a_repeated_question_takes_its_ranking_from_memory(tmp_path, monkeypatch):
-    """With ``remember(n)`` a question asked again, to the character, is not scored again: the
+    """With ``remember(n)`` a question asked again in the same words (as normalised) is not
+    scored again: the
     same decision (to the audit record), new candidate objects each time, at most ``n`` texts
     kept, the least recently asked dropped first, and only a hash of each text. A registry load
     (the service) turns it on from ``ANNAE_QUESTION_MEMORY``."""

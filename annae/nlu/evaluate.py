@@ -119,11 +119,6 @@ def fit(
     )
 
 
-def ranked(engine: Engine, texts: Sequence[str], progress=None) -> list:
-    """Each text's ranked candidates, scored in batches."""
-    return scored(engine, texts, progress)[0]
-
-
 def scored(engine: Engine, texts: Sequence[str], progress=None) -> tuple[list, list]:
     """Each text's ranked candidates and which scorer ranked them (:meth:`Engine.scorers`),
     in batches."""

@@ -81,7 +81,8 @@ class ModelRegistry:
         return ModelInfo(version, path, engine.manifest)
 
     def load(self, version: str, *, threads: int = 1, warm: bool = True) -> Engine:
-        """A saved version, with the serving policy's out-of-scope threshold from the settings."""
+        """A saved version, with the serving policy's out-of-scope threshold and the memory of
+        repeated questions (``question_memory``) from the settings."""
         from dataclasses import replace
 
         engine = Engine.load(self.path(version), threads=threads, warm=False)
