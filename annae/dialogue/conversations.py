@@ -25,6 +25,7 @@ from annae import errors
 from annae.nlu.policy import Decision
 from annae.privacy.redact import redact_text
 from annae.store.db import aware, iso, rowcount, utcnow
+from annae.store.direct import Direct
 from annae.store.tables.service import Conversation, Message, User
 from annae.store.tokens import hash_secret, new_secret
 
@@ -318,14 +319,6 @@ def add_message(
 # SQL NULL (not JSON 'null') for messages without options or a decision, as the ORM writes them
 _JSON_OR_NULL = JSON(none_as_null=True)
 _MESSAGES = cast(Table, Message.__table__)  # declared with __tablename__: a Table
-_INSERT_MESSAGES = (
-    insert(_MESSAGES)
-    .values(
-        options=bindparam("options", type_=_JSON_OR_NULL),
-        decision=bindparam("decision", type_=_JSON_OR_NULL),
-    )
-    .returning(_MESSAGES.c.id, sort_by_parameter_order=True)
-)
 _MESSAGE_COLUMNS = (
     "conversation_id",
     "sender",
@@ -375,15 +368,39 @@ def new_message(conv: Conversation, sender: str, type_: str, text: str, **fields
     )
 
 
+def _insert_messages(n: int) -> Direct:
+    """``INSERT INTO messages … VALUES (…), … RETURNING id`` for ``n`` rows (built once per n)."""
+    stmt = _INSERTS.get(n)
+    if stmt is None:
+        types = {name: _MESSAGES.c[name].type for name in _MESSAGE_COLUMNS}
+        types.update(options=_JSON_OR_NULL, decision=_JSON_OR_NULL)
+        rows = [
+            {name: bindparam(f"{name}_{i}", type_=types[name]) for name in _MESSAGE_COLUMNS}
+            for i in range(n)
+        ]
+        stmt = _INSERTS[n] = Direct(insert(_MESSAGES).values(rows).returning(_MESSAGES.c.id))
+    return stmt
+
+
+_INSERTS: dict[int, Direct] = {}
+
+
 def insert_messages(session: Session, msgs: Sequence[NewMessage]) -> None:
-    """Store ``msgs`` with one INSERT (one round trip) and set their ids, in order.
+    """Store ``msgs`` with one INSERT (one round trip, straight on the driver's cursor:
+    :mod:`annae.store.direct`) and set their ids, in order.
 
     The rows are the same as :func:`add_message` writes; the objects stay outside the session.
+    The ids come from the table's sequence (PostgreSQL) or rowid (SQLite), given to the rows of
+    one VALUES list in their order: the ids sorted are the rows' ids in order, whatever order
+    RETURNING lists them in.
     """
     if not msgs:
         return
-    rows = [{name: getattr(msg, name) for name in _MESSAGE_COLUMNS} for msg in msgs]
-    ids = session.execute(_INSERT_MESSAGES, rows).scalars().all()
+    params = {
+        f"{name}_{i}": getattr(msg, name) for i, msg in enumerate(msgs) for name in _MESSAGE_COLUMNS
+    }
+    cursor = _insert_messages(len(msgs)).execute(session, params)
+    ids = sorted(row[0] for row in cursor.fetchall())
     for msg, id_ in zip(msgs, ids, strict=True):
         msg.id = id_
 
@@ -681,25 +698,26 @@ def post_customer(
 
 
 _CONVERSATIONS = cast(Table, Conversation.__table__)
-_TOUCH: dict[tuple[str, ...], Any] = {}  # one UPDATE statement per set of columns, built once
+_TOUCH: dict[tuple[str, ...], Direct] = {}  # one UPDATE statement per set of columns, built once
 
 
 def _touch(session: Session, conv: Conversation, values: dict) -> None:
-    """Write ``values`` to ``conv``'s row with one UPDATE, now, and set them on ``conv`` as
-    committed (the ORM's flush of the same change costs several times the CPU). Like that
-    flush, it fails with ``StaleDataError`` when the row is gone."""
+    """Write ``values`` to ``conv``'s row with one UPDATE, now (on the driver's cursor:
+    :mod:`annae.store.direct`), and set them on ``conv`` as committed (the ORM's flush of the
+    same change costs several times the CPU). Like that flush, it fails with ``StaleDataError``
+    when the row is gone."""
     names = tuple(values)
     stmt = _TOUCH.get(names)
     if stmt is None:
         table = _CONVERSATIONS
-        stmt = _TOUCH[names] = (
+        stmt = _TOUCH[names] = Direct(
             update(table)
             .where(table.c.id == bindparam("conv_id"))
-            .values({name: bindparam(f"v_{name}") for name in names})
+            .values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
         )
     params = {f"v_{name}": value for name, value in values.items()}
     params["conv_id"] = conv.id
-    if rowcount(session.execute(stmt, params)) != 1:
+    if stmt.execute(session, params).rowcount != 1:
         raise StaleDataError(f"conversation {conv.id} was deleted during the turn")
     for key, value in values.items():
         set_committed_value(conv, key, value)
