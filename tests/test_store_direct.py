@@ -127,3 +127,22 @@ def test_a_lost_postgresql_connection_is_invalidated(migrated):
     finally:
         engine.dispose()
         drop()
+
+
+def test_a_conversation_read_directly_is_the_sessions_own_instance(engine):
+    conv_id = _conversation(engine)
+    with session_scope(engine) as s:
+        orm = s.scalars(select(Conversation).where(Conversation.id == conv_id)).one()
+        columns = {c.key: getattr(orm, c.key) for c in Conversation.__table__.columns}
+        assert convs.get(s, conv_id) is orm  # the identity map's instance, as a query gives
+    with session_scope(engine) as s:
+        conv = convs.get(s, conv_id)
+        # every column as the ORM reads it (SQLite: booleans and dates converted by their types)
+        assert {c.key: getattr(conv, c.key) for c in Conversation.__table__.columns} == columns
+        assert conv.verified is False and aware(conv.created_at).tzinfo is not None
+        assert conv in s and not s.dirty and s.get(Conversation, conv_id) is conv
+        conv.customer_name = "민지"  # a loaded instance: its changes flush as usual
+    with session_scope(engine) as s:
+        assert convs.get(s, conv_id).customer_name == "민지"
+        with pytest.raises(convs.NotFound):
+            convs.get(s, "no-such-conversation")

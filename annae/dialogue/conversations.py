@@ -25,7 +25,7 @@ from annae import errors
 from annae.nlu.policy import Decision
 from annae.privacy.redact import redact_text
 from annae.store.db import aware, iso, rowcount, utcnow
-from annae.store.direct import Direct
+from annae.store.direct import Direct, Loader
 from annae.store.tables.service import Conversation, Message, User
 from annae.store.tokens import hash_secret, new_secret
 
@@ -168,15 +168,21 @@ def find(session: Session, conv_id: str | None) -> Conversation | None:
 
 
 # built once: a statement built per call costs more CPU than its round trip (its cache key too)
-_BY_ID = select(Conversation).where(Conversation.id == bindparam("conv_id"))
-_BY_ID_LOCKED = _BY_ID.with_for_update()
+_BY_ID_LOCKED = (
+    select(Conversation).where(Conversation.id == bindparam("conv_id")).with_for_update()
+)
+# every turn reads its conversation: on the driver's cursor (annae.store.direct)
+_BY_ID = Loader(Conversation, Conversation.__table__.c.id == bindparam("conv_id"))
 
 
 def get(session: Session, conv_id: str, *, lock: bool = False) -> Conversation:
     """The conversation or :class:`NotFound`."""
     conv = None
     if conv_id and len(conv_id) <= 32:
-        conv = session.scalar(_BY_ID_LOCKED if lock else _BY_ID, {"conv_id": conv_id})
+        params = {"conv_id": conv_id}
+        conv = (
+            session.scalar(_BY_ID_LOCKED, params) if lock else _BY_ID.one_or_none(session, params)
+        )
     if conv is None:
         raise NotFound(f"no conversation with id {conv_id!r}")
     return conv
