@@ -146,3 +146,18 @@ def test_a_conversation_read_directly_is_the_sessions_own_instance(engine):
         assert convs.get(s, conv_id).customer_name == "민지"
         with pytest.raises(convs.NotFound):
             convs.get(s, "no-such-conversation")
+
+
+def test_many_messages_and_a_conversation_not_yet_flushed(engine):
+    with session_scope(engine) as s:
+        fresh = Conversation(id="f" * 32, token_hash="0" * 64, channel="web", state="bot")
+        s.add(fresh)  # pending: read as the session's query reads it, after an autoflush
+        assert convs.get(s, fresh.id) is fresh
+        msgs = [convs.new_message(fresh, "bot", "answer", f"line {i}") for i in range(19)]
+        convs.insert_messages(s, msgs)  # more than one INSERT's worth of rows
+    assert [m.id for m in msgs] == sorted(m.id for m in msgs)
+    with session_scope(engine) as s:
+        stored = s.execute(
+            select(Message.id, Message.text).where(Message.conversation_id == "f" * 32)
+        ).all()
+        assert sorted(stored) == [(m.id, m.text) for m in msgs]

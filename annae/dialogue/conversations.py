@@ -389,26 +389,29 @@ def _insert_messages(n: int) -> Direct:
 
 
 _INSERTS: dict[int, Direct] = {}
+_INSERT_ROWS = 8  # rows per INSERT at most: a few statements built, far below parameter limits
 
 
 def insert_messages(session: Session, msgs: Sequence[NewMessage]) -> None:
-    """Store ``msgs`` with one INSERT (one round trip, straight on the driver's cursor:
-    :mod:`annae.store.direct`) and set their ids, in order.
+    """Store ``msgs`` with one INSERT for every eight (a turn's one to three: one round trip,
+    straight on the driver's cursor: :mod:`annae.store.direct`) and set their ids, in order.
 
     The rows are the same as :func:`add_message` writes; the objects stay outside the session.
     The ids come from the table's sequence (PostgreSQL) or rowid (SQLite), given to the rows of
     one VALUES list in their order: the ids sorted are the rows' ids in order, whatever order
     RETURNING lists them in.
     """
-    if not msgs:
-        return
-    params = {
-        f"{name}_{i}": getattr(msg, name) for i, msg in enumerate(msgs) for name in _MESSAGE_COLUMNS
-    }
-    cursor = _insert_messages(len(msgs)).execute(session, params)
-    ids = sorted(row[0] for row in cursor.fetchall())
-    for msg, id_ in zip(msgs, ids, strict=True):
-        msg.id = id_
+    for start in range(0, len(msgs), _INSERT_ROWS):  # a turn has one to three
+        part = msgs[start : start + _INSERT_ROWS]
+        params = {
+            f"{name}_{i}": getattr(msg, name)
+            for i, msg in enumerate(part)
+            for name in _MESSAGE_COLUMNS
+        }
+        cursor = _insert_messages(len(part)).execute(session, params)
+        ids = sorted(row[0] for row in cursor.fetchall())
+        for msg, id_ in zip(part, ids, strict=True):
+            msg.id = id_
 
 
 def decision_record(decision: DecisionLike) -> dict:

@@ -143,6 +143,8 @@ class Loader(Generic[T]):
         self._new = mapper.class_manager.new_instance
 
     def one_or_none(self, session: Session, params: Mapping[str, Any]) -> T | None:
+        if session.autoflush and (session.new or session.dirty or session.deleted):
+            session.flush()  # as the session's query would: it reads what the session changed
         row = self.select.first(session, params)
         if row is None:
             return None
