@@ -677,12 +677,15 @@ def _desk_report(phases: list[dict], check: dict, version: str) -> None:
 
 def _memory_line(metrics: str, distinct: int) -> str:
     """The answer engine's memory of repeated questions over the run, from the server's metrics."""
-    counts = {"hit": 0.0, "miss": 0.0}
-    for line in metrics.splitlines():
-        for result in counts:
-            if line.startswith(f'annae_question_memory_total{{result="{result}"}}'):
-                counts[result] += float(line.split()[-1])
+    from prometheus_client.parser import text_string_to_metric_families
+
     from annae.settings import Settings
+
+    counts = {"hit": 0.0, "miss": 0.0}
+    for family in text_string_to_metric_families(metrics):  # as _routing_histogram reads them
+        for sample in family.samples:
+            if sample.name == "annae_question_memory_total":
+                counts[sample.labels["result"]] += sample.value
 
     total = counts["hit"] + counts["miss"]
     if not total:
