@@ -57,13 +57,10 @@ class _Plan:
         """The driver's arguments: each value converted by its type (a list in the statement's
         order for positional paramstyles)."""
         processors = self.processors
-        if self.positional:
-            return [
-                params[n] if (p := processors.get(n)) is None else p(params[n]) for n in self.names
-            ]
-        return {
-            n: params[n] if (p := processors.get(n)) is None else p(params[n]) for n in self.names
-        }
+        values = [
+            params[n] if (p := processors.get(n)) is None else p(params[n]) for n in self.names
+        ]
+        return values if self.positional else dict(zip(self.names, values, strict=True))
 
 
 class Direct:
