@@ -94,6 +94,26 @@ def test_an_int8_graph_that_disagrees_with_torch_gives_way_to_float32(torch_enco
     assert served is not None and "int8" not in served.config
 
 
+def test_the_bundled_bert_is_written_and_another_layout_or_a_bad_graph_is_traced(
+    torch_encoder, monkeypatch
+):
+    import annae.nlu.graph as graph_mod
+    import annae.nlu.onnx as onnx_mod
+
+    written = export(torch_encoder.model, int8=False)
+    assert written is not None and written.config["graph"] == "written"
+    # a graph written wrongly (no encoder layers) disagrees with torch: the model is traced
+    monkeypatch.setattr(graph_mod, "encoder", lambda g, x, *args, **kwargs: x)
+    traced = export(torch_encoder.model, int8=False)
+    assert traced is not None and "graph" not in traced.config
+    assert (traced.encode(QUESTIONS) * written.encode(QUESTIONS)).sum(1).min() > 0.9999
+    monkeypatch.undo()
+    # another layout (here: said to be one) is traced without trying
+    monkeypatch.setattr(onnx_mod, "_bert_export", lambda st_model: None)
+    other = export(torch_encoder.model, int8=False)
+    assert other is not None and "graph" not in other.config
+
+
 def test_an_export_that_disagrees_with_torch_is_refused(torch_encoder, monkeypatch):
     import annae.nlu.onnx as onnx_mod
 
