@@ -234,6 +234,15 @@ def test_scores_without_a_stacked_matrix_equal_the_stacked_product(model, entrie
         for i, (q, t) in enumerate(zip(questions, tokens, strict=True))
     ]
     assert np.array_equal(np.concatenate(alone), direct)
+    # the embedding block of the weights is copied once per model, and never pickled
+    import pickle
+
+    assert "_dense" in fitted.__dict__
+    again = pickle.loads(pickle.dumps(fitted))
+    assert "_dense" not in again.__dict__
+    assert np.array_equal(
+        again._direct(fitted.lexical.parts(questions, tokens), qemb, weight), direct
+    )
     scores = fitted.scores(questions, tokens, qemb, weight, len(clf.classes_))
     assert np.isfinite(scores[:, fitted.classes]).all()
 
