@@ -96,6 +96,8 @@ def _scenario_conversation(db, engine):
     with session_scope(db) as s:
         conv, _ = convs.create(s, language="ko")
         out = convs.post_customer(s, conv, text=EARBUD, engine=engine)
+        if out.reply["type"] == "clarify":  # none of the options fits: the customer asks for a
+            out = convs.post_customer(s, conv, handoff=True, engine=engine)  # person
         assert out.reply["type"] == "handoff", out.reply
         user = s.scalar(select(User).where(User.username == "mina"))
         agent = Identity(user.id, user.username, user.role)
