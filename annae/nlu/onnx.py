@@ -225,7 +225,7 @@ def _quantize(model: bytes) -> bytes:
 
 
 def _bert_export(st_model) -> Exported | None:
-    """The model as a graph written node by node (:mod:`annae.nlu.graph`: about 20 % less CPU a
+    """The model as a graph written node by node (:mod:`annae.nlu.graph`: 12-20 % less CPU a
     question in int8 than the traced export) where it is a BERT encoder with absolute positions
     and GELU, mean-pooled (then normalised or not); ``None`` for any other layout (traced by
     :func:`_export`). Inputs and output as the traced graph's: ``input_ids``, ``attention_mask``
