@@ -300,8 +300,9 @@ def main() -> None:
 
 The classifier is a linear SVM from 3,000 training examples up; below, cross-validation on the
 training data chooses a multinomial logistic regression or the SVM (it chose {few_models}
-{SHOTS}-shot seed; annae/nlu/classifier.py). The encoder is all-MiniLM-L6-v2 exported to ONNX at
-training and run by ONNX Runtime on one thread (same float32 embeddings as torch, cosine > 0.9999).
+{SHOTS}-shot seed; annae/nlu/classifier.py). The encoder is all-MiniLM-L6-v2 written as an ONNX
+graph at training (float32 checked against torch, cosine > 0.9999) and run by ONNX Runtime in int8
+on one thread, one question at a time (docs/engine.md).
 Accuracy is top-1 on the 3,080 test questions (published: BERT fine-tuned 93.66 %, USE+ConveRT
 93.36 % on full data; USE+ConveRT 85.19 % at 10 per intent). Annae's coverage and answered
 precision use the threshold it chose **from the training data alone**, assuming 20 % out-of-scope
