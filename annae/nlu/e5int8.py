@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from annae.nlu.encoder import one_by_one
-from annae.nlu.graph import Graph, Layer, encoder, masked_mean, plain_linear
+from annae.nlu.graph import Graph, Layer, encoder, masked_mean, plain_linear, side_by_side
 from annae.nlu.multilingual import DIM, PACKAGE, VERSION, checked_model_path
 from annae.nlu.onnx import CONFIG_FILE, MODEL_FILE, quantize, session, write_model
 
@@ -359,10 +359,8 @@ def _layer(w: Weights, index: int) -> Layer:
     def linear(name: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
         return w.q4(f"{p}.{name}.w", rows).T.copy(), w.f32(f"{p}.{name}.b")
 
-    q, k, v = (linear(n, H) for n in "qkv")
-    qkv = np.concatenate([q[0], k[0], v[0]], axis=1), np.concatenate([q[1], k[1], v[1]])
     return Layer(
-        qkv=qkv,
+        qkv=side_by_side(*(linear(n, H) for n in "qkv")),
         ao=linear("ao", H),
         fi=linear("fi", ff),
         fo=linear("fo", H),

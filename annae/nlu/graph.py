@@ -42,6 +42,15 @@ class Layer:
     oln: Norm
 
 
+def side_by_side(*linears: Linear) -> Linear:
+    """One matrix product for several that read the same input (query, key and value): their
+    matrices' columns and their biases side by side."""
+    return (
+        np.concatenate([m for m, _ in linears], axis=1),
+        np.concatenate([b for _, b in linears]),
+    )
+
+
 class Graph:
     """Nodes and initialisers of one graph under construction."""
 
@@ -157,4 +166,4 @@ def masked_mean(g: Graph, x: str, mask: str, out: str) -> None:
     g.outputs("Div", [total, g.node("ReduceSum", [mask3, axis1], keepdims=0)], [out])
 
 
-__all__ = ["Graph", "Layer", "encoder", "masked_mean", "plain_linear"]
+__all__ = ["Graph", "Layer", "encoder", "masked_mean", "plain_linear", "side_by_side"]

@@ -232,7 +232,7 @@ def _bert_export(st_model) -> Exported | None:
     (B, T, int64) → ``embedding`` (B, H), not normalised (the encoder normalises)."""
     from onnx import TensorProto, helper
 
-    from annae.nlu.graph import Graph, Layer, encoder, masked_mean, plain_linear
+    from annae.nlu.graph import Graph, Layer, encoder, masked_mean, plain_linear, side_by_side
 
     modules = [type(m).__name__ for m in st_model]
     if modules not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
@@ -260,8 +260,7 @@ def _bert_export(st_model) -> Exported | None:
     layers = []
     for index in range(config.num_hidden_layers):
         p = f"encoder.layer.{index}"
-        q, k, v = (linear(f"{p}.attention.self.{n}") for n in ("query", "key", "value"))
-        qkv = np.concatenate([q[0], k[0], v[0]], axis=1), np.concatenate([q[1], k[1], v[1]])
+        qkv = side_by_side(*(linear(f"{p}.attention.self.{n}") for n in ("query", "key", "value")))
         layers.append(
             Layer(
                 qkv=qkv,
