@@ -111,19 +111,21 @@ class Fitted:
             offset += len(vec.vocabulary)
         if emb is not None:
             dense = (np.asarray(emb) * weight).astype(np.float32).astype(np.float64)
-            block = self._dense_block(offset, dense.shape[1])
+            block = self._dense_block(offset)
             for r in range(n):
                 raw[r] += block @ dense[r]
         return raw.ravel() if raw.shape[1] == 1 else raw
 
-    def _dense_block(self, offset: int, width: int) -> np.ndarray:
-        """The embedding columns of the weights as contiguous float64, made once per model
-        (copying them took about 0.1 ms of every scored question) and not pickled."""
-        cached = self.__dict__.get("_dense")
-        if cached is None or cached[0] != (offset, width):
-            block = np.ascontiguousarray(self.svm.coef[:, offset : offset + width], np.float64)
-            cached = self.__dict__["_dense"] = ((offset, width), block)
-        return cached[1]
+    def _dense_block(self, offset: int) -> np.ndarray:
+        """The weights' embedding columns (the last block, from ``offset``) as contiguous
+        float64, made once per model (copying them took about 0.1 ms of every scored question)
+        and not pickled."""
+        block = self.__dict__.get("_dense")
+        if block is None:
+            block = self.__dict__["_dense"] = np.ascontiguousarray(
+                self.svm.coef[:, offset:], np.float64
+            )
+        return block
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
