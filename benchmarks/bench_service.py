@@ -190,13 +190,13 @@ def _tree_cpu(pid: int) -> float:
 
 def _threads_cpu(pid: int) -> dict[tuple[str, str], tuple[str, float]]:
     """CPU seconds so far of each thread of the server's processes (Linux /proc), by
-    ``(process, thread)``, with its kind: ``event loop`` (a worker's main thread) or ``other``
-    (the threads of the answer engine and the database work, the supervisor's)."""
+    ``(process, thread)``, with its kind: ``inference`` (the answer engine's thread,
+    :data:`annae.web.batching.THREAD_NAME`), ``event loop`` (a worker's main thread) or ``other``
+    (the threads of the database work, the supervisor's)."""
+    from annae.web.batching import THREAD_NAME
+
     out: dict[tuple[str, str], tuple[str, float]] = {}
-    for name, fields in _family(pid).items():
-        # a worker: a child of the supervisor with threads of its own (not the one-thread
-        # resource tracker of multiprocessing); fields[17] is num_threads
-        worker = int(name) != pid and int(fields[17]) > 1
+    for name in _family(pid):
         try:
             tids = os.listdir(f"/proc/{name}/task")
         except OSError:
@@ -205,8 +205,12 @@ def _threads_cpu(pid: int) -> dict[tuple[str, str], tuple[str, float]]:
             stat = _stat(f"/proc/{name}/task/{tid}/stat")
             if stat is None:
                 continue
-            # a worker's main thread runs its event loop
-            kind = "event loop" if worker and tid == name else "other"
+            if stat[0] == THREAD_NAME:
+                kind = "inference"
+            elif tid == name and int(name) != pid:  # a worker's main thread runs its event loop
+                kind = "event loop"
+            else:
+                kind = "other"
             out[(name, tid)] = kind, _cpu(stat[1])
     return out
 
@@ -214,18 +218,18 @@ def _threads_cpu(pid: int) -> dict[tuple[str, str], tuple[str, float]]:
 def _threads_delta(before: dict, after: dict) -> dict[str, float]:
     """CPU seconds by kind of thread between two :func:`_threads_cpu` readings (a thread that
     ended in between is left out: its CPU before the first reading must not count)."""
-    out = {"event loop": 0.0, "other": 0.0}
+    out = {"inference": 0.0, "event loop": 0.0, "other": 0.0}
     for key, (kind, seconds) in after.items():
         out[kind] += seconds - before.get(key, (kind, 0.0))[1]
     return out
 
 
 def _workers_peak_mb(threads: dict[tuple[str, str], tuple[str, float]]) -> list[float]:
-    """Peak resident memory (``VmHWM``, MB) of each worker process (those whose main thread is
-    an event loop in a :func:`_threads_cpu` reading; Linux /proc, none elsewhere): issue 13's
-    serving memory per worker."""
+    """Peak resident memory (``VmHWM``, MB) of each worker process: those that run an
+    inference thread in a :func:`_threads_cpu` reading (Linux /proc, none elsewhere): issue
+    13's serving memory per worker."""
     out = []
-    for name in sorted({proc for (proc, _), (kind, _) in threads.items() if kind == "event loop"}):
+    for name in sorted({proc for (proc, _), (kind, _) in threads.items() if kind == "inference"}):
         try:
             with open(f"/proc/{name}/status") as f:
                 out += [int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:")]
@@ -322,7 +326,6 @@ async def _load(
     stats = {"sent": 0, "conversations": 0, "latency": [], "types": Counter(), "errors": Counter()}
     stats.update(handoff_latency=[])
     stats.update(customers=customers, rate=rate, seconds=seconds, load_before=os.getloadavg()[0])
-    engine_before = _engine_cpu(base)  # scraped outside the CPU readings: a scrape costs CPU
     cpu_before = (_tree_cpu(server_pid) if server_pid else 0.0), _own_cpu()
     threads_before = _threads_cpu(server_pid) if server_pid else {}
     limits = httpx.Limits(max_connections=50)
@@ -350,33 +353,8 @@ async def _load(
     stats["cpu_generator"] = _own_cpu() - cpu_before[1]
     threads_after = _threads_cpu(server_pid) if server_pid else {}
     stats["cpu_threads"] = _threads_delta(threads_before, threads_after)
-    stats["cpu_engine"] = _engine_cpu(base) - engine_before
     stats["worker_peak_mb"] = _workers_peak_mb(threads_after)
     return stats
-
-
-def _engine_cpu(base: str) -> float:
-    """``annae_engine_cpu_seconds_total`` as one scrape shows it (every worker summed): the CPU
-    time of the answer engine's decisions so far, in whichever thread made them."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "annae_engine_cpu_seconds"
-        for sample in family.samples
-        if sample.name.endswith("_total")
-    )
-
-
-def _engine_loops_other(p: dict) -> tuple[float, float, float]:
-    """CPU seconds of a phase: the answer engine (its metric), the workers' event loops (their
-    main threads, /proc) and the rest of the server's threads (the database work of each turn,
-    Redis; /proc less the engine)."""
-    threads = p["cpu_threads"]
-    engine = p.get("cpu_engine", 0.0)
-    return engine, threads["event loop"], threads["other"] - engine
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -414,9 +392,10 @@ MEASURES = [
         lambda p: " / ".join(f"{mb:.0f} MB" for mb in p.get("worker_peak_mb", [])) or "—",
     ),
     (
-        "CPU per reply: answer engine / event loops / other threads",
+        "CPU per reply by thread: inference / event loops / other",
         lambda p: " / ".join(
-            f"{1000 * v / max(1, len(p['latency'])):.1f} ms" for v in _engine_loops_other(p)
+            f"{1000 * p['cpu_threads'].get(k, 0.0) / max(1, len(p['latency'])):.1f} ms"
+            for k in ("inference", "event loop", "other")
         ),
     ),
     (
@@ -727,18 +706,17 @@ def _service_report(phases: list[dict], version: str, metrics: str, distinct: in
     rows = [[name, *(fn(p) for p in phases)] for name, fn in MEASURES]
     body = (
         f"`annae serve --workers {WORKERS}` on a fresh PostgreSQL database with Redis events, model {version} "
-        f"(encoder `{ENCODER}`, the answer engine on one core thread, one question at a time per "
-        f"worker, micro-batched under load), demo KB; the load "
+        f"(encoder `{ENCODER}`, one inference thread per worker on one core thread, micro-batched "
+        f"decisions), demo KB; the load "
         f"generator runs on the same machine. Each customer holds a WebSocket and sends a question "
         f"(demo-KB phrasings, about 10 % out of scope) at a fixed period, waits for the reply and, after a "
         f"hand-off or a 10 s timeout, comes back in a new conversation; latency is from sending the frame "
         f"to the `reply` event. Rate limits off (one client IP). The machine is shared: its load average "
         f"is in the table (2 cores; above 2 means our processes got only part of the CPU). CPU per reply "
         f"is that of every worker process (answer engine, database work, sockets) and of the load "
-        f"generator; PostgreSQL and Redis come on top. Split: the answer engine (the CPU time of "
-        f"its decisions, `annae_engine_cpu_seconds_total`, in whichever thread made them), the "
-        f"workers' event loops (their main threads, /proc: sockets, Redis events, JSON) and the "
-        f"other threads less the engine (mostly the database work of each turn).\n\n"
+        f"generator; PostgreSQL and Redis come on top. By thread (from /proc, exact): the "
+        f"inference threads (the answer engine), the workers' event loops (sockets, Redis "
+        f"events, JSON), and the other threads (mostly the database work of each turn).\n\n"
         + table(headers, rows)
         + _memory_line(metrics, distinct)
         + "\n\nTarget (issue 3): 0 errors and p99 < 150 ms at 100 questions/s on this 2-core machine."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -57,80 +58,67 @@ def test_batched_decisions_match_single_ones(engine):
     assert "answer" in types and "handoff" in types
 
 
-class _Spy:
-    """``engine`` that records which thread ran each call and how many questions it had; a
-    call waits (at most 60 s) while ``hold`` is set and not yet released."""
-
-    def __init__(self, engine, hold: threading.Event | None = None) -> None:
-        self.engine, self.hold = engine, hold
-        self.calls: list[tuple[str, int]] = []
-        self.running = threading.Event()
-
-    def decide_many(self, texts: list[str]):
-        self.calls.append((threading.current_thread().name, len(texts)))
-        self.running.set()
-        if self.hold is not None:
-            self.hold.wait(timeout=60)
-        return self.engine.decide_many(texts)
-
-
-def test_a_lone_question_is_decided_in_the_calling_thread(engine):
-    """No question waiting and the engine free: the worker thread decides it itself (no other
-    thread is woken, none is started)."""
-    decider = BatchDecider()
-    spy = _Spy(engine)
-    for text in QUESTIONS[:3]:
-        _same(decider.decide(spy, text), engine.decide(text))
-    assert spy.calls == [(threading.current_thread().name, 1)] * 3
-    assert decider._thread is None
-    assert (decider.batches, decider.questions) == (3, 3)
-    decider.close()
-
-
-def test_questions_that_find_the_engine_busy_are_batched_by_the_inference_thread(engine):
-    """While one worker thread runs the engine, the others' questions queue; the inference
-    thread then decides them in batches (each decision the same as alone)."""
+def test_batch_decider_serves_concurrent_threads(engine):
     decider = BatchDecider(max_batch=4)
-    release = threading.Event()
-    spy = _Spy(engine, hold=release)
-    texts = QUESTIONS * 2
     results: dict[int, object] = {}
+    texts = QUESTIONS * 3
 
     def ask(i: int) -> None:
-        results[i] = decider.decide(spy, texts[i])
+        results[i] = decider.decide(engine, texts[i])
 
-    first = threading.Thread(target=ask, args=(0,), name="worker-0")
-    first.start()
-    assert spy.running.wait(timeout=60)  # worker-0 holds the engine
-    rest = [threading.Thread(target=ask, args=(i,)) for i in range(1, len(texts))]
-    for t in rest:
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(texts))]
+    for t in threads:
         t.start()
-
-    def waiting() -> int:  # queued, or held by the inference thread waiting for the engine
-        return len(decider._pending) + decider._taken
-
-    for _ in range(600):  # every other question waits behind worker-0's
-        if waiting() == len(texts) - 1:
-            break
-        threading.Event().wait(0.01)
-    assert waiting() == len(texts) - 1
-    release.set()
-    for t in [first, *rest]:
+    for t in threads:
         t.join(timeout=60)
     assert len(results) == len(texts)
     for i, text in enumerate(texts):
         _same(results[i], engine.decide(text))
-    assert spy.calls[0] == ("worker-0", 1)
-    assert {name for name, _ in spy.calls[1:]} == {THREAD_NAME}
-    assert sum(n for _, n in spy.calls) == len(texts) == decider.questions
-    # worker-0's, the inference thread's first (what had queued when it woke), then batches of 4
-    assert decider.batches == len(spy.calls) <= 2 + -(-(len(texts) - 2) // 4)
+    assert decider.questions == len(texts)
     # the inference thread carries its name in the OS too (top -H; the service benchmark's split)
     thread = decider._thread
     assert thread is not None and thread.is_alive()
     assert Path(f"/proc/self/task/{thread.native_id}/comm").read_text().strip() == THREAD_NAME
     decider.close()
-    assert not thread.is_alive()
+    assert len(texts) / 4 <= decider.batches <= len(texts)
+
+
+class _HeldUntil:
+    """``engine`` whose batches wait (at most 60 s) until ``event`` is set."""
+
+    def __init__(self, event: threading.Event, engine) -> None:
+        self.event, self.engine = event, engine
+
+    def decide_many(self, texts: list[str]):
+        self.event.wait(timeout=60)
+        return self.engine.decide_many(texts)
+
+
+def test_batch_decider_serves_the_event_loop(engine):
+    """WebSocket turns await their decision on the loop; concurrent ones share batches."""
+    import asyncio
+
+    decider = BatchDecider(max_batch=4)
+    texts = QUESTIONS * 2
+    # "together" even on a busy machine: the inference thread could otherwise decide each question
+    # before the next one is queued; here its first batch waits until every question is queued
+    queued = threading.Event()
+    gated = _HeldUntil(queued, engine)
+
+    async def ask_all() -> list:
+        asks = [asyncio.ensure_future(decider.decide_async(gated, t)) for t in texts]
+        await asyncio.sleep(0)  # every ask runs up to its submit() before this goes on
+        queued.set()
+        return await asyncio.gather(*asks)
+
+    # a thread of its own: Playwright's sync API (session-scoped browser) keeps an event loop
+    # running in the main thread once a browser test has run in this worker
+    with ThreadPoolExecutor(1) as pool:
+        results = pool.submit(asyncio.run, ask_all()).result()
+    for text, decision in zip(texts, results, strict=True):
+        _same(decision, engine.decide(text))
+    assert decider.questions == len(texts)
+    assert decider.batches < len(texts)  # they arrived together, so some were batched
 
 
 def test_closing_the_decider_ends_its_thread_after_the_queued_questions(engine):

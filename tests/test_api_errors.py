@@ -224,13 +224,10 @@ def test_health_ready_and_metrics(api):
         return scraped(f'annae_question_memory_total{{result="{result}"}}')
 
     hits, misses = remembered("hit"), remembered("miss")
-    engine_cpu = scraped("annae_engine_cpu_seconds_total")
     conv_id, headers = api.customer()
     for _ in range(2):
         assert api.say(conv_id, headers, "Do you ship to Jeju island?")["type"]
     assert (remembered("hit"), remembered("miss")) == (hits + 1, misses + 1)
-    # the CPU time of the engine's decisions grew with them
-    assert scraped("annae_engine_cpu_seconds_total") > engine_cpu
 
 
 def test_readyz_is_503_without_a_model(annae_home, db_url, monkeypatch):

@@ -1,19 +1,16 @@
 """Micro-batching of bot decisions: concurrent questions share one call of the answer engine.
 
-A worker thread that needs a decision (:meth:`BatchDecider.decide`, inside the turn's one
-thread-pool call) makes it itself when the engine is free and no question waits: no other thread
-is woken, and the event loop is not woken in between. Otherwise the question queues for the
-process's one inference thread, which takes every question that arrived while the engine was
-busy and decides them together (one wake-up, one call of the features and the classifier; the
-int8 encoders still embed each question alone, so that no decision depends on its batch).
-Either way one thread at a time runs the engine.
+Under load one inference thread per process takes every question that arrived while it was busy
+and decides them together (one wake-up, one call of the features and the classifier; the int8
+encoders still embed each question alone, so that no decision depends on its batch). At low load
+a batch is a single question and nothing waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol
@@ -27,7 +24,8 @@ log = logging.getLogger("annae.batching")
 
 
 THREAD_NAME = "annae-decide"
-"""The inference thread's name, in Python and for the OS (``top -H``, ``/proc/<pid>/task/*/comm``)."""
+"""The inference thread's name, in Python and for the OS (``top -H``, ``/proc/<pid>/task/*/comm``:
+what the service benchmark reads to give the engine's share of the CPU)."""
 
 
 def name_os_thread(name: str) -> None:
@@ -49,14 +47,10 @@ class DecidesMany(Protocol):
 
 def decide_many(engine: DecidesMany, texts: Sequence[str]) -> list[Decision]:
     """``[engine.decide(t) for t in texts]`` in one call of the engine
-    (:meth:`annae.nlu.engine.Engine.decide_many`); its memory of repeated questions and its CPU
-    time counted in the metrics (``annae_question_memory_total``, ``annae_engine_cpu_seconds``)."""
+    (:meth:`annae.nlu.engine.Engine.decide_many`); its memory of repeated questions counted in
+    the metrics (``annae_question_memory_total``)."""
     hits, misses = getattr(engine, "memory_hits", 0), getattr(engine, "memory_misses", 0)
-    started = time.thread_time()
-    try:
-        out = list(engine.decide_many(list(texts)))
-    finally:
-        metrics.observe_engine_cpu(time.thread_time() - started)
+    out = list(engine.decide_many(list(texts)))
     metrics.observe_question_memory(
         getattr(engine, "memory_hits", 0) - hits, getattr(engine, "memory_misses", 0) - misses
     )
@@ -64,15 +58,12 @@ def decide_many(engine: DecidesMany, texts: Sequence[str]) -> list[Decision]:
 
 
 class BatchDecider:
-    """One inference thread per process for questions that find the engine busy; ``decide``
-    blocks the calling worker thread until done."""
+    """One inference thread per process; ``decide`` blocks the calling worker thread until done."""
 
     def __init__(self, max_batch: int = 32) -> None:
         self.max_batch = max_batch
         self._pending: list[tuple[DecidesMany, str, Future[Decision]]] = []
         self._cond = threading.Condition()
-        self._engine_busy = threading.Lock()  # held by the one thread running the engine
-        self._taken = 0  # questions in the inference thread's hand (they go before newcomers)
         self._thread: threading.Thread | None = None
         self._closed = False
         self.batches = 0  # batches taken, and the questions in them (counted as taken)
@@ -92,18 +83,12 @@ class BatchDecider:
         return fut
 
     def decide(self, engine: DecidesMany, text: str) -> Decision:
-        """The decision for ``text``, blocking the calling thread: made right here when the
-        engine is free and no question waits (no thread hop), else with the next batch."""
-        idle = not (self._pending or self._taken or self._closed)
-        if idle and self._engine_busy.acquire(blocking=False):
-            try:
-                with self._cond:
-                    self.batches += 1
-                    self.questions += 1
-                return decide_many(engine, [text])[0]
-            finally:
-                self._engine_busy.release()
+        """The decision for ``text``, blocking the calling thread until its batch is done."""
         return self.submit(engine, text).result()
+
+    async def decide_async(self, engine: DecidesMany, text: str) -> Decision:
+        """The decision for ``text``, awaited on the event loop (no worker thread waits)."""
+        return await asyncio.wrap_future(self.submit(engine, text))
 
     def close(self) -> None:
         """Stop the inference thread once the queued questions are decided (app shutdown)."""
@@ -126,18 +111,12 @@ class BatchDecider:
                     self._pending[: self.max_batch],
                     self._pending[self.max_batch :],
                 )
-                self._taken = len(batch)
-            try:
-                with self._engine_busy:
-                    self._decide(batch)  # its engines are not held between batches
-            finally:
-                self._taken = 0
+            self._decide(batch)  # its engines are not held between batches
 
     def _decide(self, batch: list[tuple[DecidesMany, str, Future[Decision]]]) -> None:
         # counted before any answer is handed back: whoever sees an answer sees it counted
-        with self._cond:
-            self.batches += 1
-            self.questions += len(batch)
+        self.batches += 1
+        self.questions += len(batch)
         # a retrain may swap engines mid-stream: decide each engine's questions with it
         groups: dict[int, list[tuple[DecidesMany, str, Future[Decision]]]] = {}
         for item in batch:

@@ -41,10 +41,6 @@ QUESTION_MEMORY = Counter(
     "Questions the answer engine ranked (miss) or took from its memory of repeated texts (hit).",
     ["result"],
 )
-ENGINE_CPU = Counter(
-    "annae_engine_cpu_seconds",
-    "CPU time of the answer engine's decisions (the deciding thread's, whichever thread it is).",
-)
 ROUTING = Histogram(
     "annae_handoff_routing_seconds",
     "Time a customer's hand-off turn spends routing: team and hours (the agent pick follows).",
@@ -77,10 +73,6 @@ def observe_question_memory(hits: int, misses: int) -> None:
         QUESTION_MEMORY.labels("hit").inc(hits)
     if misses:
         QUESTION_MEMORY.labels("miss").inc(misses)
-
-
-def observe_engine_cpu(seconds: float) -> None:
-    ENGINE_CPU.inc(seconds)
 
 
 def observe_decision(type_: str, reason: str | None) -> None:

@@ -137,6 +137,7 @@ async def _kakao_turn(
     settings = get_settings()
     utterance = payload.userRequest.utterance.strip()
     handoff = kakao.fixed_intent(utterance)[0] == "handoff"
+    decision, failure = (None, "no_model") if handoff else await decide(svc, utterance)
     state: dict = {}
 
     def find(session: Session):
@@ -167,20 +168,17 @@ async def _kakao_turn(
             model_loader=lambda: recommender(svc.settings),
         )
 
-    def turn():  # the decision, then the transaction, in one worker thread
-        decision, failure = (None, "no_model") if handoff else decide(svc, utterance)
-        return decision, _retrying(
-            commit_turn,
-            svc,
-            find,
-            text=utterance,
-            decision=decision,
-            failure=failure,
-            intent=intent,
-            after=after,
-        )
-
-    decision, (reply, (notices, cards, waiting)) = await run_in_threadpool(turn)
+    reply, (notices, cards, waiting) = await run_in_threadpool(
+        _retrying,
+        commit_turn,
+        svc,
+        find,
+        text=utterance,
+        decision=decision,
+        failure=failure,
+        intent=intent,
+        after=after,
+    )
     notices = [*state["carried"], *notices]
     language = state["language"] or (getattr(decision, "language", None) if decision else None)
     if waiting:  # the agent's first reply within the minute comes on this callback

@@ -134,15 +134,15 @@ async def customer_turn(
     """Authorize, rate-limit, store the turn and the bot's reply; publish events after commit;
     ``later`` gets the hand-off's assignment to run once the reply is sent (``commit_turn``).
 
-    One worker thread takes the question off the event loop: it gets the engine's decision
-    (made in that thread when the engine is free, else with the inference thread's next batch),
-    then runs the turn's one transaction; the loop wakes once, for the reply."""
+    On the event loop: the question waits for its batch (before the transaction) without
+    holding a worker thread; only the database work (and a Redis rate limit) runs in one."""
     set_conversation(conv_id)
     svc = services(conn)
     if svc.limiter.blocks("ip"):
         await run_in_threadpool(limit, conn, "ip", client_ip(conn))
     else:
         limit(conn, "ip", client_ip(conn))
+    decision, failure = await decide(svc, body.text)
 
     def find(session: Session) -> Conversation:  # in the turn's one transaction
         conv, access = authorize(conn, session, conv_id, token, channel)
@@ -153,20 +153,17 @@ async def customer_turn(
         limit(conn, "conversation", conv.id)
         return conv
 
-    def turn() -> dict:  # the decision, then the transaction: one hop off the event loop
-        decision, failure = decide(svc, body.text)
-        return commit_turn(
-            svc,
-            find,
-            text=body.text,
-            choice=body.choice,
-            handoff=body.handoff,
-            decision=decision,
-            failure=failure,
-            later=later,
-        )[0]
-
-    reply = await run_in_threadpool(turn)
+    reply, _ = await run_in_threadpool(
+        commit_turn,
+        svc,
+        find,
+        text=body.text,
+        choice=body.choice,
+        handoff=body.handoff,
+        decision=decision,
+        failure=failure,
+        later=later,
+    )
     log.info(
         "turn",
         extra={
@@ -179,14 +176,13 @@ async def customer_turn(
     return reply
 
 
-def decide(svc: Services, text: str | None) -> tuple[Decision | None, str]:
-    """The engine's decision on ``text`` (:meth:`annae.web.batching.BatchDecider.decide`, from
-    a worker thread, before the turn's transaction) and the hand-off reason when there is none."""
+async def decide(svc: Services, text: str | None) -> tuple[Decision | None, str]:
+    """The engine's decision on ``text`` (batched) and the hand-off reason when there is none."""
     engine = svc.holder.get() if text is not None else None
     if engine is None or text is None:
         return None, "no_model"
     try:
-        return svc.decider.decide(engine, text), "no_model"
+        return await svc.decider.decide_async(engine, text), "no_model"
     except Exception:
         log.exception("the engine failed on a customer message")
         return None, "engine_error"
