@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,17 @@ PASSWORD = "correct-horse-battery"
 
 
 _TRAINED: dict[str, Path] = {}
+
+
+def handed_off(post: Callable[[dict], dict], text: str) -> dict:
+    """The reply to a customer's ``text`` that no entry answers, followed, where the bot asks to
+    clarify instead, by the customer asking for a person (none of the options fits): the hand-off
+    of such a question whatever side of the clarify threshold its options fall (it moves a little
+    with a machine's int8 kernels). ``post(body)`` sends one message body, returns the reply."""
+    reply = post({"text": text})
+    if reply["type"] == "clarify":
+        reply = post({"handoff": True})
+    return reply
 
 
 @lru_cache(maxsize=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from api_support import handed_off
 
 from annae.kb import entries
 from annae.learning import feedback
@@ -259,12 +260,13 @@ def _scenario(api, first: str | None = None) -> tuple[str, dict, dict]:
     conv_id, headers = api.customer()
     if first:
         api.say(conv_id, headers, first)
-    reply = api.say(conv_id, headers, EARBUD)  # no entry answers it
-    if reply["type"] == "clarify":  # none of the options fits: the customer asks for a person
-        r = api.client.post(
-            f"/api/v1/conversations/{conv_id}/messages", json={"handoff": True}, headers=headers
-        )
-        reply = r.json()
+
+    def post(body: dict) -> dict:
+        r = api.client.post(f"/api/v1/conversations/{conv_id}/messages", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    reply = handed_off(post, EARBUD)  # no entry answers it
     assert reply["type"] == "handoff"
     agent = api.login("alice")
     assert api.client.post(f"/api/v1/conversations/{conv_id}/assign", headers=agent).is_success
