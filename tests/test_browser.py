@@ -174,6 +174,52 @@ def test_resolve_closes_and_customer_can_reopen(browser, sqlite_server: LiveServ
         cust_ctx.close()
 
 
+# the hand-off's reply comes back late, after the live "state" event has already said
+# "Connecting you to a person…" (what made this page drop a message written at once, in CI)
+SLOW_HANDOFF = """
+(() => {
+  const fetch0 = window.fetch.bind(window);
+  window.fetch = async (url, opts) => {
+    const res = await fetch0(url, opts);
+    if (opts && typeof opts.body === "string" && opts.body.includes('"handoff"')) {
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    return res;
+  };
+})();
+"""
+
+
+def test_a_message_written_while_the_handoff_is_on_its_way_follows_it(
+    browser, sqlite_server: LiveServer
+) -> None:
+    ctx = browser.new_context(viewport=DESKTOP)
+    try:
+        chat = ctx.new_page()
+        chat.add_init_script(SLOW_HANDOFF)
+        chat.goto(sqlite_server.url + "/chat?lang=en")
+        chat.click("#chat-human")
+        expect(chat.locator("#chat-status")).to_have_text("Connecting you to a person…")
+        assert chat.evaluate("document.querySelector('#chat-send').disabled")  # still on its way
+        ask(chat, "Hello? Is anyone there?")
+        expect(chat.locator("#chat-input")).to_have_value("")
+        expect(chat.locator(".sys", has_text="You're in the queue.")).to_have_count(1)
+        expect(chat.locator(".msg.customer .bubble", has_text="Is anyone there?")).to_have_count(1)
+        expect(chat.locator(".msg.customer.failed")).to_have_count(0)
+        expect(chat.locator(".msg.bot:not(.welcome)")).to_have_count(0)
+        # stored after the hand-off, in that order
+        conv = chat.evaluate("JSON.parse(sessionStorage.getItem('annae.conversation'))")
+        got = httpx.get(
+            f"{sqlite_server.url}/api/v1/conversations/{conv['id']}/messages",
+            headers={"Authorization": f"Bearer {conv['token']}"},
+        ).json()
+        texts = [m["text"] for m in got["messages"] if m["sender"] == "customer"]
+        assert texts == ["[asked for a person]", "Hello? Is anyone there?"]
+        assert got["state"] == "waiting"
+    finally:
+        ctx.close()
+
+
 def test_korean_interface_language_choice_and_toggle(browser, sqlite_server: LiveServer) -> None:
     """The browser's language picks Korean; Korean questions get Korean answers; the toggle switches."""
     ctx = browser.new_context(viewport=DESKTOP, locale="ko-KR")

@@ -25,6 +25,7 @@
     byId: new Map(),
     pending: [], // optimistic customer bubbles waiting for their stored id
     sending: false,
+    idle: null, // a promise settled when the turn on its way ends (a next message waits for it)
     socket: null,
     lastId: 0,
     queuedShown: false,
@@ -405,8 +406,14 @@
     el("span", { class: "dots", "aria-hidden": "true" }, [el("i"), el("i"), el("i")]),
   ]);
 
+  let settleIdle = null;
   function setSending(on) {
     state.sending = on;
+    if (on && !settleIdle) state.idle = new Promise((resolve) => (settleIdle = resolve));
+    if (!on && settleIdle) {
+      settleIdle();
+      settleIdle = null;
+    }
     sendBtn.disabled = on;
     humanBtn.disabled = on;
     input.setAttribute("aria-busy", on ? "true" : "false");
@@ -516,12 +523,15 @@
 
   async function send(text) {
     const clean = text.trim();
-    if (!clean || state.sending) return;
+    if (!clean) return;
     showError(null);
     const item = append({ sender: "customer", type: "text", text: clean });
     state.pending.push(item);
     input.value = "";
     autosize();
+    // a message written while the last turn (or the hand-off) is on its way follows it: the
+    // state event can show "Connecting you…" before that turn's reply has come back
+    while (state.sending) await state.idle;
     setSending(true);
     try {
       handleReply(await post({ text: clean }), item);
